@@ -1,0 +1,10 @@
+// Each subcommand registers its options on the CLI11 app and sets the callback that runs it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace longseq::cli {
+
+void add_info(CLI::App& app);
+
+}  // namespace longseq::cli

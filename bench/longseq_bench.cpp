@@ -1,0 +1,104 @@
+// longseq-bench: one runner for every op. For each op it prints the time, ns per element and the
+// achieved GB/s or GFLOP/s next to this machine's ceilings measured at start. Benchmarks are not
+// tests: nothing here asserts a time. Figures go to docs/PERFORMANCE.md with the command line.
+#include "bench/ceilings.h"
+#include "core/memory.h"
+#include "core/ops/gemm.h"
+#include "core/tensor.h"
+#include "core/threads.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <functional>
+#include <random>
+#include <regex>
+
+using namespace longseq;
+using namespace longseq::bench;
+
+namespace {
+
+struct Op {
+  std::string name, shape;
+  double elements;  // for ns/element
+  double bytes;     // moved per call (0 if compute-bound)
+  double flops;     // per call (0 if memory-bound)
+  std::function<void()> run;
+};
+
+Tensor random_tensor(Shape shape, uint64_t seed) {
+  Tensor t = Tensor::empty(std::move(shape));
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(-1, 1);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = d(rng);
+  return t;
+}
+
+std::vector<Op> make_ops() {
+  std::vector<Op> ops;
+  {  // Contiguous copy of a (L, D) activation: the memcpy floor every op is measured against.
+    auto src = std::make_shared<Tensor>(random_tensor({65536, 1024}, 1));
+    auto dst = std::make_shared<Tensor>(Tensor::empty({65536, 1024}));
+    const double n = double(src->numel());
+    ops.push_back({"tensor.copy", "L=65536 D=1024 f32", n, 8 * n, 0, [=] { dst->copy_from(*src); }});
+  }
+  {  // Strided gather: a D-slice of a wider activation (the x half of in_proj's output).
+    auto src = std::make_shared<Tensor>(random_tensor({65536, 2048}, 2));
+    auto dst = std::make_shared<Tensor>(Tensor::empty({65536, 1024}));
+    const double n = double(dst->numel());
+    ops.push_back({"tensor.copy_strided", "L=65536 D=1024 of 2048", n, 8 * n, 0,
+                   [=] { dst->copy_from(src->slice(1, 0, 1024)); }});
+  }
+  {  // BF16 weights to F32 on load.
+    auto src = std::make_shared<Tensor>(random_tensor({4096, 4096}, 3).to(DType::BF16));
+    const double n = double(src->numel());
+    ops.push_back({"tensor.bf16_to_f32", "4096x4096", n, 6 * n, 0, [=] { (void)src->to(DType::F32); }});
+  }
+  for (auto [M, K, O] : {std::tuple<int64_t, int64_t, int64_t>{4096, 768, 3072}, {4096, 1536, 768}, {2048, 256, 768}}) {
+    auto x = std::make_shared<Tensor>(random_tensor({M, K}, 4));
+    auto w = std::make_shared<Tensor>(random_tensor({O, K}, 5));
+    auto y = std::make_shared<Tensor>(Tensor::empty({M, O}));
+    ops.push_back({"linear", fmt::format("M={} K={} O={}", M, K, O), double(M * O), 0, 2.0 * M * K * O,
+                   [=] { linear(*x, *w, {}, *y); }});
+  }
+  return ops;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"longseq-bench: op timings against this machine's measured ceilings"};
+  std::string filter = ".*";
+  std::vector<int> threads_list;
+  int reps = 7;
+  app.add_option("--filter", filter, "Regex on op names");
+  app.add_option("--threads", threads_list, "Thread counts to run (default: 1 and all cores)");
+  app.add_option("--reps", reps, "Timed repetitions per op (median reported)");
+  CLI11_PARSE(app, argc, argv);
+  if (threads_list.empty()) {
+    threads_list = {1};
+    if (available_cores() > 1) threads_list.push_back(available_cores());
+  }
+  const std::regex re(filter);
+  auto ops = make_ops();
+  for (int threads : threads_list) {
+    set_num_threads(threads);
+    const Ceilings c = measure_ceilings(threads);
+    fmt::print("\n== threads={}  ceilings: copy {:.1f} GB/s, fp32 FMA peak {:.1f} GFLOP/s ==\n", threads, c.copy_gbs,
+               c.fma_gflops);
+    fmt::print("{:<22} {:<26} {:>10} {:>10} {:>12} {:>9}\n", "op", "shape", "ms", "ns/elem", "rate", "% ceiling");
+    for (auto& op : ops) {
+      if (!std::regex_search(op.name, re)) continue;
+      const double s = median_seconds(reps, op.run);
+      const bool compute = op.flops > 0;
+      const double rate = compute ? op.flops / s / 1e9 : op.bytes / s / 1e9;
+      const double pct = 100.0 * rate / (compute ? c.fma_gflops : c.copy_gbs);
+      fmt::print("{:<22} {:<26} {:>10.3f} {:>10.3f} {:>7.1f} {:<4} {:>8.0f}%\n", op.name, op.shape, s * 1e3,
+                 s * 1e9 / op.elements, rate, compute ? "GF/s" : "GB/s", pct);
+    }
+  }
+  fmt::print("\npeak RSS {:.1f} MiB\n", double(peak_rss_bytes()) / (1 << 20));
+  return 0;
+}

@@ -1,0 +1,24 @@
+# Compiler flags for project targets only (third-party headers stay out of -Werror via SYSTEM includes).
+add_library(longseq_flags INTERFACE)
+target_compile_options(longseq_flags INTERFACE
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wno-unused-parameter>
+  $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<BOOL:${LONGSEQ_WERROR}>>:-Werror>)
+
+# CPU tuning: native by default; the portable build targets x86-64-v3 (AVX2+FMA).
+if(LONGSEQ_NATIVE)
+  set(LONGSEQ_ARCH_FLAGS -march=native)
+else()
+  set(LONGSEQ_ARCH_FLAGS -march=x86-64-v3)
+endif()
+target_compile_options(longseq_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${LONGSEQ_ARCH_FLAGS}>)
+
+# Eigen's AVX-512 GEMM is 20-30% slower than its AVX2 path on the target Zen 4 machine
+# (shared/notes/machine-ceilings.md), so the one translation unit that runs Eigen products is built
+# without AVX-512. Only that file may instantiate Eigen products, to keep the ODR intact.
+set(LONGSEQ_GEMM_FLAGS -mno-avx512f)
+
+if(LONGSEQ_SANITIZE)
+  string(REPLACE ";" "," _san "${LONGSEQ_SANITIZE}")
+  target_compile_options(longseq_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=${_san} -fno-omit-frame-pointer -fno-sanitize-recover=all>)
+  target_link_options(longseq_flags INTERFACE -fsanitize=${_san})
+endif()

@@ -1,0 +1,82 @@
+#include "core/config.h"
+
+#include "core/error.h"
+#include "core/fileio.h"
+
+namespace longseq {
+
+Config Config::load(const std::filesystem::path& path) { return parse(read_text_file(path), path.string()); }
+
+Config Config::parse(const std::string& text, const std::string& source) {
+  Config c;
+  c.source_ = source;
+  c.json_ = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (c.json_.is_discarded()) fail("{}: not valid JSON (check the file; it should be the model's config.json)", source);
+  if (!c.json_.is_object()) fail("{}: expected a JSON object at the top level", source);
+  return c;
+}
+
+const nlohmann::json* Config::find(const std::string& key) const {
+  const nlohmann::json* node = &json_;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = key.find('.', start);
+    const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!node->is_object()) return nullptr;
+    auto it = node->find(part);
+    if (it == node->end() || it->is_null()) return nullptr;
+    node = &*it;
+    if (dot == std::string::npos) return node;
+    start = dot + 1;
+  }
+}
+
+void Config::invalid(const std::string& key, const std::string& why) const {
+  fail("{}: key '{}' {} (fix the config)", source_, key, why);
+}
+
+const nlohmann::json& Config::require(const std::string& key, const char* type) const {
+  const nlohmann::json* v = find(key);
+  if (!v) fail("{}: missing required key '{}' ({}) (add it to the config)", source_, key, type);
+  return *v;
+}
+
+int64_t Config::get_int(const std::string& key) const {
+  const auto& v = require(key, "integer");
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float() && v.get<double>() == double(int64_t(v.get<double>()))) return int64_t(v.get<double>());
+  invalid(key, "must be an integer, got " + v.dump());
+}
+
+double Config::get_double(const std::string& key) const {
+  const auto& v = require(key, "number");
+  if (!v.is_number()) invalid(key, "must be a number, got " + v.dump());
+  return v.get<double>();
+}
+
+bool Config::get_bool(const std::string& key) const {
+  const auto& v = require(key, "true/false");
+  if (!v.is_boolean()) invalid(key, "must be true or false, got " + v.dump());
+  return v.get<bool>();
+}
+
+std::string Config::get_string(const std::string& key) const {
+  const auto& v = require(key, "string");
+  if (!v.is_string()) invalid(key, "must be a string, got " + v.dump());
+  return v.get<std::string>();
+}
+
+int64_t Config::get_int(const std::string& key, int64_t fallback) const { return has(key) ? get_int(key) : fallback; }
+double Config::get_double(const std::string& key, double fallback) const { return has(key) ? get_double(key) : fallback; }
+bool Config::get_bool(const std::string& key, bool fallback) const { return has(key) ? get_bool(key) : fallback; }
+std::string Config::get_string(const std::string& key, const std::string& fallback) const {
+  return has(key) ? get_string(key) : fallback;
+}
+
+int64_t Config::get_int_in(const std::string& key, int64_t lo, int64_t hi) const {
+  const int64_t v = get_int(key);
+  if (v < lo || v > hi) invalid(key, fmt::format("must be in [{}, {}], got {}", lo, hi, v));
+  return v;
+}
+
+}  // namespace longseq

@@ -1,0 +1,20 @@
+// A model directory in the Hugging Face convention: config.json + model.safetensors.
+#pragma once
+
+#include "core/config.h"
+#include "core/safetensors.h"
+
+#include <filesystem>
+
+namespace longseq {
+
+struct ModelDir {
+  std::filesystem::path dir;
+  Config config;
+  SafetensorsFile weights;
+
+  // `path` is the directory (or its config.json). Throws naming the missing file and what to do.
+  static ModelDir open(const std::filesystem::path& path);
+};
+
+}  // namespace longseq

@@ -1,0 +1,109 @@
+// Tensor: a typed, strided window onto reference-counted storage. Views (slice, select, reshape) share
+// storage and never copy; copies happen only through the explicitly named clone(), contiguous() and
+// to(). Storage is either 64-byte aligned memory counted by the memory accountant, or borrowed memory
+// (an mmap'ed safetensors file) kept alive by an owner handle.
+#pragma once
+
+#include "core/dtype.h"
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace longseq {
+
+using Shape = std::vector<int64_t>;
+
+std::string shape_str(std::span<const int64_t> shape);
+int64_t shape_numel(std::span<const int64_t> shape);
+
+class Storage {
+ public:
+  // Uninitialized, aligned, counted by the memory accountant.
+  static std::shared_ptr<Storage> allocate(size_t bytes);
+  // Borrowed memory; `owner` keeps it alive (e.g. a file mapping). Not counted.
+  static std::shared_ptr<Storage> borrow(void* data, size_t bytes, std::shared_ptr<const void> owner);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  std::byte* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  bool owned() const { return owner_ == nullptr; }
+
+ private:
+  Storage(std::byte* data, size_t bytes, std::shared_ptr<const void> owner)
+      : data_(data), bytes_(bytes), owner_(std::move(owner)) {}
+  std::byte* data_;
+  size_t bytes_;
+  std::shared_ptr<const void> owner_;  // null when the storage owns its memory
+};
+
+class Tensor {
+ public:
+  Tensor() = default;  // undefined tensor: defined() is false
+
+  // New contiguous tensors. empty() leaves memory uninitialized.
+  static Tensor empty(Shape shape, DType dtype = DType::F32);
+  static Tensor zeros(Shape shape, DType dtype = DType::F32);
+  static Tensor full(Shape shape, float value);
+  static Tensor from_vector(const std::vector<float>& values, Shape shape);
+  // A contiguous tensor over `storage` starting `byte_offset` bytes in. Throws if it does not fit.
+  static Tensor from_storage(std::shared_ptr<Storage> storage, size_t byte_offset, Shape shape, DType dtype);
+
+  bool defined() const { return storage_ != nullptr; }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  const Shape& strides() const { return strides_; }  // in elements
+  int dim() const { return int(shape_.size()); }
+  int64_t size(int d) const { return shape_[norm_dim(d)]; }
+  int64_t stride(int d) const { return strides_[norm_dim(d)]; }
+  int64_t numel() const { return shape_numel(shape_); }
+  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype_); }
+  bool is_contiguous() const;
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
+
+  // Typed element pointer (to the first element of this view). Throws if T does not match dtype().
+  template <class T>
+  T* data() const {
+    check_dtype(dtype_of<T>());
+    return reinterpret_cast<T*>(raw());
+  }
+  void* raw() const { return storage_ ? storage_->data() + offset_ : nullptr; }
+
+  // Views (no copy). Negative dims count from the end.
+  Tensor slice(int d, int64_t start, int64_t length) const;  // [start, start+length) along d
+  Tensor select(int d, int64_t index) const;                 // drops dimension d
+  Tensor reshape(Shape shape) const;                         // contiguous only; one -1 allowed
+  Tensor unsqueeze(int d) const;
+
+  // Copies.
+  Tensor clone() const;       // always a new contiguous tensor of the same dtype
+  Tensor contiguous() const;  // *this when already contiguous, else clone()
+  Tensor to(DType dtype) const;  // new contiguous tensor converted element-wise (float <-> float/int)
+  // Copies `src` (same shape, any strides, any dtype convertible to ours) into this view.
+  void copy_from(const Tensor& src);
+  void fill(float value);
+
+  // Element access for tests and small tools (slow: bounds- and dtype-checked, converts to float).
+  float item(std::initializer_list<int64_t> index) const;
+  std::vector<float> to_vector() const;  // row-major, converted to float
+
+  std::string describe() const;  // "F32[2, 3]"
+
+ private:
+  int norm_dim(int d) const;
+  void check_dtype(DType want) const;
+  std::shared_ptr<Storage> storage_;
+  size_t offset_ = 0;  // bytes
+  Shape shape_;
+  Shape strides_;
+  DType dtype_ = DType::F32;
+};
+
+Shape contiguous_strides(std::span<const int64_t> shape);
+
+}  // namespace longseq

@@ -1,0 +1,112 @@
+// Shared test helpers: where the optional fixtures are, scratch folders, running the CLI, and error
+// metrics for comparisons against references.
+#pragma once
+
+#include "core/tensor.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <sys/wait.h>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace longseq::testing {
+
+// ../shared/fixtures (from LONGSEQ_FIXTURES) when present; tests GTEST_SKIP otherwise.
+inline std::optional<std::filesystem::path> fixtures_dir() {
+  const char* env = std::getenv("LONGSEQ_FIXTURES");
+  std::filesystem::path p = env ? env : LONGSEQ_SOURCE_DIR "/../shared/fixtures";
+  if (std::filesystem::is_directory(p)) return p;
+  return std::nullopt;
+}
+
+#define LONGSEQ_REQUIRE_FIXTURE(var, name)                                              \
+  auto var##_root = ::longseq::testing::fixtures_dir();                                 \
+  if (!var##_root || !std::filesystem::exists(*var##_root / (name)))                    \
+    GTEST_SKIP() << "fixture " << (name) << " not present (../shared/fixtures)";        \
+  const std::filesystem::path var = *var##_root / (name)
+
+// A fresh folder removed at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "longseq-test-XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+inline std::string read_all(const std::filesystem::path& p) {
+  std::string out;
+  if (FILE* f = std::fopen(p.c_str(), "rb")) {
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    std::fclose(f);
+  }
+  return out;
+}
+
+// Runs the longseq binary (LONGSEQ_BIN if set, else the one this build made) with `args` (shell-quoted by the caller where needed),
+// capturing stdout and stderr separately.
+inline CliResult run_cli(const std::string& args) {
+  const char* env = std::getenv("LONGSEQ_BIN");
+  const std::string bin = env ? env : LONGSEQ_BIN_PATH;
+  TempDir tmp;
+  const std::string cmd = bin + " " + args + " >" + (tmp / "out").string() + " 2>" +
+                          (tmp / "err").string() + " </dev/null";
+  const int status = std::system(cmd.c_str());
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_all(tmp / "out");
+  r.err = read_all(tmp / "err");
+  return r;
+}
+
+inline std::vector<float> random_vector(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+struct ErrorStats {
+  double max_abs = 0, max_ref = 0, rel_l2 = 0;
+};
+
+template <class A, class B>
+ErrorStats compare(const A& got, const B& ref) {
+  ErrorStats s;
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double d = double(got[i]) - double(ref[i]);
+    s.max_abs = std::max(s.max_abs, std::abs(d));
+    s.max_ref = std::max(s.max_ref, std::abs(double(ref[i])));
+    num += d * d;
+    den += double(ref[i]) * double(ref[i]);
+  }
+  s.rel_l2 = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  return s;
+}
+
+}  // namespace longseq::testing
