@@ -252,6 +252,14 @@ Tensor Tensor::unsqueeze(int d) const {
   return t;
 }
 
+Tensor Tensor::transpose(int d0, int d1) const {
+  const int a = norm_dim(d0), b = norm_dim(d1);
+  Tensor t = *this;
+  std::swap(t.shape_[a], t.shape_[b]);
+  std::swap(t.strides_[a], t.strides_[b]);
+  return t;
+}
+
 Tensor Tensor::reshape(Shape shape) const {
   LS_CHECK(is_contiguous(), "reshape of a non-contiguous {} view would copy; call contiguous() first", describe());
   int infer = -1;

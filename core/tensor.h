@@ -79,6 +79,7 @@ class Tensor {
   Tensor select(int d, int64_t index) const;                 // drops dimension d
   Tensor reshape(Shape shape) const;                         // contiguous only; one -1 allowed
   Tensor unsqueeze(int d) const;
+  Tensor transpose(int d0, int d1) const;                    // swaps two dimensions (strided view)
 
   // Copies.
   Tensor clone() const;       // always a new contiguous tensor of the same dtype

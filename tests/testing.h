@@ -2,6 +2,7 @@
 // metrics for comparisons against references.
 #pragma once
 
+#include "core/error.h"
 #include "core/tensor.h"
 
 #include <gtest/gtest.h>

@@ -1,0 +1,49 @@
+// The interface every language model family implements, so `forward`, `loglik` and the variant
+// scorer work the same on Mamba and Hyena. Letters: L length, d d_model, V padded vocabulary.
+#pragma once
+
+#include "core/model_dir.h"
+#include "core/tensor.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace longseq {
+
+struct ForwardOutputs {
+  Tensor logits;                // (L, V)
+  std::vector<Tensor> hidden;   // per layer (L, d): residual stream after each block (when asked)
+  Tensor final_hidden;          // (L, d): final norm output (when asked)
+  std::vector<std::pair<std::string, Tensor>> extra;  // family-specific states, fixture naming
+};
+
+struct ForwardOptions {
+  bool hidden = false;    // fill hidden and final_hidden
+  int64_t chunk = 4096;   // tokens per streamed chunk (families that stream)
+};
+
+// Receives the logits of tokens [start, start + rows) as a (rows, V) tensor valid during the call.
+using LogitsSink = std::function<void(int64_t start, const Tensor& logits)>;
+
+class LanguageModel {
+ public:
+  virtual ~LanguageModel() = default;
+  virtual std::string family() const = 0;
+  virtual int64_t vocab_size() const = 0;  // padded: the width of the logits
+  virtual int64_t n_layer() const = 0;
+  virtual int64_t d_model() const = 0;
+  // Longest input the model accepts; 0 when unlimited (recurrent models).
+  virtual int64_t max_length() const = 0;
+  // Whole-sequence forward of one sequence of token ids (L), I64 or I32.
+  virtual ForwardOutputs forward(const Tensor& ids, const ForwardOptions& options) const = 0;
+  // Logits in order, chunk by chunk, in memory bounded by the chunk (recurrent families) or by the
+  // sequence (global-convolution families).
+  virtual void stream_logits(const Tensor& ids, int64_t chunk, const LogitsSink& sink) const = 0;
+};
+
+// Recognises the family from config.json and loads it. Throws naming the file and the problem.
+std::unique_ptr<LanguageModel> load_language_model(const ModelDir& dir);
+
+}  // namespace longseq

@@ -1,0 +1,26 @@
+#include "core/models/weights.h"
+
+#include "core/error.h"
+
+namespace longseq {
+
+Tensor WeightLoader::get(const std::string& name, const Shape& shape) {
+  if (!file_.contains(name))
+    fail("{}: missing tensor '{}' (the checkpoint does not match its config.json, or is not this model family)",
+         file_.path().string(), name);
+  const TensorInfo& info = file_.info(name);
+  if (info.shape != shape)
+    fail("{}: tensor '{}' has shape {} but the config implies {} (config.json and weights disagree)", file_.path().string(),
+         name, shape_str(info.shape), shape_str(shape));
+  used_.insert(name);
+  return file_.load_f32(name);
+}
+
+void WeightLoader::check_all_used(const std::string& family) const {
+  for (const auto& t : file_.tensors())
+    if (!used_.count(t.name))
+      fail("{}: unexpected tensor '{}' for a {} model with this config (wrong config.json, or an unsupported variant)",
+           file_.path().string(), t.name, family);
+}
+
+}  // namespace longseq

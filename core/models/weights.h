@@ -1,0 +1,28 @@
+// Loads a model's tensors by name with expected shapes, and at the end insists that every stored
+// tensor was used: a missing, extra or wrongly shaped tensor is an error naming it and the file.
+#pragma once
+
+#include "core/safetensors.h"
+
+#include <set>
+#include <string>
+
+namespace longseq {
+
+class WeightLoader {
+ public:
+  explicit WeightLoader(const SafetensorsFile& file) : file_(file) {}
+  bool has(const std::string& name) const { return file_.contains(name); }
+  // F32 view (zero-copy for F32 files) with shape checked against `shape`.
+  Tensor get(const std::string& name, const Shape& shape);
+  // Marks a stored tensor as known without loading it (e.g. a duplicate of a tied weight).
+  void ignore(const std::string& name) { used_.insert(name); }
+  // Throws naming the first unused tensor.
+  void check_all_used(const std::string& family) const;
+
+ private:
+  const SafetensorsFile& file_;
+  std::set<std::string> used_;
+};
+
+}  // namespace longseq

@@ -1,0 +1,20 @@
+// Scalar activations with the exact definitions of the reference implementations (PyTorch), shared
+// by the CPU reference paths and the CUDA kernels.
+#pragma once
+
+#include "core/dtype.h"
+
+#include <cmath>
+
+namespace longseq {
+
+// torch.nn.functional.softplus with beta 1, threshold 20.
+LS_HD float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+LS_HD float silu(float x) { return x / (1.0f + expf(-x)); }
+// GELU, tanh approximation (HyenaDNA's MLP).
+LS_HD float gelu_tanh(float x) {
+  const float k = 0.7978845608028654f;  // sqrt(2/pi)
+  return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+}  // namespace longseq
