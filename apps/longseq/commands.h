@@ -6,5 +6,7 @@
 namespace longseq::cli {
 
 void add_info(CLI::App& app);
+void add_forward(CLI::App& app);
+void add_loglik(CLI::App& app);
 
 }  // namespace longseq::cli

@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   app.fallthrough();
 
   longseq::cli::add_info(app);
+  longseq::cli::add_forward(app);
+  longseq::cli::add_loglik(app);
 
   try {
     app.parse_complete_callback([&] {

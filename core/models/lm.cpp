@@ -7,6 +7,11 @@
 
 namespace longseq {
 
+void LanguageModel::stream_logits(const Tensor& ids, int64_t chunk, const LogitsSink& sink) const {
+  LS_CHECK(ids.dim() == 1, "expected 1-D token ids, got {}", ids.describe());
+  stream_logits(ids.size(0), [&](int64_t start, Tensor& out) { out.copy_from(ids.slice(0, start, out.size(0))); }, chunk, sink);
+}
+
 std::unique_ptr<LanguageModel> load_language_model(const ModelDir& dir) {
   const std::string type = dir.config.get_string("model_type", "");
   if (type == "caduceus")

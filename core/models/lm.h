@@ -26,6 +26,8 @@ struct ForwardOptions {
 
 // Receives the logits of tokens [start, start + rows) as a (rows, V) tensor valid during the call.
 using LogitsSink = std::function<void(int64_t start, const Tensor& logits)>;
+// Writes the token ids [start, start + ids.size(0)) into `ids` (I64), in order of increasing start.
+using IdSource = std::function<void(int64_t start, Tensor& ids)>;
 
 class LanguageModel {
  public:
@@ -40,7 +42,10 @@ class LanguageModel {
   virtual ForwardOutputs forward(const Tensor& ids, const ForwardOptions& options) const = 0;
   // Logits in order, chunk by chunk, in memory bounded by the chunk (recurrent families) or by the
   // sequence (global-convolution families).
-  virtual void stream_logits(const Tensor& ids, int64_t chunk, const LogitsSink& sink) const = 0;
+  // `length` tokens are pulled from `ids` chunk by chunk, so neither the input nor the output of a
+  // recurrent model is ever held whole.
+  virtual void stream_logits(int64_t length, const IdSource& ids, int64_t chunk, const LogitsSink& sink) const = 0;
+  void stream_logits(const Tensor& ids, int64_t chunk, const LogitsSink& sink) const;
 };
 
 // Recognises the family from config.json and loads it. Throws naming the file and the problem.

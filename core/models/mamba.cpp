@@ -180,15 +180,17 @@ ForwardOutputs MambaModel::forward(const Tensor& ids, const ForwardOptions& opti
   return out;
 }
 
-void MambaModel::stream_logits(const Tensor& ids, int64_t chunk, const LogitsSink& sink) const {
+void MambaModel::stream_logits(int64_t length, const IdSource& source, int64_t chunk, const LogitsSink& sink) const {
   LS_CHECK(chunk >= 1, "chunk must be >= 1, got {}", chunk);
-  const int64_t L = ids.size(0);
   State state = new_state();
-  Tensor buf = Tensor::empty({std::min(chunk, std::max<int64_t>(L, 1)), vocab_size()});
-  for (int64_t t0 = 0; t0 < L; t0 += chunk) {
-    const int64_t n = std::min(chunk, L - t0);
-    Tensor lg = buf.slice(0, 0, n);
-    forward_chunk(ids.slice(0, t0, n), state, &lg, nullptr, nullptr);
+  const int64_t cap = std::min(chunk, std::max<int64_t>(length, 1));
+  Tensor ids = Tensor::empty({cap}, DType::I64);
+  Tensor logits = Tensor::empty({cap, vocab_size()});
+  for (int64_t t0 = 0; t0 < length; t0 += chunk) {
+    const int64_t n = std::min(chunk, length - t0);
+    Tensor id = ids.slice(0, 0, n), lg = logits.slice(0, 0, n);
+    source(t0, id);
+    forward_chunk(id, state, &lg, nullptr, nullptr);
     sink(t0, lg);
   }
 }

@@ -47,7 +47,8 @@ class MambaModel final : public LanguageModel {
   int64_t d_model() const override { return cfg_.d_model; }
   int64_t max_length() const override { return 0; }
   ForwardOutputs forward(const Tensor& ids, const ForwardOptions& options) const override;
-  void stream_logits(const Tensor& ids, int64_t chunk, const LogitsSink& sink) const override;
+  void stream_logits(int64_t length, const IdSource& ids, int64_t chunk, const LogitsSink& sink) const override;
+  using LanguageModel::stream_logits;
 
  private:
   void mixer(const Layer& layer, const Tensor& normed, Tensor& conv_state, Tensor& ssm_state, Tensor& out) const;

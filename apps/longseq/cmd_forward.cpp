@@ -1,0 +1,77 @@
+// `longseq forward`: run a model on the `input_ids` (B, L) of a safetensors file and write logits
+// (and hidden states, recurrent states) under the reference fixtures' names, so any reference can be
+// checked from the command line.
+#include "apps/longseq/commands.h"
+#include "core/error.h"
+#include "core/models/lm.h"
+#include "core/safetensors.h"
+
+#include <fmt/format.h>
+
+namespace longseq::cli {
+
+namespace {
+
+struct ForwardArgs {
+  std::string model, input, output;
+  bool hidden = false, states = false;
+  int64_t chunk = 4096;
+};
+
+// Stacks per-sequence (rows...) tensors into (B, rows...).
+Tensor stack(const std::vector<Tensor>& parts) {
+  Shape shape = parts.front().shape();
+  if (!shape.empty() && shape.front() == 1 && parts.front().dim() == 3) shape.erase(shape.begin());  // (1, X, Y) states
+  Shape full = shape;
+  full.insert(full.begin(), int64_t(parts.size()));
+  Tensor out = Tensor::empty(full);
+  for (size_t b = 0; b < parts.size(); ++b) out.select(0, int64_t(b)).copy_from(parts[b].reshape(shape));
+  return out;
+}
+
+void run(const ForwardArgs& a) {
+  const auto model = load_language_model(ModelDir::open(a.model));
+  const auto in = SafetensorsFile::open(a.input);
+  if (!in.contains("input_ids")) fail("{}: no 'input_ids' tensor (expected token ids of shape (B, L))", a.input);
+  const Tensor ids = in.view("input_ids");
+  LS_CHECK(ids.dim() == 2 && (ids.dtype() == DType::I64 || ids.dtype() == DType::I32),
+           "{}: input_ids must be I64 or I32 of shape (B, L), got {}", a.input, ids.describe());
+  std::vector<ForwardOutputs> outs;
+  for (int64_t b = 0; b < ids.size(0); ++b)
+    outs.push_back(model->forward(ids.select(0, b), {.hidden = a.hidden, .chunk = a.chunk}));
+
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  auto gather = [&](auto pick) {
+    std::vector<Tensor> parts;
+    for (const auto& o : outs) parts.push_back(pick(o));
+    return stack(parts);
+  };
+  tensors.emplace_back("logits", gather([](const ForwardOutputs& o) { return o.logits; }));
+  if (a.hidden) {
+    for (int64_t i = 0; i < model->n_layer(); ++i)
+      tensors.emplace_back(fmt::format("hidden_{}", i), gather([i](const ForwardOutputs& o) { return o.hidden[size_t(i)]; }));
+    tensors.emplace_back("final_hidden", gather([](const ForwardOutputs& o) { return o.final_hidden; }));
+  }
+  if (a.states)
+    for (size_t k = 0; k < outs.front().extra.size(); ++k)
+      tensors.emplace_back(outs.front().extra[k].first, gather([k](const ForwardOutputs& o) { return o.extra[k].second; }));
+  write_safetensors(a.output, tensors,
+                    {{"producer", "longseq " LONGSEQ_VERSION}, {"model", a.model}, {"family", model->family()},
+                     {"chunk", std::to_string(a.chunk)}});
+}
+
+}  // namespace
+
+void add_forward(CLI::App& app) {
+  auto args = std::make_shared<ForwardArgs>();
+  auto* cmd = app.add_subcommand("forward", "Run a model on input_ids from a safetensors file; write logits and states");
+  cmd->add_option("-m,--model", args->model, "Model directory")->required();
+  cmd->add_option("-i,--input", args->input, "safetensors file with input_ids (B, L)")->required();
+  cmd->add_option("-o,--output", args->output, "Output safetensors file")->required();
+  cmd->add_flag("--hidden", args->hidden, "Also write hidden_{i} (residual stream after block i) and final_hidden");
+  cmd->add_flag("--states", args->states, "Also write the final recurrent states (ssm_state_{i}, conv_state_{i})");
+  cmd->add_option("--chunk", args->chunk, "Tokens per streamed chunk")->check(CLI::PositiveNumber);
+  cmd->callback([args] { run(*args); });
+}
+
+}  // namespace longseq::cli

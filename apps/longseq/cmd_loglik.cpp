@@ -1,0 +1,145 @@
+// `longseq loglik`: per-position log-probabilities of a DNA sequence under a language model, streamed
+// to TSV chunk by chunk (bounded memory for recurrent models), with the sum and mean at the end.
+#include "apps/longseq/commands.h"
+#include "core/error.h"
+#include "core/fileio.h"
+#include "core/models/lm.h"
+#include "core/progress.h"
+#include "genomics/fasta.h"
+#include "genomics/tokenizer.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+namespace longseq::cli {
+
+namespace {
+
+struct LoglikArgs {
+  std::string model, fasta, region, text, output = "-";
+  int64_t chunk = 4096;
+  bool keep_case = false;
+};
+
+// Where the bases come from: a FASTA region (read chunk by chunk) or a literal string.
+class BaseSource {
+ public:
+  explicit BaseSource(const LoglikArgs& a) {
+    if (!a.text.empty()) {
+      text_ = a.text;
+      region_ = {"text", 0, int64_t(a.text.size())};
+      return;
+    }
+    fasta_.emplace(FastaReader::open(a.fasta));
+    if (a.region.empty()) {
+      const auto names = fasta_->contigs();
+      LS_CHECK(names.size() == 1, "{}: has {} contigs; pick one with --region chr[:start-end]", a.fasta, names.size());
+      region_ = fasta_->resolve({names[0], 0, -1});
+    } else {
+      region_ = fasta_->resolve(parse_region(a.region));
+    }
+  }
+  const Region& region() const { return region_; }
+  int64_t length() const { return region_.end - region_.start; }
+  // Bases [start, end) relative to the region start.
+  std::string bases(int64_t start, int64_t end) const {
+    if (fasta_) return fasta_->fetch(region_.contig, region_.start + start, region_.start + end);
+    return text_.substr(size_t(start), size_t(end - start));
+  }
+
+ private:
+  std::optional<FastaReader> fasta_;
+  std::string text_;
+  Region region_;
+};
+
+void run(const LoglikArgs& a) {
+  LS_CHECK(a.text.empty() != a.fasta.empty(), "give exactly one of --fasta FILE or --text STRING");
+  LS_CHECK(a.text.empty() || a.region.empty(), "--region applies to --fasta only");
+  const ModelDir dir = ModelDir::open(a.model);
+  const auto model = load_language_model(dir);
+  DnaTokenizer tok = DnaTokenizer::from_config(dir.config, model->vocab_size());
+  tok.set_keep_case(a.keep_case);
+  const BaseSource src(a);
+  const int64_t L = src.length();
+  LS_CHECK(L >= 2, "the sequence has {} bases; need at least 2 to score next-base predictions", L);
+  LS_CHECK(model->max_length() == 0 || L <= model->max_length(),
+           "the sequence has {} bases but the model accepts at most {} (use --region to score a window)", L, model->max_length());
+
+  std::optional<AtomicFile> file;
+  FILE* out = stdout;
+  if (a.output != "-") {
+    file.emplace(a.output);
+    out = file->stream();
+  }
+  fmt::print(out, "#chrom\tpos\tbase\tlogprob\n");
+
+  // The source pulls one base beyond each chunk so the sink knows the token each row predicts.
+  TokenizeStats stats;
+  std::string chunk_bases;  // bases [chunk_start, chunk_start + n + 1)
+  int64_t chunk_start = 0;
+  std::vector<int64_t> next_ids;
+  double sum = 0;
+  int64_t scored = 0;
+  Progress progress("loglik", L, "bases");
+  model->stream_logits(
+      L,
+      [&](int64_t start, Tensor& ids) {
+        const int64_t n = ids.size(0);
+        chunk_start = start;
+        chunk_bases = src.bases(start, std::min(L, start + n + 1));
+        tok.encode(std::string_view(chunk_bases).substr(0, size_t(n)), ids.data<int64_t>(), &stats);
+        next_ids.assign(chunk_bases.size(), 0);
+        tok.encode(chunk_bases, next_ids.data());
+      },
+      a.chunk,
+      [&](int64_t start, const Tensor& logits) {
+        const int64_t V = logits.size(1);
+        for (int64_t r = 0; r < logits.size(0); ++r) {
+          const int64_t t = start + r;  // this row predicts token t + 1
+          if (t + 1 >= L) break;
+          const float* row = logits.data<float>() + r * logits.stride(0);
+          float mx = row[0];
+          for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
+          double z = 0;
+          for (int64_t v = 0; v < V; ++v) z += std::exp(double(row[v]) - mx);
+          const size_t k = size_t(t + 1 - chunk_start);
+          const double lp = double(row[next_ids[k]]) - mx - std::log(z);
+          sum += lp;
+          ++scored;
+          fmt::print(out, "{}\t{}\t{}\t{:.6f}\n", src.region().contig, src.region().start + t + 2, chunk_bases[k], lp);
+        }
+        progress.add(logits.size(0));
+      });
+  progress.finish();
+  const double mean = sum / double(scored);
+  fmt::print(out, "#sum\t{:.6f}\n#mean\t{:.6f}\n#bits_per_base\t{:.6f}\n#scored\t{}\n", sum, mean, -mean / std::log(2.0), scored);
+  if (file) file->commit();
+  spdlog::info("{}:{}-{}: {} positions scored, sum {:.4f}, mean {:.6f} ({:.4f} bits/base)", src.region().contig,
+               src.region().start + 1, src.region().end, scored, sum, mean, -mean / std::log(2.0));
+  if (stats.soft_masked || stats.ambiguous || stats.unknown)
+    spdlog::info("tokenizer: {} soft-masked bases upper-cased, {} IUPAC codes mapped to N, {} unknown characters",
+                 stats.soft_masked, stats.ambiguous, stats.unknown);
+}
+
+}  // namespace
+
+void add_loglik(CLI::App& app) {
+  auto a = std::make_shared<LoglikArgs>();
+  auto* cmd = app.add_subcommand("loglik", "Per-position log-probabilities of a DNA sequence (TSV), with sum and mean");
+  cmd->add_option("-m,--model", a->model, "Model directory")->required();
+  auto* fasta = cmd->add_option("--fasta", a->fasta, "FASTA file (plain or bgzipped)");
+  cmd->add_option("--region", a->region, "chr[:start-end], 1-based inclusive (default: the only contig)")->needs(fasta);
+  auto* text = cmd->add_option("--text", a->text, "A DNA string instead of a FASTA file");
+  fasta->excludes(text);
+  cmd->add_option("-o,--output", a->output, "Output TSV ('-' = stdout)");
+  cmd->add_option("--chunk", a->chunk, "Tokens per streamed chunk")->check(CLI::PositiveNumber);
+  cmd->add_flag("--keep-case", a->keep_case, "Do not upper-case soft-masked (lowercase) bases; they become unknown tokens");
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace longseq::cli

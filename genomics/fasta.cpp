@@ -1,0 +1,157 @@
+#include "genomics/fasta.h"
+
+#include "core/error.h"
+
+#include <htslib/bgzf.h>
+#include <htslib/faidx.h>
+#include <htslib/hts.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <regex>
+
+namespace longseq {
+
+struct FastaReader::Impl {
+  faidx_t* fai = nullptr;
+  ~Impl() {
+    if (fai) fai_destroy(fai);
+  }
+};
+
+Region parse_region(const std::string& text) {
+  std::string t;
+  for (char c : text)
+    if (c != ',') t += c;
+  static const std::regex re(R"(^([^:]+)(?::(\d+)(?:-(\d+))?)?$)");
+  std::smatch m;
+  if (!std::regex_match(t, m, re)) fail("malformed region '{}' (use chr, chr:start-end with 1-based inclusive coordinates)", text);
+  Region r{m[1].str(), 0, -1};
+  if (m[2].matched) {
+    const int64_t a = std::stoll(m[2].str());
+    if (a < 1) fail("region '{}': start must be >= 1 (coordinates are 1-based)", text);
+    r.start = a - 1;
+    if (m[3].matched) {
+      const int64_t b = std::stoll(m[3].str());
+      if (b < a) fail("region '{}': end is before start", text);
+      r.end = b;
+    }
+  }
+  return r;
+}
+
+namespace {
+
+// System folders (package-managed data such as /usr/share) are never written, even by root.
+bool is_system_dir(const std::filesystem::path& dir) {
+  const std::string d = dir.lexically_normal().string() + "/";
+  for (const char* p : {"/usr/", "/opt/", "/etc/", "/lib/", "/lib64/", "/bin/", "/sbin/", "/boot/", "/var/lib/", "/snap/"})
+    if (d.rfind(p, 0) == 0) return true;
+  return false;
+}
+
+bool owned_and_writable(const std::filesystem::path& dir) {
+  struct stat st{};
+  return !is_system_dir(dir) && stat(dir.c_str(), &st) == 0 && st.st_uid == geteuid() && access(dir.c_str(), W_OK) == 0;
+}
+
+std::filesystem::path cache_dir() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  std::filesystem::path base = xdg && *xdg ? xdg : (home ? std::filesystem::path(home) / ".cache" : "/tmp");
+  return base / "longseq" / "faidx";
+}
+
+}  // namespace
+
+FastaReader FastaReader::open(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  if (!fs::is_regular_file(path)) fail("{}: reference FASTA not found (check the -r/--fasta path)", path.string());
+  FastaReader r;
+  r.path_ = path;
+  r.impl_ = std::make_unique<Impl>();
+  {  // Plain gzip cannot be indexed.
+    htsFile* f = hts_open(path.c_str(), "r");
+    if (!f) fail("{}: cannot open", path.string());
+    const htsFormat* fmt = hts_get_format(f);
+    const bool plain_gzip = fmt->compression == gzip;
+    hts_close(f);
+    if (plain_gzip)
+      fail("{}: compressed with plain gzip, which cannot be indexed; recompress with `bgzip` (or gunzip it)", path.string());
+  }
+  const std::string fn = path.string();
+  const bool bgzipped = [&] {
+    BGZF* b = bgzf_open(fn.c_str(), "r");
+    if (!b) return false;
+    const bool c = bgzf_compression(b) == bgzf;
+    bgzf_close(b);
+    return c;
+  }();
+  std::string fai = fn + ".fai", gzi = bgzipped ? fn + ".gzi" : "";
+  const bool have_index = fs::exists(fai) && (!bgzipped || fs::exists(gzi));
+  if (!have_index && !owned_and_writable(fs::absolute(path).parent_path())) {
+    const auto abs = fs::absolute(path).lexically_normal().string();
+    const auto stamp = fs::last_write_time(path).time_since_epoch().count();
+    const fs::path dir = cache_dir() / std::to_string(std::hash<std::string>{}(abs + "@" + std::to_string(stamp)));
+    fs::create_directories(dir);
+    fai = (dir / (path.filename().string() + ".fai")).string();
+    if (bgzipped) gzi = (dir / (path.filename().string() + ".gzi")).string();
+    if (!fs::exists(fai) && fai_build3(fn.c_str(), fai.c_str(), bgzipped ? gzi.c_str() : nullptr) != 0)
+      fail("{}: cannot build a FASTA index in {} (is it a valid FASTA file?)", fn, dir.string());
+  }
+  r.impl_->fai = fai_load3(fn.c_str(), fai.c_str(), bgzipped ? gzi.c_str() : nullptr, FAI_CREATE);
+  if (!r.impl_->fai) fail("{}: cannot load or build the FASTA index (is it a valid FASTA file?)", fn);
+  return r;
+}
+
+FastaReader::~FastaReader() = default;
+FastaReader::FastaReader(FastaReader&&) noexcept = default;
+FastaReader& FastaReader::operator=(FastaReader&&) noexcept = default;
+
+std::vector<std::string> FastaReader::contigs() const {
+  std::vector<std::string> out;
+  const int n = faidx_nseq(impl_->fai);
+  for (int i = 0; i < n; ++i) out.emplace_back(faidx_iseq(impl_->fai, i));
+  return out;
+}
+
+bool FastaReader::has_contig(const std::string& name) const { return faidx_has_seq(impl_->fai, name.c_str()) == 1; }
+
+int64_t FastaReader::length(const std::string& contig) const {
+  if (!has_contig(contig)) {
+    const auto names = contigs();
+    std::string some;
+    for (size_t i = 0; i < names.size() && i < 5; ++i) some += (i ? ", " : "") + names[i];
+    fail("{}: no contig '{}' in the reference (it has: {}{})", path_.string(), contig, some, names.size() > 5 ? ", ..." : "");
+  }
+  return faidx_seq_len(impl_->fai, contig.c_str());  // int in htslib 1.16: contigs < 2^31 bases
+}
+
+std::string FastaReader::fetch(const std::string& contig, int64_t start, int64_t end) const {
+  const int64_t len = length(contig);
+  if (start < 0 || end > len || start > end)
+    fail("{}: {}:{}-{} is outside the contig (length {})", path_.string(), contig, start + 1, end, len);
+  if (start == end) return {};
+  hts_pos_t got = 0;
+  char* s = faidx_fetch_seq64(impl_->fai, contig.c_str(), start, end - 1, &got);
+  if (!s || got != end - start) {
+    std::free(s);
+    fail("{}: failed to read {}:{}-{} (truncated or corrupt file?)", path_.string(), contig, start + 1, end);
+  }
+  std::string out(s, size_t(got));
+  std::free(s);
+  return out;
+}
+
+Region FastaReader::resolve(const Region& region) const {
+  const int64_t len = length(region.contig);
+  Region r = region;
+  if (r.end < 0) r.end = len;
+  if (r.start >= len || r.end > len)
+    fail("{}: region {}:{}-{} runs past the end of the contig (length {})", path_.string(), r.contig, r.start + 1, r.end, len);
+  return r;
+}
+
+}  // namespace longseq
