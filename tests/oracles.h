@@ -70,3 +70,96 @@ inline std::vector<double> conv_oracle(const std::vector<float>& x, const std::v
 }
 
 }  // namespace longseq::testing
+
+#include "core/models/mamba_config.h"
+
+#include <map>
+#include <string>
+
+namespace longseq::testing {
+
+// A Mamba-1 LM written straight from mamba_ssm's modules in float64, token by token, from a map of
+// released parameter names to values. Returns logits (L, V) row-major.
+inline std::vector<double> mamba_oracle(const MambaConfig& c, const std::map<std::string, std::vector<float>>& p,
+                                        const std::vector<int64_t>& ids) {
+  const int64_t d = c.d_model, D = c.d_inner, N = c.d_state, R = c.dt_rank, W = c.d_conv, V = c.padded_vocab, L = int64_t(ids.size());
+  auto P = [&](const std::string& k) -> const std::vector<float>& { return p.at(k); };
+  const auto& emb = P("backbone.embedding.weight");
+  auto resid = std::vector<std::vector<double>>(size_t(L), std::vector<double>(size_t(d), 0.0));
+  for (int64_t t = 0; t < L; ++t)
+    for (int64_t i = 0; i < d; ++i) resid[size_t(t)][size_t(i)] = emb[size_t(ids[size_t(t)] * d + i)];
+  auto rms = [&](const std::vector<double>& x, const std::vector<float>& w) {
+    double ss = 0;
+    for (double v : x) ss += v * v;
+    const double r = 1.0 / std::sqrt(ss / double(x.size()) + c.norm_eps);
+    std::vector<double> o(x.size());
+    for (size_t i = 0; i < x.size(); ++i) o[i] = x[i] * r * w[i];
+    return o;
+  };
+  auto silu = [](double v) { return v / (1.0 + std::exp(-v)); };
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const std::string m = "backbone.layers." + std::to_string(l) + ".mixer.";
+    const auto &inw = P(m + "in_proj.weight"), &cw = P(m + "conv1d.weight"), &cb = P(m + "conv1d.bias"),
+               &xw = P(m + "x_proj.weight"), &dw = P(m + "dt_proj.weight"), &db = P(m + "dt_proj.bias"),
+               &alog = P(m + "A_log"), &Dv = P(m + "D"), &ow = P(m + "out_proj.weight"),
+               &nw = P("backbone.layers." + std::to_string(l) + ".norm.weight");
+    auto xs = std::vector<std::vector<double>>(size_t(L), std::vector<double>(size_t(D), 0.0));
+    auto zs = xs;
+    for (int64_t t = 0; t < L; ++t) {
+      const auto h = rms(resid[size_t(t)], nw);
+      for (int64_t j = 0; j < 2 * D; ++j) {
+        double s = 0;
+        for (int64_t i = 0; i < d; ++i) s += double(inw[size_t(j * d + i)]) * h[size_t(i)];
+        (j < D ? xs[size_t(t)][size_t(j)] : zs[size_t(t)][size_t(j - D)]) = s;
+      }
+    }
+    std::vector<double> state(static_cast<size_t>(D * N), 0.0);
+    for (int64_t t = 0; t < L; ++t) {
+      std::vector<double> u(static_cast<size_t>(D)), y(static_cast<size_t>(D));
+      for (int64_t j = 0; j < D; ++j) {
+        double s = cb[size_t(j)];
+        for (int64_t k = 0; k < W; ++k) {
+          const int64_t src = t - (W - 1) + k;
+          if (src >= 0) s += double(cw[size_t(j * W + k)]) * xs[size_t(src)][size_t(j)];
+        }
+        u[size_t(j)] = silu(s);
+      }
+      std::vector<double> xdbl(static_cast<size_t>(R + 2 * N));
+      for (int64_t r = 0; r < R + 2 * N; ++r) {
+        double s = 0;
+        for (int64_t j = 0; j < D; ++j) s += double(xw[size_t(r * D + j)]) * u[size_t(j)];
+        xdbl[size_t(r)] = s;
+      }
+      for (int64_t j = 0; j < D; ++j) {
+        double dt = db[size_t(j)];
+        for (int64_t r = 0; r < R; ++r) dt += double(dw[size_t(j * R + r)]) * xdbl[size_t(r)];
+        dt = dt > 20 ? dt : std::log1p(std::exp(dt));
+        double acc = 0;
+        for (int64_t n = 0; n < N; ++n) {
+          double& h = state[size_t(j * N + n)];
+          h = std::exp(dt * -std::exp(double(alog[size_t(j * N + n)]))) * h + dt * xdbl[size_t(R + n)] * u[size_t(j)];
+          acc += xdbl[size_t(R + N + n)] * h;
+        }
+        y[size_t(j)] = (acc + Dv[size_t(j)] * u[size_t(j)]) * silu(zs[size_t(t)][size_t(j)]);
+      }
+      for (int64_t i = 0; i < d; ++i) {
+        double s = 0;
+        for (int64_t j = 0; j < D; ++j) s += double(ow[size_t(i * D + j)]) * y[size_t(j)];
+        resid[size_t(t)][size_t(i)] += s;
+      }
+    }
+  }
+  std::vector<double> logits(static_cast<size_t>(L * V));
+  const auto& head = p.count("lm_head.weight") ? P("lm_head.weight") : emb;
+  for (int64_t t = 0; t < L; ++t) {
+    const auto h = rms(resid[size_t(t)], P("backbone.norm_f.weight"));
+    for (int64_t v = 0; v < V; ++v) {
+      double s = 0;
+      for (int64_t i = 0; i < d; ++i) s += double(head[size_t(v * d + i)]) * h[size_t(i)];
+      logits[size_t(t * V + v)] = s;
+    }
+  }
+  return logits;
+}
+
+}  // namespace longseq::testing

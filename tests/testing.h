@@ -3,6 +3,8 @@
 #pragma once
 
 #include "core/error.h"
+#include "core/random.h"
+#include "core/safetensors.h"
 #include "core/tensor.h"
 
 #include <gtest/gtest.h>

@@ -8,5 +8,6 @@ namespace longseq::cli {
 void add_info(CLI::App& app);
 void add_forward(CLI::App& app);
 void add_loglik(CLI::App& app);
+void add_init(CLI::App& app);
 
 }  // namespace longseq::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   longseq::cli::add_info(app);
   longseq::cli::add_forward(app);
   longseq::cli::add_loglik(app);
+  longseq::cli::add_init(app);
 
   try {
     app.parse_complete_callback([&] {

@@ -1,6 +1,8 @@
 #include "core/models/mamba.h"
 
 #include "core/error.h"
+#include "core/fileio.h"
+#include "core/random.h"
 #include "core/models/weights.h"
 #include "core/ops/causal_conv1d.h"
 #include "core/ops/embedding.h"
@@ -69,7 +71,8 @@ std::unique_ptr<MambaModel> MambaModel::load(const ModelDir& dir) {
     L.x_proj_w = w.get(m + "x_proj.weight", {R + 2 * N, D});
     L.dt_proj_w = w.get(m + "dt_proj.weight", {D, R});
     L.dt_proj_b = w.get(m + "dt_proj.bias", {D});
-    L.A = neg_exp(w.get(m + "A_log", {D, N}));
+    L.A_log = w.get(m + "A_log", {D, N});
+    L.A = neg_exp(L.A_log);
     L.Dskip = w.get(m + "D", {D});
     L.out_proj_w = w.get(m + "out_proj.weight", {d, D});
     L.out_proj_b = optional(w, m + "out_proj.bias", c.bias, {d});
@@ -78,6 +81,88 @@ std::unique_ptr<MambaModel> MambaModel::load(const ModelDir& dir) {
   Tensor norm_f_b = optional(w, "backbone.norm_f.bias", !c.rms_norm, {d});
   w.check_all_used("Mamba-1");
   return std::make_unique<MambaModel>(c, embedding, lm_head, std::move(layers), norm_f_w, norm_f_b);
+}
+
+std::unique_ptr<MambaModel> MambaModel::random(const MambaConfig& c, uint64_t seed) {
+  Rng rng(seed);
+  const int64_t d = c.d_model, D = c.d_inner, N = c.d_state, R = c.dt_rank, W = c.d_conv, V = c.padded_vocab;
+  auto uniform = [&](Shape shape, double bound) {
+    Tensor t = Tensor::empty(std::move(shape));
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = float(rng.uniform(-bound, bound));
+    return t;
+  };
+  auto normal = [&](Shape shape, double std) {
+    Tensor t = Tensor::empty(std::move(shape));
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = float(std * rng.normal());
+    return t;
+  };
+  Tensor embedding = normal({V, d}, 0.02);
+  std::vector<Layer> layers(static_cast<size_t>(c.n_layer));
+  for (auto& L : layers) {
+    L.norm_w = Tensor::full({d}, 1.0f);
+    if (!c.rms_norm) L.norm_b = Tensor::zeros({d});
+    L.in_proj_w = uniform({2 * D, d}, 1.0 / std::sqrt(double(d)));
+    if (c.bias) L.in_proj_b = Tensor::zeros({2 * D});
+    L.conv_w = uniform({D, W}, 1.0 / std::sqrt(double(W)));
+    if (c.conv_bias) L.conv_b = uniform({D}, 1.0 / std::sqrt(double(W)));
+    L.x_proj_w = uniform({R + 2 * N, D}, 1.0 / std::sqrt(double(D)));
+    L.dt_proj_w = uniform({D, R}, 1.0 / std::sqrt(double(R)));
+    L.dt_proj_b = Tensor::empty({D});
+    for (int64_t i = 0; i < D; ++i) {  // dt log-uniform in [1e-3, 1e-1], bias = softplus^-1(dt)
+      const double dt = std::max(1e-4, std::exp(rng.uniform(std::log(1e-3), std::log(1e-1))));
+      L.dt_proj_b.data<float>()[i] = float(dt + std::log(-std::expm1(-dt)));
+    }
+    L.A_log = Tensor::empty({D, N});
+    for (int64_t i = 0; i < D; ++i)
+      for (int64_t n = 0; n < N; ++n) L.A_log.data<float>()[i * N + n] = float(std::log(double(n + 1)));
+    L.A = neg_exp(L.A_log);
+    L.Dskip = Tensor::full({D}, 1.0f);
+    // Kaiming-uniform, then rescaled by 1/sqrt(n_layer) as mamba_ssm's rescale_prenorm_residual does.
+    L.out_proj_w = uniform({d, D}, 1.0 / std::sqrt(double(D)) / std::sqrt(double(c.n_layer)));
+    if (c.bias) L.out_proj_b = Tensor::zeros({d});
+  }
+  Tensor lm_head = c.tie_embeddings ? embedding : normal({V, d}, 0.02);
+  return std::make_unique<MambaModel>(c, embedding, lm_head, std::move(layers), Tensor::full({d}, 1.0f),
+                                      c.rms_norm ? Tensor{} : Tensor::zeros({d}));
+}
+
+std::vector<std::pair<std::string, Tensor>> MambaModel::named_parameters() const {
+  std::vector<std::pair<std::string, Tensor>> p;
+  p.emplace_back(cfg_.embedding_name(), embedding_);
+  for (int64_t i = 0; i < cfg_.n_layer; ++i) {
+    const Layer& L = layers_[size_t(i)];
+    const std::string b = fmt::format("backbone.layers.{}.", i), m = b + "mixer.";
+    auto add = [&](const std::string& name, const Tensor& t) {
+      if (t.defined()) p.emplace_back(name, t);
+    };
+    add(b + "norm.weight", L.norm_w);
+    add(b + "norm.bias", L.norm_b);
+    add(m + "in_proj.weight", L.in_proj_w);
+    add(m + "in_proj.bias", L.in_proj_b);
+    add(m + "conv1d.weight", L.conv_w.reshape({cfg_.d_inner, 1, cfg_.d_conv}));
+    add(m + "conv1d.bias", L.conv_b);
+    add(m + "x_proj.weight", L.x_proj_w);
+    add(m + "dt_proj.weight", L.dt_proj_w);
+    add(m + "dt_proj.bias", L.dt_proj_b);
+    add(m + "A_log", L.A_log);
+    add(m + "D", L.Dskip);
+    add(m + "out_proj.weight", L.out_proj_w);
+    add(m + "out_proj.bias", L.out_proj_b);
+  }
+  p.emplace_back("backbone.norm_f.weight", norm_f_w_);
+  if (norm_f_b_.defined()) p.emplace_back("backbone.norm_f.bias", norm_f_b_);
+  if (!cfg_.tie_embeddings) p.emplace_back("lm_head.weight", lm_head_);
+  return p;
+}
+
+void MambaModel::save(const std::filesystem::path& dir) const {
+  std::filesystem::create_directories(dir);
+  AtomicFile cfg(dir / "config.json");
+  cfg.write(mamba_config_json(cfg_).dump(2) + "\n");
+  cfg.commit();
+  auto params = named_parameters();
+  params.front().first = "backbone.embedding.weight";  // config.json is written in the state-spaces format
+  write_safetensors(dir / "model.safetensors", params, {{"format", "pt"}, {"producer", "longseq " LONGSEQ_VERSION}});
 }
 
 MambaModel::State MambaModel::new_state() const {

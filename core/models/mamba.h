@@ -17,6 +17,7 @@ class MambaModel final : public LanguageModel {
     Tensor conv_w, conv_b;              // (D, W), (D) or undefined
     Tensor x_proj_w;                    // (R + 2N, D)
     Tensor dt_proj_w, dt_proj_b;        // (D, R), (D)
+    Tensor A_log;                       // (D, N), as stored
     Tensor A;                           // (D, N) = -exp(A_log)
     Tensor Dskip;                       // (D)
     Tensor out_proj_w, out_proj_b;      // (d, D), (d) or undefined
@@ -31,6 +32,14 @@ class MambaModel final : public LanguageModel {
 
   // Loads and validates every tensor against the config (names of either released format).
   static std::unique_ptr<MambaModel> load(const ModelDir& dir);
+  // A new model with mamba_ssm's initialisation (dt/A/D init, rescaled out_proj), deterministic in
+  // `seed`.
+  static std::unique_ptr<MambaModel> random(const MambaConfig& config, uint64_t seed);
+  // Writes config.json + model.safetensors (state-spaces names, tied lm_head stored once), each
+  // atomically. The folder is created if needed.
+  void save(const std::filesystem::path& dir) const;
+  // Every parameter under its released name (tied lm_head omitted).
+  std::vector<std::pair<std::string, Tensor>> named_parameters() const;
   MambaModel(MambaConfig config, Tensor embedding, Tensor lm_head, std::vector<Layer> layers, Tensor norm_f_w,
              Tensor norm_f_b);
 

@@ -65,7 +65,8 @@ MambaConfig parse_mamba_config(const Config& c) {
     m.norm_eps = c.get_double("layer_norm_epsilon", 1e-5);
     m.residual_in_fp32 = c.get_bool("residual_in_fp32", true);
     m.tie_embeddings = c.get_bool("tie_word_embeddings", true);
-    m.padded_vocab = round_up_multiple(m.vocab_size, pad_multiple(c));
+    m.pad_vocab_multiple = pad_multiple(c);
+    m.padded_vocab = round_up_multiple(m.vocab_size, m.pad_vocab_multiple);
     if (m.d_inner != m.expand * m.d_model)
       c.invalid("intermediate_size", fmt::format("is {} but expand*hidden_size is {}", m.d_inner, m.expand * m.d_model));
     return m;
@@ -88,8 +89,28 @@ MambaConfig parse_mamba_config(const Config& c) {
   m.residual_in_fp32 = c.get_bool("residual_in_fp32", true);
   m.tie_embeddings = c.get_bool("tie_embeddings", true);
   m.norm_eps = c.get_double("norm_epsilon", 1e-5);
-  m.padded_vocab = round_up_multiple(m.vocab_size, pad_multiple(c));
+  m.pad_vocab_multiple = pad_multiple(c);
+  m.padded_vocab = round_up_multiple(m.vocab_size, m.pad_vocab_multiple);
   return m;
+}
+
+}  // namespace longseq
+
+namespace longseq {
+
+nlohmann::json mamba_config_json(const MambaConfig& c) {
+  nlohmann::json ssm = {{"d_state", c.d_state}, {"d_conv", c.d_conv}, {"expand", c.expand},  {"dt_rank", c.dt_rank},
+                        {"conv_bias", c.conv_bias}, {"bias", c.bias}};
+  return {{"d_model", c.d_model},
+          {"n_layer", c.n_layer},
+          {"vocab_size", c.vocab_size},
+          {"ssm_cfg", ssm},
+          {"rms_norm", c.rms_norm},
+          {"residual_in_fp32", c.residual_in_fp32},
+          {"fused_add_norm", true},
+          {"pad_vocab_size_multiple", c.pad_vocab_multiple},
+          {"tie_embeddings", c.tie_embeddings},
+          {"norm_epsilon", c.norm_eps}};
 }
 
 }  // namespace longseq

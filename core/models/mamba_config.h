@@ -15,6 +15,7 @@ struct MambaConfig {
   int64_t n_layer = 0;
   int64_t vocab_size = 0;    // as in the config
   int64_t padded_vocab = 0;  // embedding / lm_head rows
+  int64_t pad_vocab_multiple = 8;
   int64_t d_state = 16;      // N
   int64_t d_conv = 4;
   int64_t expand = 2;
@@ -36,6 +37,10 @@ bool looks_like_mamba(const Config& c);
 // Parses and validates; throws naming the key for missing/invalid values and for features of the
 // family that longseq does not run (Mamba-2 layers, attention layers, MLP blocks).
 MambaConfig parse_mamba_config(const Config& c);
+
+// config.json in the state-spaces format (HF-format configs are written back in that format too,
+// with the matching tensor names handled by the model).
+nlohmann::json mamba_config_json(const MambaConfig& c);
 
 int64_t round_up_multiple(int64_t v, int64_t multiple);
 // pad_vocab_size_multiple, default 8, validated.

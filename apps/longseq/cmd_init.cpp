@@ -1,0 +1,53 @@
+// `longseq init`: a new model folder with the family's reference initialisation, for training from
+// scratch, tests and benchmarks (no pretrained weights can be downloaded on these machines).
+#include "apps/longseq/commands.h"
+#include "core/error.h"
+#include "core/models/mamba.h"
+
+#include <spdlog/spdlog.h>
+
+namespace longseq::cli {
+
+namespace {
+struct InitArgs {
+  std::string output, family = "mamba";
+  int64_t d_model = 64, n_layer = 2, vocab = 12, d_state = 16, d_conv = 4, expand = 2;
+  uint64_t seed = 0;
+};
+
+void run(const InitArgs& a) {
+  if (a.family != "mamba") fail("init: family '{}' is not supported yet (use --family mamba)", a.family);
+  MambaConfig c;
+  c.d_model = a.d_model;
+  c.n_layer = a.n_layer;
+  c.vocab_size = a.vocab;
+  c.pad_vocab_multiple = 8;
+  c.padded_vocab = round_up_multiple(a.vocab, 8);
+  c.d_state = a.d_state;
+  c.d_conv = a.d_conv;
+  c.expand = a.expand;
+  c.d_inner = a.expand * a.d_model;
+  c.dt_rank = (a.d_model + 15) / 16;
+  const auto model = MambaModel::random(c, a.seed);
+  model->save(a.output);
+  spdlog::info("wrote {} (mamba, d_model {}, {} layers, vocab {}, seed {})", a.output, c.d_model, c.n_layer, c.vocab_size, a.seed);
+}
+}  // namespace
+
+void add_init(CLI::App& app) {
+  auto a = std::make_shared<InitArgs>();
+  auto* cmd = app.add_subcommand("init", "Create a model folder with freshly initialised weights");
+  cmd->add_option("-o,--output", a->output, "Model directory to create")->required();
+  cmd->add_option("--family", a->family, "Model family")->check(CLI::IsMember({"mamba"}));
+  cmd->add_option("--d-model", a->d_model, "Model width")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  cmd->add_option("--n-layer", a->n_layer, "Number of blocks")->check(CLI::Range(1, 1024));
+  cmd->add_option("--vocab", a->vocab, "Vocabulary size (padded to a multiple of 8); 12 fits the DNA ids")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  cmd->add_option("--d-state", a->d_state, "SSM state size N")->check(CLI::Range(1, 256));
+  cmd->add_option("--d-conv", a->d_conv, "Causal conv width")->check(CLI::Range(1, 16));
+  cmd->add_option("--expand", a->expand, "Inner expansion (D = expand * d_model)")->check(CLI::Range(1, 16));
+  cmd->add_option("--seed", a->seed, "Random seed");
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace longseq::cli

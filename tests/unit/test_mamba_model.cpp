@@ -1,0 +1,132 @@
+// The Mamba-1 model against the float64 oracle (always runs, no fixtures needed): random shapes, odd
+// lengths, L = 1; chunked streaming equals one pass; save/load and the Hugging Face layout give the
+// same model; broken checkpoints give errors naming the tensor.
+#include "core/models/mamba.h"
+#include "tests/oracles.h"
+#include "tests/testing.h"
+
+#include <fstream>
+
+using namespace longseq;
+using namespace longseq::testing;
+
+namespace {
+
+MambaConfig small_config(int64_t d_model, int64_t n_layer, int64_t vocab, int64_t N) {
+  MambaConfig c;
+  c.d_model = d_model;
+  c.n_layer = n_layer;
+  c.vocab_size = vocab;
+  c.padded_vocab = round_up_multiple(vocab, 8);
+  c.d_state = N;
+  c.d_inner = 2 * d_model;
+  c.dt_rank = (d_model + 15) / 16;
+  return c;
+}
+
+std::map<std::string, std::vector<float>> param_map(const MambaModel& m) {
+  std::map<std::string, std::vector<float>> p;
+  for (const auto& [k, v] : m.named_parameters()) p[k] = v.to_vector();
+  return p;
+}
+
+Tensor random_ids(int64_t L, int64_t V, uint64_t seed) {
+  Tensor ids = Tensor::empty({L}, DType::I64);
+  Rng rng(seed);
+  for (int64_t i = 0; i < L; ++i) ids.data<int64_t>()[i] = int64_t(rng.below(uint64_t(V)));
+  return ids;
+}
+
+std::vector<int64_t> as_vec(const Tensor& ids) { return {ids.data<int64_t>(), ids.data<int64_t>() + ids.numel()}; }
+
+}  // namespace
+
+TEST(MambaModel, MatchesFloat64Oracle) {
+  struct Case {
+    int64_t d, layers, V, N, L;
+  };
+  for (const Case& c : {Case{16, 1, 12, 16, 1}, Case{24, 2, 10, 8, 37}, Case{40, 3, 12, 16, 101}, Case{8, 2, 5, 4, 64}}) {
+    const MambaConfig cfg = small_config(c.d, c.layers, c.V, c.N);
+    const auto model = MambaModel::random(cfg, uint64_t(c.d * 7 + c.L));
+    const Tensor ids = random_ids(c.L, c.V, 3);
+    const auto ref = mamba_oracle(cfg, param_map(*model), as_vec(ids));
+    const auto got = model->forward(ids, {.chunk = 4096}).logits.to_vector();
+    const ErrorStats e = compare(got, ref);
+    EXPECT_LE(e.max_abs, 1e-5 * std::max(1.0, e.max_ref)) << "d" << c.d << " L" << c.L;
+    EXPECT_LE(e.rel_l2, 1e-5) << "d" << c.d << " L" << c.L;
+  }
+}
+
+TEST(MambaModel, ChunkedStreamingEqualsOnePass) {
+  const auto model = MambaModel::random(small_config(32, 2, 12, 16), 5);
+  const Tensor ids = random_ids(203, 12, 9);
+  const auto whole = model->forward(ids, {.hidden = true, .chunk = 4096});
+  for (int64_t chunk : {1, 2, 7, 64, 202}) {
+    const auto part = model->forward(ids, {.hidden = true, .chunk = chunk});
+    const ErrorStats e = compare(part.logits.to_vector(), whole.logits.to_vector());
+    EXPECT_LE(e.max_abs, 2e-6 * std::max(1.0, e.max_ref)) << "chunk " << chunk;
+    for (size_t k = 0; k < whole.extra.size(); ++k)
+      EXPECT_LE(compare(part.extra[k].second.to_vector(), whole.extra[k].second.to_vector()).max_abs, 2e-6) << whole.extra[k].first;
+    // stream_logits pulls ids chunk by chunk and must give the same rows.
+    std::vector<float> streamed;
+    model->stream_logits(ids, chunk, [&](int64_t start, const Tensor& lg) {
+      EXPECT_EQ(start, int64_t(streamed.size()) / model->vocab_size());
+      const auto v = lg.to_vector();
+      streamed.insert(streamed.end(), v.begin(), v.end());
+    });
+    EXPECT_EQ(streamed, part.logits.to_vector()) << "chunk " << chunk;
+  }
+}
+
+TEST(MambaModel, SaveLoadAndHuggingFaceLayout) {
+  TempDir dir;
+  const auto model = MambaModel::random(small_config(32, 2, 12, 16), 8);
+  model->save(dir / "ss");
+  const Tensor ids = random_ids(50, 12, 4);
+  const auto want = model->forward(ids, {}).logits.to_vector();
+  EXPECT_EQ(MambaModel::load(ModelDir::open(dir / "ss"))->forward(ids, {}).logits.to_vector(), want);
+
+  // The same weights in the transformers MambaForCausalLM layout.
+  std::filesystem::create_directories(dir / "hf");
+  std::ofstream(dir / "hf/config.json") << R"({"model_type": "mamba", "hidden_size": 32, "num_hidden_layers": 2,
+      "vocab_size": 16, "state_size": 16, "conv_kernel": 4, "expand": 2, "intermediate_size": 64, "time_step_rank": 2,
+      "layer_norm_epsilon": 1e-5, "use_conv_bias": true, "use_bias": false, "tie_word_embeddings": true})";
+  auto params = model->named_parameters();
+  params.front().first = "backbone.embeddings.weight";
+  write_safetensors(dir / "hf/model.safetensors", params);
+  const auto hf = MambaModel::load(ModelDir::open(dir / "hf"));
+  EXPECT_EQ(hf->config().format, MambaConfig::Format::HuggingFace);
+  EXPECT_EQ(hf->forward(ids, {}).logits.to_vector(), want);
+}
+
+TEST(MambaModel, BrokenCheckpointsNameTheTensor) {
+  TempDir dir;
+  const auto model = MambaModel::random(small_config(16, 2, 12, 8), 2);
+  model->save(dir / "m");
+  const auto params = model->named_parameters();
+  auto expect_error = [&](std::vector<std::pair<std::string, Tensor>> p, const std::string& needle) {
+    write_safetensors(dir / "m/model.safetensors", p);
+    try {
+      MambaModel::load(ModelDir::open(dir / "m"));
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  auto missing = params;
+  missing.erase(missing.begin() + 5);
+  expect_error(missing, "missing tensor '" + params[5].first + "'");
+  auto extra = params;
+  extra.emplace_back("backbone.layers.9.mixer.A_log", Tensor::zeros({2}));
+  expect_error(extra, "unexpected tensor 'backbone.layers.9.mixer.A_log'");
+  auto wrong = params;
+  wrong[3].second = Tensor::zeros({3, 3});
+  expect_error(wrong, "'" + params[3].first + "' has shape [3, 3]");
+}
+
+TEST(MambaModel, TokenOutsideVocabularyIsAnError) {
+  const auto model = MambaModel::random(small_config(16, 1, 12, 8), 1);
+  Tensor ids = random_ids(10, 12, 1);
+  ids.data<int64_t>()[4] = 99;
+  EXPECT_THROW(model->forward(ids, {}), Error);
+}
