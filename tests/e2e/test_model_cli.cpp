@@ -1,0 +1,139 @@
+// `longseq init`, `forward` and `loglik` end to end: outputs match the in-process model and the
+// reference fixtures, streaming chunk sizes do not change results, bad input fails cleanly.
+#include "core/models/mamba.h"
+#include "core/safetensors.h"
+#include "tests/testing.h"
+
+#include <fmt/format.h>
+
+#include <sstream>
+
+using namespace longseq;
+using namespace longseq::testing;
+
+namespace {
+
+struct TsvRow {
+  std::string chrom, base;
+  int64_t pos;
+  double lp;
+};
+
+std::vector<TsvRow> parse_loglik(const std::string& text, std::map<std::string, double>* summary = nullptr) {
+  std::vector<TsvRow> rows;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    if (line[0] == '#') {
+      const auto tab = line.find('\t');
+      if (summary && tab != std::string::npos && line != "#chrom\tpos\tbase\tlogprob")
+        (*summary)[line.substr(1, tab - 1)] = std::stod(line.substr(tab + 1));
+      continue;
+    }
+    std::istringstream f(line);
+    TsvRow r;
+    f >> r.chrom >> r.pos >> r.base >> r.lp;
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST(ModelCli, InitThenLoglikTextIsChunkInvariant) {
+  TempDir dir;
+  const std::string m = (dir / "m").string();
+  ASSERT_EQ(run_cli("init -o " + m + " --d-model 32 --n-layer 2 --seed 3").exit_code, 0);
+  const std::string seq = "ACGTTGCAACGGGTTTAAACCCGTGTGTACNNACGTAGCTAGCTAGGATCCGATacgtacgt";
+  const auto a = run_cli("loglik -m " + m + " --text " + seq + " --chunk 4096");
+  const auto b = run_cli("--threads 1 loglik -m " + m + " --text " + seq + " --chunk 5");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  std::map<std::string, double> sa, sb;
+  const auto ra = parse_loglik(a.out, &sa), rb = parse_loglik(b.out, &sb);
+  ASSERT_EQ(ra.size(), seq.size() - 1);
+  ASSERT_EQ(rb.size(), ra.size());
+  double sum = 0;
+  for (size_t i = 0; i < ra.size(); ++i) {
+    EXPECT_EQ(ra[i].pos, int64_t(i) + 2);
+    EXPECT_EQ(ra[i].base, std::string(1, seq[i + 1]));
+    EXPECT_NEAR(ra[i].lp, rb[i].lp, 2e-6);
+    EXPECT_LT(ra[i].lp, 0.0);
+    sum += ra[i].lp;
+  }
+  EXPECT_NEAR(sa["sum"], sum, 1e-3);
+  EXPECT_NEAR(sa["mean"], sum / double(ra.size()), 1e-5);
+  EXPECT_EQ(sa["scored"], double(seq.size() - 1));
+  // The same numbers from the library directly.
+  const auto model = MambaModel::load(ModelDir::open(m));
+  Tensor ids = Tensor::empty({int64_t(seq.size())}, DType::I64);
+  for (size_t i = 0; i < seq.size(); ++i) {
+    const char c = char(std::toupper(static_cast<unsigned char>(seq[i])));
+    ids.data<int64_t>()[i] = c == 'A' ? 7 : c == 'C' ? 8 : c == 'G' ? 9 : c == 'T' ? 10 : 11;
+  }
+  Tensor logits = model->forward(ids, {}).logits;
+  for (size_t t = 0; t + 1 < seq.size(); ++t) {
+    double mx = -1e30, z = 0;
+    for (int64_t v = 0; v < logits.size(1); ++v) mx = std::max(mx, double(logits.item({int64_t(t), v})));
+    for (int64_t v = 0; v < logits.size(1); ++v) z += std::exp(double(logits.item({int64_t(t), v})) - mx);
+    const double lp = logits.item({int64_t(t), ids.data<int64_t>()[t + 1]}) - mx - std::log(z);
+    EXPECT_NEAR(ra[t].lp, lp, 2e-6) << t;
+  }
+}
+
+TEST(ModelCli, LoglikOnRealChr20Region) {
+  const std::string ref = "/usr/share/doc/vt/examples/ref/20.fa.gz";
+  if (!std::filesystem::exists(ref)) GTEST_SKIP() << "vt-examples not installed";
+  TempDir dir;
+  ASSERT_EQ(run_cli("init -o " + (dir / "m").string() + " --d-model 16 --n-layer 1").exit_code, 0);
+  const auto r = run_cli("loglik -m " + (dir / "m").string() + " --fasta " + ref + " --region 20:2,000,001-2,003,000 -o " +
+                         (dir / "ll.tsv").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = parse_loglik(read_all(dir / "ll.tsv"));
+  ASSERT_EQ(rows.size(), 2999u);
+  EXPECT_EQ(rows.front().chrom, "20");
+  EXPECT_EQ(rows.front().pos, 2000002);
+  EXPECT_EQ(rows.back().pos, 2003000);
+}
+
+TEST(ModelCli, ForwardMatchesFixture) {
+  LONGSEQ_REQUIRE_FIXTURE(fx, "mamba_tiny");
+  TempDir dir;
+  const auto io = SafetensorsFile::open(fx / "io.safetensors");
+  write_safetensors(dir / "in.safetensors", {{"input_ids", io.view("input_ids")}});
+  const auto r = run_cli(fmt::format("forward -m {} -i {} -o {} --hidden --states --chunk 77", fx.string(),
+                                     (dir / "in.safetensors").string(), (dir / "out.safetensors").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = SafetensorsFile::open(dir / "out.safetensors");
+  for (const char* name : {"logits", "hidden_0", "hidden_1", "final_hidden", "ssm_state_1", "conv_state_0"}) {
+    const auto got = out.load_f32(name).to_vector(), ref = io.load_f32(name).to_vector(),
+               f32 = io.load_f32(std::string(name) + "_f32").to_vector();
+    ASSERT_EQ(got.size(), ref.size()) << name;
+    EXPECT_LE(compare(got, ref).max_abs, 2 * compare(f32, ref).max_abs + 1e-6) << name;
+  }
+}
+
+TEST(ModelCli, BadInputsFailCleanly) {
+  TempDir dir;
+  const std::string m = (dir / "m").string();
+  ASSERT_EQ(run_cli("init -o " + m + " --d-model 16 --n-layer 1").exit_code, 0);
+  auto expect_fail = [](const CliResult& r, const std::string& needle) {
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  };
+  expect_fail(run_cli("loglik -m " + m + " --text A"), "at least 2");
+  expect_fail(run_cli("loglik -m " + m), "exactly one of");
+  write_safetensors(dir / "bad.safetensors", {{"tokens", Tensor::zeros({1, 4}, DType::I64)}});
+  expect_fail(run_cli("forward -m " + m + " -i " + (dir / "bad.safetensors").string() + " -o " + (dir / "o.safetensors").string()),
+              "no 'input_ids'");
+  Tensor ids = Tensor::zeros({1, 4}, DType::I64);
+  ids.data<int64_t>()[2] = 500;
+  write_safetensors(dir / "oov.safetensors", {{"input_ids", ids}});
+  expect_fail(run_cli("forward -m " + m + " -i " + (dir / "oov.safetensors").string() + " -o " + (dir / "o.safetensors").string()),
+              "outside the vocabulary");
+  EXPECT_FALSE(std::filesystem::exists(dir / "o.safetensors"));
+  // A failing loglik leaves no output file behind.
+  expect_fail(run_cli("loglik -m " + m + " --text ACGT --chunk 0 -o " + (dir / "x.tsv").string()), "chunk");
+  EXPECT_FALSE(std::filesystem::exists(dir / "x.tsv"));
+}
