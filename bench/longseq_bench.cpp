@@ -3,7 +3,10 @@
 // tests: nothing here asserts a time. Figures go to docs/PERFORMANCE.md with the command line.
 #include "bench/ceilings.h"
 #include "core/memory.h"
+#include "core/ops/causal_conv1d.h"
 #include "core/ops/gemm.h"
+#include "core/ops/selective_scan.h"
+#include "core/ops/simd.h"
 #include "core/tensor.h"
 #include "core/threads.h"
 
@@ -36,6 +39,52 @@ Tensor random_tensor(Shape shape, uint64_t seed) {
   return t;
 }
 
+// Selective scan at the mamba-130m inner width, the shape the figures are quoted at.
+void add_scan_ops(std::vector<Op>& ops) {
+  const int64_t D = 1536, N = 16;
+  for (auto [L, ref] : {std::pair<int64_t, bool>{65536, false}, {4096, true}}) {
+    auto a = std::make_shared<SelectiveScanArgs>();
+    a->u = random_tensor({1, L, D}, 11);
+    a->delta = random_tensor({1, L, D}, 12);
+    a->A = random_tensor({D, N}, 13);
+    a->B = random_tensor({1, L, N}, 14);
+    a->C = random_tensor({1, L, N}, 15);
+    a->Dskip = random_tensor({D}, 16);
+    a->z = random_tensor({1, L, D}, 17);
+    a->delta_bias = random_tensor({D}, 18);
+    a->delta_softplus = true;
+    a->y = Tensor::empty({1, L, D});
+    a->state = Tensor::zeros({1, D, N});
+    const double n = double(L * D);
+    ops.push_back({ref ? "selective_scan_ref" : "selective_scan", fmt::format("L={} D={} N={}", L, D, N), n,
+                   16.0 * n + 8.0 * double(L * N), 0, [a, ref] { ref ? selective_scan_ref(*a) : selective_scan(*a); }});
+  }
+  {  // The exp-throughput bound of the scan: N exp2 per channel-token, nothing else.
+    auto x = std::make_shared<Tensor>(random_tensor({1 << 22}, 19));
+    auto y = std::make_shared<Tensor>(Tensor::empty({1 << 22}));
+    ops.push_back({"simd.exp2", "4M values", double(1 << 22), 0, 0, [x, y] {
+                     const float* px = x->data<float>();
+                     float* py = y->data<float>();
+#pragma omp parallel for schedule(static)
+                     for (int64_t i = 0; i < (int64_t(1) << 22); i += simd::kLanes)
+                       simd::store(py + i, simd::exp2(simd::load(px + i)));
+                   }});
+  }
+}
+
+void add_conv_ops(std::vector<Op>& ops) {
+  const int64_t L = 65536, D = 1536, W = 4;
+  auto a = std::make_shared<CausalConv1dArgs>();
+  a->x = random_tensor({1, L, D}, 21);
+  a->weight = random_tensor({D, W}, 22);
+  a->bias = random_tensor({D}, 23);
+  a->out = Tensor::empty({1, L, D});
+  a->state = Tensor::zeros({1, W, D});
+  a->silu = true;
+  const double n = double(L * D);
+  ops.push_back({"causal_conv1d", fmt::format("L={} D={} W={} silu", L, D, W), n, 8.0 * n, 0, [a] { causal_conv1d(*a); }});
+}
+
 std::vector<Op> make_ops() {
   std::vector<Op> ops;
   {  // Contiguous copy of a (L, D) activation: the memcpy floor every op is measured against.
@@ -63,6 +112,8 @@ std::vector<Op> make_ops() {
     ops.push_back({"linear", fmt::format("M={} K={} O={}", M, K, O), double(M * O), 0, 2.0 * M * K * O,
                    [=] { linear(*x, *w, {}, *y); }});
   }
+  add_scan_ops(ops);
+  add_conv_ops(ops);
   return ops;
 }
 
@@ -93,6 +144,10 @@ int main(int argc, char** argv) {
       if (!std::regex_search(op.name, re)) continue;
       const double s = median_seconds(reps, op.run);
       const bool compute = op.flops > 0;
+      if (!compute && op.bytes == 0) {
+        fmt::print("{:<22} {:<26} {:>10.3f} {:>10.3f}\n", op.name, op.shape, s * 1e3, s * 1e9 / op.elements);
+        continue;
+      }
       const double rate = compute ? op.flops / s / 1e9 : op.bytes / s / 1e9;
       const double pct = 100.0 * rate / (compute ? c.fma_gflops : c.copy_gbs);
       fmt::print("{:<22} {:<26} {:>10.3f} {:>10.3f} {:>7.1f} {:<4} {:>8.0f}%\n", op.name, op.shape, s * 1e3,

@@ -4,6 +4,9 @@
 #include "core/ops/activations.h"
 #include "core/ops/simd.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -98,51 +101,76 @@ void scan_channels_scalar(const Ptrs& p, int64_t L, int64_t N, int64_t d0, int64
   }
 }
 
-// SIMD path for kLanes channels starting at d0. kN > 0 fixes the state size at compile time so the
-// N state vectors live in registers; kN == 0 handles any N from memory.
+// SIMD path over channels [d0, d1) (a multiple of kLanes), in blocks of kT tokens. Token blocks are
+// the outer loop so that the rows of u, delta, z and y a block touches (kT rows of the thread's
+// channel range) stay in L2 across its channel blocks; rows are D floats apart, so walking one
+// 16-channel column down the whole sequence would miss on every token. Within a block, dt and dt*u
+// are computed once, then for each state n the recurrence runs along the tokens with h_n in a
+// register: exp2 calls of different tokens are independent and only one FMA per token is on the
+// critical path (keeping all N states in registers instead spills at N = 16).
 template <int kN>
-void scan_block_simd(const Ptrs& p, int64_t L, int64_t N_rt, int64_t d0, bool softplus_delta, bool use_initial) {
+void scan_range_simd(const Ptrs& p, int64_t L, int64_t N_rt, int64_t d0, int64_t d1, bool softplus_delta, bool use_initial) {
   using namespace simd;
+  constexpr int64_t kT = 64;
   const int64_t N = kN > 0 ? kN : N_rt;
-  constexpr int kMaxN = kN > 0 ? kN : 256;
-  vf h[kMaxN], A2[kMaxN];
-  for (int64_t n = 0; n < N; ++n) {
-    for (int l = 0; l < kLanes; ++l) {
-      A2[n][l] = p.A[(d0 + l) * N + n] * kLog2e;  // exp(dt*A) = exp2(dt*A*log2(e))
-      h[n][l] = use_initial ? p.state[(d0 + l) * N + n] : 0.0f;
+  const int64_t blocks = (d1 - d0) / kLanes;
+  std::vector<vf> h(static_cast<size_t>(blocks * N)), A2(static_cast<size_t>(blocks * N));
+  for (int64_t k = 0; k < blocks; ++k)
+    for (int64_t n = 0; n < N; ++n)
+      for (int l = 0; l < kLanes; ++l) {
+        const int64_t d = d0 + k * kLanes + l;
+        A2[size_t(k * N + n)][l] = p.A[d * N + n] * kLog2e;  // exp(dt*A) = exp2(dt*A*log2(e))
+        h[size_t(k * N + n)][l] = use_initial ? p.state[d * N + n] : 0.0f;
+      }
+  vf dt[kT], du[kT], y[kT];
+  for (int64_t t0 = 0; t0 < L; t0 += kT) {
+    const int64_t nt = std::min(kT, L - t0);
+    const float* B = p.B + t0 * p.sB;
+    const float* C = p.C + t0 * p.sC;
+    for (int64_t k = 0; k < blocks; ++k) {
+      const int64_t dc = d0 + k * kLanes;
+      const vf Dv = p.Dskip ? load(p.Dskip + dc) : splat(0.0f);
+      const vf bias = p.bias ? load(p.bias + dc) : splat(0.0f);
+      for (int64_t t = 0; t < nt; ++t) {
+        const vf u = load(p.u + (t0 + t) * p.su + dc);
+        vf d = load(p.delta + (t0 + t) * p.sdelta + dc) + bias;
+        if (softplus_delta) d = simd::softplus(d);
+        dt[t] = d;
+        du[t] = d * u;
+        y[t] = Dv * u;
+      }
+      vf* hk = h.data() + k * N;
+      const vf* ak = A2.data() + k * N;
+      for (int64_t n = 0; n < N; ++n) {
+        vf hn = hk[n];
+        const vf a = ak[n];
+        for (int64_t t = 0; t < nt; ++t) {
+          hn = exp2(dt[t] * a) * hn + du[t] * B[t * p.sB + n];
+          y[t] += hn * C[t * p.sC + n];
+        }
+        hk[n] = hn;
+      }
+      for (int64_t t = 0; t < nt; ++t) {
+        vf out = y[t];
+        if (p.z) out *= simd::silu(load(p.z + (t0 + t) * p.sz + dc));
+        store(p.y + (t0 + t) * p.sy + dc, out);
+      }
     }
-  }
-  const vf Dv = p.Dskip ? load(p.Dskip + d0) : splat(0.0f);
-  const vf bias = p.bias ? load(p.bias + d0) : splat(0.0f);
-  for (int64_t t = 0; t < L; ++t) {
-    const vf u = load(p.u + t * p.su + d0);
-    vf dt = load(p.delta + t * p.sdelta + d0) + bias;
-    if (softplus_delta) dt = simd::softplus(dt);
-    const vf du = dt * u;
-    const float* Bt = p.B + t * p.sB;
-    const float* Ct = p.C + t * p.sC;
-    vf y = splat(0.0f);
-    for (int64_t n = 0; n < N; ++n) {
-      h[n] = exp2(dt * A2[n]) * h[n] + du * Bt[n];
-      y += h[n] * Ct[n];
-    }
-    y += Dv * u;
-    if (p.z) y *= simd::silu(load(p.z + t * p.sz + d0));
-    store(p.y + t * p.sy + d0, y);
   }
   if (p.state)
-    for (int64_t n = 0; n < N; ++n)
-      for (int l = 0; l < kLanes; ++l) p.state[(d0 + l) * N + n] = h[n][l];
+    for (int64_t k = 0; k < blocks; ++k)
+      for (int64_t n = 0; n < N; ++n)
+        for (int l = 0; l < kLanes; ++l) p.state[(d0 + k * kLanes + l) * N + n] = h[size_t(k * N + n)][l];
 }
 
-using BlockFn = void (*)(const Ptrs&, int64_t, int64_t, int64_t, bool, bool);
+using RangeFn = void (*)(const Ptrs&, int64_t, int64_t, int64_t, int64_t, bool, bool);
 
-BlockFn pick_block(int64_t N) {
+RangeFn pick_range(int64_t N) {
   switch (N) {
-    case 4: return &scan_block_simd<4>;
-    case 8: return &scan_block_simd<8>;
-    case 16: return &scan_block_simd<16>;
-    default: return &scan_block_simd<0>;
+    case 4: return &scan_range_simd<4>;
+    case 8: return &scan_range_simd<8>;
+    case 16: return &scan_range_simd<16>;
+    default: return &scan_range_simd<0>;
   }
 }
 
@@ -160,17 +188,23 @@ void selective_scan(const SelectiveScanArgs& a) {
   const Dims d = validate(a);
   if (!selective_scan_supported(a)) return selective_scan_ref(a);
   constexpr int64_t W = simd::kLanes;
-  const int64_t blocks = (d.D + W - 1) / W;  // the last block may be a scalar tail
-  const BlockFn block = pick_block(d.N);
-#pragma omp parallel for schedule(dynamic, 1) collapse(2)
+  const int64_t simd_end = d.D / W * W;  // channels past it (fewer than W) take the scalar path
+  const RangeFn range = pick_range(d.N);
+  // Each (batch, channel group) is independent: the split changes which thread computes a channel,
+  // never how, so results do not depend on the thread count. Groups are contiguous channel ranges
+  // (one per thread and batch) so each thread reads long row segments.
+  const int64_t groups_per_batch = std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), simd_end / W));
+  const int64_t blocks = simd_end / W;
+#pragma omp parallel for schedule(static, 1) collapse(2)
   for (int64_t b = 0; b < d.B; ++b)
-    for (int64_t k = 0; k < blocks; ++k) {
+    for (int64_t g = 0; g <= groups_per_batch; ++g) {
       const Ptrs p = batch_ptrs(a, b);
-      const int64_t d0 = k * W;
-      if (d0 + W <= d.D)
-        block(p, d.L, d.N, d0, a.delta_softplus, a.use_initial_state);
-      else
-        scan_channels_scalar(p, d.L, d.N, d0, d.D, a.delta_softplus, a.use_initial_state);
+      if (g == groups_per_batch) {
+        if (simd_end < d.D) scan_channels_scalar(p, d.L, d.N, simd_end, d.D, a.delta_softplus, a.use_initial_state);
+        continue;
+      }
+      const int64_t k0 = blocks * g / groups_per_batch, k1 = blocks * (g + 1) / groups_per_batch;
+      if (k1 > k0) range(p, d.L, d.N, k0 * W, k1 * W, a.delta_softplus, a.use_initial_state);
     }
 }
 

@@ -4,6 +4,8 @@
 // exp-bound, and libm's scalar expf is ~20x slower.
 #pragma once
 
+#include <immintrin.h>
+
 #include <cstdint>
 #include <cstring>
 
@@ -36,14 +38,37 @@ inline vf as_float(vi v) {
   return r;
 }
 inline vf select(vi mask, vf a, vf b) { return mask ? a : b; }
+#if defined(__AVX512F__)
+inline vf vmin(vf a, vf b) { return (vf)_mm512_maskz_min_ps(0xffff, (__m512)a, (__m512)b); }
+inline vf vmax(vf a, vf b) { return (vf)_mm512_maskz_max_ps(0xffff, (__m512)a, (__m512)b); }
+#else
 inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+#endif
 inline float hsum(vf v) {
   float s = 0;
   for (int i = 0; i < kLanes; ++i) s += v[i];
   return s;
 }
 
+#if defined(__AVX512F__)
+// 2^x = 2^n * 2^f with n = round(x), f in [-0.5, 0.5]; vscalefps applies 2^n with correct overflow
+// to inf and underflow to 0, so no clamping is needed (9 instructions). The maskz forms avoid
+// GCC 12's false maybe-uninitialized warnings on the unmasked intrinsics.
+inline vf exp2(vf x) {
+  const __m512 xx = (__m512)x;
+  const __m512 n = _mm512_maskz_roundscale_ps(0xffff, xx, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const vf f = (vf)_mm512_sub_ps(xx, n);
+  vf p = splat(1.535336188319500e-4f);
+  p = p * f + 1.339887440266574e-3f;
+  p = p * f + 9.618437357674640e-3f;
+  p = p * f + 5.550332471162809e-2f;
+  p = p * f + 2.402264791363012e-1f;
+  p = p * f + 6.931472028550421e-1f;
+  p = p * f + 1.0f;
+  return (vf)_mm512_maskz_scalef_ps(0xffff, (__m512)p, n);
+}
+#else
 // 2^x for x in [-126, 127] (clamped outside).
 inline vf exp2(vf x) {
   x = vmin(vmax(x, splat(-126.0f)), splat(127.0f));
@@ -58,6 +83,7 @@ inline vf exp2(vf x) {
   p = p * f + 1.0f;
   return as_float(as_int(p) + (n << 23));
 }
+#endif
 
 inline constexpr float kLog2e = 1.4426950408889634f;
 
