@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/ops/activations.h"
+#include "core/ops/simd.h"
 
 #include <vector>
 
@@ -80,8 +81,11 @@ void conv_rows(const CausalConv1dArgs& a, const ConvDims& d, int64_t b, int64_t 
 #pragma omp simd
       for (int64_t c = 0; c < d.D; ++c) o[c] += w[c * d.W + k] * r[c];
     }
-    if constexpr (kSilu)
-      for (int64_t c = 0; c < d.D; ++c) o[c] = silu(o[c]);
+    if constexpr (kSilu) {
+      int64_t c = 0;
+      for (; c + simd::kLanes <= d.D; c += simd::kLanes) simd::store(o + c, simd::silu(simd::load(o + c)));
+      for (; c < d.D; ++c) o[c] = silu(o[c]);
+    }
   }
 }
 
