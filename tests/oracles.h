@@ -88,12 +88,17 @@ inline std::vector<double> mamba_oracle(const MambaConfig& c, const std::map<std
   auto resid = std::vector<std::vector<double>>(size_t(L), std::vector<double>(size_t(d), 0.0));
   for (int64_t t = 0; t < L; ++t)
     for (int64_t i = 0; i < d; ++i) resid[size_t(t)][size_t(i)] = emb[size_t(ids[size_t(t)] * d + i)];
-  auto rms = [&](const std::vector<double>& x, const std::vector<float>& w) {
-    double ss = 0;
-    for (double v : x) ss += v * v;
-    const double r = 1.0 / std::sqrt(ss / double(x.size()) + c.norm_eps);
+  // RMSNorm, or LayerNorm (with the ".bias" tensor beside the weight) when the config says so.
+  auto norm = [&](const std::vector<double>& x, const std::string& w_name) {
+    const auto& w = P(w_name + ".weight");
+    const double n = double(x.size());
+    double mean = 0, ss = 0;
+    if (!c.rms_norm)
+      for (double v : x) mean += v / n;
+    for (double v : x) ss += (v - mean) * (v - mean);
+    const double r = 1.0 / std::sqrt(ss / n + c.norm_eps);
     std::vector<double> o(x.size());
-    for (size_t i = 0; i < x.size(); ++i) o[i] = x[i] * r * w[i];
+    for (size_t i = 0; i < x.size(); ++i) o[i] = (x[i] - mean) * r * w[i] + (c.rms_norm ? 0.0 : P(w_name + ".bias")[i]);
     return o;
   };
   auto silu = [](double v) { return v / (1.0 + std::exp(-v)); };
@@ -101,12 +106,12 @@ inline std::vector<double> mamba_oracle(const MambaConfig& c, const std::map<std
     const std::string m = "backbone.layers." + std::to_string(l) + ".mixer.";
     const auto &inw = P(m + "in_proj.weight"), &cw = P(m + "conv1d.weight"), &cb = P(m + "conv1d.bias"),
                &xw = P(m + "x_proj.weight"), &dw = P(m + "dt_proj.weight"), &db = P(m + "dt_proj.bias"),
-               &alog = P(m + "A_log"), &Dv = P(m + "D"), &ow = P(m + "out_proj.weight"),
-               &nw = P("backbone.layers." + std::to_string(l) + ".norm.weight");
+               &alog = P(m + "A_log"), &Dv = P(m + "D"), &ow = P(m + "out_proj.weight");
+    const std::string norm_name = "backbone.layers." + std::to_string(l) + ".norm";
     auto xs = std::vector<std::vector<double>>(size_t(L), std::vector<double>(size_t(D), 0.0));
     auto zs = xs;
     for (int64_t t = 0; t < L; ++t) {
-      const auto h = rms(resid[size_t(t)], nw);
+      const auto h = norm(resid[size_t(t)], norm_name);
       for (int64_t j = 0; j < 2 * D; ++j) {
         double s = 0;
         for (int64_t i = 0; i < d; ++i) s += double(inw[size_t(j * d + i)]) * h[size_t(i)];
@@ -152,7 +157,7 @@ inline std::vector<double> mamba_oracle(const MambaConfig& c, const std::map<std
   std::vector<double> logits(static_cast<size_t>(L * V));
   const auto& head = p.count("lm_head.weight") ? P("lm_head.weight") : emb;
   for (int64_t t = 0; t < L; ++t) {
-    const auto h = rms(resid[size_t(t)], P("backbone.norm_f.weight"));
+    const auto h = norm(resid[size_t(t)], "backbone.norm_f");
     for (int64_t v = 0; v < V; ++v) {
       double s = 0;
       for (int64_t i = 0; i < d; ++i) s += double(head[size_t(v * d + i)]) * h[size_t(i)];

@@ -57,6 +57,26 @@ TEST(MambaModel, MatchesFloat64Oracle) {
   }
 }
 
+TEST(MambaModel, LayerNormVariantMatchesOracle) {
+  MambaConfig cfg = small_config(24, 2, 12, 16);
+  cfg.rms_norm = false;
+  cfg.tie_embeddings = false;
+  const auto model = MambaModel::random(cfg, 21);
+  // Give the LayerNorm biases and the untied head non-trivial values through a save/edit/load cycle.
+  TempDir dir;
+  model->save(dir / "m");
+  auto params = model->named_parameters();
+  for (auto& [name, t] : params)
+    if (name.ends_with(".bias") && name.find("norm") != std::string::npos)
+      t = Tensor::from_vector(random_vector(size_t(t.numel()), 77), t.shape());
+  write_safetensors(dir / "m/model.safetensors", params);
+  const auto loaded = MambaModel::load(ModelDir::open(dir / "m"));
+  const Tensor ids = random_ids(29, 12, 5);
+  const ErrorStats e = compare(loaded->forward(ids, {}).logits.to_vector(), mamba_oracle(cfg, param_map(*loaded), as_vec(ids)));
+  EXPECT_LE(e.max_abs, 1e-5 * std::max(1.0, e.max_ref));
+  EXPECT_LE(e.rel_l2, 1e-5);
+}
+
 TEST(MambaModel, ChunkedStreamingEqualsOnePass) {
   const auto model = MambaModel::random(small_config(32, 2, 12, 16), 5);
   const Tensor ids = random_ids(203, 12, 9);
