@@ -1,6 +1,7 @@
 #include "core/models/lm.h"
 
 #include "core/error.h"
+#include "core/models/hyena.h"
 #include "core/models/hyena_config.h"
 #include "core/models/mamba.h"
 #include "core/models/mamba_config.h"
@@ -16,10 +17,9 @@ std::unique_ptr<LanguageModel> load_language_model(const ModelDir& dir) {
   const std::string type = dir.config.get_string("model_type", "");
   if (type == "caduceus")
     fail("{}: Caduceus models can be inspected (longseq info) but not run yet", dir.dir.string());
-  if (looks_like_hyena(dir.config))
-    fail("{}: HyenaDNA forward passes are not implemented yet (coming with the Hyena operator)", dir.dir.string());
+  if (looks_like_hyena(dir.config)) return HyenaModel::load(dir);
   if (looks_like_mamba(dir.config)) return MambaModel::load(dir);
-  fail("{}: unknown model family (model_type '{}'); longseq runs Mamba-1 models", dir.config.source(), type);
+  fail("{}: unknown model family (model_type '{}'); longseq runs Mamba-1 and HyenaDNA models", dir.config.source(), type);
 }
 
 }  // namespace longseq

@@ -124,6 +124,14 @@ inline vf softplus(vf x) {
   return select(x > 20.0f, x, lp);
 }
 
+// GELU with the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), with
+// tanh(a) = 1 - 2 / (exp(2a) + 1).
+inline vf gelu_tanh(vf x) {
+  const vf a = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+  const vf th = 1.0f - 2.0f / (exp(2.0f * a) + 1.0f);
+  return 0.5f * x * (1.0f + th);
+}
+
 // x * sigmoid(x).
 inline vf silu(vf x) { return x / (1.0f + exp(-x)); }
 

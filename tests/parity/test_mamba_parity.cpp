@@ -4,6 +4,7 @@
 // L2 error <= 1e-5, per tensor.
 #include "core/models/mamba.h"
 #include "core/ops/selective_scan.h"
+#include "tests/parity/parity.h"
 #include "tests/testing.h"
 
 #include <fmt/format.h>
@@ -11,21 +12,6 @@
 using namespace longseq;
 using namespace longseq::testing;
 
-namespace {
-
-void expect_parity(const Tensor& got, const SafetensorsFile& io, const std::string& name) {
-  const auto ref = io.load_f32(name).to_vector();
-  const auto f32 = io.load_f32(name + "_f32").to_vector();
-  const auto g = got.contiguous().to_vector();
-  ASSERT_EQ(g.size(), ref.size()) << name;
-  const ErrorStats e = compare(g, ref), official = compare(f32, ref);
-  const double bound = 2 * official.max_abs + 1e-6;
-  EXPECT_LE(e.max_abs, bound) << name << ": max abs " << e.max_abs << " vs bound " << bound;
-  EXPECT_LE(e.rel_l2, 1e-5) << name;
-  std::printf("  %-16s max_abs %.3e (official f32 %.3e)  rel_l2 %.3e\n", name.c_str(), e.max_abs, official.max_abs, e.rel_l2);
-}
-
-}  // namespace
 
 TEST(MambaParity, ScanOpSmall) {
   LONGSEQ_REQUIRE_FIXTURE(dir, "scan_op_small");

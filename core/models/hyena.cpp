@@ -1,0 +1,328 @@
+#include "core/models/hyena.h"
+
+#include "core/error.h"
+#include "core/models/weights.h"
+#include "core/ops/activations.h"
+#include "core/ops/causal_conv1d.h"
+#include "core/ops/embedding.h"
+#include "core/ops/gemm.h"
+#include "core/ops/norm.h"
+#include "core/ops/simd.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace longseq {
+
+namespace {
+
+constexpr float kBlockNormEps = 1e-5f;   // nn.LayerNorm default: the port ignores layer_norm_epsilon here
+constexpr float kModulationShift = 0.05f;  // ExponentialModulation shift in the HF port
+constexpr int64_t kTokenBlock = 1024;    // rows per token block in the MLP and out_proj
+
+// The positional grid of the port, built for max_seq_len: z = [t, cos(f w), -sin(f w)].
+void positional_grid(int64_t seq_len, int64_t emb_dim, Tensor& z, Tensor& t) {
+  const int64_t bands = (emb_dim - 1) / 2;
+  z = Tensor::empty({seq_len, emb_dim});
+  t = Tensor::empty({seq_len, 1});
+  for (int64_t i = 0; i < seq_len; ++i) {
+    const double ti = seq_len > 1 ? double(i) / double(seq_len - 1) : 0.0;
+    const double w = 2 * M_PI * double(i) / double(seq_len);
+    float* zr = z.data<float>() + i * emb_dim;
+    zr[0] = float(ti);
+    t.data<float>()[i] = float(ti);
+    for (int64_t b = 0; b < bands; ++b) {
+      const double f = bands > 1 ? 1e-4 + (double(bands - 1) - 1e-4) * double(b) / double(bands - 1) : 1e-4;
+      zr[1 + b] = float(std::cos(f * w));
+      zr[1 + bands + b] = float(-std::sin(f * w));
+    }
+  }
+}
+
+Tensor default_deltas(int64_t d) {
+  const double target = 1e-2, fast = 0.3, slow = 1.5;
+  const double max_decay = std::log(target) / fast, min_decay = std::log(target) / slow;
+  Tensor out = Tensor::empty({d});
+  for (int64_t i = 0; i < d; ++i)
+    out.data<float>()[i] = float(d > 1 ? min_decay + (max_decay - min_decay) * double(i) / double(d - 1) : min_decay);
+  return out;
+}
+
+// Rows [r0, r0 + n) of each of the `parts` stacked row groups of w (parts * group, ...), concatenated.
+Tensor gather_row_groups(const Tensor& w, int64_t parts, int64_t group, int64_t r0, int64_t n) {
+  Shape shape = w.shape();
+  shape[0] = parts * n;
+  Tensor out = Tensor::empty(shape);
+  for (int64_t p = 0; p < parts; ++p) out.slice(0, p * n, n).copy_from(w.slice(0, p * group + r0, n));
+  return out;
+}
+
+void add_inplace(Tensor& x, const Tensor& y) {
+  const int64_t R = x.size(0), C = x.size(1);
+  for (int64_t r = 0; r < R; ++r) {
+    float* a = x.data<float>() + r * x.stride(0);
+    const float* b = y.data<float>() + r * y.stride(0);
+    for (int64_t c = 0; c < C; ++c) a[c] += b[c];
+  }
+}
+
+void gelu_inplace(Tensor& x) {
+  float* p = x.data<float>();
+  const int64_t n = x.numel();
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+  for (int64_t i = 0; i < n / simd::kLanes * simd::kLanes; i += simd::kLanes) simd::store(p + i, simd::gelu_tanh(simd::load(p + i)));
+  for (int64_t i = n / simd::kLanes * simd::kLanes; i < n; ++i) p[i] = gelu_tanh(p[i]);
+}
+
+}  // namespace
+
+HyenaModel::HyenaModel(HyenaConfig config, Tensor embedding, Tensor lm_head, std::vector<Layer> layers, Tensor ln_f_w,
+                       Tensor ln_f_b, std::vector<std::string> notes)
+    : cfg_(std::move(config)),
+      embedding_(std::move(embedding)),
+      lm_head_(std::move(lm_head)),
+      layers_(std::move(layers)),
+      ln_f_w_(std::move(ln_f_w)),
+      ln_f_b_(std::move(ln_f_b)),
+      notes_(std::move(notes)) {}
+
+std::unique_ptr<HyenaModel> HyenaModel::load(const ModelDir& dir) {
+  const HyenaConfig c = parse_hyena_config(dir.config);
+  WeightLoader w(dir.weights);
+  const int64_t d = c.d_model, O = c.filter_order, W = c.short_filter_order, S = c.max_seq_len, E = c.emb_dim;
+  const std::string bb = "hyena.backbone.";
+  const std::string emb_name = bb + "embeddings.word_embeddings.weight";
+  LS_CHECK(w.has(emb_name), "{}: missing tensor '{}' (is this a HyenaDNA checkpoint in the Hugging Face format?)",
+           dir.weights.path().string(), emb_name);
+  const int64_t V = dir.weights.info(emb_name).shape.at(0);
+  LS_CHECK(V == c.padded_vocab || V == c.vocab_size, "{}: '{}' has {} rows; config vocab_size {} pads to {}",
+           dir.weights.path().string(), emb_name, V, c.vocab_size, c.padded_vocab);
+  Tensor embedding = w.get(emb_name, {V, d});
+  Tensor lm_head = c.tie_embeddings && !w.has("lm_head.weight") ? embedding : w.get("lm_head.weight", {V, d});
+  std::vector<std::string> notes;
+  Tensor grid_z, grid_t;
+  std::vector<Layer> layers(static_cast<size_t>(c.n_layer));
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    const std::string p = fmt::format("{}layers.{}.", bb, i), m = p + "mixer.", f = m + "filter_fn.";
+    Layer& L = layers[size_t(i)];
+    L.norm1_w = w.get(p + "norm1.weight", {d});
+    L.norm1_b = w.get(p + "norm1.bias", {d});
+    L.norm2_w = w.get(p + "norm2.weight", {d});
+    L.norm2_b = w.get(p + "norm2.bias", {d});
+    L.in_proj_w = w.get(m + "in_proj.weight", {3 * d, d});
+    L.in_proj_b = w.get(m + "in_proj.bias", {3 * d});
+    L.short_w = w.get(m + "short_filter.weight", {3 * d, 1, W}).reshape({3 * d, W});
+    L.short_b = w.get(m + "short_filter.bias", {3 * d});
+    L.out_proj_w = w.get(m + "out_proj.weight", {d, d});
+    L.out_proj_b = w.get(m + "out_proj.bias", {d});
+    L.fc1_w = w.get(p + "mlp.fc1.weight", {c.d_inner, d});
+    L.fc1_b = w.get(p + "mlp.fc1.bias", {c.d_inner});
+    L.fc2_w = w.get(p + "mlp.fc2.weight", {d, c.d_inner});
+    L.fc2_b = w.get(p + "mlp.fc2.bias", {d});
+    L.filter_bias = w.get(f + "bias", {d});
+    if (w.has(f + "pos_emb.z")) {
+      L.z = w.get(f + "pos_emb.z", {1, S, E}).reshape({S, E});
+    } else {
+      if (!grid_z.defined()) positional_grid(S, E, grid_z, grid_t);
+      L.z = grid_z;
+      if (i == 0) notes.push_back("pos_emb.z not stored: recomputed from max_seq_len");
+    }
+    if (w.has(f + "pos_emb.t")) {
+      L.t = w.get(f + "pos_emb.t", {1, S, 1}).reshape({S, 1});
+    } else {
+      if (!grid_t.defined()) positional_grid(S, E, grid_z, grid_t);
+      L.t = grid_t;
+      if (i == 0) notes.push_back("pos_emb.t not stored: recomputed from max_seq_len");
+    }
+    if (w.has(f + "modulation.deltas")) {
+      L.deltas = w.get(f + "modulation.deltas", {1, 1, d}).reshape({d});
+    } else {
+      L.deltas = default_deltas(d);
+      if (i == 0) notes.push_back("modulation.deltas not stored: recomputed");
+    }
+    const int64_t n_linear = c.num_inner_mlps + 2;  // in, inner..., out
+    for (int64_t k = 0; k < n_linear; ++k) {
+      const std::string lin = f + "implicit_filter." + std::to_string(2 * k) + ".";
+      const int64_t in = k == 0 ? E : O, out = k == n_linear - 1 ? d : O;
+      L.mlp_w.push_back(w.get(lin + "weight", {out, in}));
+      L.mlp_b.push_back(k == n_linear - 1 ? Tensor{} : w.get(lin + "bias", {out}));
+    }
+    L.freq = w.get(f + "implicit_filter.1.freq", {1, O}).reshape({O});
+    for (int64_t k = 1; k < n_linear - 1; ++k) {  // the shared Sin may also be stored under its aliases
+      const std::string alias = f + "implicit_filter." + std::to_string(2 * k + 1) + ".freq";
+      if (w.has(alias)) w.ignore(alias);
+    }
+  }
+  Tensor ln_f_w = w.get(bb + "ln_f.weight", {d});
+  Tensor ln_f_b = w.get(bb + "ln_f.bias", {d});
+  w.check_all_used("HyenaDNA");
+  return std::make_unique<HyenaModel>(c, embedding, lm_head, std::move(layers), ln_f_w, ln_f_b, std::move(notes));
+}
+
+Tensor HyenaModel::implicit_hidden(const Layer& ly, int64_t L) const {
+  LS_CHECK(L <= cfg_.max_seq_len, "hyenadna: length {} exceeds max_seq_len {}", L, cfg_.max_seq_len);
+  Tensor h = ly.z.slice(0, 0, L);
+  const int64_t O = cfg_.filter_order;
+  const float* freq = ly.freq.data<float>();
+  for (size_t k = 0; k + 1 < ly.mlp_w.size(); ++k) {
+    Tensor next = linear(h, ly.mlp_w[k], ly.mlp_b[k]);
+    float* p = next.data<float>();
+#pragma omp parallel for schedule(static) if (L * O > (1 << 16))
+    for (int64_t r = 0; r < L; ++r)
+      for (int64_t j = 0; j < O; ++j) p[r * O + j] = std::sin(freq[j] * p[r * O + j]);
+    h = next;
+  }
+  return h;
+}
+
+void HyenaModel::filter_block(const Layer& ly, const Tensor& hidden, int64_t c0, Tensor& k_block) const {
+  const int64_t L = hidden.size(0), cols = k_block.size(1);
+  linear(hidden, ly.mlp_w.back().slice(0, c0, cols), {}, k_block);
+  const float* t = ly.t.data<float>();
+  const float* deltas = ly.deltas.data<float>() + c0;
+#pragma omp parallel for schedule(static) if (L * cols > (1 << 16))
+  for (int64_t r = 0; r < L; ++r) {
+    float* k = k_block.data<float>() + r * k_block.stride(0);
+    for (int64_t j = 0; j < cols; ++j) k[j] *= std::exp(-t[r] * std::abs(deltas[j])) + kModulationShift;
+  }
+}
+
+Tensor HyenaModel::filter(int64_t layer, int64_t L) const {
+  LS_CHECK(layer >= 0 && layer < cfg_.n_layer, "hyenadna: no layer {}", layer);
+  const Layer& ly = layers_[size_t(layer)];
+  Tensor k = Tensor::empty({L, cfg_.d_model});
+  filter_block(ly, implicit_hidden(ly, L), 0, k);
+  return k;
+}
+
+std::shared_ptr<const FilterSpectrum> HyenaModel::cached_spectrum(int64_t layer, int64_t L) const {
+  const int64_t n = fft_fast_size(std::max<int64_t>(2 * L - 1, 2));
+  const size_t bytes = size_t(cfg_.d_model) * size_t(n / 2 + 1) * 8;
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (auto it = cache_.find({layer, L}); it != cache_.end()) return it->second;
+  if (cache_bytes_ + bytes > cache_budget_) return nullptr;
+  auto spec = std::make_shared<const FilterSpectrum>(fft_filter_spectrum(filter(layer, L)));
+  cache_[{layer, L}] = spec;
+  cache_bytes_ += bytes;
+  return spec;
+}
+
+void HyenaModel::mixer(const Layer& ly, int64_t layer, const Tensor& normed, Tensor& y) const {
+  const int64_t L = normed.size(0), d = cfg_.d_model;
+  const auto spectrum = cached_spectrum(layer, L);
+  const int64_t n = spectrum ? spectrum->n : fft_fast_size(std::max<int64_t>(2 * L - 1, 2));
+  const int64_t block = std::min(d, fft_conv_block_channels(n, d));
+  Tensor hidden;  // implicit-filter MLP features, only when the spectrum is not cached
+  if (!spectrum) hidden = implicit_hidden(ly, L);
+  for (int64_t c0 = 0; c0 < d; c0 += block) {
+    const int64_t cb = std::min(block, d - c0);
+    // x0 | x1 | v for this channel block only.
+    const Tensor w = gather_row_groups(ly.in_proj_w, 3, d, c0, cb);
+    const Tensor b = gather_row_groups(ly.in_proj_b, 3, d, c0, cb);
+    const Tensor proj = linear(normed, w, b);  // (L, 3cb)
+    Tensor conv = Tensor::empty({1, L, 3 * cb});
+    causal_conv1d({.x = proj.unsqueeze(0),
+                   .weight = gather_row_groups(ly.short_w, 3, d, c0, cb),
+                   .bias = gather_row_groups(ly.short_b, 3, d, c0, cb),
+                   .out = conv});
+    Tensor s = conv.select(0, 0);
+    Tensor x0 = s.slice(1, 0, cb), x1 = s.slice(1, cb, cb), v = s.slice(1, 2 * cb, cb);
+    for (int64_t t = 0; t < L; ++t) {
+      float* vr = v.data<float>() + t * v.stride(0);
+      const float* xr = x1.data<float>() + t * x1.stride(0);
+      for (int64_t j = 0; j < cb; ++j) vr[j] *= xr[j];
+    }
+    FilterSpectrum sub;
+    FftConvArgs args{.u = v, .y = v, .bias = ly.filter_bias.slice(0, c0, cb)};
+    Tensor kb;
+    if (spectrum) {
+      sub = {spectrum->L, spectrum->n, spectrum->spec.slice(0, c0, cb)};
+      args.spectrum = &sub;
+    } else {
+      kb = Tensor::empty({L, cb});
+      filter_block(ly, hidden, c0, kb);
+      args.k = kb;
+    }
+    fft_conv(args);
+    for (int64_t t = 0; t < L; ++t) {
+      float* yr = y.data<float>() + t * y.stride(0) + c0;
+      const float* vr = v.data<float>() + t * v.stride(0);
+      const float* xr = x0.data<float>() + t * x0.stride(0);
+      for (int64_t j = 0; j < cb; ++j) yr[j] = vr[j] * xr[j];
+    }
+  }
+}
+
+void HyenaModel::mlp_residual(const Layer& ly, Tensor& x) const {
+  const int64_t L = x.size(0), d = cfg_.d_model;
+  Tensor normed = Tensor::empty({std::min(L, kTokenBlock), d});
+  for (int64_t t0 = 0; t0 < L; t0 += kTokenBlock) {
+    const int64_t n = std::min(kTokenBlock, L - t0);
+    Tensor xs = x.slice(0, t0, n), ns = normed.slice(0, 0, n);
+    layer_norm(xs, ly.norm2_w, ly.norm2_b, kBlockNormEps, ns);
+    Tensor h = linear(ns, ly.fc1_w, ly.fc1_b);
+    gelu_inplace(h);
+    add_inplace(xs, linear(h, ly.fc2_w, ly.fc2_b));
+  }
+}
+
+void HyenaModel::backbone(Tensor& x, const std::function<void(int64_t)>& after_block) const {
+  const int64_t L = x.size(0), d = cfg_.d_model;
+  Tensor normed = Tensor::empty({L, d});
+  Tensor y = Tensor::empty({L, d});
+  for (int64_t i = 0; i < cfg_.n_layer; ++i) {
+    const Layer& ly = layers_[size_t(i)];
+    layer_norm(x, ly.norm1_w, ly.norm1_b, kBlockNormEps, normed);
+    mixer(ly, i, normed, y);
+    for (int64_t t0 = 0; t0 < L; t0 += kTokenBlock) {  // x += out_proj(y), a token block at a time
+      const int64_t n = std::min(kTokenBlock, L - t0);
+      Tensor xs = x.slice(0, t0, n);
+      add_inplace(xs, linear(y.slice(0, t0, n), ly.out_proj_w, ly.out_proj_b));
+    }
+    mlp_residual(ly, x);
+    if (after_block) after_block(i);
+  }
+}
+
+ForwardOutputs HyenaModel::forward(const Tensor& ids, const ForwardOptions& options) const {
+  LS_CHECK(ids.dim() == 1, "hyenadna: expected 1-D token ids, got {}", ids.describe());
+  const int64_t L = ids.size(0), d = cfg_.d_model;
+  LS_CHECK(L <= cfg_.max_seq_len, "hyenadna: input of {} tokens exceeds the model's max_seq_len {} (score a shorter window)", L,
+           cfg_.max_seq_len);
+  ForwardOutputs out;
+  Tensor x = Tensor::empty({L, d});
+  embedding(ids, embedding_, x);
+  backbone(x, [&](int64_t) {
+    if (options.hidden) out.hidden.push_back(x.clone());
+  });
+  Tensor normed = Tensor::empty({L, d});
+  layer_norm(x, ln_f_w_, ln_f_b_, float(cfg_.layer_norm_eps), normed);
+  out.logits = linear(normed, lm_head_);
+  if (options.hidden) out.final_hidden = normed;
+  return out;
+}
+
+void HyenaModel::stream_logits(int64_t length, const IdSource& source, int64_t chunk, const LogitsSink& sink) const {
+  LS_CHECK(chunk >= 1, "chunk must be >= 1, got {}", chunk);
+  LS_CHECK(length <= cfg_.max_seq_len, "hyenadna: input of {} tokens exceeds the model's max_seq_len {} (score a shorter window)",
+           length, cfg_.max_seq_len);
+  const int64_t d = cfg_.d_model;
+  Tensor ids = Tensor::empty({length}, DType::I64);
+  for (int64_t t0 = 0; t0 < length; t0 += chunk) {
+    Tensor part = ids.slice(0, t0, std::min(chunk, length - t0));
+    source(t0, part);
+  }
+  Tensor x = Tensor::empty({length, d});
+  embedding(ids, embedding_, x);
+  backbone(x, nullptr);
+  Tensor normed = Tensor::empty({std::min(chunk, std::max<int64_t>(length, 1)), d});
+  for (int64_t t0 = 0; t0 < length; t0 += chunk) {  // ln_f and the head a chunk at a time
+    const int64_t n = std::min(chunk, length - t0);
+    Tensor ns = normed.slice(0, 0, n);
+    layer_norm(x.slice(0, t0, n), ln_f_w_, ln_f_b_, float(cfg_.layer_norm_eps), ns);
+    sink(t0, linear(ns, lm_head_));
+  }
+}
+
+}  // namespace longseq

@@ -1,0 +1,79 @@
+// HyenaDNA language model (the Hugging Face port of LongSafari/hyenadna-*) on CPU.
+// Block: x += out_proj(Hyena(LN1(x)));  x += fc2(gelu_tanh(fc1(LN2(x)))). Hyena (order 2): in_proj to
+// x0 | x1 | v, causal depthwise short conv (width 3), v = fftconv(v * x1, k) + bias * (v * x1),
+// y = v * x0. The long filter k comes from an implicit MLP over positional features built on the
+// max_seq_len grid (rows [:L] are used), with sin activations sharing one `freq` per layer, and
+// exponential modulation k *= exp(-t |deltas|) + 0.05.
+// Memory is bounded by processing the mixer in channel blocks (only one block's x0/x1/v and filter
+// columns live at a time) and the MLP in token blocks, so a 1M-token window needs a few L x d_model
+// activations. Filter spectra are cached per (layer, L) within a byte budget and reused across calls.
+#pragma once
+
+#include "core/models/hyena_config.h"
+#include "core/models/lm.h"
+#include "core/ops/fft_conv.h"
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+namespace longseq {
+
+class HyenaModel final : public LanguageModel {
+ public:
+  struct Layer {
+    Tensor norm1_w, norm1_b, norm2_w, norm2_b;  // (d)
+    Tensor in_proj_w, in_proj_b;                // (3d, d), (3d)
+    Tensor short_w, short_b;                    // (3d, W), (3d)
+    Tensor out_proj_w, out_proj_b;              // (d, d), (d)
+    Tensor fc1_w, fc1_b, fc2_w, fc2_b;          // (d_inner, d), (d_inner), (d, d_inner), (d)
+    Tensor filter_bias;                         // (d): the long-conv skip term
+    Tensor z, t;                                // (max_seq_len, emb_dim), (max_seq_len, 1)
+    std::vector<Tensor> mlp_w, mlp_b;           // implicit filter: Linear layers 0, 2, 4 (w, b) and 6 (w only)
+    Tensor freq;                                // (filter_order): shared sin frequency
+    Tensor deltas;                              // (d)
+  };
+
+  static std::unique_ptr<HyenaModel> load(const ModelDir& dir);
+  HyenaModel(HyenaConfig config, Tensor embedding, Tensor lm_head, std::vector<Layer> layers, Tensor ln_f_w, Tensor ln_f_b,
+             std::vector<std::string> notes);
+
+  const HyenaConfig& config() const { return cfg_; }
+  // The layer's long filter for length L, (L, d) as the conv uses it (the fixtures' filter_k is its
+  // transpose).
+  Tensor filter(int64_t layer, int64_t L) const;
+  // What was recomputed rather than loaded (e.g. positional grids absent from the file).
+  const std::vector<std::string>& notes() const { return notes_; }
+  // Largest filter-spectrum cache, bytes (default 1 GiB); 0 disables caching.
+  void set_spectrum_cache_bytes(size_t bytes) { cache_budget_ = bytes; }
+
+  std::string family() const override { return "hyenadna"; }
+  int64_t vocab_size() const override { return embedding_.size(0); }
+  int64_t n_layer() const override { return cfg_.n_layer; }
+  int64_t d_model() const override { return cfg_.d_model; }
+  int64_t max_length() const override { return cfg_.max_seq_len; }
+  ForwardOutputs forward(const Tensor& ids, const ForwardOptions& options) const override;
+  void stream_logits(int64_t length, const IdSource& ids, int64_t chunk, const LogitsSink& sink) const override;
+  using LanguageModel::stream_logits;
+
+ private:
+  // Runs all blocks over `x` (L, d) in place; calls after_block(i) after each.
+  void backbone(Tensor& x, const std::function<void(int64_t)>& after_block) const;
+  void mixer(const Layer& ly, int64_t layer, const Tensor& normed, Tensor& y) const;
+  void mlp_residual(const Layer& ly, Tensor& x) const;
+  Tensor implicit_hidden(const Layer& ly, int64_t L) const;  // (L, filter_order) before the last Linear
+  void filter_block(const Layer& ly, const Tensor& hidden, int64_t c0, Tensor& k_block) const;
+  std::shared_ptr<const FilterSpectrum> cached_spectrum(int64_t layer, int64_t L) const;
+
+  HyenaConfig cfg_;
+  Tensor embedding_, lm_head_;
+  std::vector<Layer> layers_;
+  Tensor ln_f_w_, ln_f_b_;
+  std::vector<std::string> notes_;
+  size_t cache_budget_ = size_t(1) << 30;
+  mutable std::mutex cache_mu_;
+  mutable std::map<std::pair<int64_t, int64_t>, std::shared_ptr<const FilterSpectrum>> cache_;
+  mutable size_t cache_bytes_ = 0;
+};
+
+}  // namespace longseq
