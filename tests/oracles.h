@@ -168,3 +168,110 @@ inline std::vector<double> mamba_oracle(const MambaConfig& c, const std::map<std
 }
 
 }  // namespace longseq::testing
+
+#include "core/models/hyena_config.h"
+
+namespace longseq::testing {
+
+// Direct causal convolution per channel in float64: y[t, c] = sum_{s<=t} k[s, c] u[t-s, c] + bias[c] u[t, c].
+inline std::vector<double> long_conv_oracle(const std::vector<float>& u, const std::vector<float>& k, const std::vector<float>& bias,
+                                            int64_t L, int64_t C) {
+  std::vector<double> y(static_cast<size_t>(L * C), 0.0);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t t = 0; t < L; ++t) {
+      double s = bias.empty() ? 0.0 : double(bias[size_t(c)]) * u[size_t(t * C + c)];
+      for (int64_t j = 0; j <= t; ++j) s += double(k[size_t(j * C + c)]) * u[size_t((t - j) * C + c)];
+      y[size_t(t * C + c)] = s;
+    }
+  return y;
+}
+
+// HyenaDNA (HF port) in float64 from released parameter names: direct long convolution, no FFT.
+inline std::vector<double> hyena_oracle(const HyenaConfig& c, const std::map<std::string, std::vector<float>>& p,
+                                        const std::vector<int64_t>& ids) {
+  const int64_t d = c.d_model, L = int64_t(ids.size()), V = c.padded_vocab, O = c.filter_order, E = c.emb_dim,
+                W = c.short_filter_order, I = c.d_inner;
+  auto P = [&](const std::string& k) -> const std::vector<float>& { return p.at(k); };
+  using Rows = std::vector<std::vector<double>>;
+  auto rows = [](int64_t n, int64_t m) { return Rows(size_t(n), std::vector<double>(size_t(m), 0.0)); };
+  auto lin = [&](const std::vector<double>& x, const std::string& name, int64_t out, bool bias) {
+    const auto& w = P(name + ".weight");
+    const int64_t in = int64_t(x.size());
+    std::vector<double> y(size_t(out), 0.0);
+    for (int64_t o = 0; o < out; ++o) {
+      double s = bias ? double(P(name + ".bias")[size_t(o)]) : 0.0;
+      for (int64_t i = 0; i < in; ++i) s += double(w[size_t(o * in + i)]) * x[size_t(i)];
+      y[size_t(o)] = s;
+    }
+    return y;
+  };
+  auto ln = [&](const std::vector<double>& x, const std::string& name, double eps) {
+    const double n = double(x.size());
+    double mean = 0, var = 0;
+    for (double v : x) mean += v / n;
+    for (double v : x) var += (v - mean) * (v - mean) / n;
+    std::vector<double> o(x.size());
+    for (size_t i = 0; i < x.size(); ++i) o[i] = (x[i] - mean) / std::sqrt(var + eps) * P(name + ".weight")[i] + P(name + ".bias")[i];
+    return o;
+  };
+  const std::string bb = "hyena.backbone.";
+  Rows x = rows(L, d);
+  for (int64_t t = 0; t < L; ++t)
+    for (int64_t i = 0; i < d; ++i) x[size_t(t)][size_t(i)] = P(bb + "embeddings.word_embeddings.weight")[size_t(ids[size_t(t)] * d + i)];
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const std::string b = bb + "layers." + std::to_string(l) + ".", m = b + "mixer.", f = m + "filter_fn.";
+    // Implicit filter k (L, d).
+    Rows k = rows(L, d);
+    const auto &z = P(f + "pos_emb.z"), &tt = P(f + "pos_emb.t"), &deltas = P(f + "modulation.deltas"),
+               &freq = P(f + "implicit_filter.1.freq");
+    for (int64_t t = 0; t < L; ++t) {
+      std::vector<double> h(z.begin() + t * E, z.begin() + (t + 1) * E);
+      for (int64_t j = 0; j <= c.num_inner_mlps; ++j) {
+        h = lin(h, f + "implicit_filter." + std::to_string(2 * j), O, true);
+        for (int64_t o = 0; o < O; ++o) h[size_t(o)] = std::sin(double(freq[size_t(o)]) * h[size_t(o)]);
+      }
+      h = lin(h, f + "implicit_filter." + std::to_string(2 * (c.num_inner_mlps + 1)), d, false);
+      for (int64_t i = 0; i < d; ++i)
+        k[size_t(t)][size_t(i)] = h[size_t(i)] * (std::exp(-double(tt[size_t(t)]) * std::abs(double(deltas[size_t(i)]))) + 0.05);
+    }
+    Rows proj = rows(L, 3 * d), sc = rows(L, 3 * d);
+    for (int64_t t = 0; t < L; ++t) proj[size_t(t)] = lin(ln(x[size_t(t)], b + "norm1", 1e-5), m + "in_proj", 3 * d, true);
+    const auto &sw = P(m + "short_filter.weight"), &sb = P(m + "short_filter.bias");
+    for (int64_t t = 0; t < L; ++t)
+      for (int64_t ch = 0; ch < 3 * d; ++ch) {
+        double s = sb[size_t(ch)];
+        for (int64_t j = 0; j < W; ++j)
+          if (t - (W - 1) + j >= 0) s += double(sw[size_t(ch * W + j)]) * proj[size_t(t - (W - 1) + j)][size_t(ch)];
+        sc[size_t(t)][size_t(ch)] = s;
+      }
+    const auto& fb = P(f + "bias");
+    for (int64_t t = 0; t < L; ++t) {
+      std::vector<double> y(static_cast<size_t>(d));
+      for (int64_t i = 0; i < d; ++i) {
+        double s = double(fb[size_t(i)]) * sc[size_t(t)][size_t(2 * d + i)] * sc[size_t(t)][size_t(d + i)];
+        for (int64_t j = 0; j <= t; ++j)
+          s += k[size_t(j)][size_t(i)] * sc[size_t(t - j)][size_t(2 * d + i)] * sc[size_t(t - j)][size_t(d + i)];
+        y[size_t(i)] = s * sc[size_t(t)][size_t(i)];
+      }
+      const auto o = lin(y, m + "out_proj", d, true);
+      for (int64_t i = 0; i < d; ++i) x[size_t(t)][size_t(i)] += o[size_t(i)];
+      auto h = lin(ln(x[size_t(t)], b + "norm2", 1e-5), b + "mlp.fc1", I, true);
+      for (auto& v : h) v = 0.5 * v * (1.0 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+      const auto o2 = lin(h, b + "mlp.fc2", d, true);
+      for (int64_t i = 0; i < d; ++i) x[size_t(t)][size_t(i)] += o2[size_t(i)];
+    }
+  }
+  std::vector<double> logits(static_cast<size_t>(L * V));
+  for (int64_t t = 0; t < L; ++t) {
+    const auto h = ln(x[size_t(t)], bb + "ln_f", c.layer_norm_eps);
+    const auto& head = p.count("lm_head.weight") ? P("lm_head.weight") : P(bb + "embeddings.word_embeddings.weight");
+    for (int64_t v = 0; v < V; ++v) {
+      double s = 0;
+      for (int64_t i = 0; i < d; ++i) s += double(head[size_t(v * d + i)]) * h[size_t(i)];
+      logits[size_t(t * V + v)] = s;
+    }
+  }
+  return logits;
+}
+
+}  // namespace longseq::testing

@@ -1,6 +1,8 @@
 #include "core/models/hyena.h"
 
 #include "core/error.h"
+#include "core/fileio.h"
+#include "core/random.h"
 #include "core/models/weights.h"
 #include "core/ops/activations.h"
 #include "core/ops/causal_conv1d.h"
@@ -160,6 +162,103 @@ std::unique_ptr<HyenaModel> HyenaModel::load(const ModelDir& dir) {
   return std::make_unique<HyenaModel>(c, embedding, lm_head, std::move(layers), ln_f_w, ln_f_b, std::move(notes));
 }
 
+std::unique_ptr<HyenaModel> HyenaModel::random(const HyenaConfig& c, uint64_t seed) {
+  Rng rng(seed);
+  const int64_t d = c.d_model, O = c.filter_order, W = c.short_filter_order, E = c.emb_dim, V = c.padded_vocab;
+  auto normal = [&](Shape shape, double std) {
+    Tensor t = Tensor::empty(std::move(shape));
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = float(std * rng.normal());
+    return t;
+  };
+  auto uniform = [&](Shape shape, double bound) {
+    Tensor t = Tensor::empty(std::move(shape));
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = float(rng.uniform(-bound, bound));
+    return t;
+  };
+  const double resid_std = 0.02 / std::sqrt(2.0 * double(c.n_layer));
+  Tensor z, t;
+  positional_grid(c.max_seq_len, E, z, t);
+  std::vector<Layer> layers(static_cast<size_t>(c.n_layer));
+  for (auto& L : layers) {
+    L.norm1_w = Tensor::full({d}, 1.0f);
+    L.norm1_b = Tensor::zeros({d});
+    L.norm2_w = Tensor::full({d}, 1.0f);
+    L.norm2_b = Tensor::zeros({d});
+    L.in_proj_w = normal({3 * d, d}, 0.02);
+    L.in_proj_b = Tensor::zeros({3 * d});
+    L.short_w = uniform({3 * d, W}, 1.0 / std::sqrt(double(W)));
+    L.short_b = uniform({3 * d}, 1.0 / std::sqrt(double(W)));
+    L.out_proj_w = normal({d, d}, resid_std);
+    L.out_proj_b = Tensor::zeros({d});
+    L.fc1_w = normal({c.d_inner, d}, 0.02);
+    L.fc1_b = Tensor::zeros({c.d_inner});
+    L.fc2_w = normal({d, c.d_inner}, resid_std);
+    L.fc2_b = Tensor::zeros({d});
+    L.filter_bias = normal({d}, 1.0);
+    L.z = z;
+    L.t = t;
+    const int64_t n_linear = c.num_inner_mlps + 2;
+    for (int64_t k = 0; k < n_linear; ++k) {
+      const int64_t in = k == 0 ? E : O, out = k == n_linear - 1 ? d : O;
+      L.mlp_w.push_back(uniform({out, in}, 1.0 / std::sqrt(double(in))));
+      L.mlp_b.push_back(k == n_linear - 1 ? Tensor{} : uniform({out}, 1.0 / std::sqrt(double(in))));
+    }
+    L.freq = Tensor::full({O}, float(c.activation_freq));
+    L.deltas = default_deltas(d);
+  }
+  Tensor embedding = normal({V, d}, 0.02);
+  Tensor lm_head = c.tie_embeddings ? embedding : normal({V, d}, 0.02);
+  return std::make_unique<HyenaModel>(c, embedding, lm_head, std::move(layers), Tensor::full({d}, 1.0f), Tensor::zeros({d}),
+                                      std::vector<std::string>{});
+}
+
+std::vector<std::pair<std::string, Tensor>> HyenaModel::named_parameters() const {
+  std::vector<std::pair<std::string, Tensor>> p;
+  const std::string bb = "hyena.backbone.";
+  const int64_t d = cfg_.d_model, S = cfg_.max_seq_len;
+  p.emplace_back(bb + "embeddings.word_embeddings.weight", embedding_);
+  for (int64_t i = 0; i < cfg_.n_layer; ++i) {
+    const Layer& L = layers_[size_t(i)];
+    const std::string b = fmt::format("{}layers.{}.", bb, i), m = b + "mixer.", f = m + "filter_fn.";
+    p.emplace_back(b + "norm1.weight", L.norm1_w);
+    p.emplace_back(b + "norm1.bias", L.norm1_b);
+    p.emplace_back(b + "norm2.weight", L.norm2_w);
+    p.emplace_back(b + "norm2.bias", L.norm2_b);
+    p.emplace_back(m + "in_proj.weight", L.in_proj_w);
+    p.emplace_back(m + "in_proj.bias", L.in_proj_b);
+    p.emplace_back(m + "short_filter.weight", L.short_w.reshape({3 * d, 1, cfg_.short_filter_order}));
+    p.emplace_back(m + "short_filter.bias", L.short_b);
+    p.emplace_back(m + "out_proj.weight", L.out_proj_w);
+    p.emplace_back(m + "out_proj.bias", L.out_proj_b);
+    p.emplace_back(b + "mlp.fc1.weight", L.fc1_w);
+    p.emplace_back(b + "mlp.fc1.bias", L.fc1_b);
+    p.emplace_back(b + "mlp.fc2.weight", L.fc2_w);
+    p.emplace_back(b + "mlp.fc2.bias", L.fc2_b);
+    p.emplace_back(f + "bias", L.filter_bias);
+    p.emplace_back(f + "pos_emb.z", L.z.reshape({1, S, cfg_.emb_dim}));
+    p.emplace_back(f + "pos_emb.t", L.t.reshape({1, S, 1}));
+    p.emplace_back(f + "modulation.deltas", L.deltas.reshape({1, 1, d}));
+    for (size_t k = 0; k < L.mlp_w.size(); ++k) {
+      const std::string lin = f + "implicit_filter." + std::to_string(2 * k) + ".";
+      p.emplace_back(lin + "weight", L.mlp_w[k]);
+      if (L.mlp_b[k].defined()) p.emplace_back(lin + "bias", L.mlp_b[k]);
+    }
+    p.emplace_back(f + "implicit_filter.1.freq", L.freq.reshape({1, cfg_.filter_order}));
+  }
+  p.emplace_back(bb + "ln_f.weight", ln_f_w_);
+  p.emplace_back(bb + "ln_f.bias", ln_f_b_);
+  if (!cfg_.tie_embeddings) p.emplace_back("lm_head.weight", lm_head_);
+  return p;
+}
+
+void HyenaModel::save(const std::filesystem::path& dir) const {
+  std::filesystem::create_directories(dir);
+  AtomicFile cfg(dir / "config.json");
+  cfg.write(hyena_config_json(cfg_).dump(2) + "\n");
+  cfg.commit();
+  write_safetensors(dir / "model.safetensors", named_parameters(), {{"format", "pt"}, {"producer", "longseq " LONGSEQ_VERSION}});
+}
+
 Tensor HyenaModel::implicit_hidden(const Layer& ly, int64_t L) const {
   LS_CHECK(L <= cfg_.max_seq_len, "hyenadna: length {} exceeds max_seq_len {}", L, cfg_.max_seq_len);
   Tensor h = ly.z.slice(0, 0, L);
@@ -212,7 +311,7 @@ void HyenaModel::mixer(const Layer& ly, int64_t layer, const Tensor& normed, Ten
   const int64_t L = normed.size(0), d = cfg_.d_model;
   const auto spectrum = cached_spectrum(layer, L);
   const int64_t n = spectrum ? spectrum->n : fft_fast_size(std::max<int64_t>(2 * L - 1, 2));
-  const int64_t block = std::min(d, fft_conv_block_channels(n, d));
+  const int64_t block = std::min(d, channel_block_ > 0 ? channel_block_ : fft_conv_block_channels(n, d));
   Tensor hidden;  // implicit-filter MLP features, only when the spectrum is not cached
   if (!spectrum) hidden = implicit_hidden(ly, L);
   for (int64_t c0 = 0; c0 < d; c0 += block) {

@@ -35,6 +35,13 @@ class HyenaModel final : public LanguageModel {
   };
 
   static std::unique_ptr<HyenaModel> load(const ModelDir& dir);
+  // A new model (HF-port initialisation: normal(0, 0.02) linears with the residual projections scaled
+  // by 1/sqrt(2 n_layer), default conv and implicit-filter init, freq = activation_freq, positional
+  // grid and decay rates as the port builds them), deterministic in `seed`.
+  static std::unique_ptr<HyenaModel> random(const HyenaConfig& config, uint64_t seed);
+  // config.json (Hugging Face hyenadna format) + model.safetensors with the released names.
+  void save(const std::filesystem::path& dir) const;
+  std::vector<std::pair<std::string, Tensor>> named_parameters() const;  // buffers included
   HyenaModel(HyenaConfig config, Tensor embedding, Tensor lm_head, std::vector<Layer> layers, Tensor ln_f_w, Tensor ln_f_b,
              std::vector<std::string> notes);
 
@@ -46,6 +53,8 @@ class HyenaModel final : public LanguageModel {
   const std::vector<std::string>& notes() const { return notes_; }
   // Largest filter-spectrum cache, bytes (default 1 GiB); 0 disables caching.
   void set_spectrum_cache_bytes(size_t bytes) { cache_budget_ = bytes; }
+  // Channels per mixer block (0: automatic from the FFT size). Smaller blocks, less memory.
+  void set_channel_block(int64_t channels) { channel_block_ = channels; }
 
   std::string family() const override { return "hyenadna"; }
   int64_t vocab_size() const override { return embedding_.size(0); }
@@ -71,6 +80,7 @@ class HyenaModel final : public LanguageModel {
   Tensor ln_f_w_, ln_f_b_;
   std::vector<std::string> notes_;
   size_t cache_budget_ = size_t(1) << 30;
+  int64_t channel_block_ = 0;
   mutable std::mutex cache_mu_;
   mutable std::map<std::pair<int64_t, int64_t>, std::shared_ptr<const FilterSpectrum>> cache_;
   mutable size_t cache_bytes_ = 0;

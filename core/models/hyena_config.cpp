@@ -16,7 +16,8 @@ HyenaConfig parse_hyena_config(const Config& c) {
   h.d_inner = c.get_int("d_inner", 4 * h.d_model);
   if (h.d_inner < 1) c.invalid("d_inner", "must be positive");
   h.vocab_size = c.get_int_in("vocab_size", 1, big);
-  h.padded_vocab = round_up_multiple(h.vocab_size, pad_multiple(c));
+  h.pad_vocab_multiple = pad_multiple(c);
+  h.padded_vocab = round_up_multiple(h.vocab_size, h.pad_vocab_multiple);
   h.max_seq_len = c.get_int_in("max_seq_len", 1, int64_t(1) << 32);
   h.emb_dim = c.get_int("emb_dim", 3);
   if (h.emb_dim < 3 || h.emb_dim % 2 == 0) c.invalid("emb_dim", "must be odd and >= 3");
@@ -30,6 +31,30 @@ HyenaConfig parse_hyena_config(const Config& c) {
   h.layer_norm_eps = c.get_double("layer_norm_epsilon", 1e-5);
   h.tie_embeddings = c.get_bool("tie_word_embeddings", false);
   return h;
+}
+
+nlohmann::json hyena_config_json(const HyenaConfig& h) {
+  return {{"model_type", "hyenadna"},
+          {"architectures", {"HyenaDNAForCausalLM"}},
+          {"d_model", h.d_model},
+          {"n_layer", h.n_layer},
+          {"d_inner", h.d_inner},
+          {"vocab_size", h.vocab_size},
+          {"pad_vocab_size_multiple", h.pad_vocab_multiple},
+          {"max_seq_len", h.max_seq_len},
+          {"emb_dim", h.emb_dim},
+          {"filter_order", h.filter_order},
+          {"short_filter_order", h.short_filter_order},
+          {"hyena_order", h.hyena_order},
+          {"activation_freq", h.activation_freq},
+          {"num_inner_mlps", h.num_inner_mlps},
+          {"train_freq", h.train_freq},
+          {"use_bias", true},
+          {"layer_norm_epsilon", h.layer_norm_eps},
+          {"tie_word_embeddings", h.tie_embeddings},
+          {"embed_dropout", 0.1},
+          {"hyena_dropout", 0.0},
+          {"hyena_filter_dropout", 0.0}};
 }
 
 }  // namespace longseq

@@ -11,6 +11,7 @@ struct HyenaConfig {
   int64_t d_inner = 0;  // MLP width
   int64_t vocab_size = 0;
   int64_t padded_vocab = 0;
+  int64_t pad_vocab_multiple = 8;
   int64_t max_seq_len = 0;
   int64_t emb_dim = 5;             // positional features of the implicit filter (odd, >= 3)
   int64_t filter_order = 64;       // implicit filter MLP width
@@ -24,6 +25,8 @@ struct HyenaConfig {
 };
 
 bool looks_like_hyena(const Config& c);
+// config.json in the Hugging Face hyenadna format.
+nlohmann::json hyena_config_json(const HyenaConfig& h);
 HyenaConfig parse_hyena_config(const Config& c);
 
 }  // namespace longseq
