@@ -4,6 +4,7 @@
 #include "bench/ceilings.h"
 #include "core/memory.h"
 #include "core/ops/causal_conv1d.h"
+#include "core/ops/fft_conv.h"
 #include "core/ops/gemm.h"
 #include "core/ops/selective_scan.h"
 #include "core/ops/simd.h"
@@ -11,8 +12,10 @@
 #include "core/threads.h"
 
 #include <CLI/CLI.hpp>
+#include <fftw3.h>
 #include <fmt/format.h>
 
+#include <cmath>
 #include <functional>
 #include <random>
 #include <regex>
@@ -85,6 +88,37 @@ void add_conv_ops(std::vector<Op>& ops) {
   ops.push_back({"causal_conv1d", fmt::format("L={} D={} W={} silu", L, D, W), n, 8.0 * n, 0, [a] { causal_conv1d(*a); }});
 }
 
+// FFT long convolution at L = 262144 over 64 channels, against FFTW's own batched r2c + c2r round
+// trip of the same size (the rate FFTW reaches here). FLOPs are counted as 2.5 n log2 n per real
+// transform: the conv runs three (input, filter, inverse), or two with a cached filter spectrum.
+void add_fft_ops(std::vector<Op>& ops) {
+  const int64_t L = 262144, C = 64, n = fft_fast_size(2 * L - 1);
+  const double per_fft = 2.5 * double(n) * std::log2(double(n)) * double(C);
+  auto u = std::make_shared<Tensor>(random_tensor({L, C}, 31));
+  auto k = std::make_shared<Tensor>(random_tensor({L, C}, 32));
+  auto y = std::make_shared<Tensor>(Tensor::empty({L, C}));
+  auto spec = std::make_shared<FilterSpectrum>(fft_filter_spectrum(*k));
+  const std::string shape = fmt::format("L={} C={} n={}", L, C, n);
+  ops.push_back({"fft_conv", shape, double(L * C), 0, 3 * per_fft, [=] { fft_conv({.u = *u, .y = *y, .k = *k}); }});
+  ops.push_back({"fft_conv_cached", shape, double(L * C), 0, 2 * per_fft,
+                 [=] { fft_conv({.u = *u, .y = *y, .spectrum = spec.get()}); }});
+  auto re = std::make_shared<Tensor>(random_tensor({C, n}, 33));
+  auto co = std::make_shared<Tensor>(Tensor::empty({C, n / 2 + 1, 2}));
+  const int len = int(n);
+  auto r2c = std::shared_ptr<fftwf_plan_s>(
+      fftwf_plan_many_dft_r2c(1, &len, int(C), re->data<float>(), nullptr, 1, len,
+                              reinterpret_cast<fftwf_complex*>(co->data<float>()), nullptr, 1, len / 2 + 1, FFTW_ESTIMATE),
+      fftwf_destroy_plan);
+  auto c2r = std::shared_ptr<fftwf_plan_s>(
+      fftwf_plan_many_dft_c2r(1, &len, int(C), reinterpret_cast<fftwf_complex*>(co->data<float>()), nullptr, 1, len / 2 + 1,
+                              re->data<float>(), nullptr, 1, len, FFTW_ESTIMATE),
+      fftwf_destroy_plan);
+  ops.push_back({"fftw.roundtrip", fmt::format("n={} x{} 1 thread", n, C), double(L * C), 0, 2 * per_fft, [=] {
+                   fftwf_execute(r2c.get());
+                   fftwf_execute(c2r.get());
+                 }});
+}
+
 std::vector<Op> make_ops() {
   std::vector<Op> ops;
   {  // Contiguous copy of a (L, D) activation: the memcpy floor every op is measured against.
@@ -114,6 +148,7 @@ std::vector<Op> make_ops() {
   }
   add_scan_ops(ops);
   add_conv_ops(ops);
+  add_fft_ops(ops);
   return ops;
 }
 

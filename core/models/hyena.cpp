@@ -307,19 +307,27 @@ std::shared_ptr<const FilterSpectrum> HyenaModel::cached_spectrum(int64_t layer,
   return spec;
 }
 
-void HyenaModel::mixer(const Layer& ly, int64_t layer, const Tensor& normed, Tensor& y) const {
-  const int64_t L = normed.size(0), d = cfg_.d_model;
+void HyenaModel::mixer(const Layer& ly, int64_t layer, const Tensor& x, Tensor& y) const {
+  const int64_t L = x.size(0), d = cfg_.d_model;
   const auto spectrum = cached_spectrum(layer, L);
   const int64_t n = spectrum ? spectrum->n : fft_fast_size(std::max<int64_t>(2 * L - 1, 2));
   const int64_t block = std::min(d, channel_block_ > 0 ? channel_block_ : fft_conv_block_channels(n, d));
   Tensor hidden;  // implicit-filter MLP features, only when the spectrum is not cached
   if (!spectrum) hidden = implicit_hidden(ly, L);
+  Tensor normed = Tensor::empty({std::min(L, kTokenBlock), d});
   for (int64_t c0 = 0; c0 < d; c0 += block) {
     const int64_t cb = std::min(block, d - c0);
-    // x0 | x1 | v for this channel block only.
+    // x0 | x1 | v for this channel block only; LN1 is recomputed per token block rather than held
+    // for the whole window (it costs d per token; an L x d buffer costs 1 GiB at 1M tokens).
     const Tensor w = gather_row_groups(ly.in_proj_w, 3, d, c0, cb);
     const Tensor b = gather_row_groups(ly.in_proj_b, 3, d, c0, cb);
-    const Tensor proj = linear(normed, w, b);  // (L, 3cb)
+    Tensor proj = Tensor::empty({L, 3 * cb});
+    for (int64_t t0 = 0; t0 < L; t0 += kTokenBlock) {
+      const int64_t nt = std::min(kTokenBlock, L - t0);
+      Tensor ns = normed.slice(0, 0, nt), ps = proj.slice(0, t0, nt);
+      layer_norm(x.slice(0, t0, nt), ly.norm1_w, ly.norm1_b, kBlockNormEps, ns);
+      linear(ns, w, b, ps);
+    }
     Tensor conv = Tensor::empty({1, L, 3 * cb});
     causal_conv1d({.x = proj.unsqueeze(0),
                    .weight = gather_row_groups(ly.short_w, 3, d, c0, cb),
@@ -368,12 +376,10 @@ void HyenaModel::mlp_residual(const Layer& ly, Tensor& x) const {
 
 void HyenaModel::backbone(Tensor& x, const std::function<void(int64_t)>& after_block) const {
   const int64_t L = x.size(0), d = cfg_.d_model;
-  Tensor normed = Tensor::empty({L, d});
   Tensor y = Tensor::empty({L, d});
   for (int64_t i = 0; i < cfg_.n_layer; ++i) {
     const Layer& ly = layers_[size_t(i)];
-    layer_norm(x, ly.norm1_w, ly.norm1_b, kBlockNormEps, normed);
-    mixer(ly, i, normed, y);
+    mixer(ly, i, x, y);
     for (int64_t t0 = 0; t0 < L; t0 += kTokenBlock) {  // x += out_proj(y), a token block at a time
       const int64_t n = std::min(kTokenBlock, L - t0);
       Tensor xs = x.slice(0, t0, n);

@@ -68,7 +68,8 @@ class HyenaModel final : public LanguageModel {
  private:
   // Runs all blocks over `x` (L, d) in place; calls after_block(i) after each.
   void backbone(Tensor& x, const std::function<void(int64_t)>& after_block) const;
-  void mixer(const Layer& ly, int64_t layer, const Tensor& normed, Tensor& y) const;
+  // y (L, d) = Hyena(LN1(x)), before out_proj.
+  void mixer(const Layer& ly, int64_t layer, const Tensor& x, Tensor& y) const;
   void mlp_residual(const Layer& ly, Tensor& x) const;
   Tensor implicit_hidden(const Layer& ly, int64_t L) const;  // (L, filter_order) before the last Linear
   void filter_block(const Layer& ly, const Tensor& hidden, int64_t c0, Tensor& k_block) const;
