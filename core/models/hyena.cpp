@@ -283,7 +283,13 @@ void HyenaModel::filter_block(const Layer& ly, const Tensor& hidden, int64_t c0,
 #pragma omp parallel for schedule(static) if (L * cols > (1 << 16))
   for (int64_t r = 0; r < L; ++r) {
     float* k = k_block.data<float>() + r * k_block.stride(0);
-    for (int64_t j = 0; j < cols; ++j) k[j] *= std::exp(-t[r] * std::abs(deltas[j])) + kModulationShift;
+    int64_t j = 0;
+    for (; j + simd::kLanes <= cols; j += simd::kLanes) {
+      simd::vf dl;
+      for (int l = 0; l < simd::kLanes; ++l) dl[l] = std::abs(deltas[j + l]);
+      simd::store(k + j, simd::load(k + j) * (simd::exp(-t[r] * dl) + kModulationShift));
+    }
+    for (; j < cols; ++j) k[j] *= std::exp(-t[r] * std::abs(deltas[j])) + kModulationShift;
   }
 }
 
