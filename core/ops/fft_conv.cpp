@@ -48,12 +48,15 @@ Plans plans_for(int64_t n) {
 void gather_rows(const Tensor& x, int64_t c0, int64_t cols, int64_t n, float* rows, int64_t nrows) {
   const int64_t L = x.size(0), stride = x.stride(0);
   const float* src = x.data<float>() + c0;
+  // Token-major walk: each source row is read once, contiguously, and scattered into the nrows
+  // destination rows (reading one column down the whole sequence would miss cache on every token).
+  for (int64_t t = 0; t < L; ++t) {
+    const float* s = src + t * stride;
+    for (int64_t j = 0; j < cols; ++j) rows[j * n + t] = s[j];
+  }
   for (int64_t j = 0; j < nrows; ++j) {
     float* r = rows + j * n;
-    if (j < cols)
-      for (int64_t t = 0; t < L; ++t) r[t] = src[t * stride + j];
-    else
-      std::fill(r, r + L, 0.0f);
+    if (j >= cols) std::fill(r, r + L, 0.0f);
     std::fill(r + L, r + n, 0.0f);
   }
 }
@@ -180,13 +183,11 @@ void fft_conv(const FftConvArgs& a) {
         for (int64_t f = 0; f < nb * nc; ++f) U[f] *= K[f];
         fftwf_execute_dft_c2r(plans.c2r, sc.co, sc.re);
         const float* bias = a.bias.defined() ? a.bias.data<float>() : nullptr;
-        for (int64_t j = 0; j < nb; ++j) {
-          const float* r = sc.re + j * n;
-          const float* u = a.u.data<float>() + cb + j;
-          float* y = a.y.data<float>() + cb + j;
-          const float bj = bias ? bias[cb + j] : 0.0f;
-          const int64_t su = a.u.stride(0), sy = a.y.stride(0);
-          for (int64_t t = 0; t < L; ++t) y[t * sy] = r[t] + bj * u[t * su];
+        const int64_t su = a.u.stride(0), sy = a.y.stride(0);
+        for (int64_t t = 0; t < L; ++t) {  // token-major, as in gather_rows
+          const float* u = a.u.data<float>() + t * su + cb;
+          float* y = a.y.data<float>() + t * sy + cb;
+          for (int64_t j = 0; j < nb; ++j) y[j] = sc.re[j * n + t] + (bias ? bias[cb + j] : 0.0f) * u[j];
         }
       }
     }
