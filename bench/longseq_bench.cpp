@@ -113,7 +113,9 @@ void add_fft_ops(std::vector<Op>& ops) {
       fftwf_plan_many_dft_c2r(1, &len, int(C), reinterpret_cast<fftwf_complex*>(co->data<float>()), nullptr, 1, len / 2 + 1,
                               re->data<float>(), nullptr, 1, len, FFTW_ESTIMATE),
       fftwf_destroy_plan);
+  // The plans point into re and co: the closure must keep them alive.
   ops.push_back({"fftw.roundtrip", fmt::format("n={} x{} 1 thread", n, C), double(L * C), 0, 2 * per_fft, [=] {
+                   (void)re, (void)co;
                    fftwf_execute(r2c.get());
                    fftwf_execute(c2r.get());
                  }});

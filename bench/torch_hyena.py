@@ -1,10 +1,10 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """PyTorch CPU reference for bench comparisons: the same HyenaDNA LM as longseq runs, written the way
 the Hugging Face port computes it (in_proj, depthwise short conv, implicit filter MLP with sin and
 exponential modulation, fftconv with torch.fft at size 2L, gated, MLP with tanh-GELU). Random
 weights of the requested shape; prints time per token and peak RSS for side-by-side runs:
 
-    python3 bench/torch_hyena.py --length 262144 --threads 2
+    /usr/bin/python3 bench/torch_hyena.py --length 262144 --threads 2
     build/bench/hyena-bench --length 262144 --threads 2
 """
 import argparse

@@ -1,10 +1,10 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """PyTorch CPU reference for bench comparisons: the same Mamba-1 LM as longseq runs, written after
 mamba_ssm's own slow path (Mamba.forward with use_fast_path=False: nn.Conv1d + SiLU, and
 selective_scan_ref, the official pure-PyTorch scan). Random weights of the requested shape; prints
 tokens/s and peak RSS so the two can be run side by side:
 
-    python3 bench/torch_mamba.py --length 2048 16384 --threads 1
+    /usr/bin/python3 bench/torch_mamba.py --length 2048 16384 --threads 1
     build/bench/mamba-bench --length 2048 16384 --threads 1
 """
 import argparse

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "core/tensor.h"
+
 namespace longseq {
 
 class Rng {
@@ -43,5 +45,19 @@ class Rng {
   static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   uint64_t s_[4];
 };
+
+// New F32 tensors of the given shape filled from `rng` (initialisers of the model families).
+inline Tensor random_normal(Rng& rng, Shape shape, double std) {
+  Tensor t = Tensor::empty(std::move(shape));
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(std * rng.normal());
+  return t;
+}
+inline Tensor random_uniform(Rng& rng, Shape shape, double bound) {
+  Tensor t = Tensor::empty(std::move(shape));
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(rng.uniform(-bound, bound));
+  return t;
+}
 
 }  // namespace longseq

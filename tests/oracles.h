@@ -78,6 +78,16 @@ inline std::vector<double> conv_oracle(const std::vector<float>& x, const std::v
 
 namespace longseq::testing {
 
+// One row of LM-head logits: out[v] = sum_i head[v, i] * h[i].
+inline void head_oracle(const std::vector<float>& head, const std::vector<double>& h, int64_t V, double* out) {
+  const int64_t d = int64_t(h.size());
+  for (int64_t v = 0; v < V; ++v) {
+    double s = 0;
+    for (int64_t i = 0; i < d; ++i) s += double(head[size_t(v * d + i)]) * h[size_t(i)];
+    out[v] = s;
+  }
+}
+
 // A Mamba-1 LM written straight from mamba_ssm's modules in float64, token by token, from a map of
 // released parameter names to values. Returns logits (L, V) row-major.
 inline std::vector<double> mamba_oracle(const MambaConfig& c, const std::map<std::string, std::vector<float>>& p,
@@ -158,11 +168,7 @@ inline std::vector<double> mamba_oracle(const MambaConfig& c, const std::map<std
   const auto& head = p.count("lm_head.weight") ? P("lm_head.weight") : emb;
   for (int64_t t = 0; t < L; ++t) {
     const auto h = norm(resid[size_t(t)], "backbone.norm_f");
-    for (int64_t v = 0; v < V; ++v) {
-      double s = 0;
-      for (int64_t i = 0; i < d; ++i) s += double(head[size_t(v * d + i)]) * h[size_t(i)];
-      logits[size_t(t * V + v)] = s;
-    }
+    head_oracle(head, h, V, logits.data() + t * V);
   }
   return logits;
 }
@@ -265,11 +271,7 @@ inline std::vector<double> hyena_oracle(const HyenaConfig& c, const std::map<std
   for (int64_t t = 0; t < L; ++t) {
     const auto h = ln(x[size_t(t)], bb + "ln_f", c.layer_norm_eps);
     const auto& head = p.count("lm_head.weight") ? P("lm_head.weight") : P(bb + "embeddings.word_embeddings.weight");
-    for (int64_t v = 0; v < V; ++v) {
-      double s = 0;
-      for (int64_t i = 0; i < d; ++i) s += double(head[size_t(v * d + i)]) * h[size_t(i)];
-      logits[size_t(t * V + v)] = s;
-    }
+    head_oracle(head, h, V, logits.data() + t * V);
   }
   return logits;
 }

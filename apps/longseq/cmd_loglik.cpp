@@ -78,40 +78,34 @@ void run(const LoglikArgs& a) {
   }
   fmt::print(out, "#chrom\tpos\tbase\tlogprob\n");
 
-  // The source pulls one base beyond each chunk so the sink knows the token each row predicts.
+  // The sink fetches the bases its rows predict itself: families differ in how they interleave
+  // pulling ids and emitting logits (Hyena pulls the whole window first).
   TokenizeStats stats;
-  std::string chunk_bases;  // bases [chunk_start, chunk_start + n + 1)
-  int64_t chunk_start = 0;
-  std::vector<int64_t> next_ids;
   double sum = 0;
   int64_t scored = 0;
   Progress progress("loglik", L, "bases");
   model->stream_logits(
       L,
       [&](int64_t start, Tensor& ids) {
-        const int64_t n = ids.size(0);
-        chunk_start = start;
-        chunk_bases = src.bases(start, std::min(L, start + n + 1));
-        tok.encode(std::string_view(chunk_bases).substr(0, size_t(n)), ids.data<int64_t>(), &stats);
-        next_ids.assign(chunk_bases.size(), 0);
-        tok.encode(chunk_bases, next_ids.data());
+        tok.encode(src.bases(start, start + ids.size(0)), ids.data<int64_t>(), &stats);
       },
       a.chunk,
       [&](int64_t start, const Tensor& logits) {
-        const int64_t V = logits.size(1);
-        for (int64_t r = 0; r < logits.size(0); ++r) {
-          const int64_t t = start + r;  // this row predicts token t + 1
-          if (t + 1 >= L) break;
+        const int64_t V = logits.size(1), rows = std::min(logits.size(0), L - 1 - start);  // row t predicts t + 1
+        if (rows <= 0) return progress.add(logits.size(0));
+        const std::string next = src.bases(start + 1, start + 1 + rows);
+        std::vector<int64_t> next_ids(next.size());
+        tok.encode(next, next_ids.data());
+        for (int64_t r = 0; r < rows; ++r) {
           const float* row = logits.data<float>() + r * logits.stride(0);
           float mx = row[0];
           for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
           double z = 0;
           for (int64_t v = 0; v < V; ++v) z += std::exp(double(row[v]) - mx);
-          const size_t k = size_t(t + 1 - chunk_start);
-          const double lp = double(row[next_ids[k]]) - mx - std::log(z);
+          const double lp = double(row[next_ids[size_t(r)]]) - mx - std::log(z);
           sum += lp;
           ++scored;
-          fmt::print(out, "{}\t{}\t{}\t{:.6f}\n", src.region().contig, src.region().start + t + 2, chunk_bases[k], lp);
+          fmt::print(out, "{}\t{}\t{}\t{:.6f}\n", src.region().contig, src.region().start + start + r + 2, next[size_t(r)], lp);
         }
         progress.add(logits.size(0));
       });

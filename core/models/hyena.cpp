@@ -164,17 +164,9 @@ std::unique_ptr<HyenaModel> HyenaModel::load(const ModelDir& dir) {
 
 std::unique_ptr<HyenaModel> HyenaModel::random(const HyenaConfig& c, uint64_t seed) {
   Rng rng(seed);
+  auto normal = [&](Shape shape, double std) { return random_normal(rng, std::move(shape), std); };
+  auto uniform = [&](Shape shape, double bound) { return random_uniform(rng, std::move(shape), bound); };
   const int64_t d = c.d_model, O = c.filter_order, W = c.short_filter_order, E = c.emb_dim, V = c.padded_vocab;
-  auto normal = [&](Shape shape, double std) {
-    Tensor t = Tensor::empty(std::move(shape));
-    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = float(std * rng.normal());
-    return t;
-  };
-  auto uniform = [&](Shape shape, double bound) {
-    Tensor t = Tensor::empty(std::move(shape));
-    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = float(rng.uniform(-bound, bound));
-    return t;
-  };
   const double resid_std = 0.02 / std::sqrt(2.0 * double(c.n_layer));
   Tensor z, t;
   positional_grid(c.max_seq_len, E, z, t);

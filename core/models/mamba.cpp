@@ -85,17 +85,9 @@ std::unique_ptr<MambaModel> MambaModel::load(const ModelDir& dir) {
 
 std::unique_ptr<MambaModel> MambaModel::random(const MambaConfig& c, uint64_t seed) {
   Rng rng(seed);
+  auto normal = [&](Shape shape, double std) { return random_normal(rng, std::move(shape), std); };
+  auto uniform = [&](Shape shape, double bound) { return random_uniform(rng, std::move(shape), bound); };
   const int64_t d = c.d_model, D = c.d_inner, N = c.d_state, R = c.dt_rank, W = c.d_conv, V = c.padded_vocab;
-  auto uniform = [&](Shape shape, double bound) {
-    Tensor t = Tensor::empty(std::move(shape));
-    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = float(rng.uniform(-bound, bound));
-    return t;
-  };
-  auto normal = [&](Shape shape, double std) {
-    Tensor t = Tensor::empty(std::move(shape));
-    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = float(std * rng.normal());
-    return t;
-  };
   Tensor embedding = normal({V, d}, 0.02);
   std::vector<Layer> layers(static_cast<size_t>(c.n_layer));
   for (auto& L : layers) {

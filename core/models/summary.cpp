@@ -61,8 +61,10 @@ void summarize_hyena(const ModelDir& m, ModelSummary& s) {
   const double floats = 2.0 * c.d_model + 3.0 * c.d_model * 2 + c.d_model + double(c.d_inner) + double(c.padded_vocab);
   s.activation_bytes_per_token = 4 * floats;
   s.memory_note = "whole window: grows linearly with the window length; filter spectra are cached per length";
-  const std::string z = "hyena.backbone.layers.0.mixer.filter_fn.pos_emb.z";
-  if (!m.weights.contains(z)) s.notes.push_back("pos_emb.z/t not stored: recomputed from max_seq_len");
+  const std::string f = "hyena.backbone.layers.0.mixer.filter_fn.";
+  for (const char* buffer : {"pos_emb.z", "pos_emb.t", "modulation.deltas"})
+    s.notes.push_back(std::string(buffer) + (m.weights.contains(f + buffer) ? ": used as stored"
+                                                                            : ": not stored, recomputed from the config"));
   s.notes.push_back("implicit_filter.{1,3,5}.freq is one shared tensor (stored as implicit_filter.1.freq)");
 }
 

@@ -51,6 +51,17 @@ inline float hsum(vf v) {
   return s;
 }
 
+// 2^f for f in [-0.5, 0.5] (Cephes exp2f polynomial, relative error ~2e-7).
+inline vf exp2_fraction(vf f) {
+  vf p = splat(1.535336188319500e-4f);
+  p = p * f + 1.339887440266574e-3f;
+  p = p * f + 9.618437357674640e-3f;
+  p = p * f + 5.550332471162809e-2f;
+  p = p * f + 2.402264791363012e-1f;
+  p = p * f + 6.931472028550421e-1f;
+  return p * f + 1.0f;
+}
+
 #if defined(__AVX512F__)
 // 2^x = 2^n * 2^f with n = round(x), f in [-0.5, 0.5]; vscalefps applies 2^n with correct overflow
 // to inf and underflow to 0, so no clamping is needed (9 instructions). The maskz forms avoid
@@ -59,13 +70,7 @@ inline vf exp2(vf x) {
   const __m512 xx = (__m512)x;
   const __m512 n = _mm512_maskz_roundscale_ps(0xffff, xx, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const vf f = (vf)_mm512_sub_ps(xx, n);
-  vf p = splat(1.535336188319500e-4f);
-  p = p * f + 1.339887440266574e-3f;
-  p = p * f + 9.618437357674640e-3f;
-  p = p * f + 5.550332471162809e-2f;
-  p = p * f + 2.402264791363012e-1f;
-  p = p * f + 6.931472028550421e-1f;
-  p = p * f + 1.0f;
+  const vf p = exp2_fraction(f);
   return (vf)_mm512_maskz_scalef_ps(0xffff, (__m512)p, n);
 }
 #else
@@ -74,13 +79,7 @@ inline vf exp2(vf x) {
   x = vmin(vmax(x, splat(-126.0f)), splat(127.0f));
   const vi n = __builtin_convertvector(x + 128.5f, vi) - 128;  // round to nearest (x + 128.5 > 0)
   const vf f = x - __builtin_convertvector(n, vf);            // [-0.5, 0.5]
-  vf p = splat(1.535336188319500e-4f);
-  p = p * f + 1.339887440266574e-3f;
-  p = p * f + 9.618437357674640e-3f;
-  p = p * f + 5.550332471162809e-2f;
-  p = p * f + 2.402264791363012e-1f;
-  p = p * f + 6.931472028550421e-1f;
-  p = p * f + 1.0f;
+  const vf p = exp2_fraction(f);
   return as_float(as_int(p) + (n << 23));
 }
 #endif

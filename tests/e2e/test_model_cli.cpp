@@ -82,6 +82,24 @@ TEST(ModelCli, InitThenLoglikTextIsChunkInvariant) {
   }
 }
 
+TEST(ModelCli, HyenaLoglikAndLengthLimit) {
+  TempDir dir;
+  const std::string m = (dir / "h").string();
+  ASSERT_EQ(run_cli("init --family hyenadna -o " + m + " --d-model 16 --n-layer 2 --max-seq-len 40").exit_code, 0);
+  const auto info = run_cli("info --no-tensors " + m);
+  EXPECT_NE(info.out.find("pos_emb.z: used as stored"), std::string::npos) << info.out;
+  const std::string seq = "ACGTACGGTACCATGACNNACGTTTAGCAAGT";
+  const auto a = run_cli("loglik -m " + m + " --text " + seq + " --chunk 7");
+  const auto b = run_cli("loglik -m " + m + " --text " + seq);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const auto ra = parse_loglik(a.out), rb = parse_loglik(b.out);
+  ASSERT_EQ(ra.size(), seq.size() - 1);
+  for (size_t i = 0; i < ra.size(); ++i) EXPECT_NEAR(ra[i].lp, rb[i].lp, 1e-6);
+  const auto too_long = run_cli("loglik -m " + m + " --text " + seq + seq);
+  EXPECT_NE(too_long.exit_code, 0);
+  EXPECT_NE(too_long.err.find("at most 40"), std::string::npos) << too_long.err;
+}
+
 TEST(ModelCli, LoglikOnRealChr20Region) {
   const std::string ref = "/usr/share/doc/vt/examples/ref/20.fa.gz";
   if (!std::filesystem::exists(ref)) GTEST_SKIP() << "vt-examples not installed";
