@@ -17,8 +17,8 @@ target_compile_options(longseq_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${LONGS
 # it is twice as fast (measured: 131 vs 67 GFLOP/s, one thread). So for a native build on an AMD CPU
 # the one translation unit that runs Eigen products is built without AVX-512. Only that file may
 # instantiate Eigen products, to keep the ODR intact.
-# GCC 12 reports false maybe-uninitialized warnings inside Eigen's AVX-512 intrinsics wrappers.
-set(LONGSEQ_GEMM_FLAGS -Wno-maybe-uninitialized)
+# GCC 12 reports false (maybe-)uninitialized warnings inside Eigen's AVX-512 intrinsics wrappers.
+set(LONGSEQ_GEMM_FLAGS -Wno-maybe-uninitialized -Wno-uninitialized)
 if(LONGSEQ_NATIVE AND EXISTS /proc/cpuinfo)
   file(STRINGS /proc/cpuinfo _vendor REGEX "^vendor_id" LIMIT_COUNT 1)
   if(_vendor MATCHES "AuthenticAMD")
