@@ -10,7 +10,7 @@
 
 #include <cstdlib>
 #include <functional>
-#include <regex>
+#include <optional>
 
 namespace longseq {
 
@@ -21,23 +21,34 @@ struct FastaReader::Impl {
   }
 };
 
+namespace {
+// A run of decimal digits, or nullopt.
+std::optional<int64_t> parse_position(const std::string& s) {
+  if (s.empty() || s.size() > 15 || s.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  return std::stoll(s);
+}
+}  // namespace
+
 Region parse_region(const std::string& text) {
   std::string t;
   for (char c : text)
     if (c != ',') t += c;
-  static const std::regex re(R"(^([^:]+)(?::(\d+)(?:-(\d+))?)?$)");
-  std::smatch m;
-  if (!std::regex_match(t, m, re)) fail("malformed region '{}' (use chr, chr:start-end with 1-based inclusive coordinates)", text);
-  Region r{m[1].str(), 0, -1};
-  if (m[2].matched) {
-    const int64_t a = std::stoll(m[2].str());
-    if (a < 1) fail("region '{}': start must be >= 1 (coordinates are 1-based)", text);
-    r.start = a - 1;
-    if (m[3].matched) {
-      const int64_t b = std::stoll(m[3].str());
-      if (b < a) fail("region '{}': end is before start", text);
-      r.end = b;
-    }
+  const auto bad = [&] { fail("malformed region '{}' (use chr, chr:start-end with 1-based inclusive coordinates)", text); };
+  const size_t colon = t.rfind(':');
+  Region r{t.substr(0, colon), 0, -1};
+  if (r.contig.empty()) bad();
+  if (colon == std::string::npos) return r;
+  const std::string range = t.substr(colon + 1);
+  const size_t dash = range.find('-');
+  const auto a = parse_position(range.substr(0, dash));
+  if (!a) bad();
+  if (*a < 1) fail("region '{}': start must be >= 1 (coordinates are 1-based)", text);
+  r.start = *a - 1;
+  if (dash != std::string::npos) {
+    const auto b = parse_position(range.substr(dash + 1));
+    if (!b) bad();
+    if (*b < *a) fail("region '{}': end is before start", text);
+    r.end = *b;
   }
   return r;
 }
