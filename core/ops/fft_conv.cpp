@@ -23,10 +23,23 @@ struct Plans {
 
 // FFTW's planner is not thread-safe; plans are made once per size under a lock and then executed
 // concurrently through the new-array interface (all buffers share the 64-byte alignment).
+// The cache lives for the process; its destructor returns the plans (and FFTW's planner memory).
+struct PlanCache {
+  std::mutex mu;
+  std::map<int64_t, Plans> plans;
+  ~PlanCache() {
+    for (auto& [n, p] : plans) {
+      fftwf_destroy_plan(p.r2c);
+      fftwf_destroy_plan(p.c2r);
+    }
+    fftwf_cleanup();
+  }
+};
+
 Plans plans_for(int64_t n) {
-  static std::mutex mu;
-  static std::map<int64_t, Plans> cache;
-  std::lock_guard<std::mutex> lock(mu);
+  static PlanCache cache_holder;
+  std::lock_guard<std::mutex> lock(cache_holder.mu);
+  auto& cache = cache_holder.plans;
   auto it = cache.find(n);
   if (it != cache.end()) return it->second;
   const int64_t nc = n / 2 + 1;
