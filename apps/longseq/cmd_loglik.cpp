@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/models/lm.h"
+#include "core/ops/embedding.h"
 #include "core/progress.h"
 #include "genomics/fasta.h"
 #include "genomics/tokenizer.h"
@@ -98,11 +99,7 @@ void run(const LoglikArgs& a) {
         tok.encode(next, next_ids.data());
         for (int64_t r = 0; r < rows; ++r) {
           const float* row = logits.data<float>() + r * logits.stride(0);
-          float mx = row[0];
-          for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
-          double z = 0;
-          for (int64_t v = 0; v < V; ++v) z += std::exp(double(row[v]) - mx);
-          const double lp = double(row[next_ids[size_t(r)]]) - mx - std::log(z);
+          const double lp = double(row[next_ids[size_t(r)]]) - log_sum_exp(row, V);
           sum += lp;
           ++scored;
           fmt::print(out, "{}\t{}\t{}\t{:.6f}\n", src.region().contig, src.region().start + start + r + 2, next[size_t(r)], lp);

@@ -11,5 +11,7 @@ void embedding(const Tensor& ids, const Tensor& table, Tensor& out);
 
 // In place over the last dimension of (M, V), in double accumulation.
 void log_softmax_rows(Tensor& x);
+// log(sum_v exp(row[v])) of one row of V logits, in double.
+double log_sum_exp(const float* row, int64_t V);
 
 }  // namespace longseq

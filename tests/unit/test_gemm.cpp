@@ -1,6 +1,7 @@
 // linear/gemm against a float64 triple loop, on odd shapes and strided row views; and bit-identical
 // results for 1 and 2 threads.
 #include "core/error.h"
+#include "core/ops/embedding.h"
 #include "core/ops/gemm.h"
 #include "core/threads.h"
 #include "tests/testing.h"
@@ -70,4 +71,21 @@ TEST(Gemm, SameResultForAnyThreadCount) {
   const auto y2 = linear(x, w).to_vector();
   set_num_threads(0);
   EXPECT_EQ(std::memcmp(y1.data(), y2.data(), y1.size() * 4), 0);
+}
+
+TEST(Ops, LogSoftmaxRowsNormalise) {
+  const auto v = random_vector(5 * 17, 12, -30.0f, 30.0f);
+  Tensor x = Tensor::from_vector(v, {5, 17});
+  log_softmax_rows(x);
+  for (int64_t r = 0; r < 5; ++r) {
+    double total = 0, mx = -1e300;
+    for (int64_t c = 0; c < 17; ++c) mx = std::max(mx, double(v[size_t(r * 17 + c)]));
+    double z = 0;
+    for (int64_t c = 0; c < 17; ++c) z += std::exp(double(v[size_t(r * 17 + c)]) - mx);
+    for (int64_t c = 0; c < 17; ++c) {
+      total += std::exp(double(x.item({r, c})));
+      EXPECT_NEAR(x.item({r, c}), v[size_t(r * 17 + c)] - mx - std::log(z), 1e-5);
+    }
+    EXPECT_NEAR(total, 1.0, 1e-5);
+  }
 }
