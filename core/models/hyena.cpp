@@ -298,62 +298,84 @@ std::shared_ptr<const FilterSpectrum> HyenaModel::cached_spectrum(int64_t layer,
   const size_t bytes = size_t(cfg_.d_model) * size_t(n / 2 + 1) * 8;
   std::lock_guard<std::mutex> lock(cache_mu_);
   if (auto it = cache_.find({layer, L}); it != cache_.end()) return it->second;
-  if (cache_bytes_ + bytes > cache_budget_) return nullptr;
+  // Cache on reuse: a one-off window (e.g. a single 1M-token forward) never pays for a whole-width
+  // spectrum; the second window of a length (a scorer's thousands) builds and keeps it.
+  if (seen_.insert({layer, L}).second || cache_bytes_ + bytes > cache_budget_) return nullptr;
   auto spec = std::make_shared<const FilterSpectrum>(fft_filter_spectrum(filter(layer, L)));
   cache_[{layer, L}] = spec;
   cache_bytes_ += bytes;
   return spec;
 }
 
+int64_t HyenaModel::mixer_block(int64_t L) const {
+  const int64_t n = fft_fast_size(std::max<int64_t>(2 * L - 1, 2));
+  return std::min(cfg_.d_model, channel_block_ > 0 ? channel_block_ : fft_conv_block_channels(n, cfg_.d_model));
+}
+
+void HyenaModel::gated_inputs(const Layer& ly, const Tensor& x, int64_t c0, MixerBuffers& buf) const {
+  const int64_t L = x.size(0), d = cfg_.d_model, cb = buf.x0.size(1), W = cfg_.short_filter_order;
+  const Tensor w = gather_row_groups(ly.in_proj_w, 3, d, c0, cb);
+  const Tensor b = gather_row_groups(ly.in_proj_b, 3, d, c0, cb);
+  const Tensor conv_w = gather_row_groups(ly.short_w, 3, d, c0, cb);
+  const Tensor conv_b = gather_row_groups(ly.short_b, 3, d, c0, cb);
+  Tensor state = Tensor::zeros({1, std::max<int64_t>(W - 1, 1), 3 * cb});
+  // LN1, in_proj and the short conv run a token block at a time (the conv carries its state), so
+  // only x0 and v = x1 * v are held for the whole window; LN1 is recomputed per channel block rather
+  // than stored (d per token against an L x d buffer).
+  for (int64_t t0 = 0; t0 < L; t0 += kTokenBlock) {
+    const int64_t nt = std::min(kTokenBlock, L - t0);
+    Tensor ns = buf.normed.slice(0, 0, nt), ps = buf.proj.slice(0, 0, nt), cs = buf.conv.slice(0, 0, nt);
+    layer_norm(x.slice(0, t0, nt), ly.norm1_w, ly.norm1_b, kBlockNormEps, ns);
+    linear(ns, w, b, ps);
+    causal_conv1d({.x = ps.unsqueeze(0), .weight = conv_w, .bias = conv_b, .out = cs.unsqueeze(0), .state = state});
+    for (int64_t t = 0; t < nt; ++t) {
+      const float* r = cs.data<float>() + t * cs.stride(0);
+      float* x0 = buf.x0.data<float>() + (t0 + t) * cb;
+      float* v = buf.v.data<float>() + (t0 + t) * cb;
+      for (int64_t j = 0; j < cb; ++j) {
+        x0[j] = r[j];
+        v[j] = r[cb + j] * r[2 * cb + j];
+      }
+    }
+  }
+}
+
 void HyenaModel::mixer(const Layer& ly, int64_t layer, const Tensor& x, Tensor& y) const {
-  const int64_t L = x.size(0), d = cfg_.d_model;
+  const int64_t L = x.size(0), d = cfg_.d_model, block = mixer_block(L);
   const auto spectrum = cached_spectrum(layer, L);
-  const int64_t n = spectrum ? spectrum->n : fft_fast_size(std::max<int64_t>(2 * L - 1, 2));
-  const int64_t block = std::min(d, channel_block_ > 0 ? channel_block_ : fft_conv_block_channels(n, d));
   Tensor hidden;  // implicit-filter MLP features, only when the spectrum is not cached
   if (!spectrum) hidden = implicit_hidden(ly, L);
-  Tensor normed = Tensor::empty({std::min(L, kTokenBlock), d});
+  const int64_t rows = std::min(L, kTokenBlock);
+  MixerBuffers full{.normed = Tensor::empty({rows, d}),
+                    .proj = Tensor::empty({rows, 3 * block}),
+                    .conv = Tensor::empty({rows, 3 * block}),
+                    .x0 = Tensor::empty({L * block}),
+                    .v = Tensor::empty({L * block}),
+                    .k = spectrum ? Tensor{} : Tensor::empty({L * block})};
   for (int64_t c0 = 0; c0 < d; c0 += block) {
     const int64_t cb = std::min(block, d - c0);
-    // x0 | x1 | v for this channel block only; LN1 is recomputed per token block rather than held
-    // for the whole window (it costs d per token; an L x d buffer costs 1 GiB at 1M tokens).
-    const Tensor w = gather_row_groups(ly.in_proj_w, 3, d, c0, cb);
-    const Tensor b = gather_row_groups(ly.in_proj_b, 3, d, c0, cb);
-    Tensor proj = Tensor::empty({L, 3 * cb});
-    for (int64_t t0 = 0; t0 < L; t0 += kTokenBlock) {
-      const int64_t nt = std::min(kTokenBlock, L - t0);
-      Tensor ns = normed.slice(0, 0, nt), ps = proj.slice(0, t0, nt);
-      layer_norm(x.slice(0, t0, nt), ly.norm1_w, ly.norm1_b, kBlockNormEps, ns);
-      linear(ns, w, b, ps);
-    }
-    Tensor conv = Tensor::empty({1, L, 3 * cb});
-    causal_conv1d({.x = proj.unsqueeze(0),
-                   .weight = gather_row_groups(ly.short_w, 3, d, c0, cb),
-                   .bias = gather_row_groups(ly.short_b, 3, d, c0, cb),
-                   .out = conv});
-    Tensor s = conv.select(0, 0);
-    Tensor x0 = s.slice(1, 0, cb), x1 = s.slice(1, cb, cb), v = s.slice(1, 2 * cb, cb);
-    for (int64_t t = 0; t < L; ++t) {
-      float* vr = v.data<float>() + t * v.stride(0);
-      const float* xr = x1.data<float>() + t * x1.stride(0);
-      for (int64_t j = 0; j < cb; ++j) vr[j] *= xr[j];
-    }
+    MixerBuffers buf{.normed = full.normed,
+                     .proj = full.proj.reshape({rows * 3 * block}).slice(0, 0, rows * 3 * cb).reshape({rows, 3 * cb}),
+                     .conv = full.conv.reshape({rows * 3 * block}).slice(0, 0, rows * 3 * cb).reshape({rows, 3 * cb}),
+                     .x0 = full.x0.slice(0, 0, L * cb).reshape({L, cb}),
+                     .v = full.v.slice(0, 0, L * cb).reshape({L, cb}),
+                     .k = spectrum ? Tensor{} : full.k.slice(0, 0, L * cb).reshape({L, cb})};
+    gated_inputs(ly, x, c0, buf);
     FilterSpectrum sub;
-    FftConvArgs args{.u = v, .y = v, .bias = ly.filter_bias.slice(0, c0, cb)};
-    Tensor kb;
+    FftConvArgs args{.u = buf.v, .y = buf.v, .bias = ly.filter_bias.slice(0, c0, cb)};
     if (spectrum) {
       sub = {spectrum->L, spectrum->n, spectrum->spec.slice(0, c0, cb)};
       args.spectrum = &sub;
     } else {
-      kb = Tensor::empty({L, cb});
-      filter_block(ly, hidden, c0, kb);
-      args.k = kb;
+      filter_block(ly, hidden, c0, buf.k);
+      args.k = buf.k;
     }
     fft_conv(args);
+#pragma omp parallel for schedule(static) if (L * cb > (1 << 16))
     for (int64_t t = 0; t < L; ++t) {
       float* yr = y.data<float>() + t * y.stride(0) + c0;
-      const float* vr = v.data<float>() + t * v.stride(0);
-      const float* xr = x0.data<float>() + t * x0.stride(0);
+      const float* vr = buf.v.data<float>() + t * cb;
+      const float* xr = buf.x0.data<float>() + t * cb;
       for (int64_t j = 0; j < cb; ++j) yr[j] = vr[j] * xr[j];
     }
   }

@@ -6,7 +6,8 @@
 // exponential modulation k *= exp(-t |deltas|) + 0.05.
 // Memory is bounded by processing the mixer in channel blocks (only one block's x0/x1/v and filter
 // columns live at a time) and the MLP in token blocks, so a 1M-token window needs a few L x d_model
-// activations. Filter spectra are cached per (layer, L) within a byte budget and reused across calls.
+// activations. Filter spectra are cached per (layer, L) within a byte budget when a length is seen a
+// second time, and reused across calls.
 #pragma once
 
 #include "core/models/hyena_config.h"
@@ -16,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 
 namespace longseq {
 
@@ -51,7 +53,8 @@ class HyenaModel final : public LanguageModel {
   Tensor filter(int64_t layer, int64_t L) const;
   // What was recomputed rather than loaded (e.g. positional grids absent from the file).
   const std::vector<std::string>& notes() const { return notes_; }
-  // Largest filter-spectrum cache, bytes (default 1 GiB); 0 disables caching.
+  // Largest filter-spectrum cache, bytes (default 1 GiB); 0 disables caching. A (layer, L) spectrum is
+  // cached the second time that length is run.
   void set_spectrum_cache_bytes(size_t bytes) { cache_budget_ = bytes; }
   // Channels per mixer block (0: automatic from the FFT size). Smaller blocks, less memory.
   void set_channel_block(int64_t channels) { channel_block_ = channels; }
@@ -70,6 +73,15 @@ class HyenaModel final : public LanguageModel {
   void backbone(Tensor& x, const std::function<void(int64_t)>& after_block) const;
   // y (L, d) = Hyena(LN1(x)), before out_proj.
   void mixer(const Layer& ly, int64_t layer, const Tensor& x, Tensor& y) const;
+  // Per-channel-block working set of the mixer: token-block rows for LN1 / in_proj / short conv, and
+  // the whole window only for x0, v (and the filter columns when the spectrum is not cached).
+  struct MixerBuffers {
+    Tensor normed, proj, conv;  // (rows, d), (rows, 3 cb), (rows, 3 cb)
+    Tensor x0, v, k;            // (L, cb) each
+  };
+  int64_t mixer_block(int64_t L) const;  // channels per mixer block
+  // Fills buf.x0 and buf.v = x1 * v for channels [c0, c0 + cb) of LN1(x) -> in_proj -> short conv.
+  void gated_inputs(const Layer& ly, const Tensor& x, int64_t c0, MixerBuffers& buf) const;
   void mlp_residual(const Layer& ly, Tensor& x) const;
   Tensor implicit_hidden(const Layer& ly, int64_t L) const;  // (L, filter_order) before the last Linear
   void filter_block(const Layer& ly, const Tensor& hidden, int64_t c0, Tensor& k_block) const;
@@ -85,6 +97,7 @@ class HyenaModel final : public LanguageModel {
   mutable std::mutex cache_mu_;
   mutable std::map<std::pair<int64_t, int64_t>, std::shared_ptr<const FilterSpectrum>> cache_;
   mutable size_t cache_bytes_ = 0;
+  mutable std::set<std::pair<int64_t, int64_t>> seen_;  // (layer, L) run once without the cache
 };
 
 }  // namespace longseq

@@ -15,7 +15,8 @@ void check_case(const std::filesystem::path& dir, size_t cache_bytes) {
   const auto io = SafetensorsFile::open(dir / "io.safetensors");
   const Tensor ids = io.view("input_ids").select(0, 0);
   std::printf("%s (spectrum cache %s):\n", dir.filename().c_str(), cache_bytes ? "on" : "off");
-  const ForwardOutputs out = model->forward(ids, {.hidden = true});
+  ForwardOutputs out = model->forward(ids, {.hidden = true});
+  if (cache_bytes) out = model->forward(ids, {.hidden = true});  // the second run of a length uses the cache
   expect_parity(out.logits.unsqueeze(0), io, "logits");
   expect_parity(out.final_hidden.unsqueeze(0), io, "final_hidden");
   for (int64_t i = 0; i < model->n_layer(); ++i) expect_parity(out.hidden[size_t(i)].unsqueeze(0), io, fmt::format("hidden_{}", i));

@@ -51,6 +51,7 @@ TEST(HyenaModel, ChannelBlocksAndCacheDoNotChangeResults) {
   auto model = HyenaModel::random(small(40, 2, 600), 9);
   const Tensor ids = ids_of(555, 4);
   const auto want = model->forward(ids, {}).logits.to_vector();
+  EXPECT_EQ(model->forward(ids, {}).logits.to_vector(), want);  // second run: cached spectra
   model->set_spectrum_cache_bytes(0);
   model->set_channel_block(12);  // 4 blocks, the last one short
   const auto blocked = model->forward(ids, {}).logits.to_vector();
