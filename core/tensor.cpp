@@ -203,12 +203,7 @@ Tensor Tensor::from_vector(const std::vector<float>& values, Shape shape) {
   return t;
 }
 
-int Tensor::norm_dim(int d) const {
-  const int nd = dim();
-  const int r = d < 0 ? d + nd : d;
-  LS_CHECK(r >= 0 && r < nd, "dimension {} out of range for a {}-d tensor", d, nd);
-  return r;
-}
+void Tensor::bad_dim(int d) const { fail("dimension {} out of range for a {}-d tensor", d, dim()); }
 
 void Tensor::check_dtype(DType want) const {
   LS_CHECK(dtype_ == want, "tensor is {}, accessed as {}", dtype_name(dtype_), dtype_name(want));

@@ -96,7 +96,12 @@ class Tensor {
   std::string describe() const;  // "F32[2, 3]"
 
  private:
-  int norm_dim(int d) const;
+  int norm_dim(int d) const {  // inline: size()/stride() sit in inner loops
+    const int nd = dim(), r = d < 0 ? d + nd : d;
+    if (r < 0 || r >= nd) [[unlikely]] bad_dim(d);
+    return r;
+  }
+  [[noreturn]] void bad_dim(int d) const;
   void check_dtype(DType want) const;
   std::shared_ptr<Storage> storage_;
   size_t offset_ = 0;  // bytes

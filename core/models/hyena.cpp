@@ -10,6 +10,7 @@
 #include "core/ops/gemm.h"
 #include "core/ops/norm.h"
 #include "core/ops/simd.h"
+#include "core/threads.h"
 
 #include <fmt/format.h>
 
@@ -21,7 +22,7 @@ namespace {
 
 constexpr float kBlockNormEps = 1e-5f;   // nn.LayerNorm default: the port ignores layer_norm_epsilon here
 constexpr float kModulationShift = 0.05f;  // ExponentialModulation shift in the HF port
-constexpr int64_t kTokenBlock = 1024;    // rows per token block in the MLP and out_proj
+constexpr int64_t kTokenBlock = 512;     // rows per token block (one thread's unit of work)
 
 // The positional grid of the port, built for max_seq_len: z = [t, cos(f w), -sin(f w)].
 void positional_grid(int64_t seq_len, int64_t emb_dim, Tensor& z, Tensor& t) {
@@ -59,6 +60,21 @@ Tensor gather_row_groups(const Tensor& w, int64_t parts, int64_t group, int64_t 
   for (int64_t p = 0; p < parts; ++p) out.slice(0, p * n, n).copy_from(w.slice(0, p * group + r0, n));
   return out;
 }
+
+// Consecutive (rows, cols) views carved out of one flat per-thread scratch tensor.
+class ScratchViews {
+ public:
+  explicit ScratchViews(const Tensor& flat) : flat_(flat) {}
+  Tensor next(int64_t rows, int64_t cols) {
+    Tensor v = flat_.slice(0, used_, rows * cols).reshape({rows, cols});
+    used_ += rows * cols;
+    return v;
+  }
+
+ private:
+  const Tensor& flat_;
+  int64_t used_ = 0;
+};
 
 void add_inplace(Tensor& x, const Tensor& y) {
   const int64_t R = x.size(0), C = x.size(1);
@@ -268,29 +284,27 @@ Tensor HyenaModel::implicit_hidden(const Layer& ly, int64_t L) const {
 }
 
 void HyenaModel::filter_block(const Layer& ly, const Tensor& hidden, int64_t c0, Tensor& k_block) const {
-  const int64_t L = hidden.size(0), cols = k_block.size(1);
-  linear(hidden, ly.mlp_w.back().slice(0, c0, cols), {}, k_block);
+  const int64_t cols = k_block.size(0), L = k_block.size(1);
+  linear(ly.mlp_w.back().slice(0, c0, cols), hidden, {}, k_block);  // (cols, L): channel-major
   const float* t = ly.t.data<float>();
   const float* deltas = ly.deltas.data<float>() + c0;
 #pragma omp parallel for schedule(static) if (L * cols > (1 << 16))
-  for (int64_t r = 0; r < L; ++r) {
-    float* k = k_block.data<float>() + r * k_block.stride(0);
-    int64_t j = 0;
-    for (; j + simd::kLanes <= cols; j += simd::kLanes) {
-      simd::vf dl;
-      for (int l = 0; l < simd::kLanes; ++l) dl[l] = std::abs(deltas[j + l]);
-      simd::store(k + j, simd::load(k + j) * (simd::exp(-t[r] * dl) + kModulationShift));
-    }
-    for (; j < cols; ++j) k[j] *= std::exp(-t[r] * std::abs(deltas[j])) + kModulationShift;
+  for (int64_t j = 0; j < cols; ++j) {
+    float* k = k_block.data<float>() + j * k_block.stride(0);
+    const float rate = -std::abs(deltas[j]);
+    int64_t r = 0;
+    for (; r + simd::kLanes <= L; r += simd::kLanes)
+      simd::store(k + r, simd::load(k + r) * (simd::exp(simd::load(t + r) * rate) + kModulationShift));
+    for (; r < L; ++r) k[r] *= std::exp(t[r] * rate) + kModulationShift;
   }
 }
 
 Tensor HyenaModel::filter(int64_t layer, int64_t L) const {
   LS_CHECK(layer >= 0 && layer < cfg_.n_layer, "hyenadna: no layer {}", layer);
   const Layer& ly = layers_[size_t(layer)];
-  Tensor k = Tensor::empty({L, cfg_.d_model});
+  Tensor k = Tensor::empty({cfg_.d_model, L});
   filter_block(ly, implicit_hidden(ly, L), 0, k);
-  return k;
+  return k.transpose(0, 1);
 }
 
 std::shared_ptr<const FilterSpectrum> HyenaModel::cached_spectrum(int64_t layer, int64_t L) const {
@@ -313,99 +327,103 @@ int64_t HyenaModel::mixer_block(int64_t L) const {
 }
 
 void HyenaModel::gated_inputs(const Layer& ly, const Tensor& x, int64_t c0, MixerBuffers& buf) const {
-  const int64_t L = x.size(0), d = cfg_.d_model, cb = buf.x0.size(1), W = cfg_.short_filter_order;
+  const int64_t L = x.size(0), d = cfg_.d_model, cb = buf.x0.size(0), H = cfg_.short_filter_order - 1;
   const Tensor w = gather_row_groups(ly.in_proj_w, 3, d, c0, cb);
   const Tensor b = gather_row_groups(ly.in_proj_b, 3, d, c0, cb);
   const Tensor conv_w = gather_row_groups(ly.short_w, 3, d, c0, cb);
   const Tensor conv_b = gather_row_groups(ly.short_b, 3, d, c0, cb);
-  Tensor state = Tensor::zeros({1, std::max<int64_t>(W - 1, 1), 3 * cb});
-  // LN1, in_proj and the short conv run a token block at a time (the conv carries its state), so
-  // only x0 and v = x1 * v are held for the whole window; LN1 is recomputed per channel block rather
-  // than stored (d per token against an L x d buffer).
-  for (int64_t t0 = 0; t0 < L; t0 += kTokenBlock) {
-    const int64_t nt = std::min(kTokenBlock, L - t0);
-    Tensor ns = buf.normed.slice(0, 0, nt), ps = buf.proj.slice(0, 0, nt), cs = buf.conv.slice(0, 0, nt);
-    layer_norm(x.slice(0, t0, nt), ly.norm1_w, ly.norm1_b, kBlockNormEps, ns);
-    linear(ns, w, b, ps);
-    causal_conv1d({.x = ps.unsqueeze(0), .weight = conv_w, .bias = conv_b, .out = cs.unsqueeze(0), .state = state});
-    for (int64_t t = 0; t < nt; ++t) {
-      const float* r = cs.data<float>() + t * cs.stride(0);
-      float* x0 = buf.x0.data<float>() + (t0 + t) * cb;
-      float* v = buf.v.data<float>() + (t0 + t) * cb;
-      for (int64_t j = 0; j < cb; ++j) {
-        x0[j] = r[j];
-        v[j] = r[cb + j] * r[2 * cb + j];
+  // LN1, in_proj and the short conv run a token block per thread, so only x0 and v = x1 * v are held
+  // for the whole window. Each block recomputes the H rows of history its conv needs (zeros before
+  // t = 0), which keeps blocks independent; LN1 is recomputed per channel block rather than stored.
+  for_blocks(L, kTokenBlock, [&](int64_t t0, int64_t nt, int slot) {
+    const int64_t h = std::min(t0, H), rows = nt + H;
+    ScratchViews sv(buf.scratch[size_t(slot)]);
+    Tensor ns = sv.next(nt + h, d), ps = sv.next(rows, 3 * cb), cs = sv.next(rows, 3 * cb);
+    ps.slice(0, 0, H - h).fill(0.0f);
+    layer_norm(x.slice(0, t0 - h, nt + h), ly.norm1_w, ly.norm1_b, kBlockNormEps, ns);
+    Tensor ps_real = ps.slice(0, H - h, nt + h);
+    linear(ns, w, b, ps_real);
+    causal_conv1d({.x = ps.unsqueeze(0), .weight = conv_w, .bias = conv_b, .out = cs.unsqueeze(0)});
+    const int64_t rs = cs.stride(0);
+    for (int64_t j = 0; j < cb; ++j) {  // into the channel-major x0 and v
+      const float* r = cs.data<float>() + H * rs + j;
+      float* x0 = buf.x0.data<float>() + j * L + t0;
+      float* v = buf.v.data<float>() + j * L + t0;
+      for (int64_t t = 0; t < nt; ++t) {
+        const float* rt = r + t * rs;
+        x0[t] = rt[0];
+        v[t] = rt[cb] * rt[2 * cb];
       }
     }
-  }
+  });
 }
 
-void HyenaModel::mixer(const Layer& ly, int64_t layer, const Tensor& x, Tensor& y) const {
+void HyenaModel::mixer(const Layer& ly, int64_t layer, const Tensor& x, Tensor& y, const MixerWork& work) const {
   const int64_t L = x.size(0), d = cfg_.d_model, block = mixer_block(L);
   const auto spectrum = cached_spectrum(layer, L);
   Tensor hidden;  // implicit-filter MLP features, only when the spectrum is not cached
   if (!spectrum) hidden = implicit_hidden(ly, L);
-  const int64_t rows = std::min(L, kTokenBlock);
-  MixerBuffers full{.normed = Tensor::empty({rows, d}),
-                    .proj = Tensor::empty({rows, 3 * block}),
-                    .conv = Tensor::empty({rows, 3 * block}),
-                    .x0 = Tensor::empty({L * block}),
-                    .v = Tensor::empty({L * block}),
-                    .k = spectrum ? Tensor{} : Tensor::empty({L * block})};
   for (int64_t c0 = 0; c0 < d; c0 += block) {
     const int64_t cb = std::min(block, d - c0);
-    MixerBuffers buf{.normed = full.normed,
-                     .proj = full.proj.reshape({rows * 3 * block}).slice(0, 0, rows * 3 * cb).reshape({rows, 3 * cb}),
-                     .conv = full.conv.reshape({rows * 3 * block}).slice(0, 0, rows * 3 * cb).reshape({rows, 3 * cb}),
-                     .x0 = full.x0.slice(0, 0, L * cb).reshape({L, cb}),
-                     .v = full.v.slice(0, 0, L * cb).reshape({L, cb}),
-                     .k = spectrum ? Tensor{} : full.k.slice(0, 0, L * cb).reshape({L, cb})};
+    MixerBuffers buf{.x0 = work.x0.slice(0, 0, L * cb).reshape({cb, L}),
+                     .v = work.v.slice(0, 0, L * cb).reshape({cb, L}),
+                     .k = work.k.slice(0, 0, L * cb).reshape({cb, L}),
+                     .scratch = work.scratch};
     gated_inputs(ly, x, c0, buf);
     FilterSpectrum sub;
-    FftConvArgs args{.u = buf.v, .y = buf.v, .bias = ly.filter_bias.slice(0, c0, cb)};
+    const Tensor vt = buf.v.transpose(0, 1);
+    FftConvArgs args{.u = vt, .y = vt, .bias = ly.filter_bias.slice(0, c0, cb)};
     if (spectrum) {
       sub = {spectrum->L, spectrum->n, spectrum->spec.slice(0, c0, cb)};
       args.spectrum = &sub;
     } else {
       filter_block(ly, hidden, c0, buf.k);
-      args.k = buf.k;
+      args.k = buf.k.transpose(0, 1);
     }
     fft_conv(args);
-#pragma omp parallel for schedule(static) if (L * cb > (1 << 16))
-    for (int64_t t = 0; t < L; ++t) {
-      float* yr = y.data<float>() + t * y.stride(0) + c0;
-      const float* vr = buf.v.data<float>() + t * cb;
-      const float* xr = buf.x0.data<float>() + t * cb;
-      for (int64_t j = 0; j < cb; ++j) yr[j] = vr[j] * xr[j];
-    }
+    constexpr int64_t kTile = 64;  // tokens per tile of the transpose back to token-major y
+    const int64_t ys = y.stride(0);
+    for_blocks(L, kTile, [&](int64_t t0, int64_t nt, int) {
+      for (int64_t j = 0; j < cb; ++j) {
+        const float* vr = buf.v.data<float>() + j * L + t0;
+        const float* xr = buf.x0.data<float>() + j * L + t0;
+        float* yc = y.data<float>() + t0 * ys + c0 + j;
+        for (int64_t t = 0; t < nt; ++t) yc[t * ys] = vr[t] * xr[t];
+      }
+    });
   }
 }
 
-void HyenaModel::mlp_residual(const Layer& ly, Tensor& x) const {
+void HyenaModel::out_proj_and_mlp(const Layer& ly, const Tensor& y, Tensor& x, const std::vector<Tensor>& scratch) const {
   const int64_t L = x.size(0), d = cfg_.d_model;
-  Tensor normed = Tensor::empty({std::min(L, kTokenBlock), d});
-  for (int64_t t0 = 0; t0 < L; t0 += kTokenBlock) {
-    const int64_t n = std::min(kTokenBlock, L - t0);
-    Tensor xs = x.slice(0, t0, n), ns = normed.slice(0, 0, n);
+  for_blocks(L, kTokenBlock, [&](int64_t t0, int64_t nt, int slot) {
+    ScratchViews sv(scratch[size_t(slot)]);
+    Tensor out = sv.next(nt, d), ns = sv.next(nt, d), h = sv.next(nt, cfg_.d_inner);
+    Tensor xs = x.slice(0, t0, nt);
+    linear(y.slice(0, t0, nt), ly.out_proj_w, ly.out_proj_b, out);
+    add_inplace(xs, out);
     layer_norm(xs, ly.norm2_w, ly.norm2_b, kBlockNormEps, ns);
-    Tensor h = linear(ns, ly.fc1_w, ly.fc1_b);
+    linear(ns, ly.fc1_w, ly.fc1_b, h);
     gelu_inplace(h);
-    add_inplace(xs, linear(h, ly.fc2_w, ly.fc2_b));
-  }
+    linear(h, ly.fc2_w, ly.fc2_b, out);
+    add_inplace(xs, out);
+  });
 }
 
 void HyenaModel::backbone(Tensor& x, const std::function<void(int64_t)>& after_block) const {
-  const int64_t L = x.size(0), d = cfg_.d_model;
+  const int64_t L = x.size(0), d = cfg_.d_model, H = cfg_.short_filter_order - 1;
+  const int64_t block = mixer_block(L), rows = kTokenBlock + H;
+  // One token block's working set per thread, reused by every layer: the mixer's LN1 / in_proj /
+  // short-conv rows or the MLP's rows, whichever is larger.
+  const int64_t floats = std::max(rows * (d + 6 * block), kTokenBlock * (2 * d + cfg_.d_inner));
+  // x0, v and the filter columns are channel-major (cb, L): the FFT reads and writes whole rows.
+  MixerWork work{.x0 = Tensor::empty({L * block}), .v = Tensor::empty({L * block}), .k = Tensor::empty({L * block}), .scratch = {}};
+  for (int i = 0; i < num_threads(); ++i) work.scratch.push_back(Tensor::empty({floats}));
   Tensor y = Tensor::empty({L, d});
   for (int64_t i = 0; i < cfg_.n_layer; ++i) {
     const Layer& ly = layers_[size_t(i)];
-    mixer(ly, i, x, y);
-    for (int64_t t0 = 0; t0 < L; t0 += kTokenBlock) {  // x += out_proj(y), a token block at a time
-      const int64_t n = std::min(kTokenBlock, L - t0);
-      Tensor xs = x.slice(0, t0, n);
-      add_inplace(xs, linear(y.slice(0, t0, n), ly.out_proj_w, ly.out_proj_b));
-    }
-    mlp_residual(ly, x);
+    mixer(ly, i, x, y, work);
+    out_proj_and_mlp(ly, y, x, work.scratch);
     if (after_block) after_block(i);
   }
 }

@@ -48,8 +48,8 @@ class HyenaModel final : public LanguageModel {
              std::vector<std::string> notes);
 
   const HyenaConfig& config() const { return cfg_; }
-  // The layer's long filter for length L, (L, d) as the conv uses it (the fixtures' filter_k is its
-  // transpose).
+  // The layer's long filter for length L: an (L, d) view of a channel-major (d, L) tensor (the
+  // fixtures' filter_k is its transpose).
   Tensor filter(int64_t layer, int64_t L) const;
   // What was recomputed rather than loaded (e.g. positional grids absent from the file).
   const std::vector<std::string>& notes() const { return notes_; }
@@ -71,19 +71,26 @@ class HyenaModel final : public LanguageModel {
  private:
   // Runs all blocks over `x` (L, d) in place; calls after_block(i) after each.
   void backbone(Tensor& x, const std::function<void(int64_t)>& after_block) const;
-  // y (L, d) = Hyena(LN1(x)), before out_proj.
-  void mixer(const Layer& ly, int64_t layer, const Tensor& x, Tensor& y) const;
-  // Per-channel-block working set of the mixer: token-block rows for LN1 / in_proj / short conv, and
-  // the whole window only for x0, v (and the filter columns when the spectrum is not cached).
+  // One channel block's views of MixerWork.
   struct MixerBuffers {
-    Tensor normed, proj, conv;  // (rows, d), (rows, 3 cb), (rows, 3 cb)
-    Tensor x0, v, k;            // (L, cb) each
+    Tensor x0, v, k;  // (cb, L) each, channel-major
+    const std::vector<Tensor>& scratch;
   };
+  // y (L, d) = Hyena(LN1(x)), before out_proj.
+  // Buffers of one forward, reused by every layer: x0, v, k of L x (channels per block) each, and one
+  // flat token-block scratch tensor per thread.
+  struct MixerWork {
+    Tensor x0, v, k;
+    std::vector<Tensor> scratch;
+  };
+  void mixer(const Layer& ly, int64_t layer, const Tensor& x, Tensor& y, const MixerWork& work) const;
   int64_t mixer_block(int64_t L) const;  // channels per mixer block
   // Fills buf.x0 and buf.v = x1 * v for channels [c0, c0 + cb) of LN1(x) -> in_proj -> short conv.
   void gated_inputs(const Layer& ly, const Tensor& x, int64_t c0, MixerBuffers& buf) const;
-  void mlp_residual(const Layer& ly, Tensor& x) const;
+  // x += out_proj(y); x += fc2(gelu(fc1(LN2(x)))), a token block per thread.
+  void out_proj_and_mlp(const Layer& ly, const Tensor& y, Tensor& x, const std::vector<Tensor>& scratch) const;
   Tensor implicit_hidden(const Layer& ly, int64_t L) const;  // (L, filter_order) before the last Linear
+  // Filter channels [c0, c0 + cols) into k_block (cols, L), channel-major.
   void filter_block(const Layer& ly, const Tensor& hidden, int64_t c0, Tensor& k_block) const;
   std::shared_ptr<const FilterSpectrum> cached_spectrum(int64_t layer, int64_t L) const;
 

@@ -5,7 +5,8 @@
 
 #include <fftw3.h>
 
-#include <complex>
+#include <memory>
+#include <algorithm>
 #include <map>
 #include <mutex>
 
@@ -56,21 +57,58 @@ Plans plans_for(int64_t n) {
   return p;
 }
 
+bool channel_major(const Tensor& x) { return x.size(0) > 1 && x.stride(0) == 1; }
+
 // Gathers columns [c0, c0 + cols) of x (L rows) into zero-padded rows of length n (missing columns
 // past `cols` are zero rows).
 void gather_rows(const Tensor& x, int64_t c0, int64_t cols, int64_t n, float* rows, int64_t nrows) {
-  const int64_t L = x.size(0), stride = x.stride(0);
-  const float* src = x.data<float>() + c0;
-  // Token-major walk: each source row is read once, contiguously, and scattered into the nrows
-  // destination rows (reading one column down the whole sequence would miss cache on every token).
-  for (int64_t t = 0; t < L; ++t) {
-    const float* s = src + t * stride;
-    for (int64_t j = 0; j < cols; ++j) rows[j * n + t] = s[j];
+  const int64_t L = x.size(0);
+  if (channel_major(x)) {
+    for (int64_t j = 0; j < cols; ++j) std::copy_n(x.data<float>() + (c0 + j) * x.stride(1), L, rows + j * n);
+  } else {
+    // Token-major walk: each source row is read once, contiguously, and scattered into the nrows
+    // destination rows (reading one column down the whole sequence would miss cache on every token).
+    const float* src = x.data<float>() + c0;
+    for (int64_t t = 0; t < L; ++t) {
+      const float* s = src + t * x.stride(0);
+      for (int64_t j = 0; j < cols; ++j) rows[j * n + t] = s[j];
+    }
   }
   for (int64_t j = 0; j < nrows; ++j) {
     float* r = rows + j * n;
     if (j >= cols) std::fill(r, r + L, 0.0f);
     std::fill(r + L, r + n, 0.0f);
+  }
+}
+
+// y[t, c0 + j] = rows[j][t] + bias[c0 + j] * u[t, c0 + j] for j < cols (u may alias y).
+void scatter_rows(const float* rows, int64_t n, const Tensor& u, const float* bias, int64_t c0, int64_t cols, const Tensor& y) {
+  const int64_t L = y.size(0);
+  if (channel_major(y) && channel_major(u)) {
+    for (int64_t j = 0; j < cols; ++j) {
+      const float b = bias ? bias[c0 + j] : 0.0f;
+      const float* r = rows + j * n;
+      const float* uc = u.data<float>() + (c0 + j) * u.stride(1);
+      float* yc = y.data<float>() + (c0 + j) * y.stride(1);
+      for (int64_t t = 0; t < L; ++t) yc[t] = r[t] + b * uc[t];
+    }
+    return;
+  }
+  for (int64_t t = 0; t < L; ++t) {  // token-major, as in gather_rows
+    const float* ut = u.data<float>() + t * u.stride(0) + c0 * u.stride(1);
+    float* yt = y.data<float>() + t * y.stride(0) + c0 * y.stride(1);
+    for (int64_t j = 0; j < cols; ++j)
+      yt[j * y.stride(1)] = rows[j * n + t] + (bias ? bias[c0 + j] : 0.0f) * ut[j * u.stride(1)];
+  }
+}
+
+// u[f] *= k[f] for interleaved complex arrays, written out so that it vectorizes (std::complex's
+// operator* goes through __mulsc3 for its C99 infinity rules).
+void multiply_spectra(float* __restrict__ u, const float* __restrict__ k, int64_t count) {
+  for (int64_t f = 0; f < count; ++f) {
+    const float ur = u[2 * f], ui = u[2 * f + 1], kr = k[2 * f], ki = k[2 * f + 1];
+    u[2 * f] = ur * kr - ui * ki;
+    u[2 * f + 1] = ur * ki + ui * kr;
   }
 }
 
@@ -96,10 +134,21 @@ struct Scratch {
   Scratch& operator=(const Scratch&) = delete;
 };
 
+// The calling thread's transform buffers for size n, kept between calls: a scorer runs thousands of
+// windows of one length, and fresh buffers would be page-faulted in every time.
+Scratch& thread_scratch(int64_t n) {
+  thread_local std::unique_ptr<Scratch> sc;
+  if (!sc || sc->n != n) {
+    sc.reset();
+    sc = std::make_unique<Scratch>(n);
+  }
+  return *sc;
+}
+
 void check_lc(const Tensor& t, const char* name, int64_t L, int64_t C) {
   LS_CHECK(t.defined() && t.dtype() == DType::F32 && t.dim() == 2 && t.size(0) == L && t.size(1) == C &&
-               (C <= 1 || t.stride(1) == 1),
-           "fft_conv: {} must be F32 ({}, {}) with unit channel stride, got {}", name, L, C, t.describe());
+               (C <= 1 || t.stride(1) == 1 || t.stride(0) == 1),
+           "fft_conv: {} must be F32 ({}, {}) with a unit stride, got {}", name, L, C, t.describe());
 }
 
 }  // namespace
@@ -126,8 +175,8 @@ int64_t fft_conv_block_channels(int64_t n, int64_t C) {
 }
 
 FilterSpectrum fft_filter_spectrum(const Tensor& k) {
-  LS_CHECK(k.dim() == 2 && k.dtype() == DType::F32 && (k.size(1) <= 1 || k.stride(1) == 1),
-           "fft_filter_spectrum: k must be F32 (L, C), got {}", k.describe());
+  LS_CHECK(k.dim() == 2 && k.dtype() == DType::F32 && (k.size(1) <= 1 || k.stride(1) == 1 || k.stride(0) == 1),
+           "fft_filter_spectrum: k must be F32 (L, C) with a unit stride, got {}", k.describe());
   const int64_t L = k.size(0), C = k.size(1);
   FilterSpectrum s{L, fft_fast_size(std::max<int64_t>(2 * L - 1, 2)), {}};
   const int64_t nc = s.n / 2 + 1;
@@ -137,7 +186,7 @@ FilterSpectrum fft_filter_spectrum(const Tensor& k) {
   const float scale = 1.0f / float(s.n);
 #pragma omp parallel
   {
-    Scratch sc(s.n);
+    Scratch& sc = thread_scratch(s.n);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < batches; ++b) {
       const int64_t c0 = b * kBatch, cols = std::min(kBatch, C - c0);
@@ -176,32 +225,25 @@ void fft_conv(const FftConvArgs& a) {
     const int64_t batches = (cols + kBatch - 1) / kBatch;
 #pragma omp parallel
     {
-      Scratch sc(n);
+      Scratch& sc = thread_scratch(n);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < batches; ++b) {
         const int64_t cb = c0 + b * kBatch, nb = std::min(kBatch, c0 + cols - cb);
         gather_rows(a.u, cb, nb, n, sc.re, kBatch);
         fftwf_execute_dft_r2c(plans.r2c, sc.re, sc.co);
-        const std::complex<float>* K;
+        const float* K;
         if (a.spectrum) {
-          K = reinterpret_cast<const std::complex<float>*>(a.spectrum->spec.data<float>() + cb * nc * 2);
+          K = a.spectrum->spec.data<float>() + cb * nc * 2;
         } else {
           gather_rows(a.k, cb, nb, n, sc.kre, kBatch);
           fftwf_execute_dft_r2c(plans.r2c, sc.kre, sc.kco);
-          auto* kc = reinterpret_cast<std::complex<float>*>(sc.kco);
-          for (int64_t f = 0; f < nb * nc; ++f) kc[f] *= scale;
+          float* kc = &sc.kco[0][0];
+          for (int64_t f = 0; f < 2 * nb * nc; ++f) kc[f] *= scale;
           K = kc;
         }
-        auto* U = reinterpret_cast<std::complex<float>*>(sc.co);
-        for (int64_t f = 0; f < nb * nc; ++f) U[f] *= K[f];
+        multiply_spectra(&sc.co[0][0], K, nb * nc);
         fftwf_execute_dft_c2r(plans.c2r, sc.co, sc.re);
-        const float* bias = a.bias.defined() ? a.bias.data<float>() : nullptr;
-        const int64_t su = a.u.stride(0), sy = a.y.stride(0);
-        for (int64_t t = 0; t < L; ++t) {  // token-major, as in gather_rows
-          const float* u = a.u.data<float>() + t * su + cb;
-          float* y = a.y.data<float>() + t * sy + cb;
-          for (int64_t j = 0; j < nb; ++j) y[j] = sc.re[j * n + t] + (bias ? bias[cb + j] : 0.0f) * u[j];
-        }
+        scatter_rows(sc.re, n, a.u, a.bias.defined() ? a.bias.data<float>() : nullptr, cb, nb, a.y);
       }
     }
   }
