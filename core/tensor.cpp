@@ -203,6 +203,12 @@ Tensor Tensor::from_vector(const std::vector<float>& values, Shape shape) {
   return t;
 }
 
+Tensor Tensor::from_ids(std::span<const int64_t> ids) {
+  Tensor t = empty({int64_t(ids.size())}, DType::I64);
+  std::copy(ids.begin(), ids.end(), t.data<int64_t>());
+  return t;
+}
+
 void Tensor::bad_dim(int d) const { fail("dimension {} out of range for a {}-d tensor", d, dim()); }
 
 void Tensor::check_dtype(DType want) const {

@@ -51,6 +51,7 @@ class Tensor {
   static Tensor zeros(Shape shape, DType dtype = DType::F32);
   static Tensor full(Shape shape, float value);
   static Tensor from_vector(const std::vector<float>& values, Shape shape);
+  static Tensor from_ids(std::span<const int64_t> ids);  // 1-D I64 copy
   // A contiguous tensor over `storage` starting `byte_offset` bytes in. Throws if it does not fit.
   static Tensor from_storage(std::shared_ptr<Storage> storage, size_t byte_offset, Shape shape, DType dtype);
 

@@ -3,11 +3,18 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+
 namespace longseq::cli {
 
 void add_info(CLI::App& app);
 void add_forward(CLI::App& app);
 void add_loglik(CLI::App& app);
 void add_init(CLI::App& app);
+void add_score_variants(CLI::App& app);
+
+// The command line as typed (for provenance lines such as ##longseqCommand).
+const std::string& command_line();
+void set_command_line(int argc, char** argv);
 
 }  // namespace longseq::cli

@@ -8,6 +8,22 @@
 
 #include <cstdio>
 
+namespace longseq::cli {
+namespace {
+std::string g_command_line;
+}
+const std::string& command_line() { return g_command_line; }
+void set_command_line(int argc, char** argv) {
+  g_command_line.clear();
+  for (int i = 0; i < argc; ++i) {
+    if (i) g_command_line += ' ';
+    const std::string arg = i == 0 ? "longseq" : argv[i];
+    const bool plain = !arg.empty() && arg.find_first_of(" \t\"'$") == std::string::npos;
+    g_command_line += plain ? arg : "'" + arg + "'";
+  }
+}
+}  // namespace longseq::cli
+
 int main(int argc, char** argv) {
   CLI::App app{"longseq: long-sequence models (Mamba, Hyena) over million-length DNA and audio", "longseq"};
   app.set_version_flag("--version", std::string("longseq ") + LONGSEQ_VERSION);
@@ -25,6 +41,8 @@ int main(int argc, char** argv) {
   longseq::cli::add_forward(app);
   longseq::cli::add_loglik(app);
   longseq::cli::add_init(app);
+  longseq::cli::add_score_variants(app);
+  longseq::cli::set_command_line(argc, argv);
 
   try {
     app.parse_complete_callback([&] {

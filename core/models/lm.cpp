@@ -5,12 +5,48 @@
 #include "core/models/hyena_config.h"
 #include "core/models/mamba.h"
 #include "core/models/mamba_config.h"
+#include "core/ops/embedding.h"
 
 namespace longseq {
 
 void LanguageModel::stream_logits(const Tensor& ids, int64_t chunk, const LogitsSink& sink) const {
   LS_CHECK(ids.dim() == 1, "expected 1-D token ids, got {}", ids.describe());
   stream_logits(ids.size(0), [&](int64_t start, Tensor& out) { out.copy_from(ids.slice(0, start, out.size(0))); }, chunk, sink);
+}
+
+double sum_next_logprobs(const Tensor& logits, const int64_t* next, int64_t n) {
+  LS_CHECK(logits.dim() == 2 && logits.size(0) >= n, "sum_next_logprobs: {} rows asked of {}", n, logits.describe());
+  const int64_t V = logits.size(1);
+  double sum = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    LS_CHECK(next[r] >= 0 && next[r] < V, "token id {} outside the vocabulary of {}", next[r], V);
+    const float* row = logits.data<float>() + r * logits.stride(0);
+    sum += double(row[next[r]]) - log_sum_exp(row, V);
+  }
+  return sum;
+}
+
+ContinuationScores LanguageModel::score_continuations(std::span<const int64_t> prefix,
+                                                      std::span<const std::vector<int64_t>> suffixes) const {
+  const int64_t P = int64_t(prefix.size());
+  ContinuationScores out;
+  out.suffix.resize(suffixes.size());
+  const auto score_prefix = [&](const Tensor& logits, const int64_t* ids) {
+    out.prefix = P >= 2 ? sum_next_logprobs(logits, ids + 1, P - 1) : 0.0;
+  };
+  if (suffixes.empty()) {
+    if (P >= 2) score_prefix(forward(Tensor::from_ids(prefix), {}).logits, prefix.data());
+    return out;
+  }
+  for (size_t s = 0; s < suffixes.size(); ++s) {
+    std::vector<int64_t> ids(prefix.begin(), prefix.end());
+    ids.insert(ids.end(), suffixes[s].begin(), suffixes[s].end());
+    const Tensor logits = forward(Tensor::from_ids(ids), {}).logits;
+    if (s == 0) score_prefix(logits, ids.data());
+    const int64_t first = std::max<int64_t>(P, 1), n = int64_t(ids.size()) - first;  // tokens scored
+    out.suffix[s] = n > 0 ? sum_next_logprobs(logits.slice(0, first - 1, n), ids.data() + first, n) : 0.0;
+  }
+  return out;
 }
 
 std::unique_ptr<LanguageModel> load_language_model(const ModelDir& dir) {

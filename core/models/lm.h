@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,16 @@ using LogitsSink = std::function<void(int64_t start, const Tensor& logits)>;
 // Writes the token ids [start, start + ids.size(0)) into `ids` (I64), in order of increasing start.
 using IdSource = std::function<void(int64_t start, Tensor& ids)>;
 
+// Next-token log-probability sums for sequences that share a prefix (the variant scorer's ref and
+// alt windows): for x = prefix + suffixes[s], `prefix` sums log p(x_t | x_<t) over the prefix tokens
+// t = 1..P-1 (the same for every suffix, computed once) and suffix[s] over the suffix's own tokens
+// (its first predicted from the whole prefix; with an empty prefix that token has no context and is
+// not scored).
+struct ContinuationScores {
+  double prefix = 0;
+  std::vector<double> suffix;
+};
+
 class LanguageModel {
  public:
   virtual ~LanguageModel() = default;
@@ -46,7 +57,15 @@ class LanguageModel {
   // recurrent model is ever held whole.
   virtual void stream_logits(int64_t length, const IdSource& ids, int64_t chunk, const LogitsSink& sink) const = 0;
   void stream_logits(const Tensor& ids, int64_t chunk, const LogitsSink& sink) const;
+  // See ContinuationScores. The default runs one whole sequence per suffix; recurrent families
+  // override it to run the prefix once and continue every suffix from a copy of its state. Const and
+  // safe to call from several threads at once.
+  virtual ContinuationScores score_continuations(std::span<const int64_t> prefix,
+                                                 std::span<const std::vector<int64_t>> suffixes) const;
 };
+
+// Sum over rows r < n of logits[r, next[r]] - logsumexp(logits[r, :]).
+double sum_next_logprobs(const Tensor& logits, const int64_t* next, int64_t n);
 
 // Recognises the family from config.json and loads it. Throws naming the file and the problem.
 std::unique_ptr<LanguageModel> load_language_model(const ModelDir& dir);

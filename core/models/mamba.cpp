@@ -272,4 +272,37 @@ void MambaModel::stream_logits(int64_t length, const IdSource& source, int64_t c
   }
 }
 
+double MambaModel::run_scored(std::span<const int64_t> ids, State& state, std::vector<float>& carry) const {
+  constexpr int64_t kChunk = 4096;
+  const int64_t L = int64_t(ids.size()), V = vocab_size();
+  double sum = 0;
+  Tensor logits = Tensor::empty({std::min(kChunk, std::max<int64_t>(L, 1)), V});
+  for (int64_t t0 = 0; t0 < L; t0 += kChunk) {
+    const int64_t n = std::min(kChunk, L - t0);
+    const std::span<const int64_t> part = ids.subspan(size_t(t0), size_t(n));
+    if (!carry.empty()) sum += sum_next_logprobs(Tensor::from_vector(carry, {1, V}), part.data(), 1);
+    Tensor lg = logits.slice(0, 0, n);
+    forward_chunk(Tensor::from_ids(part), state, &lg, nullptr, nullptr);
+    sum += sum_next_logprobs(lg, part.data() + 1, n - 1);
+    carry = lg.select(0, n - 1).to_vector();
+  }
+  return sum;
+}
+
+ContinuationScores MambaModel::score_continuations(std::span<const int64_t> prefix,
+                                                   std::span<const std::vector<int64_t>> suffixes) const {
+  ContinuationScores out;
+  State state = new_state();
+  std::vector<float> carry;
+  out.prefix = run_scored(prefix, state, carry);
+  for (const auto& suffix : suffixes) {
+    State s = state;
+    for (auto& t : s.conv) t = t.clone();
+    for (auto& t : s.ssm) t = t.clone();
+    std::vector<float> c = carry;
+    out.suffix.push_back(run_scored(suffix, s, c));
+  }
+  return out;
+}
+
 }  // namespace longseq

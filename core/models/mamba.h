@@ -57,11 +57,18 @@ class MambaModel final : public LanguageModel {
   int64_t max_length() const override { return 0; }
   ForwardOutputs forward(const Tensor& ids, const ForwardOptions& options) const override;
   void stream_logits(int64_t length, const IdSource& ids, int64_t chunk, const LogitsSink& sink) const override;
+  // The prefix runs once; each suffix continues from a copy of its state.
+  ContinuationScores score_continuations(std::span<const int64_t> prefix,
+                                         std::span<const std::vector<int64_t>> suffixes) const override;
   using LanguageModel::stream_logits;
 
  private:
   void mixer(const Layer& layer, const Tensor& normed, Tensor& conv_state, Tensor& ssm_state, Tensor& out) const;
   void norm(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& out) const;
+  // Runs ids from `state` chunk by chunk and returns the sum of their log-probabilities; `carry` is
+  // the logits row that predicts ids[0] (empty: ids[0] is not scored) and on return the row that
+  // predicts the next token.
+  double run_scored(std::span<const int64_t> ids, State& state, std::vector<float>& carry) const;
 
   MambaConfig cfg_;
   Tensor embedding_, lm_head_;

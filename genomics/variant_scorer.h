@@ -1,0 +1,106 @@
+// Variant-effect scores from a causal DNA language model: dLL = log P(alt window) - log P(ref window).
+// Both windows of a strand start at the same genomic position on the strand's reading direction, so
+// every position before the variant cancels exactly; only the allele and what follows it is run per
+// allele (LanguageModel::score_continuations: Mamba runs the shared prefix once and carries its
+// state). Multi-allelic sites share the ref side. The reverse strand reads the reverse complement,
+// anchored at the window's other end. Windows near a contig end are shifted inside it, never padded.
+//
+// Window convention (documented in `longseq score-variants --help` and docs/VARIANTS.md):
+//   W bases of the reference placed around REF: start = pos - floor((W - |REF|) / 2), clamped to
+//   [0, contig_length - W]. Forward: ref window = ref[start, start + W); alt window = ref[start, pos) +
+//   ALT + the reference after REF, cut to W bases (or to the contig end). Reverse: the reverse
+//   complement of the same construction mirrored: both windows end at start + W, the alt window is
+//   ref[..., pos) + ALT + ref[pos + |REF|, start + W) cut to W bases from the right.
+#pragma once
+
+#include "core/models/lm.h"
+#include "genomics/fasta.h"
+#include "genomics/tokenizer.h"
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace longseq {
+
+// Why an allele was not scored. Names are what the summary and TSV print.
+enum class SkipReason {
+  kNone,
+  kRefMismatch,        // REF differs from the reference at POS
+  kMissingContig,      // contig absent from the reference (after chr/MT name mapping)
+  kUnsupportedAllele,  // symbolic <...>, '*', breakend, missing '.', or non-ACGTN letters
+  kTooManyN,           // the reference window has more than the allowed fraction of N
+  kAlleleTooLong,      // REF or ALT does not fit in the window next to the shared prefix
+  kOutOfRange,         // POS + |REF| beyond the contig end
+  kCount,
+};
+const char* skip_reason_name(SkipReason r);
+
+enum class Reduce { kSum, kMean };
+
+struct ScoreOptions {
+  int64_t window = 0;              // W, bases (>= 2)
+  Reduce reduce = Reduce::kSum;    // kMean: mean log-probability per scored position of each window
+  bool forward = true, reverse = true;  // strands scored; the score is their mean
+  double max_n_fraction = 0.1;     // windows with a larger fraction of N are skipped
+};
+
+// One VCF record as the scorer sees it: reference contig name (already mapped), 0-based position.
+struct Site {
+  std::string contig;
+  int64_t pos = 0;
+  std::string ref;
+  std::vector<std::string> alts;
+};
+
+struct AlleleScore {
+  SkipReason reason = SkipReason::kNone;
+  double score = 0, fwd = 0, rev = 0;  // fwd/rev only for the strands scored
+};
+
+// The sequences one strand of a site runs: the shared prefix, then the ref suffix and one suffix per
+// scorable ALT, all read in the strand's direction (reverse complemented for the reverse strand).
+struct StrandWindows {
+  std::string prefix;
+  std::vector<std::string> suffixes;  // [0] = ref
+};
+
+// Upper-cases and checks an allele: true when made only of A, C, G, T, N.
+bool is_plain_allele(const std::string& allele);
+std::string reverse_complement(const std::string& seq);
+// The reference's name for a VCF contig: itself, or the chr-prefixed / unprefixed form, with
+// chrM <-> MT; empty when none is present.
+std::string map_contig_name(const FastaReader& fasta, const std::string& vcf_contig);
+
+class VariantScorer {
+ public:
+  // model, tokenizer and fasta must outlive the scorer. Throws when the window is invalid for the
+  // model (shorter than 2, longer than its max length).
+  VariantScorer(const LanguageModel& model, const DnaTokenizer& tokenizer, const FastaReader& fasta, ScoreOptions options);
+  const ScoreOptions& options() const { return opt_; }
+  // A site ready to run: skip reasons decided, windows built from the reference.
+  struct Prepared {
+    std::vector<AlleleScore> scores;             // one per ALT
+    std::vector<size_t> alts;                    // ALTs to score
+    std::vector<std::pair<bool, StrandWindows>> strands;  // (reverse, windows)
+  };
+  // Checks the site and reads its windows from the reference. Not thread-safe (one faidx handle):
+  // the caller prepares sites in order and runs them in parallel.
+  Prepared prepare(const Site& site) const;
+  // Runs the model on a prepared site and fills its scores. Thread-safe.
+  void run(Prepared& p) const;
+  // prepare + run: one score per ALT of `site` (contig as named in the reference).
+  std::vector<AlleleScore> score(const Site& site) const;
+  // The windows of one strand for the ALTs flagged scorable (exposed for tests).
+  StrandWindows windows(const Site& site, const std::string& context, int64_t context_start, int64_t window_start,
+                        int64_t window_len, const std::vector<size_t>& alts, bool reverse) const;
+
+ private:
+  const LanguageModel& model_;
+  const DnaTokenizer& tok_;
+  const FastaReader& fasta_;
+  ScoreOptions opt_;
+};
+
+}  // namespace longseq
