@@ -71,12 +71,12 @@ inline std::string read_all(const std::filesystem::path& p) {
 
 // Runs the longseq binary (LONGSEQ_BIN if set, else the one this build made) with `args` (shell-quoted by the caller where needed),
 // capturing stdout and stderr separately.
-inline CliResult run_cli(const std::string& args) {
+inline CliResult run_cli(const std::string& args, const std::string& stdin_path = "/dev/null") {
   const char* env = std::getenv("LONGSEQ_BIN");
   const std::string bin = env ? env : LONGSEQ_BIN_PATH;
   TempDir tmp;
   const std::string cmd = bin + " " + args + " >" + (tmp / "out").string() + " 2>" +
-                          (tmp / "err").string() + " </dev/null";
+                          (tmp / "err").string() + " <" + stdin_path;
   const int status = std::system(cmd.c_str());
   CliResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -59,10 +59,11 @@ char output_type(const ScoreArgs& a) {
   return 'v';
 }
 
-// Regions to keep (VCF or reference contig names); empty = everything.
+// Regions to keep, contigs named as in the reference when it has them (chr20 and 20 both work);
+// empty = everything.
 class RegionFilter {
  public:
-  RegionFilter(const std::string& list, const std::string& bed) {
+  RegionFilter(const std::string& list, const std::string& bed, const FastaReader& fasta) : fasta_(fasta) {
     std::stringstream ss(list);
     for (std::string item; std::getline(ss, item, ',');)
       if (!item.empty()) add(parse_region(item));
@@ -80,7 +81,10 @@ class RegionFilter {
   }
 
  private:
-  void add(const Region& r) { regions_[r.contig].emplace_back(r.start, r.end); }
+  void add(const Region& r) {
+    const std::string mapped = map_contig_name(fasta_, r.contig);
+    regions_[mapped.empty() ? r.contig : mapped].emplace_back(r.start, r.end);
+  }
   void read_bed(const std::string& path) {
     std::ifstream in(path);
     LS_CHECK(in, "{}: cannot read the regions file (check the path)", path);
@@ -95,6 +99,7 @@ class RegionFilter {
       add({chrom, s, e});
     }
   }
+  const FastaReader& fasta_;
   std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> regions_;
 };
 
@@ -126,8 +131,9 @@ class Summary {
   std::set<std::pair<std::string, std::string>> renamed;  // (vcf, reference) contig names mapped
   void print(double seconds) const {
     const int64_t scored = by_reason_[size_t(SkipReason::kNone)];
-    spdlog::info("score-variants: {} records ({} in regions), {} ALT alleles: {} scored, {} skipped; {:.1f} s, {:.1f} variants/s",
-                 records, kept, alleles, scored, alleles - scored, seconds, double(kept) / std::max(seconds, 1e-9));
+    spdlog::info("score-variants: {} records{}, {} ALT alleles: {} scored, {} skipped; {:.1f} s, {:.1f} variants/s", records,
+                 kept < records ? fmt::format(" ({} outside the regions, not written)", records - kept) : "", alleles, scored,
+                 alleles - scored, seconds, double(kept) / std::max(seconds, 1e-9));
     for (size_t r = 1; r < size_t(SkipReason::kCount); ++r)
       if (by_reason_[r]) spdlog::info("  skipped {:>8} {}", by_reason_[r], skip_reason_name(SkipReason(r)));
   }
@@ -144,7 +150,7 @@ class ScoreVariants {
         model_(load_language_model(dir_)),
         tok_(DnaTokenizer::from_config(dir_.config, model_->vocab_size())),
         fasta_(FastaReader::open(a.reference)),
-        filter_(a.regions, a.regions_file) {
+        filter_(a.regions, a.regions_file, fasta_) {
     tok_.set_keep_case(a.keep_case);
     validate_args();
     ScoreOptions o;
@@ -189,10 +195,8 @@ class ScoreVariants {
     const htsFormat* f = hts_get_format(in_.get());
     LS_CHECK(f->category == variant_data, "{}: is not a VCF or BCF file (detected {}); give a .vcf, .vcf.gz or .bcf", a_.input,
              hts_format_description(f));
-    LS_CHECK(f->compression != gzip, "{}: is gzip- but not bgzip-compressed; recompress it with 'bgzip' (or zcat | longseq ... -i -)",
-             a_.input);
     hdr_.reset(bcf_hdr_read(in_.get()));
-    LS_CHECK(hdr_, "{}: cannot read the VCF header (is the file complete? check with 'bcftools view -h')", a_.input);
+    LS_CHECK(hdr_, "{}: cannot read the VCF header (truncated file, or a #CHROM line with spaces instead of tabs? check with 'bcftools view -h')", a_.input);
     LS_CHECK(bcf_hdr_id2int(hdr_.get(), BCF_DT_ID, a_.tag.c_str()) < 0 ||
                  !bcf_hdr_idinfo_exists(hdr_.get(), BCF_HL_INFO, bcf_hdr_id2int(hdr_.get(), BCF_DT_ID, a_.tag.c_str())),
              "{}: already has INFO/{}; pick another --tag or remove it with 'bcftools annotate -x INFO/{}'", a_.input, a_.tag, a_.tag);
@@ -203,10 +207,14 @@ class ScoreVariants {
   bool read_record(bcf1_t* rec) {
     const int ret = bcf_read(in_.get(), hdr_.get(), rec);
     if (ret == -1) return false;
-    LS_CHECK(ret == 0 && !(rec->errcode & ~BCF_ERR_CTG_UNDEF),
+    // Undeclared contigs and tags are declared on the fly (htslib warns), as bcftools accepts them.
+    LS_CHECK(ret == 0 && !(rec->errcode & ~(BCF_ERR_CTG_UNDEF | BCF_ERR_TAG_UNDEF)),
              "{}: malformed record after record {} (htslib error {}); check it with 'bcftools view', fix or drop it", a_.input,
              summary_.records, rec->errcode ? rec->errcode : ret);
     ++summary_.records;
+    bcf_unpack(rec, BCF_UN_STR);
+    LS_CHECK(rec->pos >= 0 && rec->n_allele >= 1 && rec->d.allele[0][0] != '.',
+             "{}: record {} has no valid POS or REF; fix or drop it (check with 'bcftools view')", a_.input, summary_.records);
     return true;
   }
 
@@ -261,13 +269,13 @@ class ScoreVariants {
   // A batch of records: prepared on this thread (reference reads), scored in parallel.
   struct Item {
     RecPtr rec;
+    int64_t number = 0;  // 1-based record number in the input
     bool kept = false;
     VariantScorer::Prepared prepared;
   };
 
   void prepare(Item& item) {
     bcf1_t* rec = item.rec.get();
-    bcf_unpack(rec, BCF_UN_STR);
     const std::string vcf_contig = bcf_seqname_safe(hdr_.get(), rec);
     const std::string ref_contig = map_contig_name(fasta_, vcf_contig);
     const int64_t pos = rec->pos, end = rec->pos + std::max<int64_t>(rec->rlen, 1);
@@ -286,7 +294,7 @@ class ScoreVariants {
       LS_CHECK(!a_.strict || r != SkipReason::kRefMismatch,
                "{}: record {} ({}:{} {}>{}): REF does not match the reference {} (--strict); check that the VCF was called on "
                "this reference, or drop --strict to skip such records",
-               a_.input, summary_.records, vcf_contig, pos + 1, site.ref, site.alts[i], a_.reference);
+               a_.input, item.number, vcf_contig, pos + 1, site.ref, site.alts[i], a_.reference);
     }
   }
 
@@ -301,6 +309,7 @@ class ScoreVariants {
         item.rec.reset(bcf_init());
         if (!read_record(item.rec.get())) break;
       }
+      item.number = summary_.records;
       prepare(item);
       batch.push_back(std::move(item));
     }
@@ -321,7 +330,7 @@ class ScoreVariants {
     HtsPtr out(hts_open(path.c_str(), mode));
     LS_CHECK(out, "{}: cannot open the output for writing (check the folder exists and is writable)", a_.output);
     LS_CHECK(bcf_hdr_write(out.get(), hdr_.get()) == 0, "{}: cannot write the VCF header", a_.output);
-    const int declared = hdr_->n[BCF_DT_CTG];
+    const std::array<int, 2> declared{hdr_->n[BCF_DT_ID], hdr_->n[BCF_DT_CTG]};
     const bool binary = type_ == 'b' || type_ == 'u';
     std::vector<Item> batch;
     progress_.emplace("score-variants", 0, "variants");
@@ -329,10 +338,10 @@ class ScoreVariants {
       for (Item& item : batch) {
         if (!item.kept) continue;
         bcf1_t* rec = item.rec.get();
-        LS_CHECK(!binary || rec->rid < declared,
-                 "{}: record {} is on contig '{}', declared neither in the header nor in the reference; BCF output needs every "
-                 "contig declared: write VCF (-O v or z) or add ##contig lines (bcftools reheader)",
-                 a_.input, summary_.records, bcf_seqname_safe(hdr_.get(), rec));
+        LS_CHECK(!binary || (rec->errcode == 0 && hdr_->n[BCF_DT_ID] == declared[0] && hdr_->n[BCF_DT_CTG] == declared[1]),
+                 "{}: record {} ({}:{}) uses a contig or tag its header does not declare; BCF output needs every one declared: "
+                 "write VCF (-O v or z) or complete the header first (bcftools reheader / bcftools annotate -h)",
+                 a_.input, item.number, bcf_seqname_safe(hdr_.get(), rec), rec->pos + 1);
         annotate(rec, item.prepared);
         LS_CHECK(bcf_write(out.get(), hdr_.get(), rec) == 0, "{}: write failed (disk full?)", a_.output);
       }
@@ -460,7 +469,7 @@ void add_score_variants(CLI::App& app) {
       ->check(CLI::IsMember({"sum", "mean"}));
   cmd->add_option("--strand", a->strand, "fwd, rev, or both (mean of the two)")->check(CLI::IsMember({"fwd", "rev", "both"}));
   cmd->add_flag("--per-strand", a->per_strand, "With --strand both, also write <tag>_FWD and <tag>_REV");
-  auto* regions = cmd->add_option("--regions", a->regions, "Only records overlapping chr:start-end[,...] (1-based, inclusive)");
+  auto* regions = cmd->add_option("--regions", a->regions, "Only records overlapping chr:start-end[,chr:start-end...] (1-based, inclusive; no commas in numbers)");
   cmd->add_option("--regions-file", a->regions_file, "Only records overlapping the regions of a BED file")->excludes(regions);
   cmd->add_option("--tag", a->tag, "INFO key of the score (VCF 4.3 key rules)");
   cmd->add_option("--batch", a->batch, "Records read and scored together (parallel over sites)")->check(CLI::PositiveNumber);

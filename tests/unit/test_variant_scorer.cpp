@@ -1,0 +1,215 @@
+// The variant scorer against a naive computation written independently here: build both full windows
+// from the documented convention, run each through the model's whole-sequence forward, and subtract
+// their log-likelihoods. The scorer's fast path (shared prefix, Mamba state carried, ref shared by
+// the ALTs) must agree, for SNVs, insertions, deletions, multi-allelic sites and windows shifted at
+// contig ends, on both strands and both reductions. Plus: strand symmetry on a reverse-complemented
+// contig, and every skip reason.
+#include "core/models/hyena.h"
+#include "core/models/mamba.h"
+#include "core/random.h"
+#include "genomics/variant_scorer.h"
+#include "tests/testing.h"
+
+#include <fstream>
+
+using namespace longseq;
+using namespace longseq::testing;
+
+namespace {
+
+std::string random_dna(int64_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::string s(size_t(n), 'A');
+  for (auto& c : s) c = "ACGT"[rng.below(4)];
+  return s;
+}
+
+void write_fasta(const std::filesystem::path& path, const std::vector<std::pair<std::string, std::string>>& contigs) {
+  std::ofstream f(path);
+  for (const auto& [name, seq] : contigs) {
+    f << '>' << name << '\n';
+    for (size_t i = 0; i < seq.size(); i += 60) f << seq.substr(i, 60) << '\n';
+  }
+}
+
+std::unique_ptr<LanguageModel> tiny_model(const std::string& family) {
+  if (family == "mamba") {
+    MambaConfig c;
+    c.d_model = 16;
+    c.n_layer = 2;
+    c.vocab_size = 12;
+    c.padded_vocab = 16;
+    c.d_state = 8;
+    c.d_inner = 32;
+    c.dt_rank = 1;
+    return MambaModel::random(c, 11);
+  }
+  HyenaConfig c;
+  c.d_model = 16;
+  c.n_layer = 2;
+  c.d_inner = 64;
+  c.vocab_size = 12;
+  c.padded_vocab = 16;
+  c.max_seq_len = 130;
+  c.filter_order = 16;
+  c.activation_freq = 10;
+  return HyenaModel::random(c, 12);
+}
+
+// log P(seq) = sum_{t >= 1} log p(x_t | x_<t), by one whole forward.
+double loglik(const LanguageModel& m, const DnaTokenizer& tok, const std::string& seq) {
+  std::vector<int64_t> ids(seq.size());
+  tok.encode(seq, ids.data());
+  const Tensor logits = m.forward(Tensor::from_ids(ids), {}).logits;
+  return sum_next_logprobs(logits, ids.data() + 1, int64_t(ids.size()) - 1);
+}
+
+// The documented windows, built from scratch.
+struct Naive {
+  std::string ref_fwd, alt_fwd, ref_rev, alt_rev;
+};
+Naive naive_windows(const std::string& contig, int64_t pos, const std::string& ref, const std::string& alt, int64_t window) {
+  const int64_t Lc = int64_t(contig.size()), W = std::min(window, Lc), nr = int64_t(ref.size());
+  const int64_t start = std::clamp(pos - (W - nr) / 2, int64_t(0), Lc - W), end = start + W;
+  Naive n;
+  n.ref_fwd = contig.substr(size_t(start), size_t(W));
+  n.alt_fwd = (contig.substr(size_t(start), size_t(pos - start)) + alt + contig.substr(size_t(pos + nr))).substr(0, size_t(W));
+  n.ref_rev = reverse_complement(n.ref_fwd);
+  const std::string left = contig.substr(0, size_t(pos)) + alt, right = contig.substr(size_t(pos + nr), size_t(end - pos - nr));
+  const size_t keep = std::min(left.size(), size_t(W) - right.size());
+  n.alt_rev = reverse_complement(left.substr(left.size() - keep) + right);
+  return n;
+}
+
+double naive_delta(const LanguageModel& m, const DnaTokenizer& tok, const std::string& ref_w, const std::string& alt_w, Reduce r) {
+  const double a = loglik(m, tok, alt_w), b = loglik(m, tok, ref_w);
+  if (r == Reduce::kSum) return a - b;
+  return a / double(alt_w.size() - 1) - b / double(ref_w.size() - 1);
+}
+
+struct Case {
+  int64_t pos;
+  std::string ref;
+  std::vector<std::string> alts;
+};
+
+}  // namespace
+
+TEST(VariantScorer, FastPathEqualsTwoFullWindows) {
+  TempDir dir;
+  const std::string contig = random_dna(500, 1);
+  write_fasta(dir / "ref.fa", {{"c1", contig}});
+  const FastaReader fasta = FastaReader::open(dir / "ref.fa");
+  const DnaTokenizer tok = DnaTokenizer::hyenadna();
+  const int64_t W = 101;
+  const auto sub = [&](int64_t p, int64_t n) { return contig.substr(size_t(p), size_t(n)); };
+  const std::vector<Case> cases = {
+      {250, sub(250, 1), {"A", "C", "G", "T"}},             // multi-allelic SNV (one ALT equals REF)
+      {120, sub(120, 1), {sub(120, 1) + "GATTACA"}},        // insertion
+      {300, sub(300, 6), {sub(300, 1)}},                    // deletion
+      {310, sub(310, 3), {"T", sub(310, 1) + "CC", "GGG"}},  // mixed multi-allelic
+      {0, sub(0, 1), {"N"}},                                // first base: window shifted, empty forward prefix
+      {3, sub(3, 2), {"A"}},                                // near the start
+      {497, sub(497, 3), {"TT"}},                           // at the end: empty reverse prefix
+      {460, sub(460, 1), {sub(460, 1) + "ACGTACGTAC"}},      // near the end
+  };
+  for (const std::string family : {"mamba", "hyenadna"}) {
+    const auto model = tiny_model(family);
+    for (Reduce reduce : {Reduce::kSum, Reduce::kMean}) {
+      const VariantScorer scorer(*model, tok, fasta, {.window = W, .reduce = reduce});
+      for (const Case& c : cases) {
+        const auto got = scorer.score({"c1", c.pos, c.ref, c.alts});
+        ASSERT_EQ(got.size(), c.alts.size());
+        for (size_t a = 0; a < c.alts.size(); ++a) {
+          SCOPED_TRACE(fmt::format("{} {} pos {} {}>{}", family, reduce == Reduce::kSum ? "sum" : "mean", c.pos, c.ref, c.alts[a]));
+          ASSERT_EQ(got[a].reason, SkipReason::kNone);
+          const Naive n = naive_windows(contig, c.pos, c.ref, c.alts[a], W);
+          ASSERT_EQ(n.ref_fwd.size(), size_t(W));
+          const double fwd = naive_delta(*model, tok, n.ref_fwd, n.alt_fwd, reduce);
+          const double rev = naive_delta(*model, tok, n.ref_rev, n.alt_rev, reduce);
+          // float32 logits, double sums over <= 100 positions of |log p| ~ 2.8
+          const double tol = reduce == Reduce::kSum ? 2e-4 : 4e-6;
+          EXPECT_NEAR(got[a].fwd, fwd, tol);
+          EXPECT_NEAR(got[a].rev, rev, tol);
+          EXPECT_NEAR(got[a].score, 0.5 * (fwd + rev), tol);
+          if (c.alts[a] == c.ref) {
+            EXPECT_EQ(got[a].score, 0.0);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(VariantScorer, ReverseStrandEqualsForwardOnTheReverseComplement) {
+  TempDir dir;
+  const std::string contig = random_dna(400, 2), rc = reverse_complement(contig);
+  write_fasta(dir / "ref.fa", {{"plus", contig}, {"minus", rc}});
+  const FastaReader fasta = FastaReader::open(dir / "ref.fa");
+  const DnaTokenizer tok = DnaTokenizer::hyenadna();
+  const int64_t W = 81, Lc = 400;  // odd W: SNV windows mirror exactly
+  for (const std::string family : {"mamba", "hyenadna"}) {
+    const auto model = tiny_model(family);
+    const VariantScorer fwd_only(*model, tok, fasta, {.window = W, .forward = true, .reverse = false});
+    const VariantScorer rev_only(*model, tok, fasta, {.window = W, .forward = false, .reverse = true});
+    for (int64_t pos : {5, 40, 200, 399}) {
+      const std::string ref(1, contig[size_t(pos)]);
+      const std::string alt = ref == "A" ? "G" : "A";
+      const auto on_plus = rev_only.score({"plus", pos, ref, {alt}});
+      const auto on_minus = fwd_only.score({"minus", Lc - 1 - pos, reverse_complement(ref), {reverse_complement(alt)}});
+      ASSERT_EQ(on_plus[0].reason, SkipReason::kNone);
+      EXPECT_NEAR(on_plus[0].score, on_minus[0].score, 1e-4) << family << " pos " << pos;
+      EXPECT_NE(on_plus[0].score, 0.0);
+    }
+  }
+}
+
+TEST(VariantScorer, SkipReasons) {
+  TempDir dir;
+  std::string contig = random_dna(300, 3);
+  for (int64_t i = 150; i < 200; ++i) contig[size_t(i)] = 'N';  // an N run
+  write_fasta(dir / "ref.fa", {{"chr7", contig}, {"MT", random_dna(100, 4)}});
+  const FastaReader fasta = FastaReader::open(dir / "ref.fa");
+  const DnaTokenizer tok = DnaTokenizer::hyenadna();
+  const auto model = tiny_model("mamba");
+  const VariantScorer scorer(*model, tok, fasta, {.window = 61});
+  const std::string r50(1, contig[50]);
+  const std::string wrong = r50 == "A" ? "C" : "A";
+  const auto reason = [&](const Site& s, size_t a = 0) { return scorer.score(s).at(a).reason; };
+  EXPECT_EQ(reason({"chr7", 50, wrong, {"G"}}), SkipReason::kRefMismatch);
+  EXPECT_EQ(reason({"chr9", 50, r50, {"G"}}), SkipReason::kMissingContig);
+  EXPECT_EQ(reason({"chr7", 299, contig.substr(299) + "A", {"A"}}), SkipReason::kOutOfRange);
+  EXPECT_EQ(reason({"chr7", 170, "N", {"A"}}), SkipReason::kTooManyN);
+  EXPECT_EQ(reason({"chr7", 50, r50, {std::string(40, 'A')}}), SkipReason::kAlleleTooLong);
+  EXPECT_EQ(reason({"chr7", 50, contig.substr(50, 62), {r50}}), SkipReason::kAlleleTooLong);
+  const auto mixed = scorer.score({"chr7", 50, r50, {"<DEL>", "*", "G]chr7:100]", ".", "R", "g", "TTG"}});
+  for (size_t a = 0; a < 5; ++a) EXPECT_EQ(mixed[a].reason, SkipReason::kUnsupportedAllele) << a;
+  EXPECT_EQ(mixed[5].reason, SkipReason::kNone);  // lowercase ALT is fine
+  EXPECT_EQ(mixed[6].reason, SkipReason::kNone);
+  // Windows shorter than the contig-limited window: a 100-base contig with W = 61 still scores.
+  EXPECT_EQ(reason({"MT", 99, std::string(1, fasta.fetch("MT", 99, 100)[0]), {"A"}}), SkipReason::kNone);
+}
+
+TEST(VariantScorer, ContigNamesAndReverseComplement) {
+  TempDir dir;
+  write_fasta(dir / "ref.fa", {{"20", "ACGT"}, {"chrM", "ACGT"}, {"chrX", "ACGT"}});
+  const FastaReader fasta = FastaReader::open(dir / "ref.fa");
+  EXPECT_EQ(map_contig_name(fasta, "20"), "20");
+  EXPECT_EQ(map_contig_name(fasta, "chr20"), "20");
+  EXPECT_EQ(map_contig_name(fasta, "MT"), "chrM");
+  EXPECT_EQ(map_contig_name(fasta, "X"), "chrX");
+  EXPECT_EQ(map_contig_name(fasta, "21"), "");
+  EXPECT_EQ(reverse_complement("ACGTNacgtR"), "Racgt" "NACGT");
+  EXPECT_TRUE(is_plain_allele("ACGTNacgtn"));
+  EXPECT_FALSE(is_plain_allele(""));
+  EXPECT_FALSE(is_plain_allele("<INS>"));
+}
+
+TEST(VariantScorer, WindowLongerThanTheModelIsAnError) {
+  TempDir dir;
+  write_fasta(dir / "ref.fa", {{"c", random_dna(200, 5)}});
+  const FastaReader fasta = FastaReader::open(dir / "ref.fa");
+  const auto model = tiny_model("hyenadna");  // max_seq_len 130
+  EXPECT_THROW(VariantScorer(*model, DnaTokenizer::hyenadna(), fasta, {.window = 131}), Error);
+  EXPECT_THROW(VariantScorer(*model, DnaTokenizer::hyenadna(), fasta, {.window = 1}), Error);
+}
