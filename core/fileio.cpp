@@ -13,6 +13,16 @@
 namespace longseq {
 
 AtomicFile::AtomicFile(std::filesystem::path target) : target_(std::move(target)) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(target_, ec);
+  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st) && !std::filesystem::is_directory(st)) {
+    // /dev/null, /dev/stdout, a FIFO: written in place (renaming a temp file over a device would
+    // replace the device with a regular file).
+    file_ = std::fopen(target_.c_str(), "wb");
+    if (!file_) fail("{}: cannot open for writing: {}", target_.string(), std::strerror(errno));
+    direct_ = true;
+    return;
+  }
   const auto dir = target_.has_parent_path() ? target_.parent_path() : std::filesystem::path(".");
   std::string pattern = fmt::format("{}/.{}.tmp.XXXXXX", dir.string(), target_.filename().string());
   const int fd = mkstemp(pattern.data());
@@ -51,6 +61,14 @@ void AtomicFile::write(const void* data, size_t bytes) {
 
 void AtomicFile::commit() {
   LS_CHECK(file_ != nullptr, "{}: commit twice", target_.string());
+  if (direct_) {
+    const bool flushed = std::fflush(file_) == 0;
+    const int err = errno;
+    std::fclose(file_);
+    file_ = nullptr;
+    if (!flushed) fail("{}: write failed: {}", target_.string(), std::strerror(err));
+    return;
+  }
   const bool ok = std::fflush(file_) == 0 && fsync(fileno(file_)) == 0;
   const int err = errno;
   std::fclose(file_);

@@ -20,7 +20,9 @@ class AtomicFile {
   void write(const void* data, size_t bytes);
   void write(std::string_view text) { write(text.data(), text.size()); }
   FILE* stream() { return file_; }
-  const std::filesystem::path& temp_path() const { return temp_; }
+  // Where the data goes until commit(): the temp file, or the target itself when it is not a regular
+  // file (a device such as /dev/null or /dev/stdout, a FIFO), which is written in place.
+  const std::filesystem::path& temp_path() const { return direct_ ? target_ : temp_; }
   // Flushes, fsyncs and renames onto the target. Throws on failure (and removes the temp file).
   void commit();
 
@@ -28,6 +30,7 @@ class AtomicFile {
   void discard() noexcept;
   std::filesystem::path target_, temp_;
   FILE* file_ = nullptr;
+  bool direct_ = false;
 };
 
 // Reads a whole (small) text file; throws naming the file when it cannot be read.

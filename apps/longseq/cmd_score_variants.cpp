@@ -6,6 +6,7 @@
 #include "apps/longseq/commands.h"
 #include "core/error.h"
 #include "core/fileio.h"
+#include "core/memory.h"
 #include "core/models/lm.h"
 #include "core/progress.h"
 #include "core/threads.h"
@@ -131,9 +132,9 @@ class Summary {
   std::set<std::pair<std::string, std::string>> renamed;  // (vcf, reference) contig names mapped
   void print(double seconds) const {
     const int64_t scored = by_reason_[size_t(SkipReason::kNone)];
-    spdlog::info("score-variants: {} records{}, {} ALT alleles: {} scored, {} skipped; {:.1f} s, {:.1f} variants/s", records,
-                 kept < records ? fmt::format(" ({} outside the regions, not written)", records - kept) : "", alleles, scored,
-                 alleles - scored, seconds, double(kept) / std::max(seconds, 1e-9));
+    spdlog::info("score-variants: {} records{}, {} ALT alleles: {} scored, {} skipped; {:.1f} s, {:.2f} variants/s, peak RSS {:.0f} MiB",
+                 records, kept < records ? fmt::format(" ({} outside the regions, not written)", records - kept) : "", alleles,
+                 scored, alleles - scored, seconds, double(kept) / std::max(seconds, 1e-9), double(peak_rss_bytes()) / (1 << 20));
     for (size_t r = 1; r < size_t(SkipReason::kCount); ++r)
       if (by_reason_[r]) spdlog::info("  skipped {:>8} {}", by_reason_[r], skip_reason_name(SkipReason(r)));
   }

@@ -32,3 +32,14 @@ TEST(AtomicFile, AbandonedWriteLeavesNothing) {
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
   EXPECT_THROW(AtomicFile(dir / "missing/x"), Error);
 }
+
+TEST(AtomicFile, DevicesAreWrittenInPlace) {
+  // Renaming a temp file over /dev/null would turn the device into a regular file.
+  {
+    AtomicFile f("/dev/null");
+    EXPECT_EQ(f.temp_path(), std::filesystem::path("/dev/null"));
+    f.write("discarded");
+    f.commit();
+  }
+  EXPECT_TRUE(std::filesystem::is_character_file("/dev/null"));
+}
