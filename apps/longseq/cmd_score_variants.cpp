@@ -15,7 +15,9 @@
 #include "genomics/variant_scorer.h"
 
 #include <fmt/format.h>
+#include <htslib/bgzf.h>
 #include <htslib/hts.h>
+#include <htslib/tbx.h>  // hts_get_bgzfp
 #include <htslib/vcf.h>
 #include <spdlog/spdlog.h>
 
@@ -207,7 +209,12 @@ class ScoreVariants {
   // False at the end of the input; throws on a malformed record.
   bool read_record(bcf1_t* rec) {
     const int ret = bcf_read(in_.get(), hdr_.get(), rec);
-    if (ret == -1) return false;
+    if (ret == -1) {
+      check_complete();
+      return false;
+    }
+    LS_CHECK(ret >= -1, "{}: read error after record {}: the file is truncated or corrupt (check it with 'bgzip -t' or 'bcftools view')",
+             a_.input, summary_.records);
     // Undeclared contigs and tags are declared on the fly (htslib warns), as bcftools accepts them.
     LS_CHECK(ret == 0 && !(rec->errcode & ~(BCF_ERR_CTG_UNDEF | BCF_ERR_TAG_UNDEF)),
              "{}: malformed record after record {} (htslib error {}); check it with 'bcftools view', fix or drop it", a_.input,
@@ -217,6 +224,16 @@ class ScoreVariants {
     LS_CHECK(rec->pos >= 0 && rec->n_allele >= 1 && rec->d.allele[0][0] != '.',
              "{}: record {} has no valid POS or REF; fix or drop it (check with 'bcftools view')", a_.input, summary_.records);
     return true;
+  }
+
+  // A bgzipped file that ends without BGZF's EOF block was cut short at a block boundary: its last
+  // records are missing, which would otherwise pass as a complete run.
+  void check_complete() {
+    if (hts_get_format(in_.get())->compression != bgzf) return;
+    LS_CHECK(bgzf_check_EOF(hts_get_bgzfp(in_.get())) != 0,
+             "{}: ends without the BGZF end-of-file block, so it is probably truncated; check it with 'bgzip -t' (if it is "
+             "complete, recompress it with bgzip)",
+             a_.input);
   }
 
   std::string info_description() const {

@@ -227,6 +227,18 @@ TEST_F(ScoreVariantsTest, MalformedInputFailsCleanly) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("record 2 has no valid POS or REF"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(out));
+  // A bgzipped VCF cut inside a block, and one cut exactly before its end-of-file block.
+  const std::string whole = (t / "whole.vcf.gz").string();
+  sh("bcftools view -O z -o " + whole + " " + (kPysam / "20.vcf.gz").string());
+  const auto size = std::filesystem::file_size(whole);
+  for (const auto cut : {size / 2, size - 28}) {  // the BGZF EOF block is 28 bytes
+    std::filesystem::copy_file(whole, t / "cut.vcf.gz", std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::resize_file(t / "cut.vcf.gz", cut);
+    r = score("mamba", "-i " + (t / "cut.vcf.gz").string() + " -o " + out);
+    EXPECT_EQ(r.exit_code, 1) << cut;
+    EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out));
+  }
   r = score("mamba", "-i " + (t / "missing.vcf").string() + " -o " + out);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("cannot open the input"), std::string::npos) << r.err;
