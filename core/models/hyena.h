@@ -4,9 +4,9 @@
 // y = v * x0. The long filter k comes from an implicit MLP over positional features built on the
 // max_seq_len grid (rows [:L] are used), with sin activations sharing one `freq` per layer, and
 // exponential modulation k *= exp(-t |deltas|) + 0.05.
-// Memory is bounded by processing the mixer in channel blocks (only one block's x0/x1/v and filter
-// columns live at a time) and the MLP in token blocks, so a 1M-token window needs a few L x d_model
-// activations. Filter spectra are cached per (layer, L) within a byte budget when a length is seen a
+// Memory is bounded by processing the mixer in channel blocks (only one block's x0, x1*v and filter
+// columns live for the whole window, channel-major for the FFT) and everything else in token blocks,
+// one per thread, so a 1M-token window needs a few L x d_model activations. Filter spectra are cached per (layer, L) within a byte budget when a length is seen a
 // second time, and reused across calls.
 #pragma once
 
