@@ -26,7 +26,6 @@ struct Plans {
 // concurrently through the new-array interface (all buffers share the 64-byte alignment).
 // The cache lives for the process; its destructor returns the plans (and FFTW's planner memory).
 struct PlanCache {
-  std::mutex mu;
   std::map<int64_t, Plans> plans;
   ~PlanCache() {
     for (auto& [n, p] : plans) {
@@ -39,7 +38,7 @@ struct PlanCache {
 
 Plans plans_for(int64_t n) {
   static PlanCache cache_holder;
-  std::lock_guard<std::mutex> lock(cache_holder.mu);
+  std::lock_guard<std::mutex> lock(fftw_planner_mutex());
   auto& cache = cache_holder.plans;
   auto it = cache.find(n);
   if (it != cache.end()) return it->second;
@@ -152,6 +151,11 @@ void check_lc(const Tensor& t, const char* name, int64_t L, int64_t C) {
 }
 
 }  // namespace
+
+std::mutex& fftw_planner_mutex() {
+  static std::mutex mu;
+  return mu;
+}
 
 int64_t fft_fast_size(int64_t min_size) {
   int64_t best = int64_t(1) << 62;

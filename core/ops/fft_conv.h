@@ -9,7 +9,13 @@
 
 #include "core/tensor.h"
 
+#include <mutex>
+
 namespace longseq {
+
+// FFTW's planner is not thread-safe in any precision: every plan of the process is made under this
+// lock (execution through the new-array interface needs none).
+std::mutex& fftw_planner_mutex();
 
 // Smallest even 7-smooth n >= min_size.
 int64_t fft_fast_size(int64_t min_size);

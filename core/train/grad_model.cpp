@@ -1,0 +1,178 @@
+#include "core/train/grad_model.h"
+
+#include "core/error.h"
+#include "core/fileio.h"
+#include "core/models/hyena.h"
+#include "core/models/mamba.h"
+#include "core/model_dir.h"
+#include "core/safetensors.h"
+#include "core/train/hyena_grad.h"
+#include "core/train/mamba_grad.h"
+
+#include <algorithm>
+
+namespace longseq::train {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) { return s.ends_with(suffix); }
+
+// Decay only matrices: biases, norm weights, D and freq are vectors; A_log and the HyenaDNA
+// positional features are excluded by name as the originals do.
+bool decays(const std::string& name, const Shape& shape) {
+  const int64_t dims = std::count_if(shape.begin(), shape.end(), [](int64_t s) { return s > 1; });
+  return dims >= 2 && !ends_with(name, "A_log") && !ends_with(name, "pos_emb.z") && !ends_with(name, ".freq");
+}
+
+}  // namespace
+
+int64_t ParamTable::add(const std::string& name, const Shape& shape, bool trainable) {
+  LS_CHECK(!has(name), "parameter '{}' listed twice", name);
+  ParamInfo p{name, shape, size_, shape_numel(shape), trainable, trainable && decays(name, shape)};
+  list_.push_back(p);
+  size_ += p.numel;
+  return p.offset;
+}
+
+bool ParamTable::has(const std::string& name) const {
+  return std::any_of(list_.begin(), list_.end(), [&](const ParamInfo& p) { return p.name == name; });
+}
+
+const ParamInfo& ParamTable::find(const std::string& name) const {
+  for (const auto& p : list_)
+    if (p.name == name) return p;
+  fail("no parameter named '{}' in this model", name);
+}
+
+template <class T>
+void GradModel<T>::load_from(const std::vector<std::pair<std::string, Tensor>>& named, const std::vector<std::string>& buffers) {
+  for (const auto& [name, t] : named)
+    table_.add(name, t.shape(), std::find(buffers.begin(), buffers.end(), name) == buffers.end());
+  weights_.assign(size_t(table_.size()), T(0));
+  for (const auto& [name, t] : named) {
+    const std::vector<float> v = t.contiguous().to_vector();
+    std::copy(v.begin(), v.end(), weights_.begin() + table_.find(name).offset);
+  }
+}
+
+template <class T>
+void GradModel<T>::add_classifier(std::vector<std::string> labels) {
+  LS_CHECK(labels.size() >= 2, "a classifier needs at least 2 classes, got {}", labels.size());
+  LS_CHECK(head_ == Head::LanguageModel, "the model already has a classifier head");
+  head_ = Head::Classifier;
+  classes_ = int64_t(labels.size());
+  labels_ = std::move(labels);
+  table_.add("classifier.weight", {classes_, d_model()}, true);
+  table_.add("classifier.bias", {classes_}, true);
+  weights_.resize(size_t(table_.size()), T(0));
+}
+
+template <class T>
+Tensor GradModel<T>::tensor(const std::string& name) const {
+  const ParamInfo& p = table_.find(name);
+  Tensor t = Tensor::empty(p.shape);
+  float* d = t.data<float>();
+  for (int64_t i = 0; i < p.numel; ++i) d[i] = float(weights_[size_t(p.offset + i)]);
+  return t;
+}
+
+template <class T>
+std::vector<std::pair<std::string, Tensor>> GradModel<T>::named_tensors() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& p : table_.list()) out.emplace_back(p.name, tensor(p.name));
+  return out;
+}
+
+template <class T>
+void GradModel<T>::save(const std::filesystem::path& dir) const {
+  std::filesystem::create_directories(dir);
+  nlohmann::json cfg = config_json();
+  if (head_ == Head::Classifier) cfg["longseq_head"] = {{"type", "classifier"}, {"classes", classes_}, {"labels", labels_}};
+  AtomicFile f(dir / "config.json");
+  f.write(cfg.dump(2) + "\n");
+  f.commit();
+  write_safetensors(dir / "model.safetensors", named_tensors(), {{"format", "pt"}, {"producer", "longseq " LONGSEQ_VERSION}});
+}
+
+template <class T>
+double GradModel<T>::lm_head_loss(Mat<const T> fin, int64_t head_offset, std::span<const int64_t> targets, double scale,
+                                  T* grad, Mat<T> dfin) {
+  const int64_t L = fin.rows, V = vocab_;
+  std::vector<T> logits(static_cast<size_t>(L * V)), dlogits(static_cast<size_t>(L * V));
+  linear_forward<T>(fin, w(head_offset), nullptr, mat(logits.data(), L, V));
+  const double loss = cross_entropy<T>(mat<const T>(logits.data(), L, V), targets, scale, mat(dlogits.data(), L, V));
+  if (grad) {
+    for (int64_t r = 0; r < L; ++r) std::fill(dfin.row(r), dfin.row(r) + dfin.cols, T(0));
+    linear_backward<T>(fin, w(head_offset), mat<const T>(dlogits.data(), L, V), &dfin, g(grad, head_offset), nullptr);
+  }
+  return loss;
+}
+
+template <class T>
+double GradModel<T>::classifier_loss(Mat<const T> fin, int64_t label, double scale, T* grad, Mat<T> dfin,
+                                     std::vector<double>* logits_out) {
+  const int64_t L = fin.rows, d = fin.cols, K = classes_;
+  LS_CHECK(label < K, "label {} outside the {} classes of the model", label, K);
+  std::vector<T> pooled(size_t(d), T(0)), logits(static_cast<size_t>(K)), dlogits(static_cast<size_t>(K)), dpooled(size_t(d), T(0));
+  for (int64_t r = 0; r < L; ++r)
+    for (int64_t j = 0; j < d; ++j) pooled[size_t(j)] += fin.at(r, j);
+  for (auto& p : pooled) p /= T(L);
+  const int64_t wo = off("classifier.weight"), bo = off("classifier.bias");
+  linear_forward<T>(mat<const T>(pooled.data(), 1, d), w(wo), w(bo), mat(logits.data(), 1, K));
+  if (logits_out) logits_out->assign(logits.begin(), logits.end());
+  const int64_t target = label;
+  const double loss = label >= 0 ? cross_entropy<T>(mat<const T>(logits.data(), 1, K), std::span<const int64_t>(&target, 1), scale,
+                                                    mat(dlogits.data(), 1, K))
+                                 : 0.0;
+  if (grad) {
+    Mat<T> dp = mat(dpooled.data(), 1, d);
+    linear_backward<T>(mat<const T>(pooled.data(), 1, d), w(wo), mat<const T>(dlogits.data(), 1, K), &dp, g(grad, wo), g(grad, bo));
+    for (int64_t r = 0; r < L; ++r)
+      for (int64_t j = 0; j < d; ++j) dfin.at(r, j) = dpooled[size_t(j)] / T(L);
+  }
+  return loss;
+}
+
+template <class T>
+std::unique_ptr<GradModel<T>> make_grad_model(const LanguageModel& model, const ModelDir* dir) {
+  std::unique_ptr<GradModel<T>> out;
+  if (const auto* m = dynamic_cast<const MambaModel*>(&model))
+    out = std::make_unique<MambaGrad<T>>(*m);
+  else if (const auto* h = dynamic_cast<const HyenaModel*>(&model))
+    out = std::make_unique<HyenaGrad<T>>(*h);
+  else
+    fail("training is implemented for Mamba-1 and HyenaDNA models, not '{}'", model.family());
+  if (dir && dir->config.has("longseq_head")) {
+    const nlohmann::json& head = dir->config.json().at("longseq_head");
+    LS_CHECK(head.value("type", "") == "classifier" && head.contains("labels") && head["labels"].is_array(),
+             "{}: 'longseq_head' must be {{\"type\": \"classifier\", \"labels\": [...]}}", dir->config.source());
+    out->add_classifier(head["labels"].template get<std::vector<std::string>>());
+    for (const char* name : {"classifier.weight", "classifier.bias"}) {
+      LS_CHECK(dir->weights.contains(name), "{}: classifier checkpoint without '{}' (re-save it with longseq train)",
+               dir->weights.path().string(), name);
+      const ParamInfo& p = out->params().find(name);
+      const Tensor t = dir->weights.load_f32(name);
+      LS_CHECK(t.shape() == p.shape, "{}: '{}' has shape {} but the config's {} labels need {}", dir->weights.path().string(), name,
+               shape_str(t.shape()), out->classes(), shape_str(p.shape));
+      const std::vector<float> v = t.to_vector();
+      std::copy(v.begin(), v.end(), out->weights().begin() + p.offset);
+    }
+  }
+  return out;
+}
+
+template <class T>
+std::unique_ptr<GradModel<T>> load_grad_model(const std::filesystem::path& path) {
+  const ModelDir dir = ModelDir::open(path);
+  const auto lm = load_language_model(dir);
+  return make_grad_model<T>(*lm, &dir);
+}
+
+template class GradModel<float>;
+template class GradModel<double>;
+template std::unique_ptr<GradModel<float>> make_grad_model<float>(const LanguageModel&, const ModelDir*);
+template std::unique_ptr<GradModel<double>> make_grad_model<double>(const LanguageModel&, const ModelDir*);
+template std::unique_ptr<GradModel<float>> load_grad_model<float>(const std::filesystem::path&);
+template std::unique_ptr<GradModel<double>> load_grad_model<double>(const std::filesystem::path&);
+
+}  // namespace longseq::train

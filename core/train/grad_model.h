@@ -1,0 +1,117 @@
+// A trainable copy of a language model: every tensor of the checkpoint in one flat array of T under
+// its released name (so gradients, optimizer state and checkpoints share one layout and one naming),
+// plus forward + backward of one sequence. float trains; double is for the finite-difference checks.
+// Built from a loaded or freshly initialised MambaModel / HyenaModel and written back in the same
+// config.json + model.safetensors form the loaders read.
+#pragma once
+
+#include "core/models/lm.h"
+#include "core/train/grad_ops.h"
+
+#include <nlohmann/json.hpp>
+#include "core/tensor.h"
+
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace longseq::train {
+
+struct ParamInfo {
+  std::string name;  // released name, e.g. backbone.layers.0.mixer.A_log
+  Shape shape;
+  int64_t offset = 0, numel = 0;
+  bool trainable = true;  // false for buffers (HyenaDNA pos_emb.t, modulation.deltas)
+  bool decay = true;      // AdamW weight decay applies (not to biases, norms, A_log, D, freq, pos_emb.z)
+};
+
+class ParamTable {
+ public:
+  // Appends a tensor; the decay group follows the originals' conventions from its name and shape.
+  int64_t add(const std::string& name, const Shape& shape, bool trainable);
+  const std::vector<ParamInfo>& list() const { return list_; }
+  int64_t size() const { return size_; }
+  // Throws naming the tensor when absent.
+  const ParamInfo& find(const std::string& name) const;
+  bool has(const std::string& name) const;
+
+ private:
+  std::vector<ParamInfo> list_;
+  int64_t size_ = 0;
+};
+
+// What the model predicts from the backbone's final normalised hidden states.
+enum class Head {
+  LanguageModel,  // next-token logits (L, V) through the LM head
+  Classifier,     // mean over positions, then a linear layer to `classes` logits
+};
+
+template <class T>
+class GradModel {
+ public:
+  virtual ~GradModel() = default;
+  const ParamTable& params() const { return table_; }
+  std::vector<T>& weights() { return weights_; }
+  const std::vector<T>& weights() const { return weights_; }
+  Head head() const { return head_; }
+  int64_t classes() const { return classes_; }
+
+  // Language modelling: cross-entropy of the logits at every position l with targets[l] >= 0
+  // (negative = ignored). Returns the summed loss over counted positions; when `grad` is non-null
+  // (size params().size()) adds scale * d(sum)/d(weights) into it.
+  virtual double lm_loss(std::span<const int64_t> ids, std::span<const int64_t> targets, double scale, T* grad) = 0;
+  // Classification: cross-entropy of the pooled logits against `label`. Same gradient contract.
+  virtual double class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad,
+                            std::vector<double>* logits = nullptr) = 0;
+  // Per-layer recomputation in the backward (activation memory of one layer instead of all).
+  void set_recompute(bool on) { recompute_ = on; }
+  // Activation floats held per token during a forward + backward (for the docs and --help).
+  virtual int64_t activation_floats_per_token() const = 0;
+
+  // Adds a sequence-classification head, `classifier.weight` (classes, d) and `classifier.bias`
+  // (classes), zero-initialised; the LM head stays in the table (and the file) but is unused.
+  void add_classifier(std::vector<std::string> labels);
+  const std::vector<std::string>& labels() const { return labels_; }
+
+  // Writes config.json (the family's config, plus "longseq_head" for a classifier) and
+  // model.safetensors with the released names, each atomically. Loadable by load_grad_model, and by
+  // load_language_model (which ignores a classifier head).
+  void save(const std::filesystem::path& dir) const;
+  virtual nlohmann::json config_json() const = 0;
+  virtual std::string family() const = 0;
+  virtual int64_t d_model() const = 0;
+  // Copy of a parameter as an F32 tensor, for tests and tools.
+  Tensor tensor(const std::string& name) const;
+  std::vector<std::pair<std::string, Tensor>> named_tensors() const;
+
+ protected:
+  // Fills the table and weights from named tensors; names in `buffers` are not trainable.
+  void load_from(const std::vector<std::pair<std::string, Tensor>>& named, const std::vector<std::string>& buffers);
+  // The LM head's loss from the final hidden states `fin` (L, d): fills dfin (overwritten) when grad.
+  double lm_head_loss(Mat<const T> fin, int64_t head_offset, std::span<const int64_t> targets, double scale, T* grad,
+                      Mat<T> dfin);
+  // The classifier's loss (mean-pool + linear) from `fin`; fills dfin (overwritten) when grad.
+  double classifier_loss(Mat<const T> fin, int64_t label, double scale, T* grad, Mat<T> dfin, std::vector<double>* logits);
+  T* g(T* grad, int64_t offset) const { return grad && offset >= 0 ? grad + offset : nullptr; }
+  T* w(int64_t offset) { return offset < 0 ? nullptr : weights_.data() + offset; }
+  int64_t off(const std::string& name) const { return table_.has(name) ? table_.find(name).offset : -1; }
+  ParamTable table_;
+  std::vector<T> weights_;
+  Head head_ = Head::LanguageModel;
+  int64_t classes_ = 0;
+  int64_t vocab_ = 0;  // LM head rows (padded vocabulary)
+  bool recompute_ = false;
+  std::vector<std::string> labels_;
+};
+
+// A trainable model from a loaded one (Mamba-1 or HyenaDNA; a classifier head in config.json is
+// restored with its weights). Throws for families that cannot be trained.
+template <class T>
+std::unique_ptr<GradModel<T>> make_grad_model(const LanguageModel& model, const ModelDir* dir = nullptr);
+// Loads config.json + model.safetensors (a checkpoint written by save(), or a released model).
+template <class T>
+std::unique_ptr<GradModel<T>> load_grad_model(const std::filesystem::path& dir);
+
+}  // namespace longseq::train

@@ -1,0 +1,49 @@
+// HyenaDNA forward + backward of one sequence for training (the Hugging Face port's math, as in
+// core/models/hyena.cpp): LayerNorms, in_proj, short depthwise conv, gating, the FFT long
+// convolution with its skip bias, the implicit filter MLP (Sin with one learnable `freq` per layer,
+// used three times; exponential modulation), out_proj and the GELU MLP. pos_emb.t and
+// modulation.deltas are buffers (no gradient), as in the original. Dropout is not applied (rate 0).
+#pragma once
+
+#include "core/models/hyena.h"
+#include "core/train/grad_model.h"
+
+namespace longseq::train {
+
+template <class T>
+class HyenaGrad final : public GradModel<T> {
+ public:
+  explicit HyenaGrad(const HyenaModel& model);
+  double lm_loss(std::span<const int64_t> ids, std::span<const int64_t> targets, double scale, T* grad) override;
+  double class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad, std::vector<double>* logits) override;
+  int64_t activation_floats_per_token() const override;
+  nlohmann::json config_json() const override;
+  std::string family() const override { return "hyenadna"; }
+  int64_t d_model() const override { return cfg_.d_model; }
+
+ private:
+  struct LayerOffsets {
+    int64_t n1w, n1b, n2w, n2b, in_w, in_b, sw, sb, out_w, out_b, fc1w, fc1b, fc2w, fc2b, fbias, z, t, deltas, freq;
+    std::vector<int64_t> mlp_w, mlp_b;
+  };
+  struct Acts {
+    std::vector<T> n1, mean1, rstd1, p, c, gv, k, f, yv, xmid, n2, mean2, rstd2, hfc, gl;
+    std::vector<std::vector<T>> pre, post;  // implicit filter: pre-sin and post-sin activations
+    std::vector<T> kk, mod;                 // filter before modulation, and the modulation
+  };
+  void filter_forward(int64_t i, int64_t L, Acts& a);
+  void filter_backward(int64_t i, int64_t L, Acts& a, const std::vector<T>& dk, T* grad);
+  void forward_layer(int64_t i, const T* x_in, int64_t L, Acts& a, T* x_out);
+  void backward_layer(int64_t i, const T* x_in, int64_t L, Acts& a, T* dresid, T* grad);
+  void backbone_forward(std::span<const int64_t> ids);
+  void backbone_backward(std::span<const int64_t> ids, T* grad);
+
+  HyenaConfig cfg_;
+  std::vector<LayerOffsets> layers_;
+  int64_t emb_ = -1, lnf_w_ = -1, lnf_b_ = -1, lm_head_ = -1;
+  std::vector<std::vector<T>> resid_;
+  std::vector<Acts> acts_;
+  std::vector<T> fin_, fin_mean_, fin_rstd_, dfin_;
+};
+
+}  // namespace longseq::train

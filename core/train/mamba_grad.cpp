@@ -1,0 +1,201 @@
+#include "core/train/mamba_grad.h"
+
+#include "core/error.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace longseq::train {
+
+namespace {
+
+constexpr int64_t kScanChunk = 256;  // tokens per recomputed scan chunk in the backward
+
+template <class T>
+void zero(std::vector<T>& v, size_t n) {
+  v.assign(n, T(0));
+}
+
+}  // namespace
+
+template <class T>
+MambaGrad<T>::MambaGrad(const MambaModel& model) : cfg_(model.config()) {
+  auto named = model.named_parameters();
+  named.front().first = "backbone.embedding.weight";  // checkpoints are written in the state-spaces format
+  cfg_.format = MambaConfig::Format::StateSpaces;
+  this->load_from(named, {});
+  this->vocab_ = model.vocab_size();
+  emb_ = this->off("backbone.embedding.weight");
+  lm_head_ = cfg_.tie_embeddings ? emb_ : this->off("lm_head.weight");
+  norm_f_w_ = this->off("backbone.norm_f.weight");
+  norm_f_b_ = this->off("backbone.norm_f.bias");
+  for (int64_t i = 0; i < cfg_.n_layer; ++i) {
+    const std::string b = fmt::format("backbone.layers.{}.", i), m = b + "mixer.";
+    layers_.push_back({this->off(b + "norm.weight"), this->off(b + "norm.bias"), this->off(m + "in_proj.weight"),
+                       this->off(m + "in_proj.bias"), this->off(m + "conv1d.weight"), this->off(m + "conv1d.bias"),
+                       this->off(m + "x_proj.weight"), this->off(m + "dt_proj.weight"), this->off(m + "dt_proj.bias"),
+                       this->off(m + "A_log"), this->off(m + "D"), this->off(m + "out_proj.weight"),
+                       this->off(m + "out_proj.bias")});
+  }
+}
+
+template <class T>
+nlohmann::json MambaGrad<T>::config_json() const {
+  return mamba_config_json(cfg_);
+}
+
+template <class T>
+int64_t MambaGrad<T>::activation_floats_per_token() const {
+  const int64_t d = cfg_.d_model, D = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
+  const int64_t per_layer = d /*resid*/ + d /*normed*/ + 2 * D + D + (R + 2 * N) + D + D;
+  return (this->recompute_ ? d * cfg_.n_layer + (per_layer - d) : per_layer * cfg_.n_layer) + 2 * d + 2 * this->vocab_;
+}
+
+template <class T>
+void MambaGrad<T>::norm_forward(int64_t wo, int64_t bo, Mat<const T> x, Mat<T> y, T* mean, T* rstd) {
+  if (cfg_.rms_norm)
+    rms_norm_forward<T>(x, this->w(wo), cfg_.norm_eps, y, rstd);
+  else
+    layer_norm_forward<T>(x, this->w(wo), this->w(bo), cfg_.norm_eps, y, mean, rstd);
+}
+
+template <class T>
+void MambaGrad<T>::norm_backward(int64_t wo, int64_t bo, Mat<const T> x, const T* mean, const T* rstd, Mat<const T> dy,
+                                 Mat<T> dx, T* grad) {
+  if (cfg_.rms_norm)
+    rms_norm_backward<T>(x, this->w(wo), rstd, dy, dx, this->g(grad, wo));
+  else
+    layer_norm_backward<T>(x, this->w(wo), mean, rstd, dy, dx, this->g(grad, wo), this->g(grad, bo));
+}
+
+template <class T>
+void MambaGrad<T>::forward_layer(int64_t i, const T* resid_in, int64_t L, Acts& a) {
+  const LayerOffsets& o = layers_[size_t(i)];
+  const int64_t d = cfg_.d_model, D = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank, X = R + 2 * N;
+  a.normed.resize(size_t(L * d));
+  a.mean.resize(size_t(L));
+  a.rstd.resize(size_t(L));
+  a.xz.resize(size_t(L * 2 * D));
+  a.xc.resize(size_t(L * D));
+  a.xdbl.resize(size_t(L * X));
+  a.delta.resize(size_t(L * D));
+  a.y.resize(size_t(L * D));
+  a.states.resize(size_t(scan_chunks(L, kScanChunk) * D * N));
+  a.A.resize(size_t(D * N));
+  const T* A_log = this->w(o.A_log);
+  for (int64_t k = 0; k < D * N; ++k) a.A[size_t(k)] = -std::exp(A_log[k]);
+
+  norm_forward(o.norm_w, o.norm_b, mat(resid_in, L, d), mat(a.normed.data(), L, d), a.mean.data(), a.rstd.data());
+  const Mat<T> xz = mat(a.xz.data(), L, 2 * D), xdbl = mat(a.xdbl.data(), L, X);
+  linear_forward<T>(mat<const T>(a.normed.data(), L, d), this->w(o.in_w), this->w(o.in_b), xz);
+  causal_conv1d_forward<T>({.x = xz.cols_slice(0, D), .w = this->w(o.conv_w), .b = this->w(o.conv_b), .W = cfg_.d_conv, .silu = true},
+                           mat(a.xc.data(), L, D));
+  linear_forward<T>(mat<const T>(a.xc.data(), L, D), this->w(o.x_w), nullptr, xdbl);
+  linear_forward<T>(xdbl.cols_slice(0, R), this->w(o.dt_w), nullptr, mat(a.delta.data(), L, D));
+  const ScanGrad<T> scan{.u = mat<const T>(a.xc.data(), L, D), .delta = mat<const T>(a.delta.data(), L, D),
+                         .B = xdbl.cols_slice(R, N), .C = xdbl.cols_slice(R + N, N), .z = xz.cols_slice(D, D),
+                         .A = a.A.data(), .Dskip = this->w(o.Dskip), .delta_bias = this->w(o.dt_b), .softplus = true,
+                         .chunk = kScanChunk};
+  selective_scan_forward<T>(scan, mat(a.y.data(), L, D), a.states.data(), nullptr);
+}
+
+template <class T>
+void MambaGrad<T>::backward_layer(int64_t i, const T* resid_in, int64_t L, Acts& a, T* dresid, T* grad) {
+  const LayerOffsets& o = layers_[size_t(i)];
+  const int64_t d = cfg_.d_model, D = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank, X = R + 2 * N;
+  std::vector<T> dy(size_t(L * D), T(0)), dxz(size_t(L * 2 * D), T(0)), dxc(size_t(L * D), T(0)), ddelta(size_t(L * D), T(0)),
+      dxdbl(size_t(L * X), T(0)), dnormed(size_t(L * d), T(0)), dA(size_t(D * N), T(0));
+  Mat<T> dy_m = mat(dy.data(), L, D), dxz_m = mat(dxz.data(), L, 2 * D), dxc_m = mat(dxc.data(), L, D),
+         dxdbl_m = mat(dxdbl.data(), L, X), dnormed_m = mat(dnormed.data(), L, d);
+  // out_proj (the residual branch: dresid flows on unchanged and into the mixer)
+  linear_backward<T>(mat<const T>(a.y.data(), L, D), this->w(o.out_w), mat<const T>(dresid, L, d), &dy_m, this->g(grad, o.out_w),
+                     this->g(grad, o.out_b));
+  const Mat<T> xz = mat(a.xz.data(), L, 2 * D), xdbl = mat(a.xdbl.data(), L, X);
+  const ScanGrad<T> scan{.u = mat<const T>(a.xc.data(), L, D), .delta = mat<const T>(a.delta.data(), L, D),
+                         .B = xdbl.cols_slice(R, N), .C = xdbl.cols_slice(R + N, N), .z = xz.cols_slice(D, D),
+                         .A = a.A.data(), .Dskip = this->w(o.Dskip), .delta_bias = this->w(o.dt_b), .softplus = true,
+                         .chunk = kScanChunk};
+  selective_scan_backward<T>(scan, a.states.data(), dy_m,
+                             {.du = dxc_m, .ddelta = mat(ddelta.data(), L, D), .dB = dxdbl_m.cols_slice(R, N),
+                              .dC = dxdbl_m.cols_slice(R + N, N), .dz = dxz_m.cols_slice(D, D), .dA = dA.data(),
+                              .dDskip = this->g(grad, o.Dskip), .ddelta_bias = this->g(grad, o.dt_b)});
+  if (T* gA = this->g(grad, o.A_log))  // A = -exp(A_log): dA_log = dA * A
+    for (int64_t k = 0; k < D * N; ++k) gA[k] += dA[size_t(k)] * a.A[size_t(k)];
+  Mat<T> ddt_in = dxdbl_m.cols_slice(0, R);
+  linear_backward<T>(xdbl.cols_slice(0, R), this->w(o.dt_w), mat<const T>(ddelta.data(), L, D), &ddt_in, this->g(grad, o.dt_w),
+                     nullptr);
+  linear_backward<T>(mat<const T>(a.xc.data(), L, D), this->w(o.x_w), dxdbl_m, &dxc_m, this->g(grad, o.x_w), nullptr);
+  Mat<T> dx_in = dxz_m.cols_slice(0, D);
+  causal_conv1d_backward<T>({.x = xz.cols_slice(0, D), .w = this->w(o.conv_w), .b = this->w(o.conv_b), .W = cfg_.d_conv, .silu = true},
+                            dxc_m, dx_in, this->g(grad, o.conv_w), this->g(grad, o.conv_b), nullptr);
+  linear_backward<T>(mat<const T>(a.normed.data(), L, d), this->w(o.in_w), dxz_m, &dnormed_m, this->g(grad, o.in_w),
+                     this->g(grad, o.in_b));
+  norm_backward(o.norm_w, o.norm_b, mat(resid_in, L, d), a.mean.data(), a.rstd.data(), dnormed_m, mat(dresid, L, d), grad);
+}
+
+template <class T>
+void MambaGrad<T>::backbone_forward(std::span<const int64_t> ids) {
+  const int64_t L = int64_t(ids.size()), d = cfg_.d_model, n = cfg_.n_layer;
+  LS_CHECK(L >= 1, "mamba training: empty sequence");
+  for (int64_t id : ids) LS_CHECK(id >= 0 && id < this->vocab_, "token id {} outside the vocabulary of {}", id, this->vocab_);
+  resid_.resize(size_t(n + 1));
+  acts_.resize(this->recompute_ ? 1 : size_t(n));
+  for (auto& r : resid_) r.resize(size_t(L * d));
+  branch_.resize(size_t(L * d));
+  embedding_forward<T>(ids, this->w(emb_), this->vocab_, mat(resid_[0].data(), L, d));
+  for (int64_t i = 0; i < n; ++i) {
+    Acts& a = acts_[this->recompute_ ? 0 : size_t(i)];
+    forward_layer(i, resid_[size_t(i)].data(), L, a);
+    std::vector<T>& out = resid_[size_t(i + 1)];
+    std::copy(resid_[size_t(i)].begin(), resid_[size_t(i)].end(), out.begin());
+    const LayerOffsets& o = layers_[size_t(i)];
+    linear_forward<T>(mat<const T>(a.y.data(), L, cfg_.d_inner), this->w(o.out_w), this->w(o.out_b), mat(branch_.data(), L, d));
+    for (int64_t k = 0; k < L * d; ++k) out[size_t(k)] += branch_[size_t(k)];
+  }
+  fin_.resize(size_t(L * d));
+  fin_mean_.resize(size_t(L));
+  fin_rstd_.resize(size_t(L));
+  dfin_.resize(size_t(L * d));
+  norm_forward(norm_f_w_, norm_f_b_, mat<const T>(resid_[size_t(n)].data(), L, d), mat(fin_.data(), L, d), fin_mean_.data(),
+               fin_rstd_.data());
+}
+
+template <class T>
+void MambaGrad<T>::backbone_backward(std::span<const int64_t> ids, T* grad) {
+  const int64_t L = int64_t(ids.size()), d = cfg_.d_model, n = cfg_.n_layer;
+  std::vector<T> dresid(size_t(L * d), T(0));
+  norm_backward(norm_f_w_, norm_f_b_, mat<const T>(resid_[size_t(n)].data(), L, d), fin_mean_.data(), fin_rstd_.data(),
+                mat<const T>(dfin_.data(), L, d), mat(dresid.data(), L, d), grad);
+  for (int64_t i = n - 1; i >= 0; --i) {
+    Acts& a = acts_[this->recompute_ ? 0 : size_t(i)];
+    if (this->recompute_) forward_layer(i, resid_[size_t(i)].data(), L, a);
+    backward_layer(i, resid_[size_t(i)].data(), L, a, dresid.data(), grad);
+  }
+  embedding_backward<T>(ids, mat<const T>(dresid.data(), L, d), this->g(grad, emb_));
+}
+
+template <class T>
+double MambaGrad<T>::lm_loss(std::span<const int64_t> ids, std::span<const int64_t> targets, double scale, T* grad) {
+  LS_CHECK(targets.size() == ids.size(), "lm_loss: {} targets for {} tokens", targets.size(), ids.size());
+  backbone_forward(ids);
+  const int64_t L = int64_t(ids.size()), d = cfg_.d_model;
+  const double loss = this->lm_head_loss(mat<const T>(fin_.data(), L, d), lm_head_, targets, scale, grad, mat(dfin_.data(), L, d));
+  if (grad) backbone_backward(ids, grad);
+  return loss;
+}
+
+template <class T>
+double MambaGrad<T>::class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad, std::vector<double>* logits) {
+  LS_CHECK(this->head_ == Head::Classifier, "class_loss on a model without a classifier head");
+  backbone_forward(ids);
+  const int64_t L = int64_t(ids.size()), d = cfg_.d_model;
+  const double loss = this->classifier_loss(mat<const T>(fin_.data(), L, d), label, scale, grad, mat(dfin_.data(), L, d), logits);
+  if (grad) backbone_backward(ids, grad);
+  return loss;
+}
+
+template class MambaGrad<float>;
+template class MambaGrad<double>;
+
+}  // namespace longseq::train
