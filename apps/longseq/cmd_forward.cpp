@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/models/lm.h"
 #include "core/safetensors.h"
+#include "core/train/grad_model.h"
 
 #include <fmt/format.h>
 
@@ -14,7 +15,7 @@ namespace {
 
 struct ForwardArgs {
   std::string model, input, output;
-  bool hidden = false, states = false;
+  bool hidden = false, states = false, grad = false;
   int64_t chunk = 4096;
 };
 
@@ -27,6 +28,31 @@ Tensor stack(const std::vector<Tensor>& parts) {
   Tensor out = Tensor::empty(full);
   for (size_t b = 0; b < parts.size(); ++b) out.select(0, int64_t(b)).copy_from(parts[b].reshape(shape));
   return out;
+}
+
+// `loss` = mean next-token cross-entropy over positions 0..L-2 of every sequence (the fixtures'
+// definition) and `grad.<name>` for every trainable parameter, by the training backward in float32.
+void add_gradients(const ForwardArgs& a, const Tensor& ids, std::vector<std::pair<std::string, Tensor>>& tensors) {
+  const auto gm = train::load_grad_model<float>(a.model);
+  const int64_t B = ids.size(0), L = ids.size(1);
+  LS_CHECK(L >= 2, "{}: --grad needs sequences of at least 2 tokens (next-token loss), got L = {}", a.input, L);
+  std::vector<float> grad(size_t(gm->params().size()), 0.0f);
+  const double scale = 1.0 / double(B * (L - 1));
+  double loss = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<int64_t> seq(static_cast<size_t>(L)), targets(static_cast<size_t>(L), -1);
+    const Tensor row = ids.select(0, b).to(DType::I64);
+    for (int64_t t = 0; t < L; ++t) seq[size_t(t)] = row.data<int64_t>()[t];
+    for (int64_t t = 0; t + 1 < L; ++t) targets[size_t(t)] = seq[size_t(t + 1)];
+    loss += gm->lm_loss(seq, targets, scale, grad.data());
+  }
+  tensors.emplace_back("loss", Tensor::from_vector({float(loss * scale)}, {1}));
+  for (const auto& p : gm->params().list()) {
+    if (!p.trainable) continue;
+    Tensor g = Tensor::empty(p.shape);
+    std::copy(grad.begin() + p.offset, grad.begin() + p.offset + p.numel, g.data<float>());
+    tensors.emplace_back("grad." + p.name, g);
+  }
 }
 
 void run(const ForwardArgs& a) {
@@ -55,6 +81,7 @@ void run(const ForwardArgs& a) {
   if (a.states)
     for (size_t k = 0; k < outs.front().extra.size(); ++k)
       tensors.emplace_back(outs.front().extra[k].first, gather([k](const ForwardOutputs& o) { return o.extra[k].second; }));
+  if (a.grad) add_gradients(a, ids, tensors);
   write_safetensors(a.output, tensors,
                     {{"producer", "longseq " LONGSEQ_VERSION}, {"model", a.model}, {"family", model->family()},
                      {"chunk", std::to_string(a.chunk)}});
@@ -70,6 +97,8 @@ void add_forward(CLI::App& app) {
   cmd->add_option("-o,--output", args->output, "Output safetensors file")->required();
   cmd->add_flag("--hidden", args->hidden, "Also write hidden_{i} (residual stream after block i) and final_hidden");
   cmd->add_flag("--states", args->states, "Also write the final recurrent states (ssm_state_{i}, conv_state_{i})");
+  cmd->add_flag("--grad", args->grad,
+                "Also write loss (mean next-token cross-entropy over positions 0..L-2) and grad.<name> for every parameter");
   cmd->add_option("--chunk", args->chunk, "Tokens per streamed chunk")->check(CLI::PositiveNumber);
   cmd->callback([args] { run(*args); });
 }

@@ -1,6 +1,7 @@
 // `longseq init`: a new model folder with the family's reference initialisation, for training from
 // scratch, tests and benchmarks (no pretrained weights can be downloaded on these machines).
 #include "apps/longseq/commands.h"
+#include "apps/longseq/model_args.h"
 #include "core/error.h"
 #include "core/models/hyena.h"
 #include "core/models/mamba.h"
@@ -9,33 +10,38 @@
 
 namespace longseq::cli {
 
-namespace {
-struct InitArgs {
-  std::string output, family = "mamba";
-  int64_t d_model = 64, n_layer = 2, vocab = 12, d_state = 16, d_conv = 4, expand = 2;
-  int64_t d_inner = 0, max_seq_len = 1026, filter_order = 64, emb_dim = 5, short_filter = 3;
-  uint64_t seed = 0;
-};
-
-void init_hyena(const InitArgs& a) {
-  HyenaConfig c;
-  c.d_model = a.d_model;
-  c.n_layer = a.n_layer;
-  c.d_inner = a.d_inner > 0 ? a.d_inner : 4 * a.d_model;
-  c.vocab_size = a.vocab;
-  c.padded_vocab = round_up_multiple(a.vocab, 8);
-  c.max_seq_len = a.max_seq_len;
-  c.filter_order = a.filter_order;
-  c.emb_dim = a.emb_dim;
-  c.short_filter_order = a.short_filter;
-  LS_CHECK(c.emb_dim >= 3 && c.emb_dim % 2 == 1, "--emb-dim must be odd and >= 3, got {}", c.emb_dim);
-  HyenaModel::random(c, a.seed)->save(a.output);
-  spdlog::info("wrote {} (hyenadna, d_model {}, {} layers, max_seq_len {}, seed {})", a.output, c.d_model, c.n_layer,
-               c.max_seq_len, a.seed);
+void add_model_options(CLI::App* cmd, ModelArgs& a) {
+  cmd->add_option("--family", a.family, "Model family")->check(CLI::IsMember({"mamba", "hyenadna"}));
+  cmd->add_option("--d-model", a.d_model, "Model width")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  cmd->add_option("--n-layer", a.n_layer, "Number of blocks")->check(CLI::Range(1, 1024));
+  cmd->add_option("--vocab", a.vocab, "Vocabulary size (padded to a multiple of 8); 12 fits the DNA ids")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  cmd->add_option("--d-state", a.d_state, "SSM state size N")->check(CLI::Range(1, 256));
+  cmd->add_option("--d-conv", a.d_conv, "Causal conv width")->check(CLI::Range(1, 16));
+  cmd->add_option("--expand", a.expand, "Inner expansion (D = expand * d_model)")->check(CLI::Range(1, 16));
+  cmd->add_option("--d-inner", a.d_inner, "HyenaDNA MLP width (default 4 * d_model)");
+  cmd->add_option("--max-seq-len", a.max_seq_len, "HyenaDNA longest input (positional grid size)")
+      ->check(CLI::Range(int64_t(2), int64_t(1) << 31));
+  cmd->add_option("--filter-order", a.filter_order, "HyenaDNA implicit filter width")->check(CLI::Range(1, 4096));
+  cmd->add_option("--emb-dim", a.emb_dim, "HyenaDNA positional features (odd)")->check(CLI::Range(3, 257));
+  cmd->add_option("--short-filter", a.short_filter, "HyenaDNA short conv width")->check(CLI::Range(1, 16));
 }
 
-void run(const InitArgs& a) {
-  if (a.family == "hyenadna") return init_hyena(a);
+std::unique_ptr<LanguageModel> new_model(const ModelArgs& a, uint64_t seed) {
+  if (a.family == "hyenadna") {
+    HyenaConfig c;
+    c.d_model = a.d_model;
+    c.n_layer = a.n_layer;
+    c.d_inner = a.d_inner > 0 ? a.d_inner : 4 * a.d_model;
+    c.vocab_size = a.vocab;
+    c.padded_vocab = round_up_multiple(a.vocab, 8);
+    c.max_seq_len = a.max_seq_len;
+    c.filter_order = a.filter_order;
+    c.emb_dim = a.emb_dim;
+    c.short_filter_order = a.short_filter;
+    LS_CHECK(c.emb_dim >= 3 && c.emb_dim % 2 == 1, "--emb-dim must be odd and >= 3, got {}", c.emb_dim);
+    return HyenaModel::random(c, seed);
+  }
   MambaConfig c;
   c.d_model = a.d_model;
   c.n_layer = a.n_layer;
@@ -47,9 +53,32 @@ void run(const InitArgs& a) {
   c.expand = a.expand;
   c.d_inner = a.expand * a.d_model;
   c.dt_rank = (a.d_model + 15) / 16;
-  const auto model = MambaModel::random(c, a.seed);
-  model->save(a.output);
-  spdlog::info("wrote {} (mamba, d_model {}, {} layers, vocab {}, seed {})", a.output, c.d_model, c.n_layer, c.vocab_size, a.seed);
+  return MambaModel::random(c, seed);
+}
+
+std::string describe_model(const LanguageModel& m) {
+  std::string s = fmt::format("{}, d_model {}, {} layers, vocab {}", m.family(), m.d_model(), m.n_layer(), m.vocab_size());
+  if (m.max_length() > 0) s += fmt::format(", max_seq_len {}", m.max_length());
+  return s;
+}
+
+namespace {
+struct InitArgs {
+  std::string output;
+  ModelArgs model;
+  uint64_t seed = 0;
+};
+
+void save(const LanguageModel& m, const std::string& dir) {
+  if (const auto* h = dynamic_cast<const HyenaModel*>(&m)) return h->save(dir);
+  if (const auto* mm = dynamic_cast<const MambaModel*>(&m)) return mm->save(dir);
+  fail("cannot save a {} model", m.family());
+}
+
+void run(const InitArgs& a) {
+  const auto model = new_model(a.model, a.seed);
+  save(*model, a.output);
+  spdlog::info("wrote {} ({}, seed {})", a.output, describe_model(*model), a.seed);
 }
 }  // namespace
 
@@ -57,20 +86,7 @@ void add_init(CLI::App& app) {
   auto a = std::make_shared<InitArgs>();
   auto* cmd = app.add_subcommand("init", "Create a model folder with freshly initialised weights");
   cmd->add_option("-o,--output", a->output, "Model directory to create")->required();
-  cmd->add_option("--family", a->family, "Model family")->check(CLI::IsMember({"mamba", "hyenadna"}));
-  cmd->add_option("--d-model", a->d_model, "Model width")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
-  cmd->add_option("--n-layer", a->n_layer, "Number of blocks")->check(CLI::Range(1, 1024));
-  cmd->add_option("--vocab", a->vocab, "Vocabulary size (padded to a multiple of 8); 12 fits the DNA ids")
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
-  cmd->add_option("--d-state", a->d_state, "SSM state size N")->check(CLI::Range(1, 256));
-  cmd->add_option("--d-conv", a->d_conv, "Causal conv width")->check(CLI::Range(1, 16));
-  cmd->add_option("--expand", a->expand, "Inner expansion (D = expand * d_model)")->check(CLI::Range(1, 16));
-  cmd->add_option("--d-inner", a->d_inner, "HyenaDNA MLP width (default 4 * d_model)");
-  cmd->add_option("--max-seq-len", a->max_seq_len, "HyenaDNA longest input (positional grid size)")
-      ->check(CLI::Range(int64_t(2), int64_t(1) << 31));
-  cmd->add_option("--filter-order", a->filter_order, "HyenaDNA implicit filter width")->check(CLI::Range(1, 4096));
-  cmd->add_option("--emb-dim", a->emb_dim, "HyenaDNA positional features (odd)")->check(CLI::Range(3, 257));
-  cmd->add_option("--short-filter", a->short_filter, "HyenaDNA short conv width")->check(CLI::Range(1, 16));
+  add_model_options(cmd, a->model);
   cmd->add_option("--seed", a->seed, "Random seed");
   cmd->callback([a] { run(*a); });
 }

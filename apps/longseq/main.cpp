@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
   longseq::cli::add_loglik(app);
   longseq::cli::add_init(app);
   longseq::cli::add_score_variants(app);
+  longseq::cli::add_train(app);
+  longseq::cli::add_classify(app);
   longseq::cli::set_command_line(argc, argv);
 
   try {

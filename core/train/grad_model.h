@@ -80,6 +80,8 @@ class GradModel {
   // load_language_model (which ignores a classifier head).
   void save(const std::filesystem::path& dir) const;
   virtual nlohmann::json config_json() const = 0;
+  // An independent copy (weights and activation buffers), one per worker thread.
+  virtual std::unique_ptr<GradModel<T>> clone() const = 0;
   virtual std::string family() const = 0;
   virtual int64_t d_model() const = 0;
   // Copy of a parameter as an F32 tensor, for tests and tools.

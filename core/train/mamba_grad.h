@@ -18,6 +18,7 @@ class MambaGrad final : public GradModel<T> {
   double class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad, std::vector<double>* logits) override;
   int64_t activation_floats_per_token() const override;
   nlohmann::json config_json() const override;
+  std::unique_ptr<GradModel<T>> clone() const override { return std::make_unique<MambaGrad<T>>(*this); }
   std::string family() const override { return "mamba"; }
   int64_t d_model() const override { return cfg_.d_model; }
 

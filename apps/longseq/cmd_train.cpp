@@ -1,0 +1,162 @@
+// `longseq train`: DNA language models from a FASTA (--task lm) and sequence classifiers from a TSV or
+// class folders (--task classify), from scratch (architecture flags) or from a model folder
+// (--init: continue pretraining, or fine-tune an LM with a new classifier head). Writes checkpoints,
+// metrics and OUT/model, a model folder that every other subcommand loads.
+#include "apps/longseq/commands.h"
+#include "apps/longseq/model_args.h"
+#include "core/error.h"
+#include "core/model_dir.h"
+#include "core/train/trainer.h"
+#include "genomics/dna_tasks.h"
+#include "genomics/markov.h"
+
+#include <spdlog/spdlog.h>
+
+namespace longseq::cli {
+
+namespace {
+
+struct TrainArgs {
+  std::string task = "lm", reference, data, val_data, init, output, metrics;
+  ModelArgs model;
+  train::TrainOptions opt;
+  int64_t length = 1024, val_windows = 256;
+  double val_fraction = 0.2;
+  std::vector<std::string> contigs, val_contigs;
+  bool no_rc = false, recompute = false, baseline = false;
+};
+
+std::unique_ptr<train::GradModel<float>> build_model(const TrainArgs& a, const std::vector<std::string>& labels) {
+  std::unique_ptr<train::GradModel<float>> m;
+  if (!a.init.empty()) {
+    m = train::load_grad_model<float>(a.init);
+    spdlog::info("initialised from {} ({})", a.init, m->family());
+  } else {
+    const auto lm = new_model(a.model, a.opt.seed);
+    spdlog::info("new model: {}", describe_model(*lm));
+    m = train::make_grad_model<float>(*lm);
+  }
+  if (!labels.empty()) {
+    if (m->head() == train::Head::Classifier) {
+      LS_CHECK(m->labels() == labels, "--init {} is a classifier for other labels ({}) than the data's ({})", a.init,
+               fmt::join(m->labels(), ","), fmt::join(labels, ","));
+    } else {
+      m->add_classifier(labels);
+    }
+  }
+  m->set_recompute(a.recompute);
+  return m;
+}
+
+int64_t parameter_count(const train::GradModel<float>& m) {
+  int64_t n = 0;
+  for (const auto& p : m.params().list()) n += p.trainable ? p.numel : 0;
+  return n;
+}
+
+void report(const train::TrainSummary& s, const train::GradModel<float>& m, int64_t length, bool cls) {
+  spdlog::info("trained {} steps in {:.1f} s ({:.0f} tokens/s); model: {}", s.steps_done, s.seconds, s.tokens_per_second,
+               s.model_dir.string());
+  if (cls)
+    spdlog::info("validation: accuracy {:.4f}, MCC {:.4f} on {} sequences", s.final_eval.accuracy, s.final_eval.mcc, s.final_eval.count);
+  else if (s.final_eval.count > 0)
+    spdlog::info("validation: {:.4f} bits/base over {} predicted bases", s.final_eval.bits, s.final_eval.count);
+  spdlog::info("activation memory: {:.1f} KiB per token ({:.1f} MiB per sequence of {})",
+               double(m.activation_floats_per_token()) * 4 / 1024, double(m.activation_floats_per_token() * length) * 4 / (1 << 20),
+               length);
+}
+
+void run_lm(TrainArgs& a) {
+  LS_CHECK(!a.reference.empty(), "--task lm needs a FASTA (-r/--reference)");
+  const DnaTokenizer tokenizer = DnaTokenizer::hyenadna();
+  DnaCorpusOptions co{a.contigs, a.val_fraction, a.val_contigs};
+  const DnaCorpus corpus = DnaCorpus::load(a.reference, tokenizer, co);
+  const DnaLmTask task(corpus, a.length, !a.no_rc, a.val_windows);
+  spdlog::info("data: {} training bases, {} validation bases in N-free runs; {} validation windows of {}", corpus.train_bases(),
+               corpus.val_bases(), task.validation().size(), a.length);
+  if (a.baseline) {
+    const auto scores = markov_baselines(corpus, 8, task.validation_windows());
+    for (const auto& s : scores) spdlog::info("Markov order {}: {:.4f} bits/base", s.order, s.bits_per_base);
+  }
+  if (a.init.empty() && a.model.family == "hyenadna" && a.model.max_seq_len < a.length + 2) a.model.max_seq_len = a.length + 2;
+  auto model = build_model(a, {});
+  LS_CHECK(model->head() == train::Head::LanguageModel, "--task lm cannot train a classifier checkpoint ({})", a.init);
+  spdlog::info("{} trainable parameters; {} steps of {} windows of {} bases", parameter_count(*model), a.opt.steps, a.opt.batch,
+               a.length);
+  const auto summary = train::train_model(*model, task, a.opt);
+  report(summary, *model, a.length, false);
+}
+
+void run_classify(TrainArgs& a) {
+  LS_CHECK(!a.data.empty(), "--task classify needs --data (a TSV 'sequence<TAB>label' or a folder of class folders)");
+  auto train_set = read_labelled_sequences(a.data);
+  std::vector<LabelledSequence> val_set;
+  if (!a.val_data.empty())
+    val_set = read_labelled_sequences(a.val_data);
+  else
+    split_validation(train_set, val_set, a.val_fraction, a.opt.seed);
+  const auto labels = label_set(train_set);
+  LS_CHECK(labels.size() >= 2, "{}: only one label ('{}'); a classifier needs at least two", a.data, labels.front());
+  auto model = build_model(a, labels);
+  const DnaClassifyTask task(train_set, val_set, model->labels(), DnaTokenizer::hyenadna(), a.length, !a.no_rc);
+  spdlog::info("data: {} training and {} validation sequences, {} classes ({})", train_set.size(), val_set.size(), labels.size(),
+               fmt::join(labels, ", "));
+  spdlog::info("{} trainable parameters; {} steps of {} sequences", parameter_count(*model), a.opt.steps, a.opt.batch);
+  const auto summary = train::train_model(*model, task, a.opt);
+  report(summary, *model, a.length, true);
+}
+
+void run(TrainArgs& a) {
+  a.opt.out_dir = a.output;
+  a.opt.metrics = a.metrics;
+  a.opt.run_info = {{"command", command_line()}, {"task", a.task}};
+  if (a.task == "lm") return run_lm(a);
+  run_classify(a);
+}
+
+}  // namespace
+
+void add_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  a->model.d_model = 128;
+  a->model.n_layer = 2;
+  a->model.max_seq_len = 1026;
+  auto* cmd = app.add_subcommand("train", "Train a DNA language model (--task lm) or a sequence classifier (--task classify)");
+  cmd->add_option("--task", a->task, "lm or classify")->check(CLI::IsMember({"lm", "classify"}));
+  cmd->add_option("-o,--output", a->output, "Output folder: checkpoints, metrics.jsonl, and the final model in OUT/model")->required();
+  cmd->add_option("-r,--reference", a->reference, "lm: FASTA (plain or bgzipped) to train on");
+  cmd->add_option("--contigs", a->contigs, "lm: contigs to use (default: all)")->delimiter(',');
+  cmd->add_option("--val-fraction", a->val_fraction, "Held-out fraction: the end of each contig (lm) or of each class (classify)")
+      ->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("--val-contig", a->val_contigs, "lm: hold out these whole contigs instead")->delimiter(',');
+  cmd->add_option("--val-windows", a->val_windows, "lm: validation windows (fixed, evenly spread)")->check(CLI::PositiveNumber);
+  cmd->add_option("--data", a->data, "classify: TSV 'sequence<TAB>label' or a folder with one folder of FASTA files per class");
+  cmd->add_option("--val-data", a->val_data, "classify: validation set in the same form (default: split from --data)");
+  cmd->add_option("--init", a->init, "Start from this model folder (pretrained LM or checkpoint) instead of a new model");
+  add_model_options(cmd, a->model);
+  cmd->add_option("--length,-L", a->length, "lm: window length in bases; classify: crop longer sequences to this (0: never)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--steps", a->opt.steps, "Optimizer steps")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", a->opt.batch, "Sequences per step")->check(CLI::PositiveNumber);
+  cmd->add_option("--accumulate", a->opt.accumulate, "Micro-batches per step (gradient accumulation)")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", a->opt.adam.lr, "Peak learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", a->opt.warmup, "Linear warmup steps")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--min-lr-ratio", a->opt.min_lr_ratio, "Cosine floor as a fraction of --lr")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--weight-decay", a->opt.adam.weight_decay, "AdamW decay (weight matrices only)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--beta2", a->opt.adam.beta2, "AdamW beta2")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--clip", a->opt.clip, "Gradient clipping: max global L2 norm (0: off)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", a->opt.seed, "Seed of initialisation, data order and augmentation");
+  cmd->add_flag("--no-rc", a->no_rc, "No reverse-complement augmentation");
+  cmd->add_flag("--recompute", a->recompute, "Recompute each layer's activations in the backward (less memory, ~1.3x time)");
+  cmd->add_option("--log-every", a->opt.log_every, "Steps between metric lines")->check(CLI::PositiveNumber);
+  cmd->add_option("--eval-every", a->opt.eval_every, "Steps between validations (0: at the end only)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--save-every", a->opt.save_every, "Steps between checkpoints (0: at the end only)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--keep", a->opt.keep_checkpoints, "Checkpoints kept (oldest removed)")->check(CLI::PositiveNumber);
+  cmd->add_option("--metrics", a->metrics, "Metrics file, .jsonl or .csv (default OUT/metrics.jsonl)");
+  cmd->add_flag("--resume", a->opt.resume, "Continue from the latest checkpoint in OUT (same options)");
+  cmd->add_option("--max-minutes", a->opt.max_minutes, "Stop after this many minutes, saving a checkpoint")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--baseline", a->baseline, "lm: also report order-0..8 Markov baselines on the validation windows");
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace longseq::cli

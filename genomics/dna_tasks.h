@@ -1,0 +1,66 @@
+// Training tasks over DNA for core/train's loop: next-base language modelling on a FASTA corpus, and
+// sequence classification from a TSV (`sequence<TAB>label`) or a folder with one sub-folder of FASTA
+// files per class. Examples are drawn from (seed, step, index) alone, so resumed runs are exact.
+#pragma once
+
+#include "core/train/trainer.h"
+#include "genomics/dna_dataset.h"
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace longseq {
+
+// Random windows of length + 1 bases: ids are the first `length`, targets the last `length`.
+class DnaLmTask final : public train::TrainTask {
+ public:
+  DnaLmTask(const DnaCorpus& corpus, int64_t length, bool reverse_complement, int64_t val_windows);
+  train::Example sample(uint64_t seed, int64_t step, int64_t index) const override;
+  const std::vector<train::Example>& validation() const override { return val_; }
+  bool classification() const override { return false; }
+  std::string token_unit() const override { return "base"; }
+  // The validation windows (length + 1 bases each), e.g. for the Markov baselines.
+  const std::vector<std::vector<int64_t>>& validation_windows() const { return windows_; }
+
+ private:
+  const DnaCorpus& corpus_;
+  int64_t length_;
+  bool rc_;
+  std::vector<std::vector<int64_t>> windows_;
+  std::vector<train::Example> val_;
+};
+
+struct LabelledSequence {
+  std::string name, sequence, label;
+};
+
+// TSV `sequence<TAB>label` (a header line "sequence<TAB>label" is skipped; names are "line:N"), or a
+// folder of class folders holding FASTA files (names are the record names). Throws naming the file
+// and line for malformed input.
+std::vector<LabelledSequence> read_labelled_sequences(const std::filesystem::path& path);
+
+class DnaClassifyTask final : public train::TrainTask {
+ public:
+  // labels: the class names in id order. Train examples are cropped to `crop` bases at a random
+  // offset when longer (0: never); validation examples are cropped at their centre.
+  DnaClassifyTask(const std::vector<LabelledSequence>& train, const std::vector<LabelledSequence>& val,
+                  const std::vector<std::string>& labels, const DnaTokenizer& tokenizer, int64_t crop, bool reverse_complement);
+  train::Example sample(uint64_t seed, int64_t step, int64_t index) const override;
+  const std::vector<train::Example>& validation() const override { return val_; }
+  bool classification() const override { return true; }
+
+ private:
+  std::vector<train::Example> train_, val_;
+  std::vector<int64_t> complement_;
+  int64_t crop_;
+  bool rc_;
+};
+
+// The sorted distinct labels of `data`.
+std::vector<std::string> label_set(const std::vector<LabelledSequence>& data);
+// Splits off `fraction` of each class (at least one example of classes with >= 2) for validation,
+// deterministically in `seed`.
+void split_validation(std::vector<LabelledSequence>& train, std::vector<LabelledSequence>& val, double fraction, uint64_t seed);
+
+}  // namespace longseq
