@@ -317,7 +317,8 @@ TrainSummary train_model(GradModel<float>& model, const TrainTask& task, const T
       tokens_since_log = 0;
       last_log = now;
     }
-    if ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || last || out_of_time) {
+    // Not on a --max-minutes stop: the curve of an interrupted + resumed run stays that of one run.
+    if ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || last) {
       workers.sync(model);
       const EvalResult ev = evaluate_with(workers, task.validation(), cls, model.classes());
       if (ev.count > 0) {
