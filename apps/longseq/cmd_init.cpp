@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/models/hyena.h"
 #include "core/models/mamba.h"
+#include "core/config.h"
 
 #include <spdlog/spdlog.h>
 
@@ -56,6 +57,14 @@ std::unique_ptr<LanguageModel> new_model(const ModelArgs& a, uint64_t seed) {
   return MambaModel::random(c, seed);
 }
 
+std::unique_ptr<LanguageModel> new_model_from_config(const std::string& path, uint64_t seed) {
+  const Config c = Config::load(path);
+  if (looks_like_hyena(c)) return HyenaModel::random(parse_hyena_config(c), seed);
+  if (looks_like_mamba(c)) return MambaModel::random(parse_mamba_config(c), seed);
+  fail("{}: not a Mamba-1 or HyenaDNA config (model_type '{}'); see `longseq init --help` for the flags instead", path,
+       c.get_string("model_type", ""));
+}
+
 std::string describe_model(const LanguageModel& m) {
   std::string s = fmt::format("{}, d_model {}, {} layers, vocab {}", m.family(), m.d_model(), m.n_layer(), m.vocab_size());
   if (m.max_length() > 0) s += fmt::format(", max_seq_len {}", m.max_length());
@@ -64,7 +73,7 @@ std::string describe_model(const LanguageModel& m) {
 
 namespace {
 struct InitArgs {
-  std::string output;
+  std::string output, config;
   ModelArgs model;
   uint64_t seed = 0;
 };
@@ -76,7 +85,7 @@ void save(const LanguageModel& m, const std::string& dir) {
 }
 
 void run(const InitArgs& a) {
-  const auto model = new_model(a.model, a.seed);
+  const auto model = a.config.empty() ? new_model(a.model, a.seed) : new_model_from_config(a.config, a.seed);
   save(*model, a.output);
   spdlog::info("wrote {} ({}, seed {})", a.output, describe_model(*model), a.seed);
 }
@@ -87,6 +96,7 @@ void add_init(CLI::App& app) {
   auto* cmd = app.add_subcommand("init", "Create a model folder with freshly initialised weights");
   cmd->add_option("-o,--output", a->output, "Model directory to create")->required();
   add_model_options(cmd, a->model);
+  cmd->add_option("--config", a->config, "Architecture from this config.json (either family) instead of the flags");
   cmd->add_option("--seed", a->seed, "Random seed");
   cmd->callback([a] { run(*a); });
 }

@@ -17,7 +17,7 @@ namespace longseq::cli {
 namespace {
 
 struct TrainArgs {
-  std::string task = "lm", reference, data, val_data, init, output, metrics;
+  std::string task = "lm", reference, data, val_data, init, config, output, metrics;
   ModelArgs model;
   train::TrainOptions opt;
   int64_t length = 1024, val_windows = 256;
@@ -32,7 +32,7 @@ std::unique_ptr<train::GradModel<float>> build_model(const TrainArgs& a, const s
     m = train::load_grad_model<float>(a.init);
     spdlog::info("initialised from {} ({})", a.init, m->family());
   } else {
-    const auto lm = new_model(a.model, a.opt.seed);
+    const auto lm = a.config.empty() ? new_model(a.model, a.opt.seed) : new_model_from_config(a.config, a.opt.seed);
     spdlog::info("new model: {}", describe_model(*lm));
     m = train::make_grad_model<float>(*lm);
   }
@@ -78,7 +78,8 @@ void run_lm(TrainArgs& a) {
     const auto scores = markov_baselines(corpus, 8, task.validation_windows());
     for (const auto& s : scores) spdlog::info("Markov order {}: {:.4f} bits/base", s.order, s.bits_per_base);
   }
-  if (a.init.empty() && a.model.family == "hyenadna" && a.model.max_seq_len < a.length + 2) a.model.max_seq_len = a.length + 2;
+  if (a.init.empty() && a.config.empty() && a.model.family == "hyenadna" && a.model.max_seq_len < a.length + 2)
+    a.model.max_seq_len = a.length + 2;
   auto model = build_model(a, {});
   LS_CHECK(model->head() == train::Head::LanguageModel, "--task lm cannot train a classifier checkpoint ({})", a.init);
   spdlog::info("{} trainable parameters; {} steps of {} windows of {} bases", parameter_count(*model), a.opt.steps, a.opt.batch,
@@ -134,6 +135,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--val-data", a->val_data, "classify: validation set in the same form (default: split from --data)");
   cmd->add_option("--init", a->init, "Start from this model folder (pretrained LM or checkpoint) instead of a new model");
   add_model_options(cmd, a->model);
+  cmd->add_option("--config", a->config, "New model with the architecture of this config.json (either family) instead of the flags");
   cmd->add_option("--length,-L", a->length, "lm: window length in bases; classify: crop longer sequences to this (0: never)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--steps", a->opt.steps, "Optimizer steps")->check(CLI::PositiveNumber);

@@ -24,7 +24,7 @@ struct Plans {
 
 // FFTW's planner is not thread-safe; plans are made once per size under a lock and then executed
 // concurrently through the new-array interface (all buffers share the 64-byte alignment).
-// The cache lives for the process; its destructor returns the plans (and FFTW's planner memory).
+// The cache lives for the process; its destructor returns the plans.
 struct PlanCache {
   std::map<int64_t, Plans> plans;
   ~PlanCache() {
@@ -32,13 +32,13 @@ struct PlanCache {
       fftwf_destroy_plan(p.r2c);
       fftwf_destroy_plan(p.c2r);
     }
-    fftwf_cleanup();
   }
 };
 
 Plans plans_for(int64_t n) {
+  std::mutex& planner = fftw_planner_mutex();  // first: outlives the cache (see the header)
   static PlanCache cache_holder;
-  std::lock_guard<std::mutex> lock(fftw_planner_mutex());
+  std::lock_guard<std::mutex> lock(planner);
   auto& cache = cache_holder.plans;
   auto it = cache.find(n);
   if (it != cache.end()) return it->second;
@@ -153,8 +153,15 @@ void check_lc(const Tensor& t, const char* name, int64_t L, int64_t C) {
 }  // namespace
 
 std::mutex& fftw_planner_mutex() {
-  static std::mutex mu;
-  return mu;
+  struct Planner {
+    std::mutex mu;
+    ~Planner() {
+      fftwf_cleanup();
+      fftw_cleanup();
+    }
+  };
+  static Planner planner;
+  return planner.mu;
 }
 
 int64_t fft_fast_size(int64_t min_size) {

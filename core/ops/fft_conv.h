@@ -14,7 +14,9 @@
 namespace longseq {
 
 // FFTW's planner is not thread-safe in any precision: every plan of the process is made under this
-// lock (execution through the new-array interface needs none).
+// lock (execution through the new-array interface needs none). The lock's owner is created on first
+// use and returns FFTW's planner memory (fftw[f]_cleanup) at exit; a plan cache must call this
+// before constructing itself, so that it is destroyed (and its plans with it) before that cleanup.
 std::mutex& fftw_planner_mutex();
 
 // Smallest even 7-smooth n >= min_size.

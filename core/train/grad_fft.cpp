@@ -28,6 +28,7 @@ struct Fftw<float> {
   using Complex = fftwf_complex;
   static Plan r2c(int n, float* in, Complex* out) { return fftwf_plan_dft_r2c_1d(n, in, out, FFTW_ESTIMATE); }
   static Plan c2r(int n, Complex* in, float* out) { return fftwf_plan_dft_c2r_1d(n, in, out, FFTW_ESTIMATE); }
+  static void destroy(Plan p) { fftwf_destroy_plan(p); }
   static void run(Plan p, float* in, Complex* out) { fftwf_execute_dft_r2c(p, in, out); }
   static void run(Plan p, Complex* in, float* out) { fftwf_execute_dft_c2r(p, in, out); }
 };
@@ -38,6 +39,7 @@ struct Fftw<double> {
   using Complex = fftw_complex;
   static Plan r2c(int n, double* in, Complex* out) { return fftw_plan_dft_r2c_1d(n, in, out, FFTW_ESTIMATE); }
   static Plan c2r(int n, Complex* in, double* out) { return fftw_plan_dft_c2r_1d(n, in, out, FFTW_ESTIMATE); }
+  static void destroy(Plan p) { fftw_destroy_plan(p); }
   static void run(Plan p, double* in, Complex* out) { fftw_execute_dft_r2c(p, in, out); }
   static void run(Plan p, Complex* in, double* out) { fftw_execute_dft_c2r(p, in, out); }
 };
@@ -58,11 +60,24 @@ struct Plans {
   typename Fftw<T>::Plan r2c, c2r;
 };
 
-// One pair of plans per size for the process (never destroyed: FFTW plans are cheap and few).
+// One pair of plans per size, kept for the process and returned at exit.
+template <class T>
+struct PlanCache {
+  std::map<int64_t, Plans<T>> plans;
+  ~PlanCache() {
+    for (auto& [n, p] : plans) {
+      Fftw<T>::destroy(p.r2c);
+      Fftw<T>::destroy(p.c2r);
+    }
+  }
+};
+
 template <class T>
 Plans<T> plans_for(int64_t n) {
-  static std::map<int64_t, Plans<T>> cache;
-  std::lock_guard<std::mutex> lock(fftw_planner_mutex());
+  std::mutex& planner = fftw_planner_mutex();  // first: outlives the cache (see fft_conv.h)
+  static PlanCache<T> holder;
+  auto& cache = holder.plans;
+  std::lock_guard<std::mutex> lock(planner);
   if (auto it = cache.find(n); it != cache.end()) return it->second;
   using C = typename Fftw<T>::Complex;
   Buffer<T> re{size_t(n)};

@@ -95,6 +95,26 @@ void GradModel<T>::save(const std::filesystem::path& dir) const {
 }
 
 template <class T>
+double GradModel<T>::lm_loss(std::span<const int64_t> ids, std::span<const int64_t> targets, double scale, T* grad) {
+  LS_CHECK(targets.size() == ids.size(), "lm_loss: {} targets for {} tokens", targets.size(), ids.size());
+  backbone_forward(ids);
+  const int64_t L = int64_t(ids.size()), d = d_model();
+  const double loss = lm_head_loss(mat<const T>(fin_.data(), L, d), lm_head_, targets, scale, grad, mat(dfin_.data(), L, d));
+  if (grad) backbone_backward(ids, grad);
+  return loss;
+}
+
+template <class T>
+double GradModel<T>::class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad, std::vector<double>* logits) {
+  LS_CHECK(head_ == Head::Classifier, "class_loss on a model without a classifier head");
+  backbone_forward(ids);
+  const int64_t L = int64_t(ids.size()), d = d_model();
+  const double loss = classifier_loss(mat<const T>(fin_.data(), L, d), label, scale, grad, mat(dfin_.data(), L, d), logits);
+  if (grad) backbone_backward(ids, grad);
+  return loss;
+}
+
+template <class T>
 double GradModel<T>::lm_head_loss(Mat<const T> fin, int64_t head_offset, std::span<const int64_t> targets, double scale,
                                   T* grad, Mat<T> dfin) {
   const int64_t L = fin.rows, V = vocab_;

@@ -61,10 +61,10 @@ class GradModel {
   // Language modelling: cross-entropy of the logits at every position l with targets[l] >= 0
   // (negative = ignored). Returns the summed loss over counted positions; when `grad` is non-null
   // (size params().size()) adds scale * d(sum)/d(weights) into it.
-  virtual double lm_loss(std::span<const int64_t> ids, std::span<const int64_t> targets, double scale, T* grad) = 0;
-  // Classification: cross-entropy of the pooled logits against `label`. Same gradient contract.
-  virtual double class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad,
-                            std::vector<double>* logits = nullptr) = 0;
+  double lm_loss(std::span<const int64_t> ids, std::span<const int64_t> targets, double scale, T* grad);
+  // Classification: cross-entropy of the pooled logits against `label` (< 0: no loss, e.g. to
+  // predict; `logits` receives the class logits). Same gradient contract.
+  double class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad, std::vector<double>* logits = nullptr);
   // Per-layer recomputation in the backward (activation memory of one layer instead of all).
   void set_recompute(bool on) { recompute_ = on; }
   // Activation floats held per token during a forward + backward (for the docs and --help).
@@ -89,6 +89,10 @@ class GradModel {
   std::vector<std::pair<std::string, Tensor>> named_tensors() const;
 
  protected:
+  // The family's backbone: fills fin_ (L, d), the final normalised hidden states; the backward
+  // starts from dfin_ and adds every parameter's gradient into grad.
+  virtual void backbone_forward(std::span<const int64_t> ids) = 0;
+  virtual void backbone_backward(std::span<const int64_t> ids, T* grad) = 0;
   // Fills the table and weights from named tensors; names in `buffers` are not trainable.
   void load_from(const std::vector<std::pair<std::string, Tensor>>& named, const std::vector<std::string>& buffers);
   // The LM head's loss from the final hidden states `fin` (L, d): fills dfin (overwritten) when grad.
@@ -103,7 +107,9 @@ class GradModel {
   std::vector<T> weights_;
   Head head_ = Head::LanguageModel;
   int64_t classes_ = 0;
-  int64_t vocab_ = 0;  // LM head rows (padded vocabulary)
+  int64_t vocab_ = 0;    // LM head rows (padded vocabulary)
+  int64_t lm_head_ = -1;  // offset of the LM head (the embedding's when tied)
+  std::vector<T> fin_, dfin_;
   bool recompute_ = false;
   std::vector<std::string> labels_;
 };

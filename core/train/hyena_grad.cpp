@@ -37,7 +37,7 @@ HyenaGrad<T>::HyenaGrad(const HyenaModel& model) : cfg_(model.config()) {
   this->vocab_ = model.vocab_size();
   const std::string bb = "hyena.backbone.";
   emb_ = this->off(bb + "embeddings.word_embeddings.weight");
-  lm_head_ = this->off("lm_head.weight") >= 0 ? this->off("lm_head.weight") : emb_;
+  this->lm_head_ = this->off("lm_head.weight") >= 0 ? this->off("lm_head.weight") : emb_;
   lnf_w_ = this->off(bb + "ln_f.weight");
   lnf_b_ = this->off(bb + "ln_f.bias");
   for (int64_t i = 0; i < cfg_.n_layer; ++i) {
@@ -241,12 +241,12 @@ void HyenaGrad<T>::backbone_forward(std::span<const int64_t> ids) {
   embedding_forward<T>(ids, this->w(emb_), this->vocab_, mat(resid_[0].data(), L, d));
   for (int64_t i = 0; i < n; ++i)
     forward_layer(i, resid_[size_t(i)].data(), L, acts_[this->recompute_ ? 0 : size_t(i)], resid_[size_t(i + 1)].data());
-  fin_.resize(size_t(L * d));
+  this->fin_.resize(size_t(L * d));
   fin_mean_.resize(size_t(L));
   fin_rstd_.resize(size_t(L));
-  dfin_.resize(size_t(L * d));
+  this->dfin_.resize(size_t(L * d));
   layer_norm_forward<T>(mat<const T>(resid_[size_t(n)].data(), L, d), this->w(lnf_w_), this->w(lnf_b_), cfg_.layer_norm_eps,
-                        mat(fin_.data(), L, d), fin_mean_.data(), fin_rstd_.data());
+                        mat(this->fin_.data(), L, d), fin_mean_.data(), fin_rstd_.data());
 }
 
 template <class T>
@@ -254,33 +254,13 @@ void HyenaGrad<T>::backbone_backward(std::span<const int64_t> ids, T* grad) {
   const int64_t L = int64_t(ids.size()), d = cfg_.d_model, n = cfg_.n_layer;
   std::vector<T> dresid(size_t(L * d), T(0));
   layer_norm_backward<T>(mat<const T>(resid_[size_t(n)].data(), L, d), this->w(lnf_w_), fin_mean_.data(), fin_rstd_.data(),
-                         mat<const T>(dfin_.data(), L, d), mat(dresid.data(), L, d), this->g(grad, lnf_w_), this->g(grad, lnf_b_));
+                         mat<const T>(this->dfin_.data(), L, d), mat(dresid.data(), L, d), this->g(grad, lnf_w_), this->g(grad, lnf_b_));
   for (int64_t i = n - 1; i >= 0; --i) {
     Acts& a = acts_[this->recompute_ ? 0 : size_t(i)];
     if (this->recompute_) forward_layer(i, resid_[size_t(i)].data(), L, a, nullptr);
     backward_layer(i, resid_[size_t(i)].data(), L, a, dresid.data(), grad);
   }
   embedding_backward<T>(ids, mat<const T>(dresid.data(), L, d), this->g(grad, emb_));
-}
-
-template <class T>
-double HyenaGrad<T>::lm_loss(std::span<const int64_t> ids, std::span<const int64_t> targets, double scale, T* grad) {
-  LS_CHECK(targets.size() == ids.size(), "lm_loss: {} targets for {} tokens", targets.size(), ids.size());
-  backbone_forward(ids);
-  const int64_t L = int64_t(ids.size()), d = cfg_.d_model;
-  const double loss = this->lm_head_loss(mat<const T>(fin_.data(), L, d), lm_head_, targets, scale, grad, mat(dfin_.data(), L, d));
-  if (grad) backbone_backward(ids, grad);
-  return loss;
-}
-
-template <class T>
-double HyenaGrad<T>::class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad, std::vector<double>* logits) {
-  LS_CHECK(this->head_ == Head::Classifier, "class_loss on a model without a classifier head");
-  backbone_forward(ids);
-  const int64_t L = int64_t(ids.size()), d = cfg_.d_model;
-  const double loss = this->classifier_loss(mat<const T>(fin_.data(), L, d), label, scale, grad, mat(dfin_.data(), L, d), logits);
-  if (grad) backbone_backward(ids, grad);
-  return loss;
 }
 
 template class HyenaGrad<float>;

@@ -14,8 +14,6 @@ template <class T>
 class HyenaGrad final : public GradModel<T> {
  public:
   explicit HyenaGrad(const HyenaModel& model);
-  double lm_loss(std::span<const int64_t> ids, std::span<const int64_t> targets, double scale, T* grad) override;
-  double class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad, std::vector<double>* logits) override;
   int64_t activation_floats_per_token() const override;
   nlohmann::json config_json() const override;
   std::unique_ptr<GradModel<T>> clone() const override { return std::make_unique<HyenaGrad<T>>(*this); }
@@ -36,15 +34,15 @@ class HyenaGrad final : public GradModel<T> {
   void filter_backward(int64_t i, int64_t L, Acts& a, const std::vector<T>& dk, T* grad);
   void forward_layer(int64_t i, const T* x_in, int64_t L, Acts& a, T* x_out);
   void backward_layer(int64_t i, const T* x_in, int64_t L, Acts& a, T* dresid, T* grad);
-  void backbone_forward(std::span<const int64_t> ids);
-  void backbone_backward(std::span<const int64_t> ids, T* grad);
+  void backbone_forward(std::span<const int64_t> ids) override;
+  void backbone_backward(std::span<const int64_t> ids, T* grad) override;
 
   HyenaConfig cfg_;
   std::vector<LayerOffsets> layers_;
-  int64_t emb_ = -1, lnf_w_ = -1, lnf_b_ = -1, lm_head_ = -1;
+  int64_t emb_ = -1, lnf_w_ = -1, lnf_b_ = -1;
   std::vector<std::vector<T>> resid_;
   std::vector<Acts> acts_;
-  std::vector<T> fin_, fin_mean_, fin_rstd_, dfin_;
+  std::vector<T> fin_mean_, fin_rstd_;
 };
 
 }  // namespace longseq::train

@@ -27,7 +27,7 @@ MambaGrad<T>::MambaGrad(const MambaModel& model) : cfg_(model.config()) {
   this->load_from(named, {});
   this->vocab_ = model.vocab_size();
   emb_ = this->off("backbone.embedding.weight");
-  lm_head_ = cfg_.tie_embeddings ? emb_ : this->off("lm_head.weight");
+  this->lm_head_ = cfg_.tie_embeddings ? emb_ : this->off("lm_head.weight");
   norm_f_w_ = this->off("backbone.norm_f.weight");
   norm_f_b_ = this->off("backbone.norm_f.bias");
   for (int64_t i = 0; i < cfg_.n_layer; ++i) {
@@ -153,11 +153,11 @@ void MambaGrad<T>::backbone_forward(std::span<const int64_t> ids) {
     linear_forward<T>(mat<const T>(a.y.data(), L, cfg_.d_inner), this->w(o.out_w), this->w(o.out_b), mat(branch_.data(), L, d));
     for (int64_t k = 0; k < L * d; ++k) out[size_t(k)] += branch_[size_t(k)];
   }
-  fin_.resize(size_t(L * d));
+  this->fin_.resize(size_t(L * d));
   fin_mean_.resize(size_t(L));
   fin_rstd_.resize(size_t(L));
-  dfin_.resize(size_t(L * d));
-  norm_forward(norm_f_w_, norm_f_b_, mat<const T>(resid_[size_t(n)].data(), L, d), mat(fin_.data(), L, d), fin_mean_.data(),
+  this->dfin_.resize(size_t(L * d));
+  norm_forward(norm_f_w_, norm_f_b_, mat<const T>(resid_[size_t(n)].data(), L, d), mat(this->fin_.data(), L, d), fin_mean_.data(),
                fin_rstd_.data());
 }
 
@@ -166,33 +166,13 @@ void MambaGrad<T>::backbone_backward(std::span<const int64_t> ids, T* grad) {
   const int64_t L = int64_t(ids.size()), d = cfg_.d_model, n = cfg_.n_layer;
   std::vector<T> dresid(size_t(L * d), T(0));
   norm_backward(norm_f_w_, norm_f_b_, mat<const T>(resid_[size_t(n)].data(), L, d), fin_mean_.data(), fin_rstd_.data(),
-                mat<const T>(dfin_.data(), L, d), mat(dresid.data(), L, d), grad);
+                mat<const T>(this->dfin_.data(), L, d), mat(dresid.data(), L, d), grad);
   for (int64_t i = n - 1; i >= 0; --i) {
     Acts& a = acts_[this->recompute_ ? 0 : size_t(i)];
     if (this->recompute_) forward_layer(i, resid_[size_t(i)].data(), L, a);
     backward_layer(i, resid_[size_t(i)].data(), L, a, dresid.data(), grad);
   }
   embedding_backward<T>(ids, mat<const T>(dresid.data(), L, d), this->g(grad, emb_));
-}
-
-template <class T>
-double MambaGrad<T>::lm_loss(std::span<const int64_t> ids, std::span<const int64_t> targets, double scale, T* grad) {
-  LS_CHECK(targets.size() == ids.size(), "lm_loss: {} targets for {} tokens", targets.size(), ids.size());
-  backbone_forward(ids);
-  const int64_t L = int64_t(ids.size()), d = cfg_.d_model;
-  const double loss = this->lm_head_loss(mat<const T>(fin_.data(), L, d), lm_head_, targets, scale, grad, mat(dfin_.data(), L, d));
-  if (grad) backbone_backward(ids, grad);
-  return loss;
-}
-
-template <class T>
-double MambaGrad<T>::class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad, std::vector<double>* logits) {
-  LS_CHECK(this->head_ == Head::Classifier, "class_loss on a model without a classifier head");
-  backbone_forward(ids);
-  const int64_t L = int64_t(ids.size()), d = cfg_.d_model;
-  const double loss = this->classifier_loss(mat<const T>(fin_.data(), L, d), label, scale, grad, mat(dfin_.data(), L, d), logits);
-  if (grad) backbone_backward(ids, grad);
-  return loss;
 }
 
 template class MambaGrad<float>;

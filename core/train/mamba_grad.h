@@ -14,8 +14,6 @@ template <class T>
 class MambaGrad final : public GradModel<T> {
  public:
   explicit MambaGrad(const MambaModel& model);
-  double lm_loss(std::span<const int64_t> ids, std::span<const int64_t> targets, double scale, T* grad) override;
-  double class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad, std::vector<double>* logits) override;
   int64_t activation_floats_per_token() const override;
   nlohmann::json config_json() const override;
   std::unique_ptr<GradModel<T>> clone() const override { return std::make_unique<MambaGrad<T>>(*this); }
@@ -32,18 +30,17 @@ class MambaGrad final : public GradModel<T> {
   void forward_layer(int64_t i, const T* resid_in, int64_t L, Acts& a);
   // dresid (L, d): gradient of the block output on entry, of its input on return.
   void backward_layer(int64_t i, const T* resid_in, int64_t L, Acts& a, T* dresid, T* grad);
-  // Runs the backbone; returns the final normalised hidden states (L, d) in fin_.
-  void backbone_forward(std::span<const int64_t> ids);
-  void backbone_backward(std::span<const int64_t> ids, T* grad);
+  void backbone_forward(std::span<const int64_t> ids) override;
+  void backbone_backward(std::span<const int64_t> ids, T* grad) override;
   void norm_forward(int64_t w, int64_t b, Mat<const T> x, Mat<T> y, T* mean, T* rstd);
   void norm_backward(int64_t w, int64_t b, Mat<const T> x, const T* mean, const T* rstd, Mat<const T> dy, Mat<T> dx, T* grad);
 
   MambaConfig cfg_;
   std::vector<LayerOffsets> layers_;
-  int64_t emb_ = -1, norm_f_w_ = -1, norm_f_b_ = -1, lm_head_ = -1;
+  int64_t emb_ = -1, norm_f_w_ = -1, norm_f_b_ = -1;
   std::vector<std::vector<T>> resid_;  // block inputs, n_layer + 1 (the last is the final residual)
   std::vector<Acts> acts_;
-  std::vector<T> branch_, fin_, fin_mean_, fin_rstd_, dfin_;
+  std::vector<T> branch_, fin_mean_, fin_rstd_;
 };
 
 }  // namespace longseq::train

@@ -205,3 +205,26 @@ TEST(TrainCli, ForwardGradMatchesFixture) {
   }
   EXPECT_EQ(n, 22);
 }
+
+TEST(TrainCli, ArchitectureFromConfigAndCsvMetrics) {
+  TempDir tmp;
+  const auto fasta = write_fasta(tmp);
+  ASSERT_EQ(run_cli("init -o " + (tmp / "arch").string() + " --family hyenadna --d-model 8 --n-layer 1 --max-seq-len 80").exit_code, 0);
+  const CliResult r = run_cli("train --task lm -r " + fasta.string() + " -o " + (tmp / "out").string() + " --config " +
+                              (tmp / "arch/config.json").string() + " --length 64 --batch 2 --steps 3 --log-every 1 --val-windows 2 " +
+                              "--metrics " + (tmp / "m.csv").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream csv(read_all(tmp / "m.csv"));
+  std::string line;
+  std::vector<std::string> lines;
+  while (std::getline(csv, line)) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_TRUE(lines[0].starts_with("step,loss,bits,lr,grad_norm")) << lines[0];
+  EXPECT_TRUE(lines[3].starts_with("3,")) << lines[3];
+  const auto cfg = nlohmann::json::parse(read_all(tmp / "out/model/config.json"));
+  EXPECT_EQ(cfg["d_model"], 8);
+  EXPECT_EQ(cfg["max_seq_len"], 80);
+  const CliResult bad = run_cli("train --task lm -r " + fasta.string() + " -o " + (tmp / "o2").string() + " --config " + fasta.string());
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("genome.fa"), std::string::npos) << bad.err;
+}
