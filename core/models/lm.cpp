@@ -50,6 +50,12 @@ ContinuationScores LanguageModel::score_continuations(std::span<const int64_t> p
 }
 
 std::unique_ptr<LanguageModel> load_language_model(const ModelDir& dir) {
+  LS_CHECK(!dir.config.has("longseq_audio"), "{}: this is a raw-audio classifier (longseq_audio); run it with `longseq classify-audio`",
+           dir.config.source());
+  return load_backbone_model(dir);
+}
+
+std::unique_ptr<LanguageModel> load_backbone_model(const ModelDir& dir) {
   const std::string type = dir.config.get_string("model_type", "");
   if (type == "caduceus")
     fail("{}: Caduceus models can be inspected (longseq info) but not run yet", dir.dir.string());

@@ -68,6 +68,10 @@ class LanguageModel {
 double sum_next_logprobs(const Tensor& logits, const int64_t* next, int64_t n);
 
 // Recognises the family from config.json and loads it. Throws naming the file and the problem.
+// Refuses raw-audio classifiers (config key "longseq_audio"): their pooling stages run only in the
+// training model (core/train/grad_model.h).
 std::unique_ptr<LanguageModel> load_language_model(const ModelDir& dir);
+// The same without that check: the backbone that core/train builds its trainable models on.
+std::unique_ptr<LanguageModel> load_backbone_model(const ModelDir& dir);
 
 }  // namespace longseq

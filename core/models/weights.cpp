@@ -18,7 +18,8 @@ Tensor WeightLoader::get(const std::string& name, const Shape& shape) {
 
 void WeightLoader::check_all_used(const std::string& family) const {
   for (const auto& t : file_.tensors())
-    if (!used_.count(t.name) && !t.name.starts_with("classifier."))  // a longseq classifier head
+    // longseq's additions (classifier head, audio pooling) are loaded by the training model
+    if (!used_.count(t.name) && !t.name.starts_with("classifier.") && !t.name.starts_with("backbone.pool."))
       fail("{}: unexpected tensor '{}' for a {} model with this config (wrong config.json, or an unsupported variant)",
            file_.path().string(), t.name, family);
 }

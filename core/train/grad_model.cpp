@@ -55,6 +55,51 @@ void GradModel<T>::load_from(const std::vector<std::pair<std::string, Tensor>>& 
   }
 }
 
+int64_t AudioSpec::stride() const {
+  int64_t s = 1;
+  for (int64_t p : pool) s *= p;
+  return s;
+}
+
+nlohmann::json AudioSpec::to_json() const {
+  return {{"sample_rate", sample_rate}, {"clip_samples", clip_samples}, {"pool", pool}, {"input", "mu-law-8"}};
+}
+
+AudioSpec AudioSpec::from_json(const nlohmann::json& j, const std::string& source) {
+  AudioSpec a;
+  try {
+    a.sample_rate = j.at("sample_rate").get<int64_t>();
+    a.clip_samples = j.at("clip_samples").get<int64_t>();
+    a.pool = j.at("pool").get<std::vector<int64_t>>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: 'longseq_audio' needs sample_rate, clip_samples and pool ({})", source, e.what());
+  }
+  LS_CHECK(j.value("input", "mu-law-8") == "mu-law-8", "{}: longseq_audio.input must be 'mu-law-8'", source);
+  LS_CHECK(a.sample_rate >= 1000 && a.sample_rate <= 384000, "{}: longseq_audio.sample_rate {} is not an audio rate", source,
+           a.sample_rate);
+  LS_CHECK(!a.pool.empty(), "{}: longseq_audio.pool is empty; give one factor per stage, e.g. [16, 4, 4]", source);
+  for (int64_t p : a.pool) LS_CHECK(p >= 1 && p <= 256, "{}: longseq_audio.pool factor {} is outside 1..256", source, p);
+  LS_CHECK(a.clip_samples >= a.stride() && a.clip_samples % a.stride() == 0,
+           "{}: longseq_audio.clip_samples {} is not a positive multiple of the pooling stride {}", source, a.clip_samples,
+           a.stride());
+  return a;
+}
+
+template <class T>
+void GradModel<T>::add_pooling(const std::vector<int64_t>&, uint64_t) {
+  fail("down-pooling stages (audio models) are implemented for the mamba family, not '{}'; use --family mamba", family());
+}
+
+template <class T>
+void GradModel<T>::set_audio(const AudioSpec& spec, uint64_t seed) {
+  LS_CHECK(!audio_, "the model is already an audio model");
+  LS_CHECK(head_ == Head::LanguageModel, "set_audio before adding the classifier head");
+  LS_CHECK(vocab_ >= 256, "an audio model reads 8-bit mu-law codes: its vocabulary must be >= 256, not {}", vocab_);
+  (void)AudioSpec::from_json(spec.to_json(), "audio spec");
+  add_pooling(spec.pool, seed);
+  audio_ = spec;
+}
+
 template <class T>
 void GradModel<T>::add_classifier(std::vector<std::string> labels) {
   LS_CHECK(labels.size() >= 2, "a classifier needs at least 2 classes, got {}", labels.size());
@@ -88,6 +133,7 @@ void GradModel<T>::save(const std::filesystem::path& dir) const {
   std::filesystem::create_directories(dir);
   nlohmann::json cfg = config_json();
   if (head_ == Head::Classifier) cfg["longseq_head"] = {{"type", "classifier"}, {"classes", classes_}, {"labels", labels_}};
+  if (audio_) cfg["longseq_audio"] = audio_->to_json();
   AtomicFile f(dir / "config.json");
   f.write(cfg.dump(2) + "\n");
   f.commit();
@@ -97,6 +143,7 @@ void GradModel<T>::save(const std::filesystem::path& dir) const {
 template <class T>
 double GradModel<T>::lm_loss(std::span<const int64_t> ids, std::span<const int64_t> targets, double scale, T* grad) {
   LS_CHECK(targets.size() == ids.size(), "lm_loss: {} targets for {} tokens", targets.size(), ids.size());
+  LS_CHECK(!audio_, "an audio model has no language-model head; train it with --task audio-classify");
   backbone_forward(ids);
   const int64_t L = int64_t(ids.size()), d = d_model();
   const double loss = lm_head_loss(mat<const T>(fin_.data(), L, d), lm_head_, targets, scale, grad, mat(dfin_.data(), L, d));
@@ -108,7 +155,7 @@ template <class T>
 double GradModel<T>::class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad, std::vector<double>* logits) {
   LS_CHECK(head_ == Head::Classifier, "class_loss on a model without a classifier head");
   backbone_forward(ids);
-  const int64_t L = int64_t(ids.size()), d = d_model();
+  const int64_t L = output_length(int64_t(ids.size())), d = d_model();
   const double loss = classifier_loss(mat<const T>(fin_.data(), L, d), label, scale, grad, mat(dfin_.data(), L, d), logits);
   if (grad) backbone_backward(ids, grad);
   return loss;
@@ -153,6 +200,19 @@ double GradModel<T>::classifier_loss(Mat<const T> fin, int64_t label, double sca
   return loss;
 }
 
+// Copies a tensor longseq added to a released architecture (classifier head, audio pooling) from
+// the checkpoint into the model, checking its shape against the config.
+template <class T>
+void load_saved_tensor(GradModel<T>& model, const ModelDir& dir, const std::string& name) {
+  LS_CHECK(dir.weights.contains(name), "{}: checkpoint without '{}' (re-save it with longseq train)", dir.weights.path().string(), name);
+  const ParamInfo& p = model.params().find(name);
+  const Tensor t = dir.weights.load_f32(name);
+  LS_CHECK(t.shape() == p.shape, "{}: '{}' has shape {} but config.json implies {}", dir.weights.path().string(), name,
+           shape_str(t.shape()), shape_str(p.shape));
+  const std::vector<float> v = t.to_vector();
+  std::copy(v.begin(), v.end(), model.weights().begin() + p.offset);
+}
+
 template <class T>
 std::unique_ptr<GradModel<T>> make_grad_model(const LanguageModel& model, const ModelDir* dir) {
   std::unique_ptr<GradModel<T>> out;
@@ -162,21 +222,18 @@ std::unique_ptr<GradModel<T>> make_grad_model(const LanguageModel& model, const 
     out = std::make_unique<HyenaGrad<T>>(*h);
   else
     fail("training is implemented for Mamba-1 and HyenaDNA models, not '{}'", model.family());
-  if (dir && dir->config.has("longseq_head")) {
+  if (!dir) return out;
+  if (dir->config.has("longseq_audio")) {
+    out->set_audio(AudioSpec::from_json(dir->config.json().at("longseq_audio"), dir->config.source()), 0);
+    for (size_t s = 0; s < out->audio()->pool.size(); ++s)
+      for (const char* part : {"weight", "bias"}) load_saved_tensor(*out, *dir, fmt::format("backbone.pool.{}.{}", s, part));
+  }
+  if (dir->config.has("longseq_head")) {
     const nlohmann::json& head = dir->config.json().at("longseq_head");
     LS_CHECK(head.value("type", "") == "classifier" && head.contains("labels") && head["labels"].is_array(),
              "{}: 'longseq_head' must be {{\"type\": \"classifier\", \"labels\": [...]}}", dir->config.source());
     out->add_classifier(head["labels"].template get<std::vector<std::string>>());
-    for (const char* name : {"classifier.weight", "classifier.bias"}) {
-      LS_CHECK(dir->weights.contains(name), "{}: classifier checkpoint without '{}' (re-save it with longseq train)",
-               dir->weights.path().string(), name);
-      const ParamInfo& p = out->params().find(name);
-      const Tensor t = dir->weights.load_f32(name);
-      LS_CHECK(t.shape() == p.shape, "{}: '{}' has shape {} but the config's {} labels need {}", dir->weights.path().string(), name,
-               shape_str(t.shape()), out->classes(), shape_str(p.shape));
-      const std::vector<float> v = t.to_vector();
-      std::copy(v.begin(), v.end(), out->weights().begin() + p.offset);
-    }
+    for (const char* name : {"classifier.weight", "classifier.bias"}) load_saved_tensor(*out, *dir, name);
   }
   return out;
 }
@@ -184,7 +241,7 @@ std::unique_ptr<GradModel<T>> make_grad_model(const LanguageModel& model, const 
 template <class T>
 std::unique_ptr<GradModel<T>> load_grad_model(const std::filesystem::path& path) {
   const ModelDir dir = ModelDir::open(path);
-  const auto lm = load_language_model(dir);
+  const auto lm = load_backbone_model(dir);
   return make_grad_model<T>(*lm, &dir);
 }
 

@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -48,6 +49,20 @@ enum class Head {
   Classifier,     // mean over positions, then a linear layer to `classes` logits
 };
 
+// A raw-waveform model (SaShiMi-style): the input ids are 8-bit mu-law codes of the samples
+// (vocabulary 256), and the layers are split evenly into stages, each entered through a down-pool:
+// (L, d) viewed as (L/p, p*d), then a linear layer back to d. Stage 0's pool turns samples into
+// frames, so the layers never run at the sample rate. Stored in config.json as "longseq_audio".
+struct AudioSpec {
+  int64_t sample_rate = 16000;
+  int64_t clip_samples = 32000;  // the length the model is trained and applied on (a multiple of stride())
+  std::vector<int64_t> pool;     // down-pooling factor entering each stage, e.g. {16, 4, 4}
+  int64_t stride() const;        // samples per final position: the product of pool
+  nlohmann::json to_json() const;
+  // Throws naming `source` and the field when a value is missing or inconsistent.
+  static AudioSpec from_json(const nlohmann::json& j, const std::string& source);
+};
+
 template <class T>
 class GradModel {
  public:
@@ -75,6 +90,14 @@ class GradModel {
   void add_classifier(std::vector<std::string> labels);
   const std::vector<std::string>& labels() const { return labels_; }
 
+  // Turns this model into a raw-waveform model: adds the pooling layers `backbone.pool.<s>.weight`
+  // (d, p*d) and `.bias` (d), initialised like torch.nn.Linear from `seed`. Throws for families
+  // without pooling, for a layer count not divisible by the stages, or a vocabulary under 256.
+  void set_audio(const AudioSpec& spec, uint64_t seed);
+  const std::optional<AudioSpec>& audio() const { return audio_; }
+  // Final positions for an input of L tokens (L / stride for audio models).
+  int64_t output_length(int64_t L) const { return audio_ ? L / audio_->stride() : L; }
+
   // Writes config.json (the family's config, plus "longseq_head" for a classifier) and
   // model.safetensors with the released names, each atomically. Loadable by load_grad_model, and by
   // load_language_model (which ignores a classifier head).
@@ -89,7 +112,9 @@ class GradModel {
   std::vector<std::pair<std::string, Tensor>> named_tensors() const;
 
  protected:
-  // The family's backbone: fills fin_ (L, d), the final normalised hidden states; the backward
+  // Adds the pooling parameters for `pool` (see set_audio); families without pooling throw.
+  virtual void add_pooling(const std::vector<int64_t>& pool, uint64_t seed);
+  // The family's backbone: fills fin_ (output_length(L), d), the final normalised hidden states; the backward
   // starts from dfin_ and adds every parameter's gradient into grad.
   virtual void backbone_forward(std::span<const int64_t> ids) = 0;
   virtual void backbone_backward(std::span<const int64_t> ids, T* grad) = 0;
@@ -112,6 +137,7 @@ class GradModel {
   std::vector<T> fin_, dfin_;
   bool recompute_ = false;
   std::vector<std::string> labels_;
+  std::optional<AudioSpec> audio_;
 };
 
 // A trainable model from a loaded one (Mamba-1 or HyenaDNA; a classifier head in config.json is

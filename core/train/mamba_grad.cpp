@@ -1,6 +1,7 @@
 #include "core/train/mamba_grad.h"
 
 #include "core/error.h"
+#include "core/random.h"
 
 #include <fmt/format.h>
 
@@ -49,7 +50,20 @@ template <class T>
 int64_t MambaGrad<T>::activation_floats_per_token() const {
   const int64_t d = cfg_.d_model, D = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
   const int64_t per_layer = d /*resid*/ + d /*normed*/ + 2 * D + D + (R + 2 * N) + D + D;
-  return (this->recompute_ ? d * cfg_.n_layer + (per_layer - d) : per_layer * cfg_.n_layer) + 2 * d + 2 * this->vocab_;
+  const int64_t head = 2 * d + (this->audio_ ? 0 : 2 * this->vocab_);
+  if (pool_.empty()) return (this->recompute_ ? d * cfg_.n_layer + (per_layer - d) : per_layer * cfg_.n_layer) + head;
+  // Audio: per input sample; a stage's layers run on 1/stride of the positions, pool inputs are kept.
+  double floats = 0;
+  int64_t stride = 1;
+  for (int64_t i = 0; i < cfg_.n_layer; ++i) {
+    if (const int64_t s = stage_opened_by(i); s >= 0) {
+      floats += double(d) / double(stride);
+      stride *= pool_[size_t(s)];
+    }
+    floats += double(this->recompute_ ? d : per_layer) / double(stride);
+  }
+  if (this->recompute_) floats += double(per_layer - d) / double(pool_.front());
+  return int64_t(std::ceil(floats + double(head) / double(stride)));
 }
 
 template <class T>
@@ -135,23 +149,64 @@ void MambaGrad<T>::backward_layer(int64_t i, const T* resid_in, int64_t L, Acts&
 }
 
 template <class T>
+void MambaGrad<T>::add_pooling(const std::vector<int64_t>& pool, uint64_t seed) {
+  const int64_t d = cfg_.d_model, stages = int64_t(pool.size());
+  LS_CHECK(stages >= 1 && cfg_.n_layer % stages == 0, "{} layers cannot be split evenly into {} pooling stages; make n_layer a multiple",
+           cfg_.n_layer, stages);
+  Rng rng(seed ^ 0x706f6f6cull);
+  for (int64_t s = 0; s < stages; ++s) {
+    const int64_t fan_in = pool[size_t(s)] * d;
+    const std::string b = fmt::format("backbone.pool.{}.", s);
+    pool_w_.push_back(this->table_.add(b + "weight", {d, fan_in}, true));
+    pool_b_.push_back(this->table_.add(b + "bias", {d}, true));
+    this->weights_.resize(size_t(this->table_.size()));
+    const double bound = 1.0 / std::sqrt(double(fan_in));  // torch.nn.Linear's default
+    for (int64_t k = 0; k < d * fan_in + d; ++k) this->weights_[size_t(pool_w_.back() + k)] = T(rng.uniform(-bound, bound));
+  }
+  pool_ = pool;
+}
+
+template <class T>
+int64_t MambaGrad<T>::stage_opened_by(int64_t i) const {
+  if (pool_.empty()) return -1;
+  const int64_t per_stage = cfg_.n_layer / int64_t(pool_.size());
+  return i % per_stage == 0 ? i / per_stage : -1;
+}
+
+template <class T>
 void MambaGrad<T>::backbone_forward(std::span<const int64_t> ids) {
-  const int64_t L = int64_t(ids.size()), d = cfg_.d_model, n = cfg_.n_layer;
-  LS_CHECK(L >= 1, "mamba training: empty sequence");
+  const int64_t L0 = int64_t(ids.size()), d = cfg_.d_model, n = cfg_.n_layer;
+  LS_CHECK(L0 >= 1, "mamba training: empty sequence");
+  if (this->audio_)
+    LS_CHECK(L0 % this->audio_->stride() == 0, "audio model: {} samples is not a multiple of the pooling stride {}", L0,
+             this->audio_->stride());
   for (int64_t id : ids) LS_CHECK(id >= 0 && id < this->vocab_, "token id {} outside the vocabulary of {}", id, this->vocab_);
   resid_.resize(size_t(n + 1));
+  lens_.assign(size_t(n + 1), L0);
+  pooled_in_.resize(pool_.size());
   acts_.resize(this->recompute_ ? 1 : size_t(n));
-  for (auto& r : resid_) r.resize(size_t(L * d));
-  branch_.resize(size_t(L * d));
-  embedding_forward<T>(ids, this->w(emb_), this->vocab_, mat(resid_[0].data(), L, d));
-  for (int64_t i = 0; i < n; ++i) {
+  std::vector<T> x(size_t(L0 * d));
+  embedding_forward<T>(ids, this->w(emb_), this->vocab_, mat(x.data(), L0, d));
+  int64_t L = L0;
+  for (int64_t i = 0; i <= n; ++i) {
+    if (const int64_t s = i < n ? stage_opened_by(i) : -1; s >= 0) {  // down-pool: (L, d) as (L/p, p d) -> (L/p, d)
+      const int64_t p = pool_[size_t(s)];
+      pooled_in_[size_t(s)] = std::move(x);
+      L /= p;
+      x.assign(size_t(L * d), T(0));
+      linear_forward<T>(mat<const T>(pooled_in_[size_t(s)].data(), L, p * d), this->w(pool_w_[size_t(s)]), this->w(pool_b_[size_t(s)]),
+                        mat(x.data(), L, d));
+    }
+    lens_[size_t(i)] = L;
+    resid_[size_t(i)] = std::move(x);
+    if (i == n) break;
     Acts& a = acts_[this->recompute_ ? 0 : size_t(i)];
     forward_layer(i, resid_[size_t(i)].data(), L, a);
-    std::vector<T>& out = resid_[size_t(i + 1)];
-    std::copy(resid_[size_t(i)].begin(), resid_[size_t(i)].end(), out.begin());
+    x = resid_[size_t(i)];
+    branch_.resize(size_t(L * d));
     const LayerOffsets& o = layers_[size_t(i)];
     linear_forward<T>(mat<const T>(a.y.data(), L, cfg_.d_inner), this->w(o.out_w), this->w(o.out_b), mat(branch_.data(), L, d));
-    for (int64_t k = 0; k < L * d; ++k) out[size_t(k)] += branch_[size_t(k)];
+    for (int64_t k = 0; k < L * d; ++k) x[size_t(k)] += branch_[size_t(k)];
   }
   this->fin_.resize(size_t(L * d));
   fin_mean_.resize(size_t(L));
@@ -163,7 +218,8 @@ void MambaGrad<T>::backbone_forward(std::span<const int64_t> ids) {
 
 template <class T>
 void MambaGrad<T>::backbone_backward(std::span<const int64_t> ids, T* grad) {
-  const int64_t L = int64_t(ids.size()), d = cfg_.d_model, n = cfg_.n_layer;
+  const int64_t d = cfg_.d_model, n = cfg_.n_layer;
+  int64_t L = lens_[size_t(n)];
   std::vector<T> dresid(size_t(L * d), T(0));
   norm_backward(norm_f_w_, norm_f_b_, mat<const T>(resid_[size_t(n)].data(), L, d), fin_mean_.data(), fin_rstd_.data(),
                 mat<const T>(this->dfin_.data(), L, d), mat(dresid.data(), L, d), grad);
@@ -171,6 +227,15 @@ void MambaGrad<T>::backbone_backward(std::span<const int64_t> ids, T* grad) {
     Acts& a = acts_[this->recompute_ ? 0 : size_t(i)];
     if (this->recompute_) forward_layer(i, resid_[size_t(i)].data(), L, a);
     backward_layer(i, resid_[size_t(i)].data(), L, a, dresid.data(), grad);
+    if (const int64_t s = stage_opened_by(i); s >= 0) {
+      const int64_t p = pool_[size_t(s)];
+      std::vector<T> dx(size_t(L * p * d), T(0));
+      Mat<T> dx_m = mat(dx.data(), L, p * d);
+      linear_backward<T>(mat<const T>(pooled_in_[size_t(s)].data(), L, p * d), this->w(pool_w_[size_t(s)]),
+                         mat<const T>(dresid.data(), L, d), &dx_m, this->g(grad, pool_w_[size_t(s)]), this->g(grad, pool_b_[size_t(s)]));
+      dresid = std::move(dx);
+      L *= p;
+    }
   }
   embedding_backward<T>(ids, mat<const T>(dresid.data(), L, d), this->g(grad, emb_));
 }

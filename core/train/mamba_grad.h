@@ -2,7 +2,7 @@
 // core/models/mamba.cpp). Saved per layer and token: the block input, in_proj output (x | z), conv
 // output, x_proj output, delta and the gated scan output (d + 6 D + R + 2N floats), plus the scan's
 // states at chunk starts; with recompute on, only block inputs are kept and each layer is re-run
-// in the backward.
+// in the backward. Audio models (set_audio) add SaShiMi-style down-pooling before each stage.
 #pragma once
 
 #include "core/models/mamba.h"
@@ -30,6 +30,9 @@ class MambaGrad final : public GradModel<T> {
   void forward_layer(int64_t i, const T* resid_in, int64_t L, Acts& a);
   // dresid (L, d): gradient of the block output on entry, of its input on return.
   void backward_layer(int64_t i, const T* resid_in, int64_t L, Acts& a, T* dresid, T* grad);
+  void add_pooling(const std::vector<int64_t>& pool, uint64_t seed) override;
+  // The pooling stage that layer i opens, or -1.
+  int64_t stage_opened_by(int64_t i) const;
   void backbone_forward(std::span<const int64_t> ids) override;
   void backbone_backward(std::span<const int64_t> ids, T* grad) override;
   void norm_forward(int64_t w, int64_t b, Mat<const T> x, Mat<T> y, T* mean, T* rstd);
@@ -39,6 +42,9 @@ class MambaGrad final : public GradModel<T> {
   std::vector<LayerOffsets> layers_;
   int64_t emb_ = -1, norm_f_w_ = -1, norm_f_b_ = -1;
   std::vector<std::vector<T>> resid_;  // block inputs, n_layer + 1 (the last is the final residual)
+  std::vector<int64_t> lens_;          // sequence length at each block input (pooling shortens it)
+  std::vector<int64_t> pool_, pool_w_, pool_b_;  // audio models: factor and parameter offsets per stage
+  std::vector<std::vector<T>> pooled_in_;        // each pool's input (L_before, d), kept for the backward
   std::vector<Acts> acts_;
   std::vector<T> branch_, fin_mean_, fin_rstd_;
 };

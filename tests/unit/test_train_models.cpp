@@ -174,3 +174,45 @@ TEST(TrainModels, CheckpointRoundTrip) {
     EXPECT_NO_THROW(load_language_model(ModelDir::open(dir)));
   }
 }
+
+// The raw-audio model: pooling stages between Mamba layers (lengths 12 -> 6 -> 2), FD gradients of
+// every parameter (pools included), recomputation, and a checkpoint that only the training loader
+// runs.
+TEST(TrainModels, AudioPoolingStages) {
+  MambaConfig c = tiny_mamba();
+  c.vocab_size = 256;
+  c.padded_vocab = 256;
+  auto gm = make_grad_model<double>(*MambaModel::random(c, 5));
+  const AudioSpec spec{.sample_rate = 8000, .clip_samples = 12, .pool = {2, 3}};
+  gm->set_audio(spec, 3);
+  gm->add_classifier({"a", "b", "c"});
+  EXPECT_EQ(gm->output_length(12), 2);
+  EXPECT_TRUE(gm->params().has("backbone.pool.1.weight"));
+  EXPECT_EQ(gm->params().find("backbone.pool.1.weight").shape, (Shape{8, 24}));
+  perturb(*gm, 13);
+  const auto ids = ids_of(12, 0, 256, 14);
+  check_model_gradients("mamba audio", *gm, [&](double* g) { return gm->class_loss(ids, 1, 1.0, g); });
+  std::vector<double> a(size_t(gm->params().size()), 0.0), b = a;
+  const double la = gm->class_loss(ids, 0, 1.0, a.data());
+  gm->set_recompute(true);
+  EXPECT_EQ(gm->class_loss(ids, 0, 1.0, b.data()), la);
+  EXPECT_EQ(a, b);
+  EXPECT_THROW(gm->class_loss(ids_of(10, 0, 256, 1), 0, 1.0, nullptr), Error);  // not a multiple of the stride 6
+  EXPECT_THROW(gm->lm_loss(ids, ids, 1.0, nullptr), Error);
+
+  TempDir tmp;
+  auto f = make_grad_model<float>(*MambaModel::random(c, 6));
+  f->set_audio(spec, 4);
+  f->add_classifier({"x", "y"});
+  f->save(tmp / "audio");
+  const auto back = load_grad_model<float>(tmp / "audio");
+  ASSERT_TRUE(back->audio().has_value());
+  EXPECT_EQ(back->audio()->pool, spec.pool);
+  EXPECT_EQ(back->weights(), f->weights());
+  EXPECT_THROW(load_language_model(ModelDir::open(tmp / "audio")), Error);  // pooling runs only in the training model
+  // Families without pooling, and layer counts that do not split into the stages, refuse.
+  auto h = make_grad_model<float>(*HyenaModel::random(tiny_hyena(), 1));
+  EXPECT_THROW(h->set_audio(spec, 1), Error);
+  auto odd = make_grad_model<float>(*MambaModel::random(c, 7));
+  EXPECT_THROW(odd->set_audio({.sample_rate = 8000, .clip_samples = 24, .pool = {2, 2, 2}}, 1), Error);
+}
