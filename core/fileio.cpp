@@ -12,6 +12,12 @@
 
 namespace longseq {
 
+void write_text_atomic(const std::filesystem::path& path, std::string_view text) {
+  AtomicFile f(path);
+  f.write(text);
+  f.commit();
+}
+
 AtomicFile::AtomicFile(std::filesystem::path target) : target_(std::move(target)) {
   std::error_code ec;
   const auto st = std::filesystem::status(target_, ec);

@@ -9,6 +9,9 @@
 
 namespace longseq {
 
+// Writes `text` to `path` through an AtomicFile (temp + rename): readers never see half a file.
+void write_text_atomic(const std::filesystem::path& path, std::string_view text);
+
 class AtomicFile {
  public:
   // Opens a temp file in the directory of `target`. Throws longseq::Error when it cannot be created.

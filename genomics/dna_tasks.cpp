@@ -1,5 +1,7 @@
 #include "genomics/dna_tasks.h"
 
+#include "core/train/split.h"
+
 #include "core/error.h"
 #include "core/fileio.h"
 #include "genomics/fasta.h"
@@ -13,9 +15,7 @@ namespace longseq {
 
 namespace {
 
-Rng example_rng(uint64_t seed, int64_t step, int64_t index) {
-  return Rng(seed * 0x9e3779b97f4a7c15ull ^ uint64_t(step) * 0xbf58476d1ce4e5b9ull ^ uint64_t(index) * 0x94d049bb133111ebull);
-}
+using train::example_rng;
 
 train::Example lm_example(const std::vector<int64_t>& window) {
   train::Example e;
@@ -89,23 +89,10 @@ std::vector<LabelledSequence> read_labelled_sequences(const std::filesystem::pat
   return out;
 }
 
-std::vector<std::string> label_set(const std::vector<LabelledSequence>& data) {
-  std::set<std::string> s;
-  for (const auto& d : data) s.insert(d.label);
-  return {s.begin(), s.end()};
-}
+std::vector<std::string> label_set(const std::vector<LabelledSequence>& data) { return train::labels_of(data); }
 
 void split_validation(std::vector<LabelledSequence>& train, std::vector<LabelledSequence>& val, double fraction, uint64_t seed) {
-  std::map<std::string, std::vector<LabelledSequence>> by;
-  for (auto& d : train) by[d.label].push_back(std::move(d));
-  train.clear();
-  Rng rng(seed ^ 0x5eed5eedull);
-  for (auto& [label, items] : by) {
-    for (size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[size_t(rng.below(i))]);  // Fisher-Yates
-    size_t nv = size_t(double(items.size()) * fraction + 0.5);
-    if (fraction > 0 && nv == 0 && items.size() >= 2) nv = 1;
-    for (size_t i = 0; i < items.size(); ++i) (i < nv ? val : train).push_back(std::move(items[i]));
-  }
+  train::split_validation_by_label(train, val, fraction, seed);
 }
 
 DnaClassifyTask::DnaClassifyTask(const std::vector<LabelledSequence>& train, const std::vector<LabelledSequence>& val,

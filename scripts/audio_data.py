@@ -13,6 +13,7 @@
 Every conversion goes through `sox -D` (no dither) and the clips are cut from the rendered streams
 by sample index, so a rerun writes byte-identical files. Usage: scripts/audio_data.py OUT_DIR
 """
+import array
 import os
 import random
 import shutil
@@ -74,6 +75,14 @@ def midi_file(path, notes):
         f.write(b"MThd" + struct.pack(">IHHH", 6, 0, 1, tpq) + b"MTrk" + struct.pack(">I", len(ev)) + ev)
 
 
+SILENT_RMS = 3e-4  # of full scale
+
+
+def rms(pcm):
+    a = array.array("h", pcm)
+    return (sum(v * v for v in a) / max(1, len(a))) ** 0.5 / 32768
+
+
 def read_mono16(path):
     with wave.open(path, "rb") as w:
         assert w.getnchannels() == 1 and w.getsampwidth() == 2 and w.getframerate() == RATE, path
@@ -110,10 +119,14 @@ def instruments(out, tmp):
     for split, fonts in SOUNDFONTS.items():
         for name, sf in fonts.items():
             pcm = render(sf, notes, tmp)
+            kept = 0
             for i, (fam, prog, pitch, vel) in enumerate(notes):
                 clip = pcm[i * slot:(i + 1) * slot].ljust(slot, b"\0")
+                if rms(clip) < SILENT_RMS:  # the soundfont has no sample for this note of this program
+                    continue
                 write_mono16(os.path.join(out, "instruments", split, fam, f"{name}_p{prog:03d}_n{pitch:03d}_v{vel:03d}.wav"), clip)
-            print(f"instruments/{split}: {len(notes)} clips from {name}", flush=True)
+                kept += 1
+            print(f"instruments/{split}: {kept} clips from {name} ({len(notes) - kept} silent notes left out)", flush=True)
 
 
 def fit_1s(src, dst, tmp):
@@ -191,6 +204,8 @@ def main():
     for tool in ("fluidsynth", "sox", "espeak-ng", "ffmpeg"):
         if not shutil.which(tool):
             sys.exit(f"audio_data: {tool} not found; run scripts/setup first")
+    for part in ("instruments", "digits", "long"):  # a rerun starts clean, so nothing stale survives
+        shutil.rmtree(os.path.join(out, part), ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
         instruments(out, tmp)
         digits(out, tmp)

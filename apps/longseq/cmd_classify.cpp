@@ -54,13 +54,7 @@ void run(const ClassifyArgs& a) {
         ids = std::vector<int64_t>(ids.begin() + off, ids.begin() + off + a.crop);
       }
       LS_CHECK(!ids.empty(), "{}: sequence '{}' is empty", a.input, inputs[i].name);
-      std::vector<double> logits;
-      workers[size_t(thread_slot())]->class_loss(ids, -1, 1.0, nullptr, &logits);
-      const double mx = *std::max_element(logits.begin(), logits.end());
-      double sum = 0;
-      for (double& l : logits) sum += (l = std::exp(l - mx));
-      for (double& l : logits) l /= sum;
-      probs[i] = logits;
+      probs[i] = train::class_probabilities(*workers[size_t(thread_slot())], ids);
     } catch (const std::exception& e) {
 #pragma omp critical
       if (error.empty()) error = e.what();

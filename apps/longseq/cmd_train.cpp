@@ -7,10 +7,13 @@
 #include "core/error.h"
 #include "core/model_dir.h"
 #include "core/train/trainer.h"
+#include "audio/audio_dataset.h"
+#include "core/train/split.h"
 #include "genomics/dna_tasks.h"
 #include "genomics/markov.h"
 
 #include <chrono>
+#include <optional>
 #include <spdlog/spdlog.h>
 
 namespace longseq::cli {
@@ -25,17 +28,28 @@ struct TrainArgs {
   double val_fraction = 0.2;
   std::vector<std::string> contigs, val_contigs;
   bool no_rc = false, recompute = false, baseline = false;
+  // audio-classify
+  int sample_rate = 16000;
+  double clip_seconds = 2.0;
+  std::vector<int64_t> pool = {16, 4, 4};
+  bool no_augment = false;
+  std::vector<std::string> extensions = default_audio_extensions();
 };
 
-std::unique_ptr<train::GradModel<float>> build_model(const TrainArgs& a, const std::vector<std::string>& labels) {
+// audio: the pooling stages a new model gets (an --init model keeps its own).
+std::unique_ptr<train::GradModel<float>> build_model(const TrainArgs& a, const std::vector<std::string>& labels,
+                                                     const std::optional<train::AudioSpec>& audio = std::nullopt) {
   std::unique_ptr<train::GradModel<float>> m;
   if (!a.init.empty()) {
     m = train::load_grad_model<float>(a.init);
     spdlog::info("initialised from {} ({})", a.init, m->family());
+    LS_CHECK(m->audio().has_value() == audio.has_value(), "--init {}: {} model for a {} task", a.init,
+             m->audio() ? "a raw-audio" : "a token", audio ? "raw-audio" : "token");
   } else {
     const auto lm = a.config.empty() ? new_model(a.model, a.opt.seed) : new_model_from_config(a.config, a.opt.seed);
     spdlog::info("new model: {}", describe_model(*lm));
     m = train::make_grad_model<float>(*lm);
+    if (audio) m->set_audio(*audio, a.opt.seed);
   }
   if (!labels.empty()) {
     if (m->head() == train::Head::Classifier) {
@@ -111,11 +125,38 @@ void run_classify(TrainArgs& a) {
   report(summary, *model, a.length, true);
 }
 
+void run_audio(TrainArgs& a) {
+  LS_CHECK(!a.data.empty(), "--task audio-classify needs --data (a folder with one folder of recordings per class, or a CSV path,label[,start,end])");
+  auto train_set = read_audio_clips(a.data, a.extensions);
+  std::vector<AudioClip> val_set;
+  if (!a.val_data.empty())
+    val_set = read_audio_clips(a.val_data, a.extensions);
+  else
+    train::split_validation_by_label(train_set, val_set, a.val_fraction, a.opt.seed);
+  const auto labels = train::labels_of(train_set);
+  LS_CHECK(labels.size() >= 2, "{}: only one label ('{}'); a classifier needs at least two", a.data, labels.front());
+  train::AudioSpec spec{.sample_rate = a.sample_rate, .clip_samples = 0, .pool = a.pool};
+  const int64_t stride = spec.stride();
+  spec.clip_samples = std::max<int64_t>(stride, int64_t(std::llround(a.clip_seconds * a.sample_rate / double(stride))) * stride);
+  if (a.init.empty() && a.config.empty()) a.model.vocab = 256;  // mu-law codes
+  auto model = build_model(a, labels, spec);
+  const train::AudioSpec& used = *model->audio();
+  spdlog::info("decoding {} training and {} validation clips at {} Hz", train_set.size(), val_set.size(), used.sample_rate);
+  const AudioClassifyTask task(train_set, val_set, model->labels(), int(used.sample_rate), used.clip_samples,
+                               AudioAugment{.enabled = !a.no_augment});
+  spdlog::info("data: {} classes ({}); clips of {} samples ({:.3f} s), pooling {} (stride {})", labels.size(), fmt::join(labels, ", "),
+               used.clip_samples, double(used.clip_samples) / double(used.sample_rate), fmt::join(used.pool, "x"), used.stride());
+  spdlog::info("{} trainable parameters; {} steps of {} clips", parameter_count(*model), a.opt.steps, a.opt.batch);
+  const auto summary = train::train_model(*model, task, a.opt);
+  report(summary, *model, used.clip_samples, true);
+}
+
 void run(TrainArgs& a) {
   a.opt.out_dir = a.output;
   a.opt.metrics = a.metrics;
   a.opt.run_info = {{"command", command_line()}, {"task", a.task}};
   if (a.task == "lm") return run_lm(a);
+  if (a.task == "audio-classify") return run_audio(a);
   run_classify(a);
 }
 
@@ -126,8 +167,9 @@ void add_train(CLI::App& app) {
   a->model.d_model = 128;
   a->model.n_layer = 2;
   a->model.max_seq_len = 1026;
-  auto* cmd = app.add_subcommand("train", "Train a DNA language model (--task lm) or a sequence classifier (--task classify)");
-  cmd->add_option("--task", a->task, "lm or classify")->check(CLI::IsMember({"lm", "classify"}));
+  auto* cmd = app.add_subcommand(
+      "train", "Train a DNA language model (--task lm), a sequence classifier (--task classify) or a raw-audio classifier (--task audio-classify)");
+  cmd->add_option("--task", a->task, "lm, classify or audio-classify")->check(CLI::IsMember({"lm", "classify", "audio-classify"}));
   cmd->add_option("-o,--output", a->output, "Output folder: checkpoints, metrics.jsonl, and the final model in OUT/model")->required();
   cmd->add_option("-r,--reference", a->reference, "lm: FASTA (plain or bgzipped) to train on");
   cmd->add_option("--contigs", a->contigs, "lm: contigs to use (default: all)")->delimiter(',');
@@ -135,8 +177,16 @@ void add_train(CLI::App& app) {
       ->check(CLI::Range(0.0, 0.9));
   cmd->add_option("--val-contig", a->val_contigs, "lm: hold out these whole contigs instead")->delimiter(',');
   cmd->add_option("--val-windows", a->val_windows, "lm: validation windows (fixed, evenly spread)")->check(CLI::PositiveNumber);
-  cmd->add_option("--data", a->data, "classify: TSV 'sequence<TAB>label' or a folder with one folder of FASTA files per class");
+  cmd->add_option("--data", a->data, "classify: TSV 'sequence<TAB>label' or a folder of class folders (FASTA); audio-classify: class folders of recordings or a CSV path,label[,start,end]");
   cmd->add_option("--val-data", a->val_data, "classify: validation set in the same form (default: split from --data)");
+  cmd->add_option("--sample-rate", a->sample_rate, "audio-classify: model sample rate (recordings are resampled to it)")
+      ->check(CLI::Range(1000, 384000));
+  cmd->add_option("--clip-seconds", a->clip_seconds, "audio-classify: clip length (rounded to the pooling stride)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--pool", a->pool, "audio-classify: down-pooling factor entering each stage (n-layer splits evenly)")
+      ->delimiter(',');
+  cmd->add_flag("--no-augment", a->no_augment, "audio-classify: no gain/shift/noise/speed augmentation");
+  cmd->add_option("--ext", a->extensions, "audio-classify: file extensions read from class folders")->delimiter(',');
   cmd->add_option("--init", a->init, "Start from this model folder (pretrained LM or checkpoint) instead of a new model");
   add_model_options(cmd, a->model);
   cmd->add_option("--config", a->config, "New model with the architecture of this config.json (either family) instead of the flags");

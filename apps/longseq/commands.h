@@ -14,6 +14,7 @@ void add_init(CLI::App& app);
 void add_score_variants(CLI::App& app);
 void add_train(CLI::App& app);
 void add_classify(CLI::App& app);
+void add_classify_audio(CLI::App& app);
 
 // The command line as typed (for provenance lines such as ##longseqCommand).
 const std::string& command_line();

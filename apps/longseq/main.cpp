@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   longseq::cli::add_score_variants(app);
   longseq::cli::add_train(app);
   longseq::cli::add_classify(app);
+  longseq::cli::add_classify_audio(app);
   longseq::cli::set_command_line(argc, argv);
 
   try {

@@ -10,6 +10,7 @@
 #include "core/train/mamba_grad.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace longseq::train {
 
@@ -243,6 +244,16 @@ std::unique_ptr<GradModel<T>> load_grad_model(const std::filesystem::path& path)
   const ModelDir dir = ModelDir::open(path);
   const auto lm = load_backbone_model(dir);
   return make_grad_model<T>(*lm, &dir);
+}
+
+std::vector<double> class_probabilities(GradModel<float>& model, std::span<const int64_t> ids) {
+  std::vector<double> p;
+  model.class_loss(ids, -1, 1.0, nullptr, &p);
+  const double mx = *std::max_element(p.begin(), p.end());
+  double sum = 0;
+  for (double& l : p) sum += (l = std::exp(l - mx));
+  for (double& l : p) l /= sum;
+  return p;
 }
 
 template class GradModel<float>;

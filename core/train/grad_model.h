@@ -140,6 +140,10 @@ class GradModel {
   std::optional<AudioSpec> audio_;
 };
 
+// Class probabilities (softmax of the classifier's logits) for one input; the model must have a
+// classifier head. Not const: the model keeps its activations (use one clone per thread).
+std::vector<double> class_probabilities(GradModel<float>& model, std::span<const int64_t> ids);
+
 // A trainable model from a loaded one (Mamba-1 or HyenaDNA; a classifier head in config.json is
 // restored with its weights). Throws for families that cannot be trained.
 template <class T>

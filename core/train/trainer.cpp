@@ -80,6 +80,23 @@ int64_t counted_targets(const Example& e) {
   return n;
 }
 
+// Per-class precision and recall and the confusion matrix ([truth][predicted]) of a validation.
+void add_per_class(nlohmann::json& row, const std::vector<std::vector<int64_t>>& c) {
+  std::vector<double> precision, recall;
+  for (size_t k = 0; k < c.size(); ++k) {
+    int64_t predicted = 0, truth = 0;
+    for (size_t j = 0; j < c.size(); ++j) {
+      predicted += c[j][k];
+      truth += c[k][j];
+    }
+    precision.push_back(predicted ? double(c[k][k]) / double(predicted) : 0.0);
+    recall.push_back(truth ? double(c[k][k]) / double(truth) : 0.0);
+  }
+  row["val_precision"] = precision;
+  row["val_recall"] = recall;
+  row["val_confusion"] = c;
+}
+
 double mcc(const std::vector<std::vector<int64_t>>& c) {
   const size_t K = c.size();
   double s = 0, correct = 0, pt = 0, pp = 0, tt = 0;
@@ -132,12 +149,6 @@ EvalResult evaluate_with(Workers& workers, const std::vector<Example>& examples,
 // ---- checkpoints ----------------------------------------------------------------------------
 
 std::string checkpoint_name(int64_t step) { return fmt::format("checkpoint-{:07d}", step); }
-
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  AtomicFile f(path);
-  f.write(text);
-  f.commit();
-}
 
 void save_checkpoint(const GradModel<float>& model, const AdamW& adam, const TrainOptions& o, int64_t step, const nlohmann::json& last) {
   const fs::path final_dir = o.out_dir / checkpoint_name(step), tmp = o.out_dir / ("." + checkpoint_name(step) + ".tmp");
@@ -326,6 +337,7 @@ TrainSummary train_model(GradModel<float>& model, const TrainTask& task, const T
         if (cls) {
           row["val_accuracy"] = ev.accuracy;
           row["val_mcc"] = ev.mcc;
+          add_per_class(row, ev.confusion);  // JSONL only: the CSV keeps its fixed columns
         } else {
           row["val_bits"] = ev.bits;
         }

@@ -2,6 +2,7 @@
 // libsndfile reads, integer and float samples, downmix and channel choice, a tone's frequency and
 // level through libsoxr, streaming equal to whole-file decoding, and one-line errors for empty,
 // corrupt, truncated and unsupported files.
+#include "audio/audio_dataset.h"
 #include "audio/audio_file.h"
 #include "audio/windows.h"
 #include "tests/testing.h"
@@ -151,4 +152,38 @@ TEST(Audio, WindowArithmeticAtFileEnds) {
       for (const auto& r : ws) EXPECT_EQ(r.end - r.start, std::min(w, total));
     }
   EXPECT_THROW(audio_windows(10, 0, 1), Error);
+}
+
+// The streamed windows of a recording equal slices of the whole decoded file (to soxr's block-size
+// rounding, 1e-6), for window/hop pairs
+// that do and do not divide its length (overlapping, gapped, longer than the file), resampled too.
+TEST(Audio, StreamedWindowsEqualSlicesOfTheWholeFile) {
+  if (!have("sox")) GTEST_SKIP() << "sox not installed (scripts/setup installs it)";
+  TempDir tmp;
+  const auto f = tmp / "rec.wav";
+  shell("sox -D -n -r 22050 -c 2 -b 16 " + f.string() + " synth 3.3 sine 300-900 sine 500 vol 0.6");
+  for (const int rate : {22050, 16000}) {
+    const std::vector<float> whole = load_audio(f, rate);
+    for (const auto& [window, hop] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {5000, 1234}, {1000, 7000}, {100000, 5}}) {
+      std::vector<SampleRange> seen;
+      const int64_t total = for_each_window(f, rate, -1, window, hop, [&](const SampleRange& r, std::span<const float> s) {
+        ASSERT_EQ(int64_t(s.size()), r.end - r.start);
+        for (int64_t i = 0; i < int64_t(s.size()); ++i) ASSERT_NEAR(s[size_t(i)], whole[size_t(r.start + i)], 1e-6) << rate << " " << window;
+        seen.push_back(r);
+      });
+      EXPECT_EQ(total, int64_t(whole.size()));
+      EXPECT_EQ(seen, audio_windows(total, window, hop)) << rate << " " << window << " " << hop;
+    }
+  }
+}
+
+TEST(Audio, MuLawCodes) {
+  EXPECT_EQ(mu_law_encode(0.0f), 128);
+  EXPECT_EQ(mu_law_encode(1.0f), 255);
+  EXPECT_EQ(mu_law_encode(-1.0f), 0);
+  EXPECT_EQ(mu_law_encode(3.0f), 255);  // clipped
+  for (float x = -1; x < 1; x += 0.01f) EXPECT_LE(mu_law_encode(x), mu_law_encode(x + 0.01f));  // monotone
+  EXPECT_GT(mu_law_encode(0.01f) - 128, 20);  // fine steps near silence (mu-law's point)
+  const std::vector<float> s{0.5f, -0.5f};
+  EXPECT_EQ(mu_law_window(s, -1, 4), (std::vector<int64_t>{128, mu_law_encode(0.5f), mu_law_encode(-0.5f), 128}));
 }
