@@ -114,25 +114,30 @@ int64_t mu_law_encode(float x) {
   return std::clamp<int64_t>(int64_t(std::floor((y + 1.0) * 127.5 + 0.5)), 0, 255);
 }
 
-std::vector<int64_t> mu_law_window(const std::vector<float>& samples, int64_t offset, int64_t n) {
-  std::vector<int64_t> ids(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t k = offset + i;
-    ids[size_t(i)] = mu_law_encode(k >= 0 && k < int64_t(samples.size()) ? samples[size_t(k)] : 0.0f);
+std::vector<int64_t> mu_law_window(const std::vector<float>& samples, int64_t offset, int64_t n, double level_rms) {
+  const auto at = [&](int64_t i) { return offset + i >= 0 && offset + i < int64_t(samples.size()) ? samples[size_t(offset + i)] : 0.0f; };
+  double gain = 1;
+  if (level_rms > 0) {
+    double power = 0;
+    for (int64_t i = 0; i < n; ++i) power += double(at(i)) * double(at(i));
+    const double rms = std::sqrt(power / double(std::max<int64_t>(n, 1)));
+    gain = rms > 0 ? std::min(level_rms / rms, kMaxLevelGain) : 1.0;
   }
+  std::vector<int64_t> ids(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ids[size_t(i)] = mu_law_encode(float(gain * double(at(i))));
   return ids;
 }
 
 AudioClassifyTask::AudioClassifyTask(const std::vector<AudioClip>& train, const std::vector<AudioClip>& val,
                                      const std::vector<std::string>& labels, int sample_rate, int64_t clip_samples,
-                                     const AudioAugment& augment)
-    : clip_samples_(clip_samples), rate_(sample_rate), augment_(augment) {
+                                     const AudioAugment& augment, double level_rms)
+    : clip_samples_(clip_samples), rate_(sample_rate), level_rms_(level_rms), augment_(augment) {
   LS_CHECK(clip_samples >= 1, "clip length must be positive");
   for (const auto& c : train) train_.push_back({load_clip(c, sample_rate), label_id(labels, c)});
   for (const auto& c : val) {
     const std::vector<float> s = load_clip(c, sample_rate);
     train::Example e;
-    e.ids = mu_law_window(s, (int64_t(s.size()) - clip_samples) / 2, clip_samples);  // centred (padded when short)
+    e.ids = mu_law_window(s, (int64_t(s.size()) - clip_samples) / 2, clip_samples, level_rms);  // centred (padded when short)
     e.label = label_id(labels, c);
     val_.push_back(std::move(e));
   }
@@ -157,6 +162,10 @@ train::Example AudioClassifyTask::sample(uint64_t seed, int64_t step, int64_t in
     auto at = [&](int64_t j) { return j >= 0 && j < len ? double(clip.samples[size_t(j)]) : 0.0; };
     x[size_t(((i + shift) % n + n) % n)] = float(gain * ((1 - f) * at(k) + f * at(k + 1)));
   }
+  if (a.enabled && a.tilt > 0) {
+    const double k = rng.uniform(-a.tilt, a.tilt);
+    for (int64_t i = n - 1; i >= 1; --i) x[size_t(i)] += float(k * x[size_t(i - 1)]);
+  }
   if (a.enabled && rng.uniform() < 0.5) {
     double power = 0;
     for (float v : x) power += double(v) * v;
@@ -166,7 +175,7 @@ train::Example AudioClassifyTask::sample(uint64_t seed, int64_t step, int64_t in
     for (float& v : x) v += float(sd * rng.normal());
   }
   train::Example e;
-  e.ids = mu_law_window(x, 0, n);
+  e.ids = mu_law_window(x, 0, n, level_rms_);
   e.label = clip.label;
   return e;
 }

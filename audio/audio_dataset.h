@@ -34,15 +34,17 @@ struct AudioAugment {
   double shift_seconds = 0.1;  // circular shift within the clip, uniform in [-s, +s]
   double noise_snr_db = 20;    // white noise at an SNR uniform in [noise_snr_db, noise_snr_db + 20] (half the examples)
   double speed = 0.05;         // resampling by a factor uniform in [1 - speed, 1 + speed] (linear interpolation)
+  double tilt = 0.7;           // x[i] + a x[i-1], a uniform in [-tilt, tilt]: a random spectral slope (other
+                               // microphones, rooms, soundfonts), up to +-15 dB between low and high bands
 };
 
 class AudioClassifyTask final : public train::TrainTask {
  public:
   // Decodes every clip (resampled to sample_rate) and fits it to clip_samples: longer clips are
   // cropped (training: at a random offset per example; validation: centred), shorter ones padded
-  // with silence. labels: class names in id order.
+  // with silence. labels: class names in id order. level_rms: see mu_law_window (the model's).
   AudioClassifyTask(const std::vector<AudioClip>& train, const std::vector<AudioClip>& val, const std::vector<std::string>& labels,
-                    int sample_rate, int64_t clip_samples, const AudioAugment& augment);
+                    int sample_rate, int64_t clip_samples, const AudioAugment& augment, double level_rms = 0);
   train::Example sample(uint64_t seed, int64_t step, int64_t index) const override;
   const std::vector<train::Example>& validation() const override { return val_; }
   bool classification() const override { return true; }
@@ -57,11 +59,14 @@ class AudioClassifyTask final : public train::TrainTask {
   std::vector<Clip> train_;
   std::vector<train::Example> val_;
   int64_t clip_samples_;
-  double rate_;
+  double rate_, level_rms_;
   AudioAugment augment_;
 };
 
-// mu-law codes of samples[offset, offset + n), zero-padded past the end.
-std::vector<int64_t> mu_law_window(const std::vector<float>& samples, int64_t offset, int64_t n);
+// mu-law codes of samples[offset, offset + n), zero-padded past the end. level_rms > 0 first scales
+// the window to that RMS (gain at most kMaxLevelGain, so near-silence stays quiet): a model then sees
+// recordings at one level whatever their gain, and the 8-bit codes use their whole range.
+inline constexpr double kMaxLevelGain = 100.0;
+std::vector<int64_t> mu_law_window(const std::vector<float>& samples, int64_t offset, int64_t n, double level_rms = 0);
 
 }  // namespace longseq

@@ -7,11 +7,12 @@
   digits/train/<digit>/*.wav   espeak-ng saying 0..9 in English, Spanish, French, Italian and Russian
       with several voice variants, speeds and pitches (1 s, 16 kHz mono).
   digits/test/<digit>/*.wav    the real recorded digits of asterisk-core-sounds-{en,es,fr,it,ru}-g722.
+      (--asterisk-only builds just these.)
   long/mix.wav + long/truth.csv  a 2-minute recording of held-out instrument notes at known times
       over low noise, for the windowed mode of `longseq classify-audio`.
 
 Every conversion goes through `sox -D` (no dither) and the clips are cut from the rendered streams
-by sample index, so a rerun writes byte-identical files. Usage: scripts/audio_data.py OUT_DIR
+by sample index, so a rerun writes byte-identical files. Usage: scripts/audio_data.py OUT_DIR [--asterisk-only]
 """
 import array
 import os
@@ -156,6 +157,10 @@ def digits(out, tmp):
                             fit_1s(src, os.path.join(out, "digits", "train", str(d), f"{tag}.wav"), tmp)
                             count += 1
     print(f"digits/train: {count} clips from espeak-ng", flush=True)
+    asterisk_digits(out, tmp)
+
+
+def asterisk_digits(out, tmp):
     count = 0
     for lang, folder in ASTERISK.items():
         for d in range(10):
@@ -198,12 +203,18 @@ def long_mix(out):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: scripts/audio_data.py OUT_DIR")
-    out = sys.argv[1]
+    args = sys.argv[1:]
+    if len(args) not in (1, 2) or (len(args) == 2 and args[1] != "--asterisk-only"):
+        sys.exit("usage: scripts/audio_data.py OUT_DIR [--asterisk-only]")
+    out = args[0]
     for tool in ("fluidsynth", "sox", "espeak-ng", "ffmpeg"):
         if not shutil.which(tool):
             sys.exit(f"audio_data: {tool} not found; run scripts/setup first")
+    if len(args) == 2:  # just the real recorded digits (a few seconds; the demo's input)
+        shutil.rmtree(os.path.join(out, "digits", "test"), ignore_errors=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            asterisk_digits(out, tmp)
+        return
     for part in ("instruments", "digits", "long"):  # a rerun starts clean, so nothing stale survives
         shutil.rmtree(os.path.join(out, part), ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:

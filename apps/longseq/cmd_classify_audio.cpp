@@ -167,7 +167,7 @@ std::vector<Row> classify_file(Classifier& c, const AudioArgs& a, const fs::path
   std::vector<SampleRange> ranges;
   for_each_window(file, c.rate, a.channel, c.window, c.hop, [&](const SampleRange& r, std::span<const float> s) {
     const std::vector<float> v(s.begin(), s.end());
-    ids.push_back(mu_law_window(v, 0, c.window));  // a recording shorter than the window is padded with silence
+    ids.push_back(mu_law_window(v, 0, c.window, c.proto->audio()->level_rms));  // a recording shorter than the window is padded with silence
     ranges.push_back(r);
     progress.add(r.end - r.start);
     if (int64_t(ids.size()) >= a.batch) classify_batch(c, a, file.string(), ids, ranges, rows);

@@ -18,8 +18,9 @@ Tensor WeightLoader::get(const std::string& name, const Shape& shape) {
 
 void WeightLoader::check_all_used(const std::string& family) const {
   for (const auto& t : file_.tensors())
-    // longseq's additions (classifier head, audio pooling) are loaded by the training model
-    if (!used_.count(t.name) && !t.name.starts_with("classifier.") && !t.name.starts_with("backbone.pool."))
+    // longseq's additions (classifier head, audio pooling and filterbank) are loaded by the training model
+    if (!used_.count(t.name) && !t.name.starts_with("classifier.") && !t.name.starts_with("backbone.pool.") &&
+        t.name != "backbone.filterbank.weight")
       fail("{}: unexpected tensor '{}' for a {} model with this config (wrong config.json, or an unsupported variant)",
            file_.path().string(), t.name, family);
 }

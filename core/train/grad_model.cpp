@@ -63,7 +63,10 @@ int64_t AudioSpec::stride() const {
 }
 
 nlohmann::json AudioSpec::to_json() const {
-  return {{"sample_rate", sample_rate}, {"clip_samples", clip_samples}, {"pool", pool}, {"input", "mu-law-8"}};
+  nlohmann::json j = {{"sample_rate", sample_rate}, {"clip_samples", clip_samples}, {"pool", pool}, {"input", "mu-law-8"}};
+  if (level_rms > 0) j["level_rms"] = level_rms;
+  if (filters > 0) j["frontend"] = {{"type", "filterbank"}, {"filters", filters}, {"frame", frame}, {"learned", learn_filters}};
+  return j;
 }
 
 AudioSpec AudioSpec::from_json(const nlohmann::json& j, const std::string& source) {
@@ -72,14 +75,27 @@ AudioSpec AudioSpec::from_json(const nlohmann::json& j, const std::string& sourc
     a.sample_rate = j.at("sample_rate").get<int64_t>();
     a.clip_samples = j.at("clip_samples").get<int64_t>();
     a.pool = j.at("pool").get<std::vector<int64_t>>();
+    a.level_rms = j.value("level_rms", 0.0);
+    if (j.contains("frontend")) {
+      const nlohmann::json& f = j.at("frontend");
+      LS_CHECK(f.value("type", "") == "filterbank", "{}: longseq_audio.frontend.type must be 'filterbank'", source);
+      a.filters = f.at("filters").get<int64_t>();
+      a.frame = f.at("frame").get<int64_t>();
+      a.learn_filters = f.value("learned", false);
+      LS_CHECK(a.filters >= 1 && a.filters <= 1024, "{}: longseq_audio.frontend.filters {} is outside 1..1024", source, a.filters);
+    }
   } catch (const nlohmann::json::exception& e) {
-    fail("{}: 'longseq_audio' needs sample_rate, clip_samples and pool ({})", source, e.what());
+    fail("{}: 'longseq_audio' needs sample_rate, clip_samples and pool, and a frontend filters and frame ({})", source, e.what());
   }
   LS_CHECK(j.value("input", "mu-law-8") == "mu-law-8", "{}: longseq_audio.input must be 'mu-law-8'", source);
   LS_CHECK(a.sample_rate >= 1000 && a.sample_rate <= 384000, "{}: longseq_audio.sample_rate {} is not an audio rate", source,
            a.sample_rate);
   LS_CHECK(!a.pool.empty(), "{}: longseq_audio.pool is empty; give one factor per stage, e.g. [16, 4, 4]", source);
-  for (int64_t p : a.pool) LS_CHECK(p >= 1 && p <= 256, "{}: longseq_audio.pool factor {} is outside 1..256", source, p);
+  for (int64_t p : a.pool) LS_CHECK(p >= 1 && p <= 1024, "{}: longseq_audio.pool factor {} is outside 1..1024", source, p);
+  LS_CHECK(a.level_rms >= 0 && a.level_rms <= 1, "{}: longseq_audio.level_rms {} is outside 0..1 (full scale is 1)", source, a.level_rms);
+  if (a.filters > 0)
+    LS_CHECK(a.frame >= a.pool[0] && a.frame <= 16384, "{}: longseq_audio.frontend.frame {} must lie in pool[0] ({})..16384", source,
+             a.frame, a.pool[0]);
   LS_CHECK(a.clip_samples >= a.stride() && a.clip_samples % a.stride() == 0,
            "{}: longseq_audio.clip_samples {} is not a positive multiple of the pooling stride {}", source, a.clip_samples,
            a.stride());
@@ -87,7 +103,7 @@ AudioSpec AudioSpec::from_json(const nlohmann::json& j, const std::string& sourc
 }
 
 template <class T>
-void GradModel<T>::add_pooling(const std::vector<int64_t>&, uint64_t) {
+void GradModel<T>::add_pooling(const AudioSpec&, uint64_t) {
   fail("down-pooling stages (audio models) are implemented for the mamba family, not '{}'; use --family mamba", family());
 }
 
@@ -97,7 +113,7 @@ void GradModel<T>::set_audio(const AudioSpec& spec, uint64_t seed) {
   LS_CHECK(head_ == Head::LanguageModel, "set_audio before adding the classifier head");
   LS_CHECK(vocab_ >= 256, "an audio model reads 8-bit mu-law codes: its vocabulary must be >= 256, not {}", vocab_);
   (void)AudioSpec::from_json(spec.to_json(), "audio spec");
-  add_pooling(spec.pool, seed);
+  add_pooling(spec, seed);
   audio_ = spec;
 }
 
@@ -228,6 +244,7 @@ std::unique_ptr<GradModel<T>> make_grad_model(const LanguageModel& model, const 
     out->set_audio(AudioSpec::from_json(dir->config.json().at("longseq_audio"), dir->config.source()), 0);
     for (size_t s = 0; s < out->audio()->pool.size(); ++s)
       for (const char* part : {"weight", "bias"}) load_saved_tensor(*out, *dir, fmt::format("backbone.pool.{}.{}", s, part));
+    if (out->audio()->filters > 0) load_saved_tensor(*out, *dir, "backbone.filterbank.weight");
   }
   if (dir->config.has("longseq_head")) {
     const nlohmann::json& head = dir->config.json().at("longseq_head");

@@ -52,11 +52,18 @@ enum class Head {
 // A raw-waveform model (SaShiMi-style): the input ids are 8-bit mu-law codes of the samples
 // (vocabulary 256), and the layers are split evenly into stages, each entered through a down-pool:
 // (L, d) viewed as (L/p, p*d), then a linear layer back to d. Stage 0's pool turns samples into
-// frames, so the layers never run at the sample rate. Stored in config.json as "longseq_audio".
+// frames, so the layers never run at the sample rate. Stage 0 reads either the samples' embeddings
+// or, with a filterbank front end, `filters` log-power bands of overlapping `frame`-sample frames
+// taken every pool[0] samples: Mamba-1's real decays cannot resonate, so pitch and timbre (periods
+// of 2-10 ms) must be resolved before the layers. Stored in config.json as "longseq_audio".
 struct AudioSpec {
   int64_t sample_rate = 16000;
   int64_t clip_samples = 32000;  // the length the model is trained and applied on (a multiple of stride())
   std::vector<int64_t> pool;     // down-pooling factor entering each stage, e.g. {16, 4, 4}
+  int64_t filters = 0;           // > 0: filterbank front end of this many bands (weights backbone.filterbank.weight)
+  int64_t frame = 0;             // the filterbank's frame length in samples (>= pool[0])
+  bool learn_filters = false;    // the filterbank is trained too (else it keeps its mel-spaced init)
+  double level_rms = 0;          // > 0: each window is scaled to this RMS before encoding (audio/'s mu_law_window)
   int64_t stride() const;        // samples per final position: the product of pool
   nlohmann::json to_json() const;
   // Throws naming `source` and the field when a value is missing or inconsistent.
@@ -112,8 +119,8 @@ class GradModel {
   std::vector<std::pair<std::string, Tensor>> named_tensors() const;
 
  protected:
-  // Adds the pooling parameters for `pool` (see set_audio); families without pooling throw.
-  virtual void add_pooling(const std::vector<int64_t>& pool, uint64_t seed);
+  // Adds the pooling (and filterbank) parameters for `spec` (see set_audio); families without pooling throw.
+  virtual void add_pooling(const AudioSpec& spec, uint64_t seed);
   // The family's backbone: fills fin_ (output_length(L), d), the final normalised hidden states; the backward
   // starts from dfin_ and adds every parameter's gradient into grad.
   virtual void backbone_forward(std::span<const int64_t> ids) = 0;

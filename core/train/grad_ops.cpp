@@ -7,6 +7,7 @@
 #include "core/threads.h"
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <cmath>
 #include <type_traits>
@@ -367,6 +368,64 @@ double cross_entropy(Mat<const T> logits, std::span<const int64_t> targets, doub
   return total;
 }
 
+double mu_law_decode(int64_t code) {
+  assert(code >= 0 && code < 256);
+  const double y = double(code) / 127.5 - 1.0;
+  return std::copysign(std::expm1(std::abs(y) * std::log1p(255.0)) / 255.0, y);
+}
+
+template <class T>
+void audio_frames(std::span<const int64_t> codes, int64_t hop, Mat<T> frames) {
+  const int64_t F = frames.cols;
+  assert(hop >= 1 && int64_t(codes.size()) == frames.rows * hop);
+  std::array<T, 256> table;
+  for (int64_t c = 0; c < 256; ++c) table[size_t(c)] = T(mu_law_decode(c));
+  for (int64_t t = 0; t < frames.rows; ++t) {
+    const int64_t start = (t + 1) * hop - F;
+    T* row = frames.row(t);
+    for (int64_t k = 0; k < F; ++k) row[k] = start + k >= 0 ? table[size_t(codes[size_t(start + k)])] : T(0);
+  }
+}
+
+template <class T>
+void filterbank_init(int64_t filters, int64_t frame, double sample_rate, T* w) {
+  const auto mel = [](double f) { return 2595.0 * std::log10(1.0 + f / 700.0); };
+  const auto hz = [](double m) { return 700.0 * (std::pow(10.0, m / 2595.0) - 1.0); };
+  const double lo = mel(40.0), hi = mel(0.45 * sample_rate);
+  std::vector<double> hann(static_cast<size_t>(frame));
+  double sum = 0;
+  for (int64_t n = 0; n < frame; ++n) sum += hann[size_t(n)] = 0.5 - 0.5 * std::cos(2.0 * M_PI * double(n) / double(frame));
+  for (int64_t k = 0; k < filters; ++k) {
+    const double f = hz(filters == 1 ? lo : lo + (hi - lo) * double(k) / double(filters - 1));
+    for (int64_t n = 0; n < frame; ++n) {
+      const double phase = 2.0 * M_PI * f * (double(n) - 0.5 * double(frame)) / sample_rate, a = 2.0 * hann[size_t(n)] / sum;
+      w[(2 * k) * frame + n] = T(a * std::cos(phase));
+      w[(2 * k + 1) * frame + n] = T(a * std::sin(phase));
+    }
+  }
+}
+
+template <class T>
+void log_power_forward(Mat<const T> y, Mat<T> z) {
+  assert(y.cols == 2 * z.cols && y.rows == z.rows);
+  for (int64_t t = 0; t < z.rows; ++t)
+    for (int64_t k = 0; k < z.cols; ++k) {
+      const double a = y.at(t, 2 * k), b = y.at(t, 2 * k + 1);
+      z.at(t, k) = T((std::log(kLogPowerEps + a * a + b * b) - kLogPowerShift) / kLogPowerScale);
+    }
+}
+
+template <class T>
+void log_power_backward(Mat<const T> y, Mat<const T> dz, Mat<T> dy) {
+  for (int64_t t = 0; t < dz.rows; ++t)
+    for (int64_t k = 0; k < dz.cols; ++k) {
+      const double a = y.at(t, 2 * k), b = y.at(t, 2 * k + 1);
+      const double s = 2.0 * double(dz.at(t, k)) / (kLogPowerScale * (kLogPowerEps + a * a + b * b));
+      dy.at(t, 2 * k) += T(s * a);
+      dy.at(t, 2 * k + 1) += T(s * b);
+    }
+}
+
 #define LONGSEQ_INSTANTIATE(T)                                                                                    \
   template void rms_norm_forward<T>(Mat<const T>, const T*, double, Mat<T>, T*);                                  \
   template void rms_norm_backward<T>(Mat<const T>, const T*, const T*, Mat<const T>, Mat<T>, T*);                 \
@@ -378,7 +437,11 @@ double cross_entropy(Mat<const T> logits, std::span<const int64_t> targets, doub
   template void selective_scan_backward<T>(const ScanGrad<T>&, const T*, Mat<const T>, const ScanGrads<T>&);      \
   template void embedding_forward<T>(std::span<const int64_t>, const T*, int64_t, Mat<T>);                        \
   template void embedding_backward<T>(std::span<const int64_t>, Mat<const T>, T*);                                \
-  template double cross_entropy<T>(Mat<const T>, std::span<const int64_t>, double, Mat<T>);
+  template double cross_entropy<T>(Mat<const T>, std::span<const int64_t>, double, Mat<T>);                     \
+  template void audio_frames<T>(std::span<const int64_t>, int64_t, Mat<T>);                                       \
+  template void filterbank_init<T>(int64_t, int64_t, double, T*);                                                 \
+  template void log_power_forward<T>(Mat<const T>, Mat<T>);                                                        \
+  template void log_power_backward<T>(Mat<const T>, Mat<const T>, Mat<T>);
 LONGSEQ_INSTANTIATE(float)
 LONGSEQ_INSTANTIATE(double)
 #undef LONGSEQ_INSTANTIATE

@@ -114,4 +114,24 @@ void embedding_backward(std::span<const int64_t> ids, Mat<const T> dout, T* dtab
 template <class T>
 double cross_entropy(Mat<const T> logits, std::span<const int64_t> targets, double scale, Mat<T> dlogits);
 
+// Raw-audio front end. The sample an 8-bit mu-law code stands for (inverse of audio/'s mu_law_encode).
+double mu_law_decode(int64_t code);
+// frames (L / hop, F): row t holds the F decoded samples ending at (t + 1) * hop, zeros before the
+// start (causal, so a frame never looks past its hop). L must be a multiple of hop.
+template <class T>
+void audio_frames(std::span<const int64_t> codes, int64_t hop, Mat<T> frames);
+// Log power of filter pairs: z[t, k] = (log(eps + y[t, 2k]^2 + y[t, 2k+1]^2) - shift) / scale,
+// y (T, 2K), z (T, K); a (cos, sin) pair of filters acts as one band of a spectrogram. The fixed
+// shift and scale map the range of audio (floor log eps = -11.5, full scale 0) to about [-2, 2], so
+// the next linear layer starts in its working range instead of on a large common offset.
+inline constexpr double kLogPowerEps = 1e-5, kLogPowerShift = -6.0, kLogPowerScale = 3.0;
+// Initial filterbank (2 filters, frame): Hann-windowed (cos, sin) pairs at mel-spaced centres from
+// 40 Hz to 0.45 sample_rate, scaled so a unit sine at a centre has power ~1 in its band.
+template <class T>
+void filterbank_init(int64_t filters, int64_t frame, double sample_rate, T* w);
+template <class T>
+void log_power_forward(Mat<const T> y, Mat<T> z);
+template <class T>
+void log_power_backward(Mat<const T> y, Mat<const T> dz, Mat<T> dy);
+
 }  // namespace longseq::train

@@ -56,8 +56,8 @@ int64_t MambaGrad<T>::activation_floats_per_token() const {
   double floats = 0;
   int64_t stride = 1;
   for (int64_t i = 0; i < cfg_.n_layer; ++i) {
-    if (const int64_t s = stage_opened_by(i); s >= 0) {
-      floats += double(d) / double(stride);
+    if (const int64_t s = stage_opened_by(i); s >= 0) {  // the pool's input (with the filterbank: frames, outputs, bands)
+      floats += s == 0 && filters_ > 0 ? double(frame_ + 3 * filters_) / double(pool_[0]) : double(d) / double(stride);
       stride *= pool_[size_t(s)];
     }
     floats += double(this->recompute_ ? d : per_layer) / double(stride);
@@ -149,13 +149,22 @@ void MambaGrad<T>::backward_layer(int64_t i, const T* resid_in, int64_t L, Acts&
 }
 
 template <class T>
-void MambaGrad<T>::add_pooling(const std::vector<int64_t>& pool, uint64_t seed) {
-  const int64_t d = cfg_.d_model, stages = int64_t(pool.size());
+void MambaGrad<T>::add_pooling(const AudioSpec& spec, uint64_t seed) {
+  const int64_t d = cfg_.d_model, stages = int64_t(spec.pool.size());
   LS_CHECK(stages >= 1 && cfg_.n_layer % stages == 0, "{} layers cannot be split evenly into {} pooling stages; make n_layer a multiple",
            cfg_.n_layer, stages);
+  pool_ = spec.pool;
+  filters_ = spec.filters;
+  frame_ = spec.frame;
+  learn_filters_ = spec.learn_filters;
+  if (filters_ > 0) {
+    fb_w_ = this->table_.add("backbone.filterbank.weight", {2 * filters_, frame_}, learn_filters_);
+    this->weights_.resize(size_t(this->table_.size()));
+    filterbank_init<T>(filters_, frame_, double(spec.sample_rate), this->w(fb_w_));
+  }
   Rng rng(seed ^ 0x706f6f6cull);
   for (int64_t s = 0; s < stages; ++s) {
-    const int64_t fan_in = pool[size_t(s)] * d;
+    const int64_t fan_in = pool_cols(s);
     const std::string b = fmt::format("backbone.pool.{}.", s);
     pool_w_.push_back(this->table_.add(b + "weight", {d, fan_in}, true));
     pool_b_.push_back(this->table_.add(b + "bias", {d}, true));
@@ -163,7 +172,6 @@ void MambaGrad<T>::add_pooling(const std::vector<int64_t>& pool, uint64_t seed) 
     const double bound = 1.0 / std::sqrt(double(fan_in));  // torch.nn.Linear's default
     for (int64_t k = 0; k < d * fan_in + d; ++k) this->weights_[size_t(pool_w_.back() + k)] = T(rng.uniform(-bound, bound));
   }
-  pool_ = pool;
 }
 
 template <class T>
@@ -185,17 +193,27 @@ void MambaGrad<T>::backbone_forward(std::span<const int64_t> ids) {
   lens_.assign(size_t(n + 1), L0);
   pooled_in_.resize(pool_.size());
   acts_.resize(this->recompute_ ? 1 : size_t(n));
-  std::vector<T> x(size_t(L0 * d));
-  embedding_forward<T>(ids, this->w(emb_), this->vocab_, mat(x.data(), L0, d));
+  std::vector<T> x;
   int64_t L = L0;
+  if (filters_ > 0) {  // filterbank front end: frames -> filter pairs -> log power, (L / hop, filters)
+    L = L0 / pool_[0];
+    frames_.resize(size_t(L * frame_));
+    audio_frames<T>(ids, pool_[0], mat(frames_.data(), L, frame_));
+    fb_y_.assign(size_t(L * 2 * filters_), T(0));
+    linear_forward<T>(mat<const T>(frames_.data(), L, frame_), this->w(fb_w_), nullptr, mat(fb_y_.data(), L, 2 * filters_));
+    x.resize(size_t(L * filters_));
+    log_power_forward<T>(mat<const T>(fb_y_.data(), L, 2 * filters_), mat(x.data(), L, filters_));
+  } else {
+    x.resize(size_t(L0 * d));
+    embedding_forward<T>(ids, this->w(emb_), this->vocab_, mat(x.data(), L0, d));
+  }
   for (int64_t i = 0; i <= n; ++i) {
     if (const int64_t s = i < n ? stage_opened_by(i) : -1; s >= 0) {  // down-pool: (L, d) as (L/p, p d) -> (L/p, d)
-      const int64_t p = pool_[size_t(s)];
       pooled_in_[size_t(s)] = std::move(x);
-      L /= p;
+      if (s > 0 || filters_ == 0) L /= pool_[size_t(s)];
       x.assign(size_t(L * d), T(0));
-      linear_forward<T>(mat<const T>(pooled_in_[size_t(s)].data(), L, p * d), this->w(pool_w_[size_t(s)]), this->w(pool_b_[size_t(s)]),
-                        mat(x.data(), L, d));
+      linear_forward<T>(mat<const T>(pooled_in_[size_t(s)].data(), L, pool_cols(s)), this->w(pool_w_[size_t(s)]),
+                        this->w(pool_b_[size_t(s)]), mat(x.data(), L, d));
     }
     lens_[size_t(i)] = L;
     resid_[size_t(i)] = std::move(x);
@@ -228,16 +246,26 @@ void MambaGrad<T>::backbone_backward(std::span<const int64_t> ids, T* grad) {
     if (this->recompute_) forward_layer(i, resid_[size_t(i)].data(), L, a);
     backward_layer(i, resid_[size_t(i)].data(), L, a, dresid.data(), grad);
     if (const int64_t s = stage_opened_by(i); s >= 0) {
-      const int64_t p = pool_[size_t(s)];
-      std::vector<T> dx(size_t(L * p * d), T(0));
-      Mat<T> dx_m = mat(dx.data(), L, p * d);
-      linear_backward<T>(mat<const T>(pooled_in_[size_t(s)].data(), L, p * d), this->w(pool_w_[size_t(s)]),
-                         mat<const T>(dresid.data(), L, d), &dx_m, this->g(grad, pool_w_[size_t(s)]), this->g(grad, pool_b_[size_t(s)]));
+      const int64_t cols = pool_cols(s);
+      const bool stem = s == 0 && filters_ > 0, need_dx = !stem || learn_filters_;
+      std::vector<T> dx(need_dx ? size_t(L * cols) : 0, T(0));
+      Mat<T> dx_m = mat(dx.data(), L, cols);
+      linear_backward<T>(mat<const T>(pooled_in_[size_t(s)].data(), L, cols), this->w(pool_w_[size_t(s)]),
+                         mat<const T>(dresid.data(), L, d), need_dx ? &dx_m : nullptr, this->g(grad, pool_w_[size_t(s)]),
+                         this->g(grad, pool_b_[size_t(s)]));
       dresid = std::move(dx);
-      L *= p;
+      if (!stem) L *= pool_[size_t(s)];
     }
   }
-  embedding_backward<T>(ids, mat<const T>(dresid.data(), L, d), this->g(grad, emb_));
+  if (filters_ == 0) {
+    embedding_backward<T>(ids, mat<const T>(dresid.data(), L, d), this->g(grad, emb_));
+  } else if (learn_filters_) {
+    std::vector<T> dy(size_t(L * 2 * filters_), T(0));
+    log_power_backward<T>(mat<const T>(fb_y_.data(), L, 2 * filters_), mat<const T>(dresid.data(), L, filters_),
+                          mat(dy.data(), L, 2 * filters_));
+    linear_backward<T>(mat<const T>(frames_.data(), L, frame_), this->w(fb_w_), mat<const T>(dy.data(), L, 2 * filters_), nullptr,
+                       this->g(grad, fb_w_), nullptr);
+  }
 }
 
 template class MambaGrad<float>;

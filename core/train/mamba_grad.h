@@ -30,7 +30,9 @@ class MambaGrad final : public GradModel<T> {
   void forward_layer(int64_t i, const T* resid_in, int64_t L, Acts& a);
   // dresid (L, d): gradient of the block output on entry, of its input on return.
   void backward_layer(int64_t i, const T* resid_in, int64_t L, Acts& a, T* dresid, T* grad);
-  void add_pooling(const std::vector<int64_t>& pool, uint64_t seed) override;
+  void add_pooling(const AudioSpec& spec, uint64_t seed) override;
+  // Stage 0's input width: filterbank bands, or pool[0] embedded samples.
+  int64_t pool_cols(int64_t s) const { return s == 0 && filters_ > 0 ? filters_ : pool_[size_t(s)] * cfg_.d_model; }
   // The pooling stage that layer i opens, or -1.
   int64_t stage_opened_by(int64_t i) const;
   void backbone_forward(std::span<const int64_t> ids) override;
@@ -45,6 +47,9 @@ class MambaGrad final : public GradModel<T> {
   std::vector<int64_t> lens_;          // sequence length at each block input (pooling shortens it)
   std::vector<int64_t> pool_, pool_w_, pool_b_;  // audio models: factor and parameter offsets per stage
   std::vector<std::vector<T>> pooled_in_;        // each pool's input (L_before, d), kept for the backward
+  int64_t fb_w_ = -1, filters_ = 0, frame_ = 0;  // filterbank front end (audio): weight offset, bands, frame length
+  bool learn_filters_ = false;
+  std::vector<T> frames_, fb_y_;                 // its input frames (L/hop, frame) and filter outputs (L/hop, 2 filters)
   std::vector<Acts> acts_;
   std::vector<T> branch_, fin_mean_, fin_rstd_;
 };

@@ -1,6 +1,6 @@
 // `longseq train --task audio-classify` and `longseq classify-audio` end to end on tones made with
-// sox: a small raw-audio Mamba classifier learns low vs high tones, then labels the segments of a
-// longer recording (windows up to the file's end), writes CSV/JSON/Raven tables per file and
+// sox: a small raw-audio Mamba classifier (filterbank front end) learns low vs high tones, then labels
+// the segments of a longer recording (windows up to the file's end), writes CSV/JSON/Raven tables per file and
 // combined (the same rows), and reports a corrupt file in one line while classifying the rest.
 #include "tests/testing.h"
 
@@ -46,8 +46,8 @@ TEST(AudioCli, TrainThenClassifySegments) {
   make_tones(tmp);
   const auto out = tmp / "run";
   const auto t = run_cli(fmt::format(
-      "--threads 2 train --task audio-classify --data {} -o {} --sample-rate 8000 --clip-seconds 0.256 --pool 8,4 --n-layer 2 "
-      "--d-model 16 --steps 60 --batch 8 --lr 1e-2 --warmup 5 --log-every 20 --eval-every 0 --val-fraction 0.25 --seed 3",
+      "--threads 2 train --task audio-classify --data {} -o {} --sample-rate 8000 --clip-seconds 0.256 --pool 64 --frame 128 --filters 16 "
+      "--n-layer 2 --d-model 16 --steps 60 --batch 8 --lr 1e-2 --warmup 5 --log-every 20 --eval-every 0 --val-fraction 0.25 --seed 3",
       (tmp / "data").string(), out.string()));
   ASSERT_EQ(t.exit_code, 0) << t.err;
   EXPECT_NE(t.err.find("validation: accuracy 1.0000"), std::string::npos) << t.err << t.out;
@@ -58,6 +58,9 @@ TEST(AudioCli, TrainThenClassifySegments) {
   const auto cfg = nlohmann::json::parse(read_all(out / "model/config.json"));
   EXPECT_EQ(cfg["longseq_audio"]["sample_rate"], 8000);
   EXPECT_EQ(cfg["longseq_audio"]["clip_samples"], 2048);
+  EXPECT_EQ(cfg["longseq_audio"]["frontend"]["filters"], 16);
+  EXPECT_EQ(cfg["longseq_audio"]["level_rms"], 0.1);  // the default
+  EXPECT_NE(t.err.find("fixed 16 filterbank bands over 128-sample frames"), std::string::npos) << t.err;
 
   // A 2.5 s recording: low 0-1 s, high 1-2 s, low 2-2.5 s (44.1 kHz stereo: resampled, downmixed).
   std::filesystem::create_directories(tmp / "rec/sub");
@@ -105,6 +108,18 @@ TEST(AudioCli, TrainThenClassifySegments) {
                                          (tmp / "rec/long.flac").string(), res.string()));
   EXPECT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.err.find("1 skipped"), std::string::npos) << again.err;
+
+  // Trained on tones at 0.3..0.8 of full scale, the model still labels tones 30 dB quieter: every
+  // window is brought to the model's RMS (level_rms) before encoding.
+  sox("-n -r 8000 -c 1 -b 16 " + (tmp / "quiet_low.wav").string() + " synth 0.3 sine 200 vol 0.01");
+  sox("-n -r 8000 -c 1 -b 16 " + (tmp / "quiet_high.wav").string() + " synth 0.3 sine 2000 vol 0.01");
+  const auto q = run_cli(fmt::format("classify-audio -m {} {} {} --combine -o {}", (out / "model").string(),
+                                     (tmp / "quiet_high.wav").string(), (tmp / "quiet_low.wav").string(), (tmp / "quiet").string()));
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const auto quiet = lines_of(read_all(tmp / "quiet/results.csv"));
+  ASSERT_EQ(quiet.size(), 5u);  // two windows per file
+  EXPECT_NE(quiet[1].find("quiet_high.wav,0.000,0.256,high,"), std::string::npos) << quiet[1];
+  EXPECT_NE(quiet[4].find("quiet_low.wav,0.044,0.300,low,"), std::string::npos) << quiet[4];
 }
 
 TEST(AudioCli, BadTrainingInputFailsWithOneLine) {

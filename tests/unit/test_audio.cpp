@@ -3,6 +3,7 @@
 // level through libsoxr, streaming equal to whole-file decoding, and one-line errors for empty,
 // corrupt, truncated and unsupported files.
 #include "audio/audio_dataset.h"
+#include "core/train/grad_ops.h"
 #include "audio/audio_file.h"
 #include "audio/windows.h"
 #include "tests/testing.h"
@@ -186,4 +187,26 @@ TEST(Audio, MuLawCodes) {
   EXPECT_GT(mu_law_encode(0.01f) - 128, 20);  // fine steps near silence (mu-law's point)
   const std::vector<float> s{0.5f, -0.5f};
   EXPECT_EQ(mu_law_window(s, -1, 4), (std::vector<int64_t>{128, mu_law_encode(0.5f), mu_law_encode(-0.5f), 128}));
+  // The models' decoder (core/train) inverts the encoder on every code.
+  for (int64_t c = 0; c < 256; ++c) EXPECT_EQ(mu_law_encode(float(train::mu_law_decode(c))), c) << c;
+  EXPECT_NEAR(train::mu_law_decode(mu_law_encode(0.3f)), 0.3, 0.3 * 0.03);
+}
+
+// Level normalisation: a quiet tone comes out at the target RMS, whatever its gain; a near-silent
+// window is lifted by at most kMaxLevelGain; silence stays silence.
+TEST(Audio, MuLawWindowLevel) {
+  const auto rms_of = [](const std::vector<int64_t>& ids) {
+    double p = 0;
+    for (int64_t c : ids) p += train::mu_law_decode(c) * train::mu_law_decode(c);
+    return std::sqrt(p / double(ids.size()));
+  };
+  for (double amp : {0.002, 0.01, 0.5}) {
+    std::vector<float> tone(1600);
+    for (size_t i = 0; i < tone.size(); ++i) tone[i] = float(amp * std::sin(2 * std::numbers::pi * 440.0 * double(i) / 16000.0));
+    EXPECT_NEAR(rms_of(mu_law_window(tone, 0, 1600, 0.1)), 0.1, 0.1 * 0.02) << amp;
+    EXPECT_NEAR(rms_of(mu_law_window(tone, 0, 1600)), amp / std::sqrt(2.0), amp * 0.05) << amp;  // as recorded
+  }
+  const std::vector<float> faint(1600, 1e-5f);  // lifted 100x to 1e-3 (an 8-bit mu-law step there is ~1.7e-4), not to 0.1
+  EXPECT_NEAR(rms_of(mu_law_window(faint, 0, 1600, 0.1)), 1e-5 * kMaxLevelGain, 2e-4);
+  EXPECT_EQ(mu_law_window(std::vector<float>(100, 0.0f), 0, 100, 0.1), std::vector<int64_t>(100, 128));
 }

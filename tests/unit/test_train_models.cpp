@@ -2,6 +2,7 @@
 // naive oracle, and the gradient of the mean next-token loss (and of a classifier head's loss) with
 // respect to every parameter matches central finite differences; per-layer recomputation gives the
 // same gradient; a saved checkpoint loads back to the same weights.
+#include "audio/audio_dataset.h"
 #include "core/models/hyena.h"
 #include "core/models/mamba.h"
 #include "core/random.h"
@@ -217,4 +218,72 @@ TEST(TrainModels, AudioPoolingStages) {
   EXPECT_THROW(h->set_audio(spec, 1), Error);
   auto odd = make_grad_model<float>(*MambaModel::random(c, 7));
   EXPECT_THROW(odd->set_audio({.sample_rate = 8000, .clip_samples = 24, .pool = {2, 2, 2}}, 1), Error);
+}
+
+// The filterbank front end: overlapping frames (6 samples every 4) -> learned (cos, sin) pairs -> log
+// power -> the stage-0 pool; FD gradients of every parameter, the filterbank included, and a fixed
+// filterbank that gets no gradient and survives save/load.
+TEST(TrainModels, AudioFilterbankFrontEnd) {
+  MambaConfig c = tiny_mamba();
+  c.vocab_size = 256;
+  c.padded_vocab = 256;
+  auto gm = make_grad_model<double>(*MambaModel::random(c, 5));
+  const AudioSpec spec{.sample_rate = 8000, .clip_samples = 24, .pool = {4, 3}, .filters = 3, .frame = 6, .learn_filters = true};
+  gm->set_audio(spec, 3);
+  gm->add_classifier({"a", "b", "c"});
+  EXPECT_EQ(gm->output_length(24), 2);
+  EXPECT_EQ(gm->params().find("backbone.filterbank.weight").shape, (Shape{6, 6}));
+  EXPECT_EQ(gm->params().find("backbone.pool.0.weight").shape, (Shape{8, 3}));
+  perturb(*gm, 13);
+  const auto ids = ids_of(24, 0, 256, 14);
+  check_model_gradients("mamba filterbank", *gm, [&](double* g) { return gm->class_loss(ids, 2, 1.0, g); });
+
+  TempDir tmp;
+  auto f = make_grad_model<float>(*MambaModel::random(c, 6));
+  AudioSpec fixed = spec;
+  fixed.learn_filters = false;
+  f->set_audio(fixed, 4);
+  f->add_classifier({"x", "y"});
+  const ParamInfo& fb = f->params().find("backbone.filterbank.weight");
+  EXPECT_FALSE(fb.trainable);
+  std::vector<float> g(size_t(f->params().size()), 0.0f);
+  f->class_loss(ids, 1, 1.0, g.data());
+  EXPECT_TRUE(std::all_of(g.begin() + fb.offset, g.begin() + fb.offset + fb.numel, [](float v) { return v == 0.0f; }));
+  EXPECT_TRUE(std::any_of(g.begin(), g.end(), [](float v) { return v != 0.0f; }));
+  f->save(tmp / "fb");
+  const auto back = load_grad_model<float>(tmp / "fb");
+  ASSERT_TRUE(back->audio().has_value());
+  EXPECT_EQ(back->audio()->filters, 3);
+  EXPECT_EQ(back->audio()->frame, 6);
+  EXPECT_FALSE(back->audio()->learn_filters);
+  EXPECT_EQ(back->weights(), f->weights());
+  // A frame shorter than the hop would skip samples.
+  auto bad = make_grad_model<float>(*MambaModel::random(c, 7));
+  EXPECT_THROW(bad->set_audio({.sample_rate = 8000, .clip_samples = 24, .pool = {4, 3}, .filters = 3, .frame = 3}, 1), Error);
+}
+
+// The initial bands are a mel-spaced spectrogram: a sine at a band's centre (near 1 kHz) is loudest
+// in that band, at its own power.
+TEST(TrainModels, FilterbankInitResolvesATone) {
+  const int64_t K = 40, F = 400, hop = 160, L = 1600;
+  const double rate = 16000;
+  std::vector<double> w(size_t(2 * K * F));
+  filterbank_init<double>(K, F, rate, w.data());
+  const auto mel = [](double f) { return 2595.0 * std::log10(1.0 + f / 700.0); };
+  const double lo = mel(40.0), hi = mel(0.45 * rate);
+  const int64_t want = std::llround((mel(1000.0) - lo) / (hi - lo) * double(K - 1));  // the band centred nearest 1 kHz
+  const double f = 700.0 * (std::pow(10.0, (lo + (hi - lo) * double(want) / double(K - 1)) / 2595.0) - 1.0);
+  std::vector<int64_t> codes(static_cast<size_t>(L));
+  for (int64_t n = 0; n < L; ++n) codes[size_t(n)] = mu_law_encode(float(0.5 * std::sin(2 * M_PI * f * double(n) / rate)));
+  const int64_t T = L / hop;
+  std::vector<double> frames(size_t(T * F)), y(size_t(T * 2 * K), 0.0), z(size_t(T * K));
+  audio_frames<double>(codes, hop, mat(frames.data(), T, F));
+  linear_forward<double>(mat<const double>(frames.data(), T, F), w.data(), nullptr, mat(y.data(), T, 2 * K));
+  log_power_forward<double>(mat<const double>(y.data(), T, 2 * K), mat(z.data(), T, K));
+  const int64_t t = T - 1;  // a full frame
+  const int64_t best = std::max_element(z.begin() + t * K, z.begin() + (t + 1) * K) - (z.begin() + t * K);
+  EXPECT_EQ(best, want);
+  const double power = std::exp(z[size_t(t * K + best)] * kLogPowerScale + kLogPowerShift) - kLogPowerEps;
+  EXPECT_NEAR(power, 0.25, 0.25 * 0.05);  // amplitude 0.5 -> power 0.25 (mu-law rounding aside)
+  EXPECT_LT(z[size_t(t * K)], z[size_t(t * K + best)] - 2.0);  // 40 Hz band: far below
 }
