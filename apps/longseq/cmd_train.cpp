@@ -34,7 +34,8 @@ struct TrainArgs {
   std::vector<int64_t> pool = {160};  // 10 ms frames at 16 kHz
   int64_t filters = 64, frame = 400;  // 64 mel bands over 25 ms frames: the measured best (docs/PERFORMANCE.md)
   double level_rms = 0.1;
-  bool no_augment = false, learn_filters = false;
+  bool no_augment = false, learn_filters = false, band_norm = false;
+  AudioAugment augment;
   std::vector<std::string> extensions = default_audio_extensions();
 };
 
@@ -138,19 +139,20 @@ void run_audio(TrainArgs& a) {
   const auto labels = train::labels_of(train_set);
   LS_CHECK(labels.size() >= 2, "{}: only one label ('{}'); a classifier needs at least two", a.data, labels.front());
   train::AudioSpec spec{.sample_rate = a.sample_rate, .clip_samples = 0, .pool = a.pool, .filters = a.filters, .frame = a.frame,
-                        .learn_filters = a.learn_filters, .level_rms = a.level_rms};
+                        .learn_filters = a.learn_filters, .band_norm = a.band_norm, .level_rms = a.level_rms};
   const int64_t stride = spec.stride();
   spec.clip_samples = std::max<int64_t>(stride, int64_t(std::llround(a.clip_seconds * a.sample_rate / double(stride))) * stride);
   if (a.init.empty() && a.config.empty()) a.model.vocab = 256;  // mu-law codes
+  a.augment.enabled = !a.no_augment;
   auto model = build_model(a, labels, spec);
   const train::AudioSpec& used = *model->audio();
   spdlog::info("decoding {} training and {} validation clips at {} Hz", train_set.size(), val_set.size(), used.sample_rate);
   const AudioClassifyTask task(train_set, val_set, model->labels(), int(used.sample_rate), used.clip_samples,
-                               AudioAugment{.enabled = !a.no_augment}, used.level_rms);
+                               a.augment, used.level_rms);
   spdlog::info("data: {} classes ({}); clips of {} samples ({:.3f} s), pooling {} (stride {}){}", labels.size(), fmt::join(labels, ", "),
                used.clip_samples, double(used.clip_samples) / double(used.sample_rate), fmt::join(used.pool, "x"), used.stride(),
-               used.filters > 0 ? fmt::format(", {} {} filterbank bands over {}-sample frames", used.learn_filters ? "learned" : "fixed",
-                                              used.filters, used.frame)
+               used.filters > 0 ? fmt::format(", {} {} filterbank bands over {}-sample frames{}", used.learn_filters ? "learned" : "fixed",
+                                              used.filters, used.frame, used.band_norm ? ", band means removed" : "")
                                 : "");
   spdlog::info("{} trainable parameters; {} steps of {} clips", parameter_count(*model), a.opt.steps, a.opt.batch);
   const auto summary = train::train_model(*model, task, a.opt);
@@ -198,8 +200,13 @@ void add_train(CLI::App& app) {
       ->check(CLI::Range(1, 16384));
   cmd->add_option("--level-rms", a->level_rms, "audio-classify: scale every clip and window to this RMS before the model (0: as recorded)")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--band-norm", a->band_norm,
+                "audio-classify: subtract each filterbank band's mean over the window (cancels microphone/channel colouring; for speech)");
   cmd->add_flag("--learn-filters", a->learn_filters, "audio-classify: train the filterbank too (default: keep its initial bands)");
-  cmd->add_flag("--no-augment", a->no_augment, "audio-classify: no gain/shift/noise/speed augmentation");
+  cmd->add_flag("--no-augment", a->no_augment, "audio-classify: no gain/shift/noise/speed/tilt augmentation");
+  cmd->add_option("--augment-speed", a->augment.speed,
+                  "audio-classify: speed (and pitch, formant) change up to this fraction; 0.15-0.2 mimics other speakers' vocal tracts")
+      ->check(CLI::Range(0.0, 0.5));
   cmd->add_option("--ext", a->extensions, "audio-classify: file extensions read from class folders")->delimiter(',');
   cmd->add_option("--init", a->init, "Start from this model folder (pretrained LM or checkpoint) instead of a new model");
   add_model_options(cmd, a->model);

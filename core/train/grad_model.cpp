@@ -65,7 +65,7 @@ int64_t AudioSpec::stride() const {
 nlohmann::json AudioSpec::to_json() const {
   nlohmann::json j = {{"sample_rate", sample_rate}, {"clip_samples", clip_samples}, {"pool", pool}, {"input", "mu-law-8"}};
   if (level_rms > 0) j["level_rms"] = level_rms;
-  if (filters > 0) j["frontend"] = {{"type", "filterbank"}, {"filters", filters}, {"frame", frame}, {"learned", learn_filters}};
+  if (filters > 0) j["frontend"] = {{"type", "filterbank"}, {"filters", filters}, {"frame", frame}, {"learned", learn_filters}, {"band_norm", band_norm}};
   return j;
 }
 
@@ -82,6 +82,7 @@ AudioSpec AudioSpec::from_json(const nlohmann::json& j, const std::string& sourc
       a.filters = f.at("filters").get<int64_t>();
       a.frame = f.at("frame").get<int64_t>();
       a.learn_filters = f.value("learned", false);
+      a.band_norm = f.value("band_norm", false);
       LS_CHECK(a.filters >= 1 && a.filters <= 1024, "{}: longseq_audio.frontend.filters {} is outside 1..1024", source, a.filters);
     }
   } catch (const nlohmann::json::exception& e) {

@@ -63,6 +63,7 @@ struct AudioSpec {
   int64_t filters = 0;           // > 0: filterbank front end of this many bands (weights backbone.filterbank.weight)
   int64_t frame = 0;             // the filterbank's frame length in samples (>= pool[0])
   bool learn_filters = false;    // the filterbank is trained too (else it keeps its mel-spaced init)
+  bool band_norm = false;        // each band's mean over the window is subtracted (channel normalisation)
   double level_rms = 0;          // > 0: each window is scaled to this RMS before encoding (audio/'s mu_law_window)
   int64_t stride() const;        // samples per final position: the product of pool
   nlohmann::json to_json() const;

@@ -426,6 +426,15 @@ void log_power_backward(Mat<const T> y, Mat<const T> dz, Mat<T> dy) {
     }
 }
 
+template <class T>
+void center_columns(Mat<T> x) {
+  std::vector<double> mean(size_t(x.cols), 0.0);
+  for (int64_t t = 0; t < x.rows; ++t)
+    for (int64_t k = 0; k < x.cols; ++k) mean[size_t(k)] += double(x.at(t, k));
+  for (int64_t t = 0; t < x.rows; ++t)
+    for (int64_t k = 0; k < x.cols; ++k) x.at(t, k) = T(double(x.at(t, k)) - mean[size_t(k)] / double(x.rows));
+}
+
 #define LONGSEQ_INSTANTIATE(T)                                                                                    \
   template void rms_norm_forward<T>(Mat<const T>, const T*, double, Mat<T>, T*);                                  \
   template void rms_norm_backward<T>(Mat<const T>, const T*, const T*, Mat<const T>, Mat<T>, T*);                 \
@@ -441,7 +450,8 @@ void log_power_backward(Mat<const T> y, Mat<const T> dz, Mat<T> dy) {
   template void audio_frames<T>(std::span<const int64_t>, int64_t, Mat<T>);                                       \
   template void filterbank_init<T>(int64_t, int64_t, double, T*);                                                 \
   template void log_power_forward<T>(Mat<const T>, Mat<T>);                                                        \
-  template void log_power_backward<T>(Mat<const T>, Mat<const T>, Mat<T>);
+  template void log_power_backward<T>(Mat<const T>, Mat<const T>, Mat<T>);                                           \
+  template void center_columns<T>(Mat<T>);
 LONGSEQ_INSTANTIATE(float)
 LONGSEQ_INSTANTIATE(double)
 #undef LONGSEQ_INSTANTIATE

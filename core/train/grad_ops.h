@@ -133,5 +133,10 @@ template <class T>
 void log_power_forward(Mat<const T> y, Mat<T> z);
 template <class T>
 void log_power_backward(Mat<const T> y, Mat<const T> dz, Mat<T> dy);
+// Subtracts each column's mean over the rows (per-band mean normalisation of a log spectrogram:
+// a fixed channel colouring becomes a constant per band and cancels). The map is its own
+// transpose, so the backward applies it to the gradient.
+template <class T>
+void center_columns(Mat<T> x);
 
 }  // namespace longseq::train

@@ -157,6 +157,7 @@ void MambaGrad<T>::add_pooling(const AudioSpec& spec, uint64_t seed) {
   filters_ = spec.filters;
   frame_ = spec.frame;
   learn_filters_ = spec.learn_filters;
+  band_norm_ = spec.band_norm;
   if (filters_ > 0) {
     fb_w_ = this->table_.add("backbone.filterbank.weight", {2 * filters_, frame_}, learn_filters_);
     this->weights_.resize(size_t(this->table_.size()));
@@ -203,6 +204,7 @@ void MambaGrad<T>::backbone_forward(std::span<const int64_t> ids) {
     linear_forward<T>(mat<const T>(frames_.data(), L, frame_), this->w(fb_w_), nullptr, mat(fb_y_.data(), L, 2 * filters_));
     x.resize(size_t(L * filters_));
     log_power_forward<T>(mat<const T>(fb_y_.data(), L, 2 * filters_), mat(x.data(), L, filters_));
+    if (band_norm_) center_columns<T>(mat(x.data(), L, filters_));
   } else {
     x.resize(size_t(L0 * d));
     embedding_forward<T>(ids, this->w(emb_), this->vocab_, mat(x.data(), L0, d));
@@ -261,6 +263,7 @@ void MambaGrad<T>::backbone_backward(std::span<const int64_t> ids, T* grad) {
     embedding_backward<T>(ids, mat<const T>(dresid.data(), L, d), this->g(grad, emb_));
   } else if (learn_filters_) {
     std::vector<T> dy(size_t(L * 2 * filters_), T(0));
+    if (band_norm_) center_columns<T>(mat(dresid.data(), L, filters_));
     log_power_backward<T>(mat<const T>(fb_y_.data(), L, 2 * filters_), mat<const T>(dresid.data(), L, filters_),
                           mat(dy.data(), L, 2 * filters_));
     linear_backward<T>(mat<const T>(frames_.data(), L, frame_), this->w(fb_w_), mat<const T>(dy.data(), L, 2 * filters_), nullptr,

@@ -48,7 +48,7 @@ class MambaGrad final : public GradModel<T> {
   std::vector<int64_t> pool_, pool_w_, pool_b_;  // audio models: factor and parameter offsets per stage
   std::vector<std::vector<T>> pooled_in_;        // each pool's input (L_before, d), kept for the backward
   int64_t fb_w_ = -1, filters_ = 0, frame_ = 0;  // filterbank front end (audio): weight offset, bands, frame length
-  bool learn_filters_ = false;
+  bool learn_filters_ = false, band_norm_ = false;
   std::vector<T> frames_, fb_y_;                 // its input frames (L/hop, frame) and filter outputs (L/hop, 2 filters)
   std::vector<Acts> acts_;
   std::vector<T> branch_, fin_mean_, fin_rstd_;

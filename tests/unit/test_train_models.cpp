@@ -221,14 +221,15 @@ TEST(TrainModels, AudioPoolingStages) {
 }
 
 // The filterbank front end: overlapping frames (6 samples every 4) -> learned (cos, sin) pairs -> log
-// power -> the stage-0 pool; FD gradients of every parameter, the filterbank included, and a fixed
+// power -> band means removed -> the stage-0 pool; FD gradients of every parameter, the filterbank included, and a fixed
 // filterbank that gets no gradient and survives save/load.
 TEST(TrainModels, AudioFilterbankFrontEnd) {
   MambaConfig c = tiny_mamba();
   c.vocab_size = 256;
   c.padded_vocab = 256;
   auto gm = make_grad_model<double>(*MambaModel::random(c, 5));
-  const AudioSpec spec{.sample_rate = 8000, .clip_samples = 24, .pool = {4, 3}, .filters = 3, .frame = 6, .learn_filters = true};
+  const AudioSpec spec{.sample_rate = 8000, .clip_samples = 24, .pool = {4, 3}, .filters = 3, .frame = 6, .learn_filters = true,
+                       .band_norm = true};
   gm->set_audio(spec, 3);
   gm->add_classifier({"a", "b", "c"});
   EXPECT_EQ(gm->output_length(24), 2);
@@ -256,6 +257,7 @@ TEST(TrainModels, AudioFilterbankFrontEnd) {
   EXPECT_EQ(back->audio()->filters, 3);
   EXPECT_EQ(back->audio()->frame, 6);
   EXPECT_FALSE(back->audio()->learn_filters);
+  EXPECT_TRUE(back->audio()->band_norm);
   EXPECT_EQ(back->weights(), f->weights());
   // A frame shorter than the hop would skip samples.
   auto bad = make_grad_model<float>(*MambaModel::random(c, 7));
