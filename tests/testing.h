@@ -2,6 +2,8 @@
 // metrics for comparisons against references.
 #pragma once
 
+#include "tests/oracles.h"
+
 #include "core/error.h"
 #include "core/random.h"
 #include "core/safetensors.h"
@@ -91,6 +93,25 @@ inline std::vector<float> random_vector(size_t n, uint64_t seed, float lo = -1.0
   std::vector<float> v(n);
   for (auto& x : v) x = d(rng);
   return v;
+}
+
+// Random selective-scan inputs in the ranges Mamba meets (softplus(delta) 0.02..1.3, A < 0); with
+// `extras`, also D skip, z gating, delta bias and an initial state.
+inline ScanOracleIn random_scan_inputs(int64_t B, int64_t L, int64_t D, int64_t N, bool extras, uint64_t seed) {
+  ScanOracleIn in{B, L, D, N};
+  const size_t bld = size_t(B * L * D), bln = size_t(B * L * N);
+  in.u = random_vector(bld, seed + 1);
+  in.delta = random_vector(bld, seed + 2, -4.0f, 1.0f);
+  in.A = random_vector(size_t(D * N), seed + 3, -2.0f, -0.05f);
+  in.Bm = random_vector(bln, seed + 4);
+  in.Cm = random_vector(bln, seed + 5);
+  if (extras) {
+    in.Dskip = random_vector(size_t(D), seed + 6);
+    in.z = random_vector(bld, seed + 7, -3.0f, 3.0f);
+    in.bias = random_vector(size_t(D), seed + 8, -1.0f, 1.0f);
+    in.h0 = random_vector(size_t(B * D * N), seed + 9);
+  }
+  return in;
 }
 
 struct ErrorStats {

@@ -1,0 +1,83 @@
+// Runs CUDA kernel source on the CPU, so tests execute the kernels themselves (not only a CPU twin)
+// on machines without a GPU. Include this instead of the CUDA headers, then include the kernel's
+// .cuh and call emu::launch(grid, block, kernel, args...).
+//
+// The model: blocks run one after another; the threads of a block are real std::threads, so
+// __syncthreads() is a std::barrier across them and `__shared__` (mapped to `static`) is one array
+// per kernel instantiation, shared by the block's threads and reused by the next block, as shared
+// memory is. Kernels written for this path synchronise only through __syncthreads and the
+// project's block primitives (kernels/block_scan.cuh), never warp shuffles or inline PTX, so the
+// emulated and the device runs execute the same statements. Data races the barrier does not order
+// show up as wrong results or under ThreadSanitizer, as they would on a GPU.
+// Limits: every thread of a block must reach each __syncthreads (as CUDA requires); grid and block
+// sizes are meant for tests (a few thousand threads in all).
+#pragma once
+
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+
+namespace longseq::emu {
+
+inline thread_local dim3 thread_idx, block_idx;
+inline dim3 block_dim, grid_dim;
+inline std::barrier<>* block_barrier = nullptr;
+
+// Runs kernel(args...) over grid x block threads; rethrows the first exception a thread raised.
+template <class Kernel, class... Args>
+void launch(dim3 grid, dim3 block, Kernel kernel, const Args&... args) {
+  grid_dim = grid;
+  block_dim = block;
+  const unsigned threads = block.x * block.y * block.z;
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  for (unsigned bz = 0; bz < grid.z; ++bz)
+    for (unsigned by = 0; by < grid.y; ++by)
+      for (unsigned bx = 0; bx < grid.x; ++bx) {
+        std::barrier<> barrier(threads);
+        block_barrier = &barrier;
+        std::vector<std::thread> pool;
+        pool.reserve(threads);
+        for (unsigned t = 0; t < threads; ++t)
+          pool.emplace_back([&, t] {
+            block_idx = dim3(bx, by, bz);
+            thread_idx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+            try {
+              kernel(args...);
+            } catch (...) {
+              {
+                const std::lock_guard lock(error_mutex);
+                if (!error) error = std::current_exception();
+              }
+              barrier.arrive_and_drop();  // the others' later barriers stop waiting for this thread
+            }
+          });
+        for (auto& th : pool) th.join();
+        block_barrier = nullptr;
+        if (error) std::rethrow_exception(error);
+      }
+}
+
+}  // namespace longseq::emu
+
+#define threadIdx (::longseq::emu::thread_idx)
+#define blockIdx (::longseq::emu::block_idx)
+#define blockDim (::longseq::emu::block_dim)
+#define gridDim (::longseq::emu::grid_dim)
+
+inline void __syncthreads() { ::longseq::emu::block_barrier->arrive_and_wait(); }

@@ -1,0 +1,39 @@
+// CUDA selective scan (Mamba-1 S6) forward: the plain parameter struct that crosses into .cu code,
+// and the host entry point. Same contract and layout as core/ops/selective_scan.h: u, delta, z, y
+// are (B, L, D) and B_t, C_t are (B, L, N), each with batch and token strides and unit stride along
+// the last dimension; A is (D, N) contiguous; states are (B, D, N) contiguous.
+#pragma once
+
+#include <cstdint>
+
+namespace longseq::cuda {
+
+inline constexpr int kScanMaxStates = 256;  // N the kernel carries in shared memory
+
+struct SelectiveScanParams {
+  int64_t batch = 0, length = 0, channels = 0, states = 0;  // B, L, D, N
+  const float* __restrict__ u = nullptr;
+  int64_t u_b = 0, u_l = 0;
+  const float* __restrict__ delta = nullptr;
+  int64_t delta_b = 0, delta_l = 0;
+  const float* __restrict__ Bm = nullptr;
+  int64_t B_b = 0, B_l = 0;
+  const float* __restrict__ Cm = nullptr;
+  int64_t C_b = 0, C_l = 0;
+  const float* __restrict__ z = nullptr;  // or null: no gating
+  int64_t z_b = 0, z_l = 0;
+  const float* __restrict__ A = nullptr;           // (D, N)
+  const float* __restrict__ Dskip = nullptr;       // (D) or null
+  const float* __restrict__ delta_bias = nullptr;  // (D) or null
+  bool softplus = false;
+  const float* __restrict__ h0 = nullptr;  // (B, D, N) initial state, or null: zeros
+  float* __restrict__ h_last = nullptr;    // (B, D, N) state after the last token, or null
+  float* __restrict__ y = nullptr;
+  int64_t y_b = 0, y_l = 0;
+};
+
+// Device pointers; launches on the default stream and synchronizes. Throws longseq::Error for
+// inconsistent sizes (N > kScanMaxStates, missing pointers) or a CUDA failure.
+void selective_scan_forward(const SelectiveScanParams& p);
+
+}  // namespace longseq::cuda

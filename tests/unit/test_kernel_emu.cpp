@@ -1,0 +1,128 @@
+// The CUDA kernel source itself, executed on the CPU through kernels/emu/cuda_emu.h (threads of a
+// block as std::threads, __syncthreads as a barrier, __shared__ as block-shared static storage):
+// the warp scan primitive against a sequential scan, and the selective scan forward kernel against
+// the float64 oracle on odd lengths, L = 1, lengths around the chunk size, several chunks, initial
+// state in and final state out, and a streamed run (final state fed back as initial state).
+#include "kernels/emu/cuda_emu.h"
+#include "kernels/selective_scan.cuh"
+#include "tests/oracles.h"
+#include "tests/testing.h"
+
+using namespace longseq;
+using namespace longseq::testing;
+
+namespace {
+
+// kWarps x 32 threads; lane l scans the sequence in[0..kWarps)[l] over warps.
+template <int kWarps>
+__global__ void scan_kernel(const cuda::ScanPair* in, cuda::ScanPair* out, cuda::ScanPair* total) {
+  __shared__ cuda::ScanPair smem[kWarps][cuda::kLanes];
+  cuda::ScanPair t;
+  const int i = int(threadIdx.x);
+  out[i] = cuda::warp_exclusive_scan<kWarps>(in[i], cuda::scan_combine, cuda::ScanPair{1, 0}, smem, &t);
+  if (i < cuda::kLanes) total[i] = t;
+}
+
+struct KernelRun {
+  std::vector<float> y, h_last;
+};
+
+// Runs the kernel (kWarps x kItems-token chunks) over tokens [t0, t0 + n) of `in`.
+template <int kWarps, int kItems>
+KernelRun run_kernel(const ScanOracleIn& in, int64_t t0, int64_t n, const std::vector<float>& h0) {
+  KernelRun r{std::vector<float>(size_t(in.B * n * in.D), -1.0f), std::vector<float>(size_t(in.B * in.D * in.N), -1.0f)};
+  const int64_t LD = in.L * in.D, LN = in.L * in.N;
+  cuda::SelectiveScanParams p{.batch = in.B, .length = n, .channels = in.D, .states = in.N,
+                              .u = in.u.data() + t0 * in.D, .u_b = LD, .u_l = in.D,
+                              .delta = in.delta.data() + t0 * in.D, .delta_b = LD, .delta_l = in.D,
+                              .Bm = in.Bm.data() + t0 * in.N, .B_b = LN, .B_l = in.N,
+                              .Cm = in.Cm.data() + t0 * in.N, .C_b = LN, .C_l = in.N,
+                              .z = in.z.empty() ? nullptr : in.z.data() + t0 * in.D, .z_b = LD, .z_l = in.D,
+                              .A = in.A.data(),
+                              .Dskip = in.Dskip.empty() ? nullptr : in.Dskip.data(),
+                              .delta_bias = in.bias.empty() ? nullptr : in.bias.data(),
+                              .softplus = in.softplus,
+                              .h0 = h0.empty() ? nullptr : h0.data(),
+                              .h_last = r.h_last.data(),
+                              .y = r.y.data(), .y_b = n * in.D, .y_l = in.D};
+  const auto channel_blocks = unsigned((in.D + cuda::kLanes - 1) / cuda::kLanes);
+  emu::launch(dim3(channel_blocks, unsigned(in.B)), dim3(kWarps * cuda::kLanes), cuda::selective_scan_fwd_kernel<kWarps, kItems>, p);
+  return r;
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<double>& ref, const char* what) {
+  const auto e = compare(got, ref);
+  SCOPED_TRACE(::testing::Message() << what << " max_abs " << e.max_abs << " rel_l2 " << e.rel_l2);
+  EXPECT_LE(e.max_abs, 1e-5 * std::max(1.0, e.max_ref));
+  EXPECT_LE(e.rel_l2, 1e-5);
+}
+
+}  // namespace
+
+TEST(KernelEmu, WarpScanComposesInWarpOrderPerLane) {
+  constexpr int kWarps = 5, kThreads = kWarps * cuda::kLanes;
+  std::vector<cuda::ScanPair> in(kThreads), out(kThreads), total(cuda::kLanes);
+  const auto a = random_vector(kThreads, 1, 0.5f, 1.5f), b = random_vector(kThreads, 2);
+  for (int i = 0; i < kThreads; ++i) in[size_t(i)] = {a[size_t(i)], b[size_t(i)]};
+  emu::launch(dim3(1), dim3(kThreads), scan_kernel<kWarps>, in.data(), out.data(), total.data());
+  for (int lane = 0; lane < cuda::kLanes; ++lane) {
+    double A = 1, Bv = 0;  // sequential composition in double
+    for (int w = 0; w < kWarps; ++w) {
+      const size_t i = size_t(w * cuda::kLanes + lane);
+      EXPECT_NEAR(out[i].a, A, 1e-5 * std::abs(A)) << lane << " " << w;
+      EXPECT_NEAR(out[i].b, Bv, 1e-5 * std::max(1.0, std::abs(Bv))) << lane << " " << w;
+      Bv = a[i] * Bv + b[i];
+      A *= a[i];
+    }
+    EXPECT_NEAR(total[size_t(lane)].a, A, 1e-5 * std::abs(A)) << lane;
+    EXPECT_NEAR(total[size_t(lane)].b, Bv, 1e-5 * std::max(1.0, std::abs(Bv))) << lane;
+  }
+}
+
+TEST(KernelEmu, SelectiveScanForwardMatchesFloat64Oracle) {
+  struct Case {
+    int64_t B, L, D, N;
+    bool extras;
+  };
+  // Chunk = 2 warps x 8 tokens = 16: lengths below, at, just past and many chunks; D = 33 and 40
+  // give a second block of channels with idle lanes.
+  const Case cases[] = {{1, 1, 1, 1, false}, {2, 7, 3, 5, true},   {1, 16, 2, 4, true},
+                        {2, 17, 33, 16, true}, {1, 100, 2, 8, false}, {1, 131, 40, 3, true}};
+  uint64_t seed = 40;
+  for (const Case& c : cases) {
+    const ScanOracleIn in = random_scan_inputs(c.B, c.L, c.D, c.N, c.extras, seed += 10);
+    std::vector<double> y_ref, h_ref;
+    scan_oracle(in, y_ref, h_ref);
+    SCOPED_TRACE(::testing::Message() << "B" << c.B << " L" << c.L << " D" << c.D << " N" << c.N);
+    const KernelRun r = run_kernel<2, 8>(in, 0, c.L, in.h0);
+    expect_close(r.y, y_ref, "y");
+    expect_close(r.h_last, h_ref, "final state");
+  }
+  // One warp, one token per thread: the carried state crosses 99 chunk boundaries.
+  const ScanOracleIn in = random_scan_inputs(2, 99, 2, 6, true, 7);
+  std::vector<double> y_ref, h_ref;
+  scan_oracle(in, y_ref, h_ref);
+  const KernelRun r = run_kernel<1, 1>(in, 0, in.L, in.h0);
+  expect_close(r.y, y_ref, "y, chunk 1");
+  expect_close(r.h_last, h_ref, "final state, chunk 1");
+  // The launch configuration of kernels/selective_scan.cu (8 warps x 8 tokens).
+  const ScanOracleIn big = random_scan_inputs(1, 150, 5, 16, true, 9);
+  scan_oracle(big, y_ref, h_ref);
+  const KernelRun rb = run_kernel<8, 8>(big, 0, big.L, big.h0);
+  expect_close(rb.y, y_ref, "y, 8 x 8");
+  expect_close(rb.h_last, h_ref, "final state, 8 x 8");
+}
+
+TEST(KernelEmu, SelectiveScanStreamsThroughItsState) {
+  // Tokens 0..37 then 37..100, the first call's final state the second's initial state, equal the
+  // oracle over all 100 (streaming decode and chunked prefill rely on this).
+  const ScanOracleIn in = random_scan_inputs(1, 100, 3, 8, true, 11);
+  std::vector<double> y_ref, h_ref;
+  scan_oracle(in, y_ref, h_ref);
+  const KernelRun first = run_kernel<2, 8>(in, 0, 37, in.h0);
+  const KernelRun second = run_kernel<2, 8>(in, 37, 63, first.h_last);
+  std::vector<float> y = first.y;
+  y.insert(y.end(), second.y.begin(), second.y.end());
+  expect_close(y, y_ref, "y streamed");
+  expect_close(second.h_last, h_ref, "final state streamed");
+}
