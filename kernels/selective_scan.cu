@@ -1,6 +1,7 @@
-// Host entry of the selective scan forward kernel (kernels/selective_scan.cuh): validates the
-// parameters, launches one block of 8 warps x 32 lanes per (32 channels, batch), 8 tokens per
-// thread (64-token chunks).
+// Host entry of the selective scan forward (kernels/selective_scan.cuh): validates the parameters,
+// picks the number of segments so that (D / 32) x B x segments blocks give every SM about four
+// (segments of at least 16 chunks, so the extra pass stays small), and runs the segmented driver
+// with 8 warps x 32 lanes per block and 8 tokens per thread (64-token chunks).
 #include "kernels/cuda_check.h"
 #include "kernels/selective_scan.cuh"
 
@@ -11,12 +12,27 @@ void selective_scan_forward(const SelectiveScanParams& p) {
            p.batch, p.length, p.channels, p.states);
   LS_CHECK(p.states <= kScanMaxStates, "selective_scan_forward: N={} exceeds the kernel's {} states", p.states, kScanMaxStates);
   LS_CHECK(p.u && p.delta && p.Bm && p.Cm && p.A && p.y, "selective_scan_forward: u, delta, B, C, A and y are required");
-  LS_CHECK(p.channels <= 0x7fffffff && p.batch <= 65535, "selective_scan_forward: grid too large (D={}, B={})", p.channels, p.batch);
-  constexpr int kWarps = 8, kItems = 8;
-  const auto channel_blocks = unsigned((p.channels + kLanes - 1) / kLanes);
-  selective_scan_fwd_kernel<kWarps, kItems><<<dim3(channel_blocks, unsigned(p.batch)), kWarps * kLanes>>>(p);
-  CUDA_CHECK(cudaGetLastError());
-  CUDA_CHECK(cudaDeviceSynchronize());
+  LS_CHECK(p.batch <= 65535, "selective_scan_forward: batch {} exceeds the grid's 65535", p.batch);
+  constexpr int kWarps = 8, kItems = 8, kChunk = kWarps * kItems, kMinChunksPerSegment = 16;
+  int device = 0, sms = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int64_t blocks = (p.channels + kLanes - 1) / kLanes * p.batch, chunks = (p.length + kChunk - 1) / kChunk;
+  int64_t segments = (4 * int64_t(sms) + blocks - 1) / blocks;
+  segments = std::max<int64_t>(1, std::min<int64_t>(std::min<int64_t>(segments, chunks / kMinChunksPerSegment), 65535));
+  float* scratch = nullptr;
+  if (const int64_t n = selective_scan_scratch(p, segments); n > 0) CUDA_CHECK(cudaMalloc(&scratch, size_t(n) * sizeof(float)));
+  try {
+    selective_scan_segmented<kWarps, kItems>(p, segments, scratch, [](dim3 grid, dim3 block, auto kernel, const SelectiveScanParams& q) {
+      kernel<<<grid, block>>>(q);
+      CUDA_CHECK(cudaGetLastError());
+    });
+    CUDA_CHECK(cudaDeviceSynchronize());
+  } catch (...) {
+    cudaFree(scratch);
+    throw;
+  }
+  CUDA_CHECK(cudaFree(scratch));
 }
 
 }  // namespace longseq::cuda

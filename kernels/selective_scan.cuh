@@ -7,7 +7,9 @@
 // sequentially within a thread, then across warps (warp_exclusive_scan); the state after each chunk
 // is carried in shared memory, which is also how the initial state enters and the final state
 // leaves (mamba_ssm's kernel has neither). y accumulates C_t[n] h_t[n] over n in registers; the D
-// skip and SiLU(z) gating are applied before one store.
+// skip and SiLU(z) gating are applied before one store. A block walks its chunks in sequence, so a
+// long L with few channels and batches is cut into segments run by separate blocks
+// (selective_scan_segmented): blocks = (D / 32) x B x segments.
 #pragma once
 
 #include "core/dtype.h"
@@ -26,20 +28,28 @@ LS_HD ScanPair scan_combine(ScanPair p, ScanPair q) { return {p.a * q.a, q.a * p
 LS_HD float softplus_f(float x) { return x <= 20.0f ? log1pf(expf(x)) : x; }
 LS_HD float silu_f(float x) { return x / (1.0f + expf(-x)); }
 
+// One block: 32 channels x one batch x one segment (blockIdx.z) of the sequence. With p.y null it is
+// pass 1 of the segmented scan: from a zero state, it writes the segment's final state and delta sum.
 template <int kNWarps, int kNItems>
 __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
   constexpr int kChunk = kNWarps * kNItems;
   constexpr float kLog2e = 1.4426950408889634f;
   __shared__ ScanPair partial[kNWarps][kLanes];
   __shared__ float running[kScanMaxStates][kLanes];  // state h[n] of each lane's channel before the chunk
+  __shared__ float dt_sum[kNWarps][kLanes];
   const int lane = int(threadIdx.x) % kLanes, warp = int(threadIdx.x) / kLanes;
-  const int64_t D = p.channels, N = p.states, L = p.length;
-  const int64_t d = int64_t(blockIdx.x) * kLanes + lane, b = blockIdx.y;
-  const bool live = d < D;  // the last block's spare lanes compute on zeros and store nothing
-  for (int64_t n = warp; n < N; n += kNWarps) running[n][lane] = live && p.h0 ? p.h0[(b * D + d) * N + n] : 0.0f;
+  const int64_t D = p.channels, N = p.states, S = p.segments;
+  const int64_t d = int64_t(blockIdx.x) * kLanes + lane, b = blockIdx.y, s = blockIdx.z;
+  const int64_t begin = S == 1 ? 0 : s * p.segment_len;
+  const int64_t L = S == 1 || begin + p.segment_len > p.length ? p.length : begin + p.segment_len;  // this segment's end
+  const bool live = d < D, outputs = p.y != nullptr;  // the last block's spare lanes compute on zeros and store nothing
+  const float* h0 = nullptr;  // this block's initial state, D x N
+  if (outputs) h0 = S > 1 ? p.seg_h0 + (b * S + s) * D * N : p.h0 ? p.h0 + b * D * N : nullptr;
+  for (int64_t n = warp; n < N; n += kNWarps) running[n][lane] = live && h0 ? h0[d * N + n] : 0.0f;
   __syncthreads();
   const float dskip = live && p.Dskip ? p.Dskip[d] : 0.0f, bias = live && p.delta_bias ? p.delta_bias[d] : 0.0f;
-  for (int64_t c0 = 0; c0 < L; c0 += kChunk) {
+  float my_dt_sum = 0.0f;
+  for (int64_t c0 = begin; c0 < L; c0 += kChunk) {
     const int64_t t0 = c0 + int64_t(warp) * kNItems;
     float u[kNItems], dt[kNItems], out[kNItems];
     for (int i = 0; i < kNItems; ++i) {
@@ -49,6 +59,7 @@ __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
       const float raw = in ? p.delta[b * p.delta_b + t * p.delta_l + d] + bias : 0.0f;
       dt[i] = in ? (p.softplus ? softplus_f(raw) : raw) : 0.0f;  // outside: a = 1, b = 0 keeps the state
       out[i] = dskip * u[i];
+      my_dt_sum += dt[i];
     }
     for (int64_t n = 0; n < N; ++n) {
       const float A2 = live ? p.A[d * N + n] * kLog2e : 0.0f;
@@ -63,24 +74,88 @@ __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
       const float h_before = running[n][lane];  // written below only after the scan's barriers
       ScanPair total;
       const ScanPair prefix = warp_exclusive_scan<kNWarps>(acc, scan_combine, ScanPair{1.0f, 0.0f}, partial, &total);
-      for (int i = 0; i < kNItems; ++i) {
-        const int64_t t = t0 + i;
-        if (t >= L) break;
-        const ScanPair q = scan_combine(prefix, local[i]);
-        out[i] += p.Cm[b * p.C_b + t * p.C_l + n] * (q.a * h_before + q.b);
-      }
+      if (outputs)
+        for (int i = 0; i < kNItems; ++i) {
+          const int64_t t = t0 + i;
+          if (t >= L) break;
+          const ScanPair q = scan_combine(prefix, local[i]);
+          out[i] += p.Cm[b * p.C_b + t * p.C_l + n] * (q.a * h_before + q.b);
+        }
       if (warp == 0) running[n][lane] = total.a * h_before + total.b;
     }
-    for (int i = 0; i < kNItems; ++i) {
-      const int64_t t = t0 + i;
-      if (!live || t >= L) break;
-      const float g = p.z ? silu_f(p.z[b * p.z_b + t * p.z_l + d]) : 1.0f;
-      p.y[b * p.y_b + t * p.y_l + d] = out[i] * g;
-    }
+    if (outputs)
+      for (int i = 0; i < kNItems; ++i) {
+        const int64_t t = t0 + i;
+        if (!live || t >= L) break;
+        const float g = p.z ? silu_f(p.z[b * p.z_b + t * p.z_l + d]) : 1.0f;
+        p.y[b * p.y_b + t * p.y_l + d] = out[i] * g;
+      }
     __syncthreads();  // running[] of this chunk is complete before the next chunk reads it
   }
-  if (live && p.h_last)
+  if (!outputs) {  // pass 1: the segment's state from zero and its delta sum
+    dt_sum[warp][lane] = my_dt_sum;
+    __syncthreads();
+    if (!live) return;
+    if (warp == 0) {
+      float sum = 0.0f;
+      for (int w = 0; w < kNWarps; ++w) sum += dt_sum[w][lane];
+      p.seg_dt[(b * S + s) * D + d] = sum;
+    }
+    for (int64_t n = warp; n < N; n += kNWarps) p.seg_state[((b * S + s) * D + d) * N + n] = running[n][lane];
+  } else if (live && S == 1 && p.h_last) {
     for (int64_t n = warp; n < N; n += kNWarps) p.h_last[(b * D + d) * N + n] = running[n][lane];
+  }
+}
+
+// Pass 2: one thread per (b, d, n) walks the segments: seg_h0[s] = the state entering segment s,
+// h_last = the state after the last. A segment's decay is exp(A sum(delta)) = the product of its
+// per-token decays.
+__global__ void selective_scan_segment_states_kernel(SelectiveScanParams p) {
+  constexpr float kLog2e = 1.4426950408889634f;
+  const int64_t D = p.channels, N = p.states, S = p.segments;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= p.batch * D * N) return;
+  const int64_t b = i / (D * N), d = (i / N) % D, n = i % N;
+  const float A2 = p.A[d * N + n] * kLog2e;
+  float h = p.h0 ? p.h0[i] : 0.0f;
+  for (int64_t s = 0; s < S; ++s) {
+    p.seg_h0[((b * S + s) * D + d) * N + n] = h;
+    h = exp2f(A2 * p.seg_dt[(b * S + s) * D + d]) * h + p.seg_state[((b * S + s) * D + d) * N + n];
+  }
+  if (p.h_last) p.h_last[i] = h;
+}
+
+// Scratch floats the segmented scan needs for `segments` pieces.
+inline int64_t selective_scan_scratch(const SelectiveScanParams& p, int64_t segments) {
+  return segments <= 1 ? 0 : p.batch * segments * p.channels * (2 * p.states + 1);
+}
+
+// Runs the scan in `segments` pieces of whole kNWarps x kNItems chunks (1: one pass). launch(grid,
+// block, kernel, params) runs a kernel (a <<<>>> launch on a device, emu::launch on the CPU);
+// scratch holds selective_scan_scratch(p, segments) floats.
+template <int kNWarps, int kNItems, class Launch>
+void selective_scan_segmented(SelectiveScanParams p, int64_t segments, float* scratch, Launch launch) {
+  constexpr int64_t kChunk = kNWarps * kNItems;
+  const unsigned channel_blocks = unsigned((p.channels + kLanes - 1) / kLanes);
+  const int64_t chunks = (p.length + kChunk - 1) / kChunk;
+  p.segments = segments < 1 ? 1 : segments > chunks ? (chunks > 0 ? chunks : 1) : segments;
+  p.segment_len = (chunks + p.segments - 1) / p.segments * kChunk;
+  p.segments = p.segment_len > 0 ? (p.length + p.segment_len - 1) / p.segment_len : 1;  // no empty segment
+  if (p.segments > 1) {
+    const int64_t BSD = p.batch * p.segments * p.channels;
+    p.seg_state = scratch;
+    p.seg_h0 = scratch + BSD * p.states;
+    p.seg_dt = scratch + 2 * BSD * p.states;
+    SelectiveScanParams pass1 = p;
+    pass1.y = nullptr;
+    launch(dim3(channel_blocks, unsigned(p.batch), unsigned(p.segments)), dim3(kNWarps * kLanes),
+           selective_scan_fwd_kernel<kNWarps, kNItems>, pass1);
+    constexpr unsigned kThreads = 256;
+    launch(dim3(unsigned((p.batch * p.channels * p.states + kThreads - 1) / kThreads)), dim3(kThreads),
+           selective_scan_segment_states_kernel, p);
+  }
+  launch(dim3(channel_blocks, unsigned(p.batch), unsigned(p.segments)), dim3(kNWarps * kLanes),
+         selective_scan_fwd_kernel<kNWarps, kNItems>, p);
 }
 
 }  // namespace longseq::cuda

@@ -30,10 +30,19 @@ struct SelectiveScanParams {
   float* __restrict__ h_last = nullptr;    // (B, D, N) state after the last token, or null
   float* __restrict__ y = nullptr;
   int64_t y_b = 0, y_l = 0;
+  // Set by the segmented driver (selective_scan.cuh), not by callers: L is cut into `segments`
+  // pieces of `segment_len` tokens run by separate blocks (grid z). Pass 1 (y == null) writes each
+  // piece's state from zero (seg_state) and its delta sum (seg_dt); pass 2 turns them into each
+  // piece's true initial state (seg_h0), from which pass 3 computes y.
+  int64_t segments = 1, segment_len = 0;
+  float* __restrict__ seg_state = nullptr;  // (B, S, D, N)
+  float* __restrict__ seg_dt = nullptr;     // (B, S, D)
+  float* __restrict__ seg_h0 = nullptr;     // (B, S, D, N)
 };
 
-// Device pointers; launches on the default stream and synchronizes. Throws longseq::Error for
-// inconsistent sizes (N > kScanMaxStates, missing pointers) or a CUDA failure.
+// Device pointers; launches on the default stream and synchronizes. Long sequences are cut into
+// segments across blocks so that even B = 1 fills the GPU. Throws longseq::Error for inconsistent
+// sizes (N > kScanMaxStates, missing pointers) or a CUDA failure.
 void selective_scan_forward(const SelectiveScanParams& p);
 
 }  // namespace longseq::cuda

@@ -1,6 +1,6 @@
-// The selective scan forward kernel on a device against the float64 oracle (odd lengths, several
-// 512-token chunks, initial and final state) and a streamed run; skips without a CUDA build or
-// device. The same kernel source runs on the CPU in tests/unit/test_kernel_emu.cpp.
+// The selective scan forward kernels on a device against the float64 oracle (odd lengths, several
+// 64-token chunks, initial and final state, a long sequence cut into segments across blocks);
+// skips without a CUDA build or device. The same kernel source runs on the CPU in tests/unit/test_kernel_emu.cpp.
 #include "core/backend.h"
 #include "tests/oracles.h"
 #include "tests/testing.h"
@@ -64,5 +64,6 @@ TEST(Gpu, SelectiveScanForwardMatchesFloat64Oracle) {
   check_case(2, 513, 5, 16, 3);
   check_case(1, 4099, 64, 16, 4);
   check_case(3, 1000, 7, 256, 5);
+  check_case(1, 70001, 40, 16, 6);  // 2 channel blocks: the host cuts L into 68 segments across blocks
 #endif
 }

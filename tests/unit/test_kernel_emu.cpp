@@ -27,9 +27,9 @@ struct KernelRun {
   std::vector<float> y, h_last;
 };
 
-// Runs the kernel (kWarps x kItems-token chunks) over tokens [t0, t0 + n) of `in`.
+// Runs the kernels (kWarps x kItems-token chunks, `segments` pieces) over tokens [t0, t0 + n) of `in`.
 template <int kWarps, int kItems>
-KernelRun run_kernel(const ScanOracleIn& in, int64_t t0, int64_t n, const std::vector<float>& h0) {
+KernelRun run_kernel(const ScanOracleIn& in, int64_t t0, int64_t n, const std::vector<float>& h0, int64_t segments = 1) {
   KernelRun r{std::vector<float>(size_t(in.B * n * in.D), -1.0f), std::vector<float>(size_t(in.B * in.D * in.N), -1.0f)};
   const int64_t LD = in.L * in.D, LN = in.L * in.N;
   cuda::SelectiveScanParams p{.batch = in.B, .length = n, .channels = in.D, .states = in.N,
@@ -45,8 +45,10 @@ KernelRun run_kernel(const ScanOracleIn& in, int64_t t0, int64_t n, const std::v
                               .h0 = h0.empty() ? nullptr : h0.data(),
                               .h_last = r.h_last.data(),
                               .y = r.y.data(), .y_b = n * in.D, .y_l = in.D};
-  const auto channel_blocks = unsigned((in.D + cuda::kLanes - 1) / cuda::kLanes);
-  emu::launch(dim3(channel_blocks, unsigned(in.B)), dim3(kWarps * cuda::kLanes), cuda::selective_scan_fwd_kernel<kWarps, kItems>, p);
+  std::vector<float> scratch(size_t(cuda::selective_scan_scratch(p, segments)));
+  cuda::selective_scan_segmented<kWarps, kItems>(p, segments, scratch.data(), [](dim3 grid, dim3 block, auto kernel, const auto& q) {
+    emu::launch(grid, block, kernel, q);
+  });
   return r;
 }
 
@@ -111,6 +113,22 @@ TEST(KernelEmu, SelectiveScanForwardMatchesFloat64Oracle) {
   const KernelRun rb = run_kernel<8, 8>(big, 0, big.L, big.h0);
   expect_close(rb.y, y_ref, "y, 8 x 8");
   expect_close(rb.h_last, h_ref, "final state, 8 x 8");
+}
+
+TEST(KernelEmu, SegmentedScanEqualsTheOracle) {
+  // The sequence cut into pieces run by separate blocks (pass 1: each piece from zero; pass 2: the
+  // pieces' true initial states; pass 3: the outputs): 2..13 pieces of 16-token chunks, the last
+  // piece short, with and without an initial state, and more pieces asked than chunks exist.
+  for (const auto& [L, segments, extras] : {std::tuple{209, 2, true}, std::tuple{209, 5, false}, std::tuple{200, 13, true},
+                                            std::tuple{33, 40, true}}) {
+    const ScanOracleIn in = random_scan_inputs(1, L, 35, 6, extras, uint64_t(L + segments));
+    std::vector<double> y_ref, h_ref;
+    scan_oracle(in, y_ref, h_ref);
+    SCOPED_TRACE(::testing::Message() << "L" << L << " segments " << segments);
+    const KernelRun r = run_kernel<2, 8>(in, 0, L, in.h0, segments);
+    expect_close(r.y, y_ref, "y");
+    expect_close(r.h_last, h_ref, "final state");
+  }
 }
 
 TEST(KernelEmu, SelectiveScanStreamsThroughItsState) {
