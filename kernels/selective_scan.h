@@ -40,6 +40,30 @@ struct SelectiveScanParams {
   float* __restrict__ seg_h0 = nullptr;     // (B, S, D, N)
 };
 
+// One decode step (a single token per sequence), state updated in place: for each (b, d),
+// h[n] = exp(dt A[d,n]) h[n] + dt B[n] u; y = C . h + Dskip u, times SiLU(z). u, delta, z, y are
+// (B, D) and B, C (B, N), row strides given; state (B, D, N) contiguous.
+struct SelectiveStepParams {
+  int64_t batch = 0, channels = 0, states = 0;  // B, D, N
+  const float* __restrict__ u = nullptr;
+  const float* __restrict__ delta = nullptr;
+  const float* __restrict__ z = nullptr;  // or null
+  int64_t x_b = 0;                        // row stride of u, delta and z
+  const float* __restrict__ Bm = nullptr;
+  const float* __restrict__ Cm = nullptr;
+  int64_t bc_b = 0;                       // row stride of B and C
+  const float* __restrict__ A = nullptr;  // (D, N)
+  const float* __restrict__ Dskip = nullptr;
+  const float* __restrict__ delta_bias = nullptr;
+  bool softplus = false;
+  float* state = nullptr;  // (B, D, N), read and written (not restrict: in place)
+  float* __restrict__ y = nullptr;
+  int64_t y_b = 0;
+};
+
+// Device pointers; launches on the default stream and synchronizes. Throws like selective_scan_forward.
+void selective_scan_step(const SelectiveStepParams& p);
+
 // Device pointers; launches on the default stream and synchronizes. Long sequences are cut into
 // segments across blocks so that even B = 1 fills the GPU. Throws longseq::Error for inconsistent
 // sizes (N > kScanMaxStates, missing pointers) or a CUDA failure.

@@ -2,7 +2,8 @@
 // block as std::threads, __syncthreads as a barrier, __shared__ as block-shared static storage):
 // the warp scan primitive against a sequential scan, and the selective scan forward kernel against
 // the float64 oracle on odd lengths, L = 1, lengths around the chunk size, several chunks, initial
-// state in and final state out, and a streamed run (final state fed back as initial state).
+// state in and final state out, a streamed run (final state fed back as initial state), the
+// segmented multi-block scan, and the one-token decode step.
 #include "kernels/emu/cuda_emu.h"
 #include "kernels/selective_scan.cuh"
 #include "tests/oracles.h"
@@ -129,6 +130,25 @@ TEST(KernelEmu, SegmentedScanEqualsTheOracle) {
     expect_close(r.y, y_ref, "y");
     expect_close(r.h_last, h_ref, "final state");
   }
+}
+
+TEST(KernelEmu, DecodeStepsEqualTheScan) {
+  // Token-by-token decode from the initial state equals the oracle over the whole sequence, outputs
+  // and final state (the state is updated in place).
+  const ScanOracleIn in = random_scan_inputs(2, 9, 37, 5, true, 21);
+  std::vector<double> y_ref, h_ref;
+  scan_oracle(in, y_ref, h_ref);
+  std::vector<float> state = in.h0, y(size_t(in.B * in.L * in.D));
+  for (int64_t t = 0; t < in.L; ++t) {
+    const cuda::SelectiveStepParams p{.batch = in.B, .channels = in.D, .states = in.N, .u = in.u.data() + t * in.D,
+                                      .delta = in.delta.data() + t * in.D, .z = in.z.data() + t * in.D, .x_b = in.L * in.D,
+                                      .Bm = in.Bm.data() + t * in.N, .Cm = in.Cm.data() + t * in.N, .bc_b = in.L * in.N,
+                                      .A = in.A.data(), .Dskip = in.Dskip.data(), .delta_bias = in.bias.data(), .softplus = true,
+                                      .state = state.data(), .y = y.data() + t * in.D, .y_b = in.L * in.D};
+    emu::launch(dim3(unsigned((in.B * in.D + 31) / 32)), dim3(32), cuda::selective_scan_step_kernel, p);
+  }
+  expect_close(y, y_ref, "y decoded");
+  expect_close(state, h_ref, "state decoded");
 }
 
 TEST(KernelEmu, SelectiveScanStreamsThroughItsState) {
