@@ -13,6 +13,8 @@ void selective_scan_forward(const SelectiveScanParams& p) {
   LS_CHECK(p.states <= kScanMaxStates, "selective_scan_forward: N={} exceeds the kernel's {} states", p.states, kScanMaxStates);
   LS_CHECK(p.u && p.delta && p.Bm && p.Cm && p.A && p.y, "selective_scan_forward: u, delta, B, C, A and y are required");
   LS_CHECK(p.batch <= 65535, "selective_scan_forward: batch {} exceeds the grid's 65535", p.batch);
+  LS_CHECK(!p.cu_seqlens || (p.batch == 1 && p.n_seqs >= 1), "selective_scan_forward: a packed batch (cu_seqlens) needs B = 1 and n_seqs >= 1, got B={} n_seqs={}",
+           p.batch, p.n_seqs);
   constexpr int kWarps = 8, kItems = 8, kChunk = kWarps * kItems, kMinChunksPerSegment = 16;
   int device = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&device));

@@ -30,28 +30,48 @@ LS_HD float silu_f(float x) { return x / (1.0f + expf(-x)); }
 
 // One block: 32 channels x one batch x one segment (blockIdx.z) of the sequence. With p.y null it is
 // pass 1 of the segmented scan: from a zero state, it writes the segment's final state and delta sum.
-template <int kNWarps, int kNItems>
+// kPacked (p.cu_seqlens set) is a template flag so the common path keeps its registers.
+template <int kNWarps, int kNItems, bool kPacked>
 __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
   constexpr int kChunk = kNWarps * kNItems;
   constexpr float kLog2e = 1.4426950408889634f;
+  static_assert(kNItems <= 32, "token flags are bits of a 32-bit mask");
   __shared__ ScanPair partial[kNWarps][kLanes];
   __shared__ float running[kScanMaxStates][kLanes];  // state h[n] of each lane's channel before the chunk
-  __shared__ float dt_sum[kNWarps][kLanes];
+  __shared__ float dt_sum[kNWarps][kLanes], reset_any[kNWarps][kLanes];
   const int lane = int(threadIdx.x) % kLanes, warp = int(threadIdx.x) / kLanes;
   const int64_t D = p.channels, N = p.states, S = p.segments;
   const int64_t d = int64_t(blockIdx.x) * kLanes + lane, b = blockIdx.y, s = blockIdx.z;
   const int64_t begin = S == 1 ? 0 : s * p.segment_len;
   const int64_t L = S == 1 || begin + p.segment_len > p.length ? p.length : begin + p.segment_len;  // this segment's end
   const bool live = d < D, outputs = p.y != nullptr;  // the last block's spare lanes compute on zeros and store nothing
-  const float* h0 = nullptr;  // this block's initial state, D x N
-  if (outputs) h0 = S > 1 ? p.seg_h0 + (b * S + s) * D * N : p.h0 ? p.h0 + b * D * N : nullptr;
+  constexpr bool packed = kPacked;
+  const float* h0 = nullptr;  // this block's initial state, D x N (packed: zeros; sequences inject their own)
+  if (outputs) h0 = S > 1 ? p.seg_h0 + (b * S + s) * D * N : p.h0 && !packed ? p.h0 + b * D * N : nullptr;
   for (int64_t n = warp; n < N; n += kNWarps) running[n][lane] = live && h0 ? h0[d * N + n] : 0.0f;
   __syncthreads();
   const float dskip = live && p.Dskip ? p.Dskip[d] : 0.0f, bias = live && p.delta_bias ? p.delta_bias[d] : 0.0f;
-  float my_dt_sum = 0.0f;
+  float my_dt_sum = 0.0f, my_reset = 0.0f;
   for (int64_t c0 = begin; c0 < L; c0 += kChunk) {
     const int64_t t0 = c0 + int64_t(warp) * kNItems;
     float u[kNItems], dt[kNItems], out[kNItems];
+    int seq[kNItems] = {};  // packed: the sequence of each token
+    unsigned starts = 0, ends = 0;  // packed: bit i = token i opens / closes its sequence
+    if constexpr (packed) {
+      int64_t lo = 0, hi = p.n_seqs - 1;  // the last k with cu_seqlens[k] <= t0
+      while (lo < hi) {
+        const int64_t mid = (lo + hi + 1) / 2;
+        if (p.cu_seqlens[mid] <= t0) lo = mid; else hi = mid - 1;
+      }
+      for (int i = 0; i < kNItems; ++i) {
+        const int64_t t = t0 + i;
+        while (lo + 1 < p.n_seqs && p.cu_seqlens[lo + 1] <= t) ++lo;
+        seq[i] = int(lo);
+        if (t < L && t == p.cu_seqlens[lo]) starts |= 1u << i;
+        if (t < L && t == p.cu_seqlens[lo + 1] - 1) ends |= 1u << i;
+      }
+      if (starts) my_reset = 1.0f;
+    }
     for (int i = 0; i < kNItems; ++i) {
       const int64_t t = t0 + i;
       const bool in = live && t < L;
@@ -68,7 +88,9 @@ __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
       for (int i = 0; i < kNItems; ++i) {
         const int64_t t = t0 + i;
         const float Bt = t < L ? p.Bm[b * p.B_b + t * p.B_l + n] : 0.0f;
-        acc = scan_combine(acc, {exp2f(dt[i] * A2), dt[i] * Bt * u[i]});
+        ScanPair e{exp2f(dt[i] * A2), dt[i] * Bt * u[i]};
+        if (starts >> i & 1u) e = {0.0f, e.b + (p.h0 && live ? e.a * p.h0[(int64_t(seq[i]) * D + d) * N + n] : 0.0f)};
+        acc = scan_combine(acc, e);
         local[i] = acc;
       }
       const float h_before = running[n][lane];  // written below only after the scan's barriers
@@ -79,7 +101,9 @@ __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
           const int64_t t = t0 + i;
           if (t >= L) break;
           const ScanPair q = scan_combine(prefix, local[i]);
-          out[i] += p.Cm[b * p.C_b + t * p.C_l + n] * (q.a * h_before + q.b);
+          const float h = q.a * h_before + q.b;
+          out[i] += p.Cm[b * p.C_b + t * p.C_l + n] * h;
+          if ((ends >> i & 1u) && p.h_last && live) p.h_last[(int64_t(seq[i]) * D + d) * N + n] = h;
         }
       if (warp == 0) running[n][lane] = total.a * h_before + total.b;
     }
@@ -94,15 +118,17 @@ __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
   }
   if (!outputs) {  // pass 1: the segment's state from zero and its delta sum
     dt_sum[warp][lane] = my_dt_sum;
+    reset_any[warp][lane] = my_reset;
     __syncthreads();
     if (!live) return;
     if (warp == 0) {
-      float sum = 0.0f;
-      for (int w = 0; w < kNWarps; ++w) sum += dt_sum[w][lane];
+      float sum = 0.0f, reset = 0.0f;
+      for (int w = 0; w < kNWarps; ++w) sum += dt_sum[w][lane], reset = reset > reset_any[w][lane] ? reset : reset_any[w][lane];
       p.seg_dt[(b * S + s) * D + d] = sum;
+      p.seg_reset[(b * S + s) * D + d] = reset;
     }
     for (int64_t n = warp; n < N; n += kNWarps) p.seg_state[((b * S + s) * D + d) * N + n] = running[n][lane];
-  } else if (live && S == 1 && p.h_last) {
+  } else if (live && S == 1 && p.h_last && !packed) {
     for (int64_t n = warp; n < N; n += kNWarps) p.h_last[(b * D + d) * N + n] = running[n][lane];
   }
 }
@@ -127,7 +153,7 @@ __global__ void selective_scan_step_kernel(SelectiveStepParams p) {
 
 // Pass 2: one thread per (b, d, n) walks the segments: seg_h0[s] = the state entering segment s,
 // h_last = the state after the last. A segment's decay is exp(A sum(delta)) = the product of its
-// per-token decays.
+// per-token decays, or 0 when a packed sequence starts inside it.
 __global__ void selective_scan_segment_states_kernel(SelectiveScanParams p) {
   constexpr float kLog2e = 1.4426950408889634f;
   const int64_t D = p.channels, N = p.states, S = p.segments;
@@ -135,24 +161,25 @@ __global__ void selective_scan_segment_states_kernel(SelectiveScanParams p) {
   if (i >= p.batch * D * N) return;
   const int64_t b = i / (D * N), d = (i / N) % D, n = i % N;
   const float A2 = p.A[d * N + n] * kLog2e;
-  float h = p.h0 ? p.h0[i] : 0.0f;
+  const bool packed = p.cu_seqlens != nullptr;  // then sequences carry their own initial and final states
+  float h = p.h0 && !packed ? p.h0[i] : 0.0f;
   for (int64_t s = 0; s < S; ++s) {
-    p.seg_h0[((b * S + s) * D + d) * N + n] = h;
-    h = exp2f(A2 * p.seg_dt[(b * S + s) * D + d]) * h + p.seg_state[((b * S + s) * D + d) * N + n];
+    const int64_t bsd = (b * S + s) * D + d;
+    p.seg_h0[bsd * N + n] = h;
+    const float decay = p.seg_reset[bsd] > 0.0f ? 0.0f : exp2f(A2 * p.seg_dt[bsd]);  // a restart forgets what came in
+    h = decay * h + p.seg_state[bsd * N + n];
   }
-  if (p.h_last) p.h_last[i] = h;
+  if (p.h_last && !packed) p.h_last[i] = h;
 }
 
 // Scratch floats the segmented scan needs for `segments` pieces.
 inline int64_t selective_scan_scratch(const SelectiveScanParams& p, int64_t segments) {
-  return segments <= 1 ? 0 : p.batch * segments * p.channels * (2 * p.states + 1);
+  return segments <= 1 ? 0 : p.batch * segments * p.channels * (2 * p.states + 2);
 }
 
-// Runs the scan in `segments` pieces of whole kNWarps x kNItems chunks (1: one pass). launch(grid,
-// block, kernel, params) runs a kernel (a <<<>>> launch on a device, emu::launch on the CPU);
-// scratch holds selective_scan_scratch(p, segments) floats.
-template <int kNWarps, int kNItems, class Launch>
-void selective_scan_segmented(SelectiveScanParams p, int64_t segments, float* scratch, Launch launch) {
+// The passes of selective_scan_segmented for one kernel variant.
+template <int kNWarps, int kNItems, bool kPacked, class Launch>
+void selective_scan_passes(SelectiveScanParams p, int64_t segments, float* scratch, Launch launch) {
   constexpr int64_t kChunk = kNWarps * kNItems;
   const unsigned channel_blocks = unsigned((p.channels + kLanes - 1) / kLanes);
   const int64_t chunks = (p.length + kChunk - 1) / kChunk;
@@ -164,16 +191,26 @@ void selective_scan_segmented(SelectiveScanParams p, int64_t segments, float* sc
     p.seg_state = scratch;
     p.seg_h0 = scratch + BSD * p.states;
     p.seg_dt = scratch + 2 * BSD * p.states;
+    p.seg_reset = p.seg_dt + BSD;
     SelectiveScanParams pass1 = p;
     pass1.y = nullptr;
     launch(dim3(channel_blocks, unsigned(p.batch), unsigned(p.segments)), dim3(kNWarps * kLanes),
-           selective_scan_fwd_kernel<kNWarps, kNItems>, pass1);
+           selective_scan_fwd_kernel<kNWarps, kNItems, kPacked>, pass1);
     constexpr unsigned kThreads = 256;
     launch(dim3(unsigned((p.batch * p.channels * p.states + kThreads - 1) / kThreads)), dim3(kThreads),
            selective_scan_segment_states_kernel, p);
   }
   launch(dim3(channel_blocks, unsigned(p.batch), unsigned(p.segments)), dim3(kNWarps * kLanes),
-         selective_scan_fwd_kernel<kNWarps, kNItems>, p);
+         selective_scan_fwd_kernel<kNWarps, kNItems, kPacked>, p);
+}
+
+// Runs the scan in `segments` pieces of whole kNWarps x kNItems chunks (1: one pass). launch(grid,
+// block, kernel, params) runs a kernel (a <<<>>> launch on a device, emu::launch on the CPU);
+// scratch holds selective_scan_scratch(p, segments) floats.
+template <int kNWarps, int kNItems, class Launch>
+void selective_scan_segmented(SelectiveScanParams p, int64_t segments, float* scratch, Launch launch) {
+  if (p.cu_seqlens) return selective_scan_passes<kNWarps, kNItems, true>(p, segments, scratch, launch);
+  selective_scan_passes<kNWarps, kNItems, false>(p, segments, scratch, launch);
 }
 
 }  // namespace longseq::cuda

@@ -26,8 +26,13 @@ struct SelectiveScanParams {
   const float* __restrict__ Dskip = nullptr;       // (D) or null
   const float* __restrict__ delta_bias = nullptr;  // (D) or null
   bool softplus = false;
-  const float* __restrict__ h0 = nullptr;  // (B, D, N) initial state, or null: zeros
-  float* __restrict__ h_last = nullptr;    // (B, D, N) state after the last token, or null
+  const float* __restrict__ h0 = nullptr;  // (B, D, N) initial state, or null: zeros ((n_seqs, D, N) when packed)
+  float* __restrict__ h_last = nullptr;    // (B, D, N) state after the last token, or null ((n_seqs, D, N) when packed)
+  // Packed variable-length batch (B must be 1): sequence k is tokens [cu_seqlens[k], cu_seqlens[k+1]),
+  // cu_seqlens[0] = 0, cu_seqlens[n_seqs] = L, every sequence non-empty. The state restarts at each
+  // sequence's first token (from h0[k], or zeros) and h_last[k] is its state after its last token.
+  const int64_t* __restrict__ cu_seqlens = nullptr;  // (n_seqs + 1), device memory, or null: one sequence per row
+  int64_t n_seqs = 0;
   float* __restrict__ y = nullptr;
   int64_t y_b = 0, y_l = 0;
   // Set by the segmented driver (selective_scan.cuh), not by callers: L is cut into `segments`
@@ -38,6 +43,7 @@ struct SelectiveScanParams {
   float* __restrict__ seg_state = nullptr;  // (B, S, D, N)
   float* __restrict__ seg_dt = nullptr;     // (B, S, D)
   float* __restrict__ seg_h0 = nullptr;     // (B, S, D, N)
+  float* __restrict__ seg_reset = nullptr;  // (B, S, D): 1 when a packed sequence starts inside the segment
 };
 
 // One decode step (a single token per sequence), state updated in place: for each (b, d),

@@ -114,6 +114,29 @@ inline ScanOracleIn random_scan_inputs(int64_t B, int64_t L, int64_t D, int64_t 
   return in;
 }
 
+// The oracle for a packed row (B = 1): sequence k is tokens [cu[k], cu[k+1]), run alone from
+// row.h0's k-th (D, N) block (or zeros); y (L, D) and the final states (K, D, N), concatenated.
+inline void packed_scan_oracle(const ScanOracleIn& row, const std::vector<int64_t>& cu, std::vector<double>& y,
+                               std::vector<double>& h) {
+  const int64_t D = row.D, N = row.N;
+  y.clear();
+  h.clear();
+  for (size_t k = 0; k + 1 < cu.size(); ++k) {
+    ScanOracleIn one{1, cu[k + 1] - cu[k], D, N};
+    const auto cut = [&](const std::vector<float>& v, int64_t w) {
+      return std::vector<float>(v.begin() + cu[k] * w, v.begin() + cu[k + 1] * w);
+    };
+    one.u = cut(row.u, D), one.delta = cut(row.delta, D), one.Bm = cut(row.Bm, N), one.Cm = cut(row.Cm, N);
+    if (!row.z.empty()) one.z = cut(row.z, D);
+    one.A = row.A, one.Dskip = row.Dskip, one.bias = row.bias, one.softplus = row.softplus;
+    if (!row.h0.empty()) one.h0 = std::vector<float>(row.h0.begin() + int64_t(k) * D * N, row.h0.begin() + int64_t(k + 1) * D * N);
+    std::vector<double> yk, hk;
+    scan_oracle(one, yk, hk);
+    y.insert(y.end(), yk.begin(), yk.end());
+    h.insert(h.end(), hk.begin(), hk.end());
+  }
+}
+
 struct ErrorStats {
   double max_abs = 0, max_ref = 0, rel_l2 = 0;
 };

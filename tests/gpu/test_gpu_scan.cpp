@@ -16,22 +16,24 @@ using namespace longseq::testing;
 #if LONGSEQ_WITH_CUDA
 namespace {
 
-// A device copy of a host vector (or an uninitialised buffer of n floats), freed on scope exit.
-struct DeviceFloats {
-  float* ptr = nullptr;
+// A device copy of a host vector (or an uninitialised buffer of n values), freed on scope exit.
+template <class T>
+struct DeviceBuffer {
+  T* ptr = nullptr;
   size_t n = 0;
-  explicit DeviceFloats(size_t count) : n(count) { CUDA_CHECK(cudaMalloc(&ptr, std::max<size_t>(n, 1) * sizeof(float))); }
-  explicit DeviceFloats(const std::vector<float>& v) : DeviceFloats(v.size()) {
-    CUDA_CHECK(cudaMemcpy(ptr, v.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+  explicit DeviceBuffer(size_t count) : n(count) { CUDA_CHECK(cudaMalloc(&ptr, std::max<size_t>(n, 1) * sizeof(T))); }
+  explicit DeviceBuffer(const std::vector<T>& v) : DeviceBuffer(v.size()) {
+    CUDA_CHECK(cudaMemcpy(ptr, v.data(), n * sizeof(T), cudaMemcpyHostToDevice));
   }
-  DeviceFloats(const DeviceFloats&) = delete;
-  ~DeviceFloats() { cudaFree(ptr); }
-  std::vector<float> host() const {
-    std::vector<float> v(n);
-    CUDA_CHECK(cudaMemcpy(v.data(), ptr, n * sizeof(float), cudaMemcpyDeviceToHost));
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() { cudaFree(ptr); }
+  std::vector<T> host() const {
+    std::vector<T> v(n);
+    CUDA_CHECK(cudaMemcpy(v.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost));
     return v;
   }
 };
+using DeviceFloats = DeviceBuffer<float>;
 
 void check_case(int64_t B, int64_t L, int64_t D, int64_t N, uint64_t seed) {
   const ScanOracleIn in = random_scan_inputs(B, L, D, N, true, seed);
@@ -69,6 +71,31 @@ void check_decode(int64_t B, int64_t L, int64_t D, int64_t N, uint64_t seed) {
   EXPECT_LE(eh.max_abs, 1e-4 * std::max(1.0, eh.max_ref));
 }
 
+// Three sequences packed in one row (one long enough to be cut into segments) against the oracle
+// run on each alone.
+void check_packed(uint64_t seed) {
+  const std::vector<int64_t> lens{3, 20000, 777};
+  std::vector<int64_t> cu{0};
+  for (int64_t n : lens) cu.push_back(cu.back() + n);
+  const int64_t L = cu.back(), D = 40, N = 16, K = int64_t(lens.size());
+  ScanOracleIn row = random_scan_inputs(1, L, D, N, true, seed);
+  row.h0 = random_vector(size_t(K * D * N), seed + 100);
+  std::vector<double> y_ref, h_ref;
+  packed_scan_oracle(row, cu, y_ref, h_ref);
+  DeviceFloats u(row.u), delta(row.delta), A(row.A), Bm(row.Bm), Cm(row.Cm), Dskip(row.Dskip), z(row.z), bias(row.bias), h0(row.h0),
+      y(size_t(L * D)), h_last(size_t(K * D * N));
+  DeviceBuffer<int64_t> cu_dev(cu);
+  cuda::selective_scan_forward({.batch = 1, .length = L, .channels = D, .states = N, .u = u.ptr, .u_b = L * D, .u_l = D,
+                                .delta = delta.ptr, .delta_b = L * D, .delta_l = D, .Bm = Bm.ptr, .B_b = L * N, .B_l = N,
+                                .Cm = Cm.ptr, .C_b = L * N, .C_l = N, .z = z.ptr, .z_b = L * D, .z_l = D, .A = A.ptr,
+                                .Dskip = Dskip.ptr, .delta_bias = bias.ptr, .softplus = true, .h0 = h0.ptr, .h_last = h_last.ptr,
+                                .cu_seqlens = cu_dev.ptr, .n_seqs = K, .y = y.ptr, .y_b = L * D, .y_l = D});
+  const auto ey = compare(y.host(), y_ref), eh = compare(h_last.host(), h_ref);
+  EXPECT_LE(ey.max_abs, 1e-4 * std::max(1.0, ey.max_ref));
+  EXPECT_LE(ey.rel_l2, 1e-5);
+  EXPECT_LE(eh.max_abs, 1e-4 * std::max(1.0, eh.max_ref));
+}
+
 }  // namespace
 #endif
 
@@ -81,6 +108,13 @@ TEST(Gpu, SelectiveScanForwardMatchesFloat64Oracle) {
   check_case(1, 4099, 64, 16, 4);
   check_case(3, 1000, 7, 256, 5);
   check_case(1, 70001, 40, 16, 6);  // 2 channel blocks: the host cuts L into 68 segments across blocks
+#endif
+}
+
+TEST(Gpu, SelectiveScanPackedSequencesMatchFloat64Oracle) {
+  if (!cuda_compiled() || cuda_device_count() == 0) GTEST_SKIP() << cuda_device_summary();
+#if LONGSEQ_WITH_CUDA
+  check_packed(8);
 #endif
 }
 

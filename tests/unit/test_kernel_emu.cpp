@@ -132,6 +132,37 @@ TEST(KernelEmu, SegmentedScanEqualsTheOracle) {
   }
 }
 
+TEST(KernelEmu, PackedSequencesRestartTheirState) {
+  // Five sequences (5, 1, 40, 17, 33 tokens) packed in one row: each must equal the oracle run on
+  // it alone, from its own initial state, with its own final state, whether the row runs in one
+  // piece or in segments (boundaries inside chunks and segments).
+  const std::vector<int64_t> lens{5, 1, 40, 17, 33};
+  std::vector<int64_t> cu{0};
+  for (int64_t n : lens) cu.push_back(cu.back() + n);
+  const int64_t L = cu.back(), D = 35, N = 6, K = int64_t(lens.size());
+  for (bool with_h0 : {true, false}) {
+    ScanOracleIn row = random_scan_inputs(1, L, D, N, true, with_h0 ? 61 : 62);
+    row.h0 = with_h0 ? random_vector(size_t(K * D * N), 63) : std::vector<float>{};
+    std::vector<double> y_ref, h_ref;
+    packed_scan_oracle(row, cu, y_ref, h_ref);
+    for (int64_t segments : {1, 4}) {
+      SCOPED_TRACE(::testing::Message() << "h0 " << with_h0 << " segments " << segments);
+      std::vector<float> y(size_t(L * D), -1.0f), h_last(size_t(K * D * N), -1.0f);
+      cuda::SelectiveScanParams p{.batch = 1, .length = L, .channels = D, .states = N, .u = row.u.data(), .u_b = L * D, .u_l = D,
+                                  .delta = row.delta.data(), .delta_b = L * D, .delta_l = D, .Bm = row.Bm.data(), .B_b = L * N,
+                                  .B_l = N, .Cm = row.Cm.data(), .C_b = L * N, .C_l = N, .z = row.z.data(), .z_b = L * D,
+                                  .z_l = D, .A = row.A.data(), .Dskip = row.Dskip.data(), .delta_bias = row.bias.data(),
+                                  .softplus = true, .h0 = with_h0 ? row.h0.data() : nullptr, .h_last = h_last.data(),
+                                  .cu_seqlens = cu.data(), .n_seqs = K, .y = y.data(), .y_b = L * D, .y_l = D};
+      std::vector<float> scratch(size_t(cuda::selective_scan_scratch(p, segments)));
+      cuda::selective_scan_segmented<2, 8>(p, segments, scratch.data(),
+                                           [](dim3 grid, dim3 block, auto kernel, const auto& q) { emu::launch(grid, block, kernel, q); });
+      expect_close(y, y_ref, "y packed");
+      expect_close(h_last, h_ref, "final states packed");
+    }
+  }
+}
+
 TEST(KernelEmu, DecodeStepsEqualTheScan) {
   // Token-by-token decode from the initial state equals the oracle over the whole sequence, outputs
   // and final state (the state is updated in place).
