@@ -177,30 +177,39 @@ inline int64_t selective_scan_scratch(const SelectiveScanParams& p, int64_t segm
   return segments <= 1 ? 0 : p.batch * segments * p.channels * (2 * p.states + 2);
 }
 
+// Cuts p.length into at most `segments` pieces of whole kChunk-token chunks, none empty (sets
+// p.segments and p.segment_len).
+inline void plan_segments(SelectiveScanParams& p, int64_t segments, int64_t chunk) {
+  const int64_t chunks = (p.length + chunk - 1) / chunk;
+  p.segments = segments < 1 ? 1 : segments > chunks ? (chunks > 0 ? chunks : 1) : segments;
+  p.segment_len = (chunks + p.segments - 1) / p.segments * chunk;
+  p.segments = p.segment_len > 0 ? (p.length + p.segment_len - 1) / p.segment_len : 1;
+}
+
+// Passes 1 and 2 of the segmented scan for a planned p with p.segments > 1: every segment's true
+// initial state (seg_h0) and delta sum (seg_dt), in `scratch` (selective_scan_scratch floats).
+template <int kNWarps, int kNItems, bool kPacked, class Launch>
+void selective_scan_segment_starts(SelectiveScanParams& p, float* scratch, Launch launch) {
+  const int64_t BSD = p.batch * p.segments * p.channels;
+  p.seg_state = scratch;
+  p.seg_h0 = scratch + BSD * p.states;
+  p.seg_dt = scratch + 2 * BSD * p.states;
+  p.seg_reset = p.seg_dt + BSD;
+  SelectiveScanParams pass1 = p;
+  pass1.y = nullptr;
+  launch(dim3(unsigned((p.channels + kLanes - 1) / kLanes), unsigned(p.batch), unsigned(p.segments)), dim3(kNWarps * kLanes),
+         selective_scan_fwd_kernel<kNWarps, kNItems, kPacked>, pass1);
+  constexpr unsigned kThreads = 256;
+  launch(dim3(unsigned((p.batch * p.channels * p.states + kThreads - 1) / kThreads)), dim3(kThreads),
+         selective_scan_segment_states_kernel, p);
+}
+
 // The passes of selective_scan_segmented for one kernel variant.
 template <int kNWarps, int kNItems, bool kPacked, class Launch>
 void selective_scan_passes(SelectiveScanParams p, int64_t segments, float* scratch, Launch launch) {
-  constexpr int64_t kChunk = kNWarps * kNItems;
-  const unsigned channel_blocks = unsigned((p.channels + kLanes - 1) / kLanes);
-  const int64_t chunks = (p.length + kChunk - 1) / kChunk;
-  p.segments = segments < 1 ? 1 : segments > chunks ? (chunks > 0 ? chunks : 1) : segments;
-  p.segment_len = (chunks + p.segments - 1) / p.segments * kChunk;
-  p.segments = p.segment_len > 0 ? (p.length + p.segment_len - 1) / p.segment_len : 1;  // no empty segment
-  if (p.segments > 1) {
-    const int64_t BSD = p.batch * p.segments * p.channels;
-    p.seg_state = scratch;
-    p.seg_h0 = scratch + BSD * p.states;
-    p.seg_dt = scratch + 2 * BSD * p.states;
-    p.seg_reset = p.seg_dt + BSD;
-    SelectiveScanParams pass1 = p;
-    pass1.y = nullptr;
-    launch(dim3(channel_blocks, unsigned(p.batch), unsigned(p.segments)), dim3(kNWarps * kLanes),
-           selective_scan_fwd_kernel<kNWarps, kNItems, kPacked>, pass1);
-    constexpr unsigned kThreads = 256;
-    launch(dim3(unsigned((p.batch * p.channels * p.states + kThreads - 1) / kThreads)), dim3(kThreads),
-           selective_scan_segment_states_kernel, p);
-  }
-  launch(dim3(channel_blocks, unsigned(p.batch), unsigned(p.segments)), dim3(kNWarps * kLanes),
+  plan_segments(p, segments, kNWarps * kNItems);
+  if (p.segments > 1) selective_scan_segment_starts<kNWarps, kNItems, kPacked>(p, scratch, launch);
+  launch(dim3(unsigned((p.channels + kLanes - 1) / kLanes), unsigned(p.batch), unsigned(p.segments)), dim3(kNWarps * kLanes),
          selective_scan_fwd_kernel<kNWarps, kNItems, kPacked>, p);
 }
 

@@ -46,6 +46,40 @@ struct SelectiveScanParams {
   float* __restrict__ seg_reset = nullptr;  // (B, S, D): 1 when a packed sequence starts inside the segment
 };
 
+// Backward of the selective scan: gradients of a loss with respect to every input of the forward,
+// given dL/dy. The forward's inputs come in `fwd` (its y and h_last are not used). Gradient tensors
+// have the layouts of their inputs, with their own strides; every gradient is written, not
+// accumulated: du, ddelta, dB, dC always, dz when fwd.z is set, dDskip and ddelta_bias when
+// fwd.Dskip and fwd.delta_bias are set, dA always, dh0 (the initial state's) when not null.
+// Packed batches (cu_seqlens) are not supported by the backward yet.
+struct SelectiveScanBwdParams {
+  SelectiveScanParams fwd;
+  const float* __restrict__ dy = nullptr;  // (B, L, D)
+  int64_t dy_b = 0, dy_l = 0;
+  float* __restrict__ du = nullptr;  // (B, L, D)
+  int64_t du_b = 0, du_l = 0;
+  float* __restrict__ ddelta = nullptr;  // (B, L, D)
+  int64_t ddelta_b = 0, ddelta_l = 0;
+  float* __restrict__ dz = nullptr;  // (B, L, D)
+  int64_t dz_b = 0, dz_l = 0;
+  float* __restrict__ dB = nullptr;  // (B, L, N)
+  int64_t dB_b = 0, dB_l = 0;
+  float* __restrict__ dC = nullptr;  // (B, L, N)
+  int64_t dC_b = 0, dC_l = 0;
+  float* __restrict__ dA = nullptr;           // (D, N)
+  float* __restrict__ dDskip = nullptr;       // (D)
+  float* __restrict__ ddelta_bias = nullptr;  // (D)
+  float* __restrict__ dh0 = nullptr;          // (B, D, N) or null
+  // Set by the driver (selective_scan_bwd.cuh), not by callers; S = fwd.segments pieces of L.
+  float* __restrict__ seg_K = nullptr;       // (B, S, D, N) pass 1: gradient reaching each piece's start from its own tokens
+  float* __restrict__ seg_carry = nullptr;   // (B, S, D, N) pass 2: gradient entering each piece from the later pieces
+  float* __restrict__ part_dA = nullptr;     // (B, S, D, N) per-piece sums, reduced in a fixed order
+  float* __restrict__ part_dD = nullptr;     // (B, S, D)
+  float* __restrict__ part_dbias = nullptr;  // (B, S, D)
+  float* __restrict__ blocks = nullptr;      // per block: carry, per-warp dA sums and the states at its chunk starts
+  int64_t block_floats = 0;
+};
+
 // One decode step (a single token per sequence), state updated in place: for each (b, d),
 // h[n] = exp(dt A[d,n]) h[n] + dt B[n] u; y = C . h + Dskip u, times SiLU(z). u, delta, z, y are
 // (B, D) and B, C (B, N), row strides given; state (B, D, N) contiguous.
@@ -74,5 +108,10 @@ void selective_scan_step(const SelectiveStepParams& p);
 // segments across blocks so that even B = 1 fills the GPU. Throws longseq::Error for inconsistent
 // sizes (N > kScanMaxStates, missing pointers) or a CUDA failure.
 void selective_scan_forward(const SelectiveScanParams& p);
+
+// Device pointers; launches on the default stream and synchronizes. Memory: scratch of O(B L N +
+// B S D N) floats (S pieces, about four blocks per SM), never O(L D N). Throws like the forward, and
+// for a packed batch.
+void selective_scan_backward(const SelectiveScanBwdParams& p);
 
 }  // namespace longseq::cuda

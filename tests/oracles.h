@@ -46,6 +46,68 @@ inline void scan_oracle(const ScanOracleIn& in, std::vector<double>& y, std::vec
     }
 }
 
+// Gradients of sum(dy * y) for scan_oracle's inputs, in float64, from all L x N states kept in
+// memory and a plain reverse loop (deliberately the textbook form: no chunks, no recomputation).
+struct ScanOracleGrads {
+  std::vector<double> du, ddelta, dz, dB, dC, dA, dD, dbias, dh0;
+};
+
+inline ScanOracleGrads scan_backward_oracle(const ScanOracleIn& in, const std::vector<float>& dy) {
+  const auto [B, L, D, N] = std::tuple{in.B, in.L, in.D, in.N};
+  ScanOracleGrads g;
+  g.du.assign(size_t(B * L * D), 0.0), g.ddelta = g.du, g.dz = g.du;
+  g.dB.assign(size_t(B * L * N), 0.0), g.dC = g.dB;
+  g.dA.assign(size_t(D * N), 0.0), g.dh0.assign(size_t(B * D * N), 0.0);
+  g.dD.assign(size_t(D), 0.0), g.dbias = g.dD;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t d = 0; d < D; ++d) {
+      std::vector<double> h(static_cast<size_t>((L + 1) * N), 0.0), dt(static_cast<size_t>(L)), sp(static_cast<size_t>(L));  // h row t = state before token t
+      if (!in.h0.empty())
+        for (int64_t n = 0; n < N; ++n) h[size_t(n)] = in.h0[size_t((b * D + d) * N + n)];
+      for (int64_t t = 0; t < L; ++t) {
+        const size_t i = size_t((b * L + t) * D + d);
+        const double raw = double(in.delta[i]) + (in.bias.empty() ? 0.0 : in.bias[size_t(d)]);
+        dt[size_t(t)] = in.softplus ? (raw > 20 ? raw : std::log1p(std::exp(raw))) : raw;
+        sp[size_t(t)] = in.softplus ? (raw > 20 ? 1.0 : 1.0 / (1.0 + std::exp(-raw))) : 1.0;
+        for (int64_t n = 0; n < N; ++n)
+          h[size_t((t + 1) * N + n)] = std::exp(dt[size_t(t)] * in.A[size_t(d * N + n)]) * h[size_t(t * N + n)] +
+                                       dt[size_t(t)] * in.Bm[size_t((b * L + t) * N + n)] * in.u[i];
+      }
+      const double Dd = in.Dskip.empty() ? 0.0 : in.Dskip[size_t(d)];
+      std::vector<double> G(size_t(N), 0.0);  // dL/dh_t, accumulated from the end
+      for (int64_t t = L - 1; t >= 0; --t) {
+        const size_t i = size_t((b * L + t) * D + d);
+        const double u = in.u[i];
+        double y = Dd * u;
+        for (int64_t n = 0; n < N; ++n) y += in.Cm[size_t((b * L + t) * N + n)] * h[size_t((t + 1) * N + n)];
+        double gy = dy[i];
+        if (!in.z.empty()) {
+          const double z = in.z[i], s = 1.0 / (1.0 + std::exp(-z));
+          g.dz[i] = gy * y * s * (1.0 + z * (1.0 - s));
+          gy *= z * s;
+        }
+        g.du[i] += gy * Dd;
+        g.dD[size_t(d)] += gy * u;
+        double ddt = 0;
+        for (int64_t n = 0; n < N; ++n) {
+          const size_t bn = size_t((b * L + t) * N + n);
+          const double A = in.A[size_t(d * N + n)], a = std::exp(dt[size_t(t)] * A), hp = h[size_t(t * N + n)];
+          G[size_t(n)] += gy * in.Cm[bn];
+          g.dC[bn] += gy * h[size_t((t + 1) * N + n)];
+          g.dB[bn] += G[size_t(n)] * dt[size_t(t)] * u;
+          g.du[i] += G[size_t(n)] * dt[size_t(t)] * in.Bm[bn];
+          ddt += G[size_t(n)] * (a * A * hp + in.Bm[bn] * u);
+          g.dA[size_t(d * N + n)] += G[size_t(n)] * a * dt[size_t(t)] * hp;
+          G[size_t(n)] *= a;
+        }
+        g.ddelta[i] = ddt * sp[size_t(t)];
+        g.dbias[size_t(d)] += g.ddelta[i];
+      }
+      for (int64_t n = 0; n < N; ++n) g.dh0[size_t((b * D + d) * N + n)] = G[size_t(n)];
+    }
+  return g;
+}
+
 // x (B, L, D), w (D, W), bias (D) or empty, prev (B, W-1, D) inputs before t = 0 or empty.
 inline std::vector<double> conv_oracle(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& bias,
                                        const std::vector<float>& prev, int64_t B, int64_t L, int64_t D, int64_t W,
