@@ -4,38 +4,11 @@
 // per thread (64-token chunks). Backward: a block owns all channels of a piece, so B x pieces blocks
 // give every SM about four; 8 warps x 4 tokens per thread (it holds more per token).
 #include "kernels/cuda_check.h"
+#include "kernels/device_util.h"
 #include "kernels/selective_scan.cuh"
 #include "kernels/selective_scan_bwd.cuh"
 
 namespace longseq::cuda {
-
-namespace {
-
-template <class Params>
-void launch_on_device(dim3 grid, dim3 block, void (*kernel)(Params), const Params& q) {
-  kernel<<<grid, block>>>(q);
-  CUDA_CHECK(cudaGetLastError());
-}
-
-int sm_count() {
-  int device = 0, sms = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
-  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  return sms;
-}
-
-// Device scratch freed on scope exit (also when a launch throws).
-struct DeviceScratch {
-  float* ptr = nullptr;
-  explicit DeviceScratch(int64_t floats) {
-    if (floats > 0) CUDA_CHECK(cudaMalloc(&ptr, size_t(floats) * sizeof(float)));
-  }
-  ~DeviceScratch() { cudaFree(ptr); }
-  DeviceScratch(const DeviceScratch&) = delete;
-  DeviceScratch& operator=(const DeviceScratch&) = delete;
-};
-
-}  // namespace
 
 void selective_scan_forward(const SelectiveScanParams& p) {
   LS_CHECK(p.batch >= 1 && p.length >= 0 && p.channels >= 1 && p.states >= 1, "selective_scan_forward: bad sizes B={} L={} D={} N={}",
@@ -50,9 +23,7 @@ void selective_scan_forward(const SelectiveScanParams& p) {
   int64_t segments = (4 * int64_t(sm_count()) + blocks - 1) / blocks;
   segments = std::max<int64_t>(1, std::min<int64_t>(std::min<int64_t>(segments, chunks / kMinChunksPerSegment), 65535));
   DeviceScratch scratch(selective_scan_scratch(p, segments));
-  selective_scan_segmented<kWarps, kItems>(p, segments, scratch.ptr, [](dim3 grid, dim3 block, auto kernel, const auto& q) {
-    launch_on_device(grid, block, kernel, q);
-  });
+  selective_scan_segmented<kWarps, kItems>(p, segments, scratch.ptr, launch_on_device);
   CUDA_CHECK(cudaDeviceSynchronize());
 }
 
@@ -71,9 +42,7 @@ void selective_scan_backward(const SelectiveScanBwdParams& g) {
   constexpr int kFwdWarps = 8, kFwdItems = 8, kWarps = 8, kItems = 4;
   const int64_t segments = std::min<int64_t>(65535, (4 * int64_t(sm_count()) + p.batch - 1) / p.batch);
   DeviceScratch scratch(selective_scan_bwd_scratch<kFwdWarps, kFwdItems, kWarps, kItems>(p, segments));
-  selective_scan_backward_run<kFwdWarps, kFwdItems, kWarps, kItems>(g, segments, scratch.ptr, [](dim3 grid, dim3 block, auto kernel, const auto& q) {
-    launch_on_device(grid, block, kernel, q);
-  });
+  selective_scan_backward_run<kFwdWarps, kFwdItems, kWarps, kItems>(g, segments, scratch.ptr, launch_on_device);
   CUDA_CHECK(cudaDeviceSynchronize());
 }
 

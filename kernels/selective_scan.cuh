@@ -13,6 +13,7 @@
 #pragma once
 
 #include "core/dtype.h"
+#include "core/ops/activations.h"
 #include "kernels/block_scan.cuh"
 #include "kernels/selective_scan.h"
 
@@ -25,8 +26,6 @@ struct ScanPair {
   float a, b;
 };
 LS_HD ScanPair scan_combine(ScanPair p, ScanPair q) { return {p.a * q.a, q.a * p.b + q.b}; }
-LS_HD float softplus_f(float x) { return x <= 20.0f ? log1pf(expf(x)) : x; }
-LS_HD float silu_f(float x) { return x / (1.0f + expf(-x)); }
 
 // One block: 32 channels x one batch x one segment (blockIdx.z) of the sequence. With p.y null it is
 // pass 1 of the segmented scan: from a zero state, it writes the segment's final state and delta sum.
@@ -77,7 +76,7 @@ __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
       const bool in = live && t < L;
       u[i] = in ? p.u[b * p.u_b + t * p.u_l + d] : 0.0f;
       const float raw = in ? p.delta[b * p.delta_b + t * p.delta_l + d] + bias : 0.0f;
-      dt[i] = in ? (p.softplus ? softplus_f(raw) : raw) : 0.0f;  // outside: a = 1, b = 0 keeps the state
+      dt[i] = in ? (p.softplus ? softplus(raw) : raw) : 0.0f;  // outside: a = 1, b = 0 keeps the state
       out[i] = dskip * u[i];
       my_dt_sum += dt[i];
     }
@@ -111,7 +110,7 @@ __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
       for (int i = 0; i < kNItems; ++i) {
         const int64_t t = t0 + i;
         if (!live || t >= L) break;
-        const float g = p.z ? silu_f(p.z[b * p.z_b + t * p.z_l + d]) : 1.0f;
+        const float g = p.z ? silu(p.z[b * p.z_b + t * p.z_l + d]) : 1.0f;
         p.y[b * p.y_b + t * p.y_l + d] = out[i] * g;
       }
     __syncthreads();  // running[] of this chunk is complete before the next chunk reads it
@@ -141,14 +140,14 @@ __global__ void selective_scan_step_kernel(SelectiveStepParams p) {
   if (i >= p.batch * D) return;
   const int64_t b = i / D, d = i % D;
   const float u = p.u[b * p.x_b + d], raw = p.delta[b * p.x_b + d] + (p.delta_bias ? p.delta_bias[d] : 0.0f);
-  const float dt = p.softplus ? softplus_f(raw) : raw;
+  const float dt = p.softplus ? softplus(raw) : raw;
   float* h = p.state + i * N;
   float y = p.Dskip ? p.Dskip[d] * u : 0.0f;
   for (int64_t n = 0; n < N; ++n) {
     h[n] = exp2f(dt * p.A[d * N + n] * kLog2e) * h[n] + dt * p.Bm[b * p.bc_b + n] * u;
     y += p.Cm[b * p.bc_b + n] * h[n];
   }
-  p.y[b * p.y_b + d] = p.z ? y * silu_f(p.z[b * p.x_b + d]) : y;
+  p.y[b * p.y_b + d] = p.z ? y * silu(p.z[b * p.x_b + d]) : y;
 }
 
 // Pass 2: one thread per (b, d, n) walks the segments: seg_h0[s] = the state entering segment s,

@@ -25,11 +25,6 @@
 
 namespace longseq::cuda {
 
-LS_HD float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
-// d softplus(x) / dx = sigmoid(x) = 1 - exp(-softplus(x)), from the value y = softplus(x), so the
-// kernel need not keep x; above 20 (softplus_f's linear branch) it rounds to 1 as it should.
-LS_HD float softplus_grad_from_value(float y) { return -expm1f(-y); }
-
 // The kNItems tokens of one thread: u and delta (+ bias, softplus); zeros outside [.., end) or on
 // an idle lane, so that a = 1 and b = 0 there.
 template <int kNItems>
@@ -40,7 +35,7 @@ __device__ void load_scan_tokens(const SelectiveScanParams& p, int64_t b, int64_
     const bool in = live && t < end;
     u[i] = in ? p.u[b * p.u_b + t * p.u_l + d] : 0.0f;
     const float raw = in ? p.delta[b * p.delta_b + t * p.delta_l + d] + bias : 0.0f;
-    dt[i] = in ? (p.softplus ? softplus_f(raw) : raw) : 0.0f;
+    dt[i] = in ? (p.softplus ? softplus(raw) : raw) : 0.0f;
   }
 }
 
@@ -105,7 +100,7 @@ __global__ void __launch_bounds__(kNWarps * kLanes, 2) selective_scan_bwd_kernel
         const int64_t t = t0 + i;
         const bool in = live && t < end;
         const float dy = in ? g.dy[b * g.dy_b + t * g.dy_l + d] : 0.0f;
-        gy[i] = p.z && in ? dy * silu_f(p.z[b * p.z_b + t * p.z_l + d]) : dy;
+        gy[i] = p.z && in ? dy * silu(p.z[b * p.z_b + t * p.z_l + d]) : dy;
         ypre[i] = dskip * u[i];
         du[i] = gy[i] * dskip;
         ddt[i] = 0.0f;
@@ -163,7 +158,7 @@ __global__ void __launch_bounds__(kNWarps * kLanes, 2) selective_scan_bwd_kernel
           const int64_t t = t0 + i;
           if (!live || t >= end) break;
           if (p.z) {
-            const float z = p.z[b * p.z_b + t * p.z_l + d], sg = sigmoid_f(z);
+            const float z = p.z[b * p.z_b + t * p.z_l + d], sg = sigmoid(z);
             g.dz[b * g.dz_b + t * g.dz_l + d] = g.dy[b * g.dy_b + t * g.dy_l + d] * ypre[i] * sg * (1.0f + z * (1.0f - sg));
           }
           const float draw = p.softplus ? ddt[i] * softplus_grad_from_value(dt[i]) : ddt[i];

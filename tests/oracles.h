@@ -131,6 +131,44 @@ inline std::vector<double> conv_oracle(const std::vector<float>& x, const std::v
   return out;
 }
 
+// Gradients of sum(dy * conv_oracle(...)) with respect to x, w, bias and prev, in float64: each
+// output's upstream gradient is sent back along the W taps that made it.
+struct ConvOracleGrads {
+  std::vector<double> dx, dw, dbias, dprev;
+};
+
+inline ConvOracleGrads conv_backward_oracle(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& bias,
+                                            const std::vector<float>& prev, const std::vector<float>& dy, int64_t B, int64_t L,
+                                            int64_t D, int64_t W, bool silu) {
+  ConvOracleGrads g{std::vector<double>(x.size()), std::vector<double>(w.size()), std::vector<double>(size_t(D)),
+                    std::vector<double>(size_t(B * (W - 1) * D))};
+  const auto input = [&](int64_t b, int64_t src, int64_t d) -> double {
+    if (src >= 0) return x[size_t((b * L + src) * D + d)];
+    return prev.empty() ? 0.0 : prev[size_t((b * (W - 1) + (W - 1) + src) * D + d)];
+  };
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < L; ++t)
+      for (int64_t d = 0; d < D; ++d) {
+        double pre = bias.empty() ? 0.0 : bias[size_t(d)];
+        for (int64_t k = 0; k < W; ++k) pre += double(w[size_t(d * W + k)]) * input(b, t - (W - 1) + k, d);
+        double gt = dy[size_t((b * L + t) * D + d)];
+        if (silu) {
+          const double s = 1.0 / (1.0 + std::exp(-pre));
+          gt *= s * (1.0 + pre * (1.0 - s));
+        }
+        g.dbias[size_t(d)] += gt;
+        for (int64_t k = 0; k < W; ++k) {
+          const int64_t src = t - (W - 1) + k;
+          g.dw[size_t(d * W + k)] += gt * input(b, src, d);
+          if (src >= 0)
+            g.dx[size_t((b * L + src) * D + d)] += gt * w[size_t(d * W + k)];
+          else
+            g.dprev[size_t((b * (W - 1) + (W - 1) + src) * D + d)] += gt * w[size_t(d * W + k)];
+        }
+      }
+  return g;
+}
+
 }  // namespace longseq::testing
 
 #include "core/models/mamba_config.h"

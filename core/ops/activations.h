@@ -11,6 +11,15 @@ namespace longseq {
 // torch.nn.functional.softplus with beta 1, threshold 20.
 LS_HD float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 LS_HD float silu(float x) { return x / (1.0f + expf(-x)); }
+LS_HD float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+// d silu(x) / dx.
+LS_HD float silu_grad(float x) {
+  const float s = sigmoid(x);
+  return s * (1.0f + x * (1.0f - s));
+}
+// d softplus(x) / dx = sigmoid(x) = 1 - exp(-softplus(x)), from the value y = softplus(x) (so a
+// kernel need not keep x); above the threshold it rounds to 1 as it should.
+LS_HD float softplus_grad_from_value(float y) { return -expm1f(-y); }
 // GELU, tanh approximation (HyenaDNA's MLP).
 LS_HD float gelu_tanh(float x) {
   const float k = 0.7978845608028654f;  // sqrt(2/pi)

@@ -7,8 +7,8 @@
 #include "tests/testing.h"
 
 #if LONGSEQ_WITH_CUDA
-#include "kernels/cuda_check.h"
 #include "kernels/selective_scan.h"
+#include "tests/gpu/device_buffer.h"
 #endif
 
 using namespace longseq;
@@ -16,25 +16,6 @@ using namespace longseq::testing;
 
 #if LONGSEQ_WITH_CUDA
 namespace {
-
-// A device copy of a host vector (or an uninitialised buffer of n values), freed on scope exit.
-template <class T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  size_t n = 0;
-  explicit DeviceBuffer(size_t count) : n(count) { CUDA_CHECK(cudaMalloc(&ptr, std::max<size_t>(n, 1) * sizeof(T))); }
-  explicit DeviceBuffer(const std::vector<T>& v) : DeviceBuffer(v.size()) {
-    CUDA_CHECK(cudaMemcpy(ptr, v.data(), n * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() { cudaFree(ptr); }
-  std::vector<T> host() const {
-    std::vector<T> v(n);
-    CUDA_CHECK(cudaMemcpy(v.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost));
-    return v;
-  }
-};
-using DeviceFloats = DeviceBuffer<float>;
 
 void check_case(int64_t B, int64_t L, int64_t D, int64_t N, uint64_t seed) {
   const ScanOracleIn in = random_scan_inputs(B, L, D, N, true, seed);
