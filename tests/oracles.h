@@ -169,6 +169,38 @@ inline ConvOracleGrads conv_backward_oracle(const std::vector<float>& x, const s
   return g;
 }
 
+// Long causal convolution by the definition (O(L^2), float64): y = gate (sum_{s <= t} k[s] u[t - s] +
+// bias u) per (b, d), u, gate, y, dy (B, L, D), k (L, D); gate and bias may be empty. Gradients of
+// sum(dy y).
+struct LongConvOracle {
+  std::vector<double> y, du, dk, dgate, dbias;
+};
+
+inline LongConvOracle long_conv_oracle(const std::vector<float>& u, const std::vector<float>& k, const std::vector<float>& gate,
+                                       const std::vector<float>& bias, const std::vector<float>& dy, int64_t B, int64_t L, int64_t D) {
+  LongConvOracle o{std::vector<double>(u.size()), std::vector<double>(u.size()), std::vector<double>(k.size()),
+                   std::vector<double>(u.size()), std::vector<double>(size_t(D))};
+  const auto at = [&](int64_t b, int64_t t, int64_t d) { return size_t((b * L + t) * D + d); };
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t d = 0; d < D; ++d)
+      for (int64_t t = 0; t < L; ++t) {
+        double conv = bias.empty() ? 0.0 : double(bias[size_t(d)]) * u[at(b, t, d)];
+        for (int64_t s = 0; s <= t; ++s) conv += double(k[size_t(s * D + d)]) * u[at(b, t - s, d)];
+        const double gt = gate.empty() ? 1.0 : gate[at(b, t, d)], g = dy[at(b, t, d)] * gt;
+        o.y[at(b, t, d)] = gt * conv;
+        o.dgate[at(b, t, d)] = dy[at(b, t, d)] * conv;
+        if (!bias.empty()) {
+          o.du[at(b, t, d)] += g * bias[size_t(d)];
+          o.dbias[size_t(d)] += g * u[at(b, t, d)];
+        }
+        for (int64_t s = 0; s <= t; ++s) {
+          o.du[at(b, t - s, d)] += g * k[size_t(s * D + d)];
+          o.dk[size_t(s * D + d)] += g * u[at(b, t - s, d)];
+        }
+      }
+  return o;
+}
+
 }  // namespace longseq::testing
 
 #include "core/models/mamba_config.h"

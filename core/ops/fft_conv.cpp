@@ -164,18 +164,6 @@ std::mutex& fftw_planner_mutex() {
   return planner.mu;
 }
 
-int64_t fft_fast_size(int64_t min_size) {
-  int64_t best = int64_t(1) << 62;
-  for (int64_t p2 = 2; p2 < best; p2 *= 2)
-    for (int64_t p3 = p2; p3 < best; p3 *= 3)
-      for (int64_t p5 = p3; p5 < best; p5 *= 5)
-        for (int64_t p7 = p5; p7 < best; p7 *= 7)
-          if (p7 >= min_size) {
-            best = p7;
-            break;
-          }
-  return best;
-}
 
 int64_t fft_conv_block_channels(int64_t n, int64_t C) {
   // About 32 Mi floats of transform input per block: the whole model width for short windows,

@@ -7,6 +7,7 @@
 // depend only on the sizes, never on the thread count, so results are identical for any --threads.
 #pragma once
 
+#include "core/ops/fft_size.h"
 #include "core/tensor.h"
 
 #include <mutex>
@@ -19,8 +20,6 @@ namespace longseq {
 // before constructing itself, so that it is destroyed (and its plans with it) before that cleanup.
 std::mutex& fftw_planner_mutex();
 
-// Smallest even 7-smooth n >= min_size.
-int64_t fft_fast_size(int64_t min_size);
 
 // Spectra of the filter columns, scaled by 1/n: (C, n/2 + 1) complex, stored as F32 (C, n/2 + 1, 2).
 // Reusable across every input of length L (the filter depends only on the weights and L).

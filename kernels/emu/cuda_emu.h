@@ -13,6 +13,7 @@
 // sizes are meant for tests (a few thousand threads in all).
 #pragma once
 
+#include <atomic>
 #include <barrier>
 #include <cmath>
 #include <cstdint>
@@ -40,6 +41,8 @@ inline dim3 block_dim, grid_dim;
 inline std::barrier<>* block_barrier = nullptr;
 
 // Runs kernel(args...) over grid x block threads; rethrows the first exception a thread raised.
+// One std::thread per thread of a block, reused for every block in turn (a barrier separates the
+// blocks, so shared memory is handed from one block to the next as on a device).
 template <class Kernel, class... Args>
 void launch(dim3 grid, dim3 block, Kernel kernel, const Args&... args) {
   grid_dim = grid;
@@ -47,17 +50,18 @@ void launch(dim3 grid, dim3 block, Kernel kernel, const Args&... args) {
   const unsigned threads = block.x * block.y * block.z;
   std::exception_ptr error;
   std::mutex error_mutex;
-  for (unsigned bz = 0; bz < grid.z; ++bz)
-    for (unsigned by = 0; by < grid.y; ++by)
-      for (unsigned bx = 0; bx < grid.x; ++bx) {
-        std::barrier<> barrier(threads);
-        block_barrier = &barrier;
-        std::vector<std::thread> pool;
-        pool.reserve(threads);
-        for (unsigned t = 0; t < threads; ++t)
-          pool.emplace_back([&, t] {
+  std::atomic<bool> failed{false};
+  std::barrier<> barrier(threads);
+  block_barrier = &barrier;
+  std::vector<std::thread> pool;
+  pool.reserve(threads);
+  for (unsigned t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      thread_idx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+      for (unsigned bz = 0; bz < grid.z; ++bz)
+        for (unsigned by = 0; by < grid.y; ++by)
+          for (unsigned bx = 0; bx < grid.x; ++bx) {
             block_idx = dim3(bx, by, bz);
-            thread_idx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
             try {
               kernel(args...);
             } catch (...) {
@@ -65,13 +69,17 @@ void launch(dim3 grid, dim3 block, Kernel kernel, const Args&... args) {
                 const std::lock_guard lock(error_mutex);
                 if (!error) error = std::current_exception();
               }
+              failed = true;
               barrier.arrive_and_drop();  // the others' later barriers stop waiting for this thread
+              return;
             }
-          });
-        for (auto& th : pool) th.join();
-        block_barrier = nullptr;
-        if (error) std::rethrow_exception(error);
-      }
+            barrier.arrive_and_wait();  // the block ends for all its threads before the next begins
+            if (failed) return;
+          }
+    });
+  for (auto& th : pool) th.join();
+  block_barrier = nullptr;
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace longseq::emu

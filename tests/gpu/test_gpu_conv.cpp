@@ -1,6 +1,6 @@
-// The causal conv1d kernels on a device against the float64 oracles (every width, initial and final
-// state, bias, SiLU, forward and every gradient, a long sequence whose backward is cut into many
-// tiles); skips without a CUDA build or device. The same kernel source runs on the CPU in
+// The causal conv1d kernels (every width, initial and final state, bias, SiLU, forward and every
+// gradient, a long sequence whose backward is cut into many tiles) and the cuFFT long convolution
+// on a device against the float64 oracles; skips without a CUDA build or device. The same kernel source runs on the CPU in
 // tests/unit/test_kernel_emu.cpp.
 #include "core/backend.h"
 #include "tests/oracles.h"
@@ -8,6 +8,7 @@
 
 #if LONGSEQ_WITH_CUDA
 #include "kernels/causal_conv1d.h"
+#include "kernels/fft_conv.h"
 #include "tests/gpu/device_buffer.h"
 #endif
 
@@ -51,8 +52,41 @@ void check_conv(int64_t B, int64_t L, int64_t D, int64_t W, uint64_t seed) {
   }
 }
 
+// The FFT long convolution through cuFFT: filter spectrum, forward with gate and D skip, every
+// gradient, against the O(L^2) float64 oracle (fp32 FFT round trip: error ~ log2(n) eps |k| |u|
+// sqrt(L); bound 1e-4 of the largest reference value).
+void check_fft_conv(int64_t B, int64_t L, int64_t D, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << "fft conv B" << B << " L" << L << " D" << D);
+  const auto u = random_vector(size_t(B * L * D), seed), k = random_vector(size_t(L * D), seed + 1), gate = random_vector(u.size(), seed + 2);
+  const auto bias = random_vector(size_t(D), seed + 3), dy = random_vector(u.size(), seed + 4);
+  const LongConvOracle ref = long_conv_oracle(u, k, gate, bias, dy, B, L, D);
+  const int64_t n = cuda::fft_conv_size(L);
+  DeviceFloats u_d(u), k_d(k), gate_d(gate), bias_d(bias), dy_d(dy), y(u.size()), du(u.size()), dk(k.size()), dgate(u.size()), db(bias.size());
+  DeviceBuffer<cuda::CFloat> spec(size_t(D * (n / 2 + 1)));
+  cuda::fft_conv_filter_spectrum(k_d.ptr, D, L, D, spec.ptr);
+  const cuda::FftConvParams p{.batch = B, .length = L, .channels = D, .u = {u_d.ptr, L * D, D}, .gate = {gate_d.ptr, L * D, D},
+                              .bias = bias_d.ptr, .filter = {L, D, n, spec.ptr}, .y = y.ptr, .y_b = L * D, .y_l = D};
+  cuda::fft_conv_forward(p);
+  expect_near(y.host(), ref.y, 1e-4, "y");
+  cuda::fft_conv_backward({.fwd = p, .dy = {dy_d.ptr, L * D, D}, .du = du.ptr, .du_b = L * D, .du_l = D, .dk = dk.ptr, .dk_l = D,
+                           .dgate = dgate.ptr, .dgate_b = L * D, .dgate_l = D, .dbias = db.ptr});
+  expect_near(du.host(), ref.du, 1e-4, "du");
+  expect_near(dk.host(), ref.dk, 1e-4, "dk");
+  expect_near(dgate.host(), ref.dgate, 1e-4, "dgate");
+  expect_near(db.host(), ref.dbias, 1e-4, "dbias");
+}
+
 }  // namespace
 #endif
+
+TEST(Gpu, FftConvMatchesFloat64Oracle) {
+  if (!cuda_compiled() || cuda_device_count() == 0) GTEST_SKIP() << cuda_device_summary();
+#if LONGSEQ_WITH_CUDA
+  check_fft_conv(1, 1, 1, 11);
+  check_fft_conv(2, 1000, 33, 12);
+  check_fft_conv(1, 3001, 40, 13);  // 2L - 1 = 6001: the next even 7-smooth size is 6048
+#endif
+}
 
 TEST(Gpu, CausalConv1dMatchesFloat64Oracle) {
   if (!cuda_compiled() || cuda_device_count() == 0) GTEST_SKIP() << cuda_device_summary();

@@ -5,10 +5,17 @@
 // state in and final state out, a streamed run (final state fed back as initial state), the
 // segmented multi-block scan, and the one-token decode step.
 #include "kernels/emu/cuda_emu.h"
+#include "core/ops/fft_conv.h"
 #include "kernels/causal_conv1d.cuh"
+#include "kernels/fft_conv.cuh"
 #include "kernels/selective_scan_bwd.cuh"
 #include "tests/oracles.h"
 #include "tests/testing.h"
+
+#include <fftw3.h>
+
+#include <mutex>
+#include <type_traits>
 
 using namespace longseq;
 using namespace longseq::testing;
@@ -342,4 +349,80 @@ TEST(KernelEmu, CausalConv1dMatchesFloat64Oracle) {
   check_conv<2, 4, 2>(1, 9, 4, true, false, false, 1, 550);
   check_conv<1, 4, 2>(1, 9, 4, false, true, true, 2, 560);
   check_conv<4, 8, 8>(1, 300, 40, true, true, true, 3, 570);  // the host's configuration
+}
+
+namespace {
+
+// FFTW in the place of cuFFT for the emulated FFT conv: the same row layout (R2C of n reals to n/2
+// + 1 bins, C2R unscaled).
+struct FftwRunner {
+  int64_t n;
+  void forward(const float* time, cuda::CFloat* spec, int64_t rows) const {
+    run(fftwf_plan_many_dft_r2c, const_cast<float*>(time), reinterpret_cast<fftwf_complex*>(spec), rows);
+  }
+  void inverse(cuda::CFloat* spec, float* time, int64_t rows) const {
+    run(fftwf_plan_many_dft_c2r, reinterpret_cast<fftwf_complex*>(spec), time, rows);
+  }
+  template <class Planner, class In, class Out>
+  void run(Planner planner, In* in, Out* out, int64_t rows) const {
+    const bool r2c = std::is_same_v<In, float>;
+    int size = int(n);
+    fftwf_plan plan;
+    {
+      const std::lock_guard lock(fftw_planner_mutex());
+      plan = planner(1, &size, int(rows), in, nullptr, 1, int(r2c ? n : n / 2 + 1), out, nullptr, 1, int(r2c ? n / 2 + 1 : n),
+                     FFTW_ESTIMATE);
+    }
+    ASSERT_NE(plan, nullptr);
+    fftwf_execute(plan);
+    const std::lock_guard lock(fftw_planner_mutex());
+    fftwf_destroy_plan(plan);
+  }
+};
+
+// The FFT conv kernels (pack / spectral products / unpack) and drivers against the O(L^2) float64
+// oracle, channel blocks of cb.
+void check_fft_conv(int64_t B, int64_t L, int64_t D, bool with_gate, bool with_bias, int64_t cb, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << "B" << B << " L" << L << " D" << D << " gate " << with_gate << " bias " << with_bias << " cb " << cb);
+  const auto u = random_vector(size_t(B * L * D), seed), k = random_vector(size_t(L * D), seed + 1);
+  const auto gate = with_gate ? random_vector(u.size(), seed + 2) : std::vector<float>{};
+  const auto bias = with_bias ? random_vector(size_t(D), seed + 3) : std::vector<float>{};
+  const auto dy = random_vector(u.size(), seed + 4);
+  const LongConvOracle ref = long_conv_oracle(u, k, gate, bias, dy, B, L, D);
+  const auto launch = [](dim3 grid, dim3 block, auto kernel, const auto& q) { emu::launch(grid, block, kernel, q); };
+  const int64_t n = 2 * L;  // any even n >= 2L - 1; fft_conv_size's choice is tested on the device
+  FftwRunner fft{n};
+  std::vector<cuda::CFloat> spec(size_t(D * (n / 2 + 1)));
+  std::vector<float> scratch(size_t(cuda::fft_conv_scratch(B, cb, n)));
+  cuda::fft_filter_spectrum_run(k.data(), D, L, D, n, cb, spec.data(), scratch.data(), launch, fft);
+  constexpr float kUnwritten = 1e30f;
+  std::vector<float> y(u.size(), kUnwritten);
+  const cuda::FftConvParams p{.batch = B, .length = L, .channels = D, .u = {u.data(), L * D, D},
+                              .gate = {with_gate ? gate.data() : nullptr, L * D, D}, .bias = with_bias ? bias.data() : nullptr,
+                              .filter = {L, D, n, spec.data()}, .y = y.data(), .y_b = L * D, .y_l = D};
+  cuda::fft_conv_forward_run(p, cb, scratch.data(), launch, fft);
+  expect_close(y, ref.y, "y");
+  std::vector<float> du(u.size(), kUnwritten), dk(k.size(), kUnwritten), dgate(u.size(), kUnwritten), dbias(size_t(D), kUnwritten);
+  constexpr int64_t kTiles = 3;
+  std::vector<float> dbias_scratch(size_t(cuda::fft_conv_dbias_scratch(L, D, kTiles)));
+  cuda::fft_conv_backward_run({.fwd = p, .dy = {dy.data(), L * D, D}, .du = du.data(), .du_b = L * D, .du_l = D, .dk = dk.data(), .dk_l = D,
+                               .dgate = dgate.data(), .dgate_b = L * D, .dgate_l = D, .dbias = dbias.data()},
+                              cb, kTiles, scratch.data(), dbias_scratch.data(), launch, fft);
+  expect_grad_close(du, ref.du, "du");
+  expect_grad_close(dk, ref.dk, "dk");
+  if (with_gate) expect_grad_close(dgate, ref.dgate, "dgate");
+  if (with_bias) expect_grad_close(dbias, ref.dbias, "dbias");
+}
+
+}  // namespace
+
+TEST(KernelEmu, FftConvMatchesFloat64Oracle) {
+  // L = 1, odd lengths and lengths past a 32-token tile, channel blocks that do and do not divide
+  // D (33 channels: a second tile of channels), with and without gate and D skip, B = 1 and 3.
+  check_fft_conv(1, 1, 1, true, true, 1, 600);
+  check_fft_conv(2, 7, 3, true, true, 2, 610);
+  check_fft_conv(3, 45, 33, true, true, 33, 620);
+  check_fft_conv(1, 70, 5, false, true, 4, 630);
+  check_fft_conv(2, 33, 6, true, false, 6, 640);
+  check_fft_conv(1, 64, 2, false, false, 1, 650);
 }
