@@ -54,4 +54,30 @@ __device__ void warp_exclusive_scan_both(T fwd, T rev, Op op, T identity, T (*sm
   __syncthreads();
 }
 
+// Sum of `value` over the 32 lanes of each warp (every lane gets its warp's sum), for kernels in
+// which each warp owns a row: through smem (kNWarps x kLanes floats) and two block barriers, so
+// every thread of the block must call it, rows or not.
+template <int kNWarps>
+__device__ float warp_sum(float value, float (*smem)[kLanes]) {
+  const int warp = int(threadIdx.x) / kLanes;
+  smem[warp][threadIdx.x % kLanes] = value;
+  __syncthreads();
+  float sum = 0.0f;
+  for (int l = 0; l < kLanes; ++l) sum += smem[warp][l];
+  __syncthreads();
+  return sum;
+}
+
+// Maximum over the lanes of each warp, as warp_sum.
+template <int kNWarps>
+__device__ float warp_max(float value, float (*smem)[kLanes]) {
+  const int warp = int(threadIdx.x) / kLanes;
+  smem[warp][threadIdx.x % kLanes] = value;
+  __syncthreads();
+  float m = smem[warp][0];
+  for (int l = 1; l < kLanes; ++l) m = m > smem[warp][l] ? m : smem[warp][l];
+  __syncthreads();
+  return m;
+}
+
 }  // namespace longseq::cuda

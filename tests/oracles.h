@@ -201,6 +201,38 @@ inline LongConvOracle long_conv_oracle(const std::vector<float>& u, const std::v
   return o;
 }
 
+// RMSNorm / LayerNorm by the definition in float64, and the gradients of sum(dy y).
+struct NormOracle {
+  std::vector<double> y, dx, dw, db;
+};
+
+inline NormOracle norm_oracle(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b, const std::vector<float>& dy,
+                    int64_t R, int64_t D, bool rms, double eps) {
+  NormOracle o{std::vector<double>(x.size()), std::vector<double>(x.size()), std::vector<double>(size_t(D)), std::vector<double>(size_t(D))};
+  for (int64_t r = 0; r < R; ++r) {
+    double mean = 0, var = 0;
+    for (int64_t c = 0; c < D; ++c) mean += x[size_t(r * D + c)];
+    mean = rms ? 0.0 : mean / double(D);
+    for (int64_t c = 0; c < D; ++c) var += (x[size_t(r * D + c)] - mean) * (x[size_t(r * D + c)] - mean);
+    const double rstd = 1.0 / std::sqrt(var / double(D) + eps);
+    double mg = 0, mgx = 0;
+    for (int64_t c = 0; c < D; ++c) {
+      const size_t i = size_t(r * D + c);
+      const double xhat = (x[i] - mean) * rstd, g = double(dy[i]) * w[size_t(c)];
+      o.y[i] = xhat * w[size_t(c)] + (b.empty() ? 0.0 : b[size_t(c)]);
+      o.dw[size_t(c)] += dy[i] * xhat;
+      o.db[size_t(c)] += dy[i];
+      mg += g / double(D);
+      mgx += g * xhat / double(D);
+    }
+    for (int64_t c = 0; c < D; ++c) {
+      const size_t i = size_t(r * D + c);
+      o.dx[i] = rstd * (double(dy[i]) * w[size_t(c)] - (rms ? 0.0 : mg) - (x[i] - mean) * rstd * mgx);
+    }
+  }
+  return o;
+}
+
 }  // namespace longseq::testing
 
 #include "core/models/mamba_config.h"

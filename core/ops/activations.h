@@ -25,5 +25,9 @@ LS_HD float gelu_tanh(float x) {
   const float k = 0.7978845608028654f;  // sqrt(2/pi)
   return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
 }
+LS_HD float gelu_tanh_grad(float x) {
+  const float k = 0.7978845608028654f, th = tanhf(k * (x + 0.044715f * x * x * x));
+  return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * x * x);
+}
 
 }  // namespace longseq

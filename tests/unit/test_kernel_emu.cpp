@@ -7,7 +7,10 @@
 #include "kernels/emu/cuda_emu.h"
 #include "core/ops/fft_conv.h"
 #include "kernels/causal_conv1d.cuh"
+#include "kernels/cross_entropy.cuh"
+#include "kernels/elementwise.cuh"
 #include "kernels/fft_conv.cuh"
+#include "kernels/norm.cuh"
 #include "kernels/selective_scan_bwd.cuh"
 #include "tests/oracles.h"
 #include "tests/testing.h"
@@ -425,4 +428,130 @@ TEST(KernelEmu, FftConvMatchesFloat64Oracle) {
   check_fft_conv(1, 70, 5, false, true, 4, 630);
   check_fft_conv(2, 33, 6, true, false, 6, 640);
   check_fft_conv(1, 64, 2, false, false, 1, 650);
+}
+
+namespace {
+
+const auto emu_launch = [](dim3 grid, dim3 block, auto kernel, const auto& q) { emu::launch(grid, block, kernel, q); };
+
+void check_norm(int64_t R, int64_t D, bool rms, int64_t tiles, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << "R" << R << " D" << D << " rms " << rms << " tiles " << tiles);
+  const auto x = random_vector(size_t(R * D), seed, -3.0f, 3.0f), w = random_vector(size_t(D), seed + 1);
+  const auto b = rms ? std::vector<float>{} : random_vector(size_t(D), seed + 2), dy = random_vector(size_t(R * D), seed + 3);
+  const NormOracle ref = norm_oracle(x, w, b, dy, R, D, rms, 1e-5);
+  constexpr float kUnwritten = 1e30f;
+  std::vector<float> y(x.size(), kUnwritten), mean(static_cast<size_t>(R)), rstd(static_cast<size_t>(R)), dx(x.size(), kUnwritten), dw(size_t(D), kUnwritten),
+      db(size_t(D), kUnwritten);
+  const cuda::NormParams p{.rows = R, .cols = D, .rms = rms, .eps = 1e-5f, .x = x.data(), .x_r = D, .weight = w.data(),
+                           .bias = rms ? nullptr : b.data(), .y = y.data(), .y_r = D, .mean = mean.data(), .rstd = rstd.data()};
+  cuda::norm_forward_run<4>(p, emu_launch);
+  expect_close(y, ref.y, "y");
+  std::vector<float> scratch(size_t(cuda::norm_bwd_scratch(p, tiles)));
+  cuda::norm_backward_run<4>({.fwd = p, .dy = dy.data(), .dy_r = D, .dx = dx.data(), .dx_r = D, .dweight = dw.data(),
+                              .dbias = rms ? nullptr : db.data()},
+                             tiles, scratch.data(), emu_launch);
+  if (D == 1) {  // dx is the cancellation of two O(rstd |dy|) terms down to ~eps / x^2: an absolute bound only
+    const auto e = compare(dx, ref.dx);
+    EXPECT_LE(e.max_abs, 1e-6) << "dx, D = 1";
+  } else {
+    expect_grad_close(dx, ref.dx, "dx");
+  }
+  expect_grad_close(dw, ref.dw, "dweight");
+  if (!rms) expect_grad_close(db, ref.db, "dbias");
+}
+
+}  // namespace
+
+TEST(KernelEmu, NormsMatchFloat64Oracle) {
+  // Rows not a multiple of the 4 warps of a block, widths below, at and past 32 lanes, one row,
+  // column sums in 1..7 tiles.
+  for (bool rms : {true, false}) {
+    check_norm(1, 1, rms, 1, 700);
+    check_norm(5, 31, rms, 2, 710);
+    check_norm(9, 32, rms, 7, 720);
+    check_norm(13, 100, rms, 3, 730);
+  }
+}
+
+TEST(KernelEmu, CrossEntropyMatchesFloat64Oracle) {
+  // Loss and gradient per row, an ignored row (target -1), classes below and past 32 lanes, large
+  // logits (the max is subtracted before exp), and a target >= V flagged.
+  for (const auto& [R, V] : {std::pair<int64_t, int64_t>{1, 1}, {6, 5}, {9, 77}}) {
+    SCOPED_TRACE(::testing::Message() << "R" << R << " V" << V);
+    auto logits = random_vector(size_t(R * V), uint64_t(800 + V), -30.0f, 30.0f);
+    std::vector<int64_t> targets(static_cast<size_t>(R));
+    for (int64_t r = 0; r < R; ++r) targets[size_t(r)] = r == 2 ? -1 : (r * 7 + 3) % V;
+    std::vector<double> loss_ref(static_cast<size_t>(R)), grad_ref(logits.size());
+    for (int64_t r = 0; r < R; ++r) {
+      double m = -1e300, s = 0;
+      for (int64_t c = 0; c < V; ++c) m = std::max(m, double(logits[size_t(r * V + c)]));
+      for (int64_t c = 0; c < V; ++c) s += std::exp(logits[size_t(r * V + c)] - m);
+      const double lse = m + std::log(s);
+      const int64_t t = targets[size_t(r)];
+      loss_ref[size_t(r)] = t < 0 ? 0.0 : lse - logits[size_t(r * V + t)];
+      for (int64_t c = 0; c < V; ++c)
+        grad_ref[size_t(r * V + c)] = t < 0 ? 0.0 : 0.5 * (std::exp(logits[size_t(r * V + c)] - lse) - (c == t ? 1.0 : 0.0));
+    }
+    std::vector<float> loss(static_cast<size_t>(R), 1e30f), grad(logits.size(), 1e30f);
+    int bad = 0;
+    cuda::cross_entropy_run<4>({.rows = R, .classes = V, .logits = logits.data(), .logits_r = V, .targets = targets.data(), .loss = loss.data(),
+                                .dlogits = grad.data(), .dlogits_r = V, .grad_scale = 0.5f, .bad_target = &bad},
+                               emu_launch);
+    EXPECT_EQ(bad, 0);
+    expect_close(loss, loss_ref, "loss");
+    expect_close(grad, grad_ref, "dlogits");
+    targets.back() = V;  // out of range
+    cuda::cross_entropy_run<4>({.rows = R, .classes = V, .logits = logits.data(), .logits_r = V, .targets = targets.data(), .loss = loss.data(),
+                                .bad_target = &bad},
+                               emu_launch);
+    EXPECT_EQ(bad, R);  // 1 + the row
+  }
+}
+
+TEST(KernelEmu, ActivationsAndEmbeddingMatchFloat64Oracle) {
+  const auto x = random_vector(1000, 900, -6.0f, 6.0f), dy = random_vector(1000, 901);
+  for (const auto kind : {cuda::Activation::silu, cuda::Activation::gelu_tanh}) {
+    std::vector<double> y_ref(x.size()), dx_ref(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double v = x[i];
+      if (kind == cuda::Activation::silu) {
+        const double s = 1.0 / (1.0 + std::exp(-v));
+        y_ref[i] = v * s, dx_ref[i] = dy[i] * s * (1.0 + v * (1.0 - s));
+      } else {
+        const double k = std::sqrt(2.0 / M_PI), u = k * (v + 0.044715 * v * v * v), th = std::tanh(u);
+        y_ref[i] = 0.5 * v * (1.0 + th);
+        dx_ref[i] = dy[i] * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * k * (1.0 + 3.0 * 0.044715 * v * v));
+      }
+    }
+    std::vector<float> y(x.size()), dx(x.size());
+    cuda::activation_run({.kind = kind, .n = int64_t(x.size()), .x = x.data(), .out = y.data()}, false, 2, emu_launch);  // 2 blocks: grid-stride
+    cuda::activation_run({.kind = kind, .n = int64_t(x.size()), .x = x.data(), .dy = dy.data(), .out = dx.data()}, true, 3, emu_launch);
+    expect_close(y, y_ref, "activation");
+    expect_close(dx, dx_ref, "activation grad");
+  }
+  // Embedding: gather, then the scatter-add backward with repeated ids, in token order.
+  const int64_t T = 11, D = 37, V = 5;
+  const std::vector<int64_t> ids{0, 3, 3, 4, 1, 0, 3, 2, 2, 4, 3};
+  const auto table = random_vector(size_t(V * D), 902), dout = random_vector(size_t(T * D), 903);
+  std::vector<float> out(size_t(T * D)), dtable(size_t(V * D), 1e30f);
+  int bad = 0;
+  const cuda::EmbeddingParams p{.tokens = T, .dim = D, .vocab = V, .ids = ids.data(), .table = table.data(), .out = out.data(), .out_r = D,
+                                .dout = dout.data(), .dout_r = D, .dtable = dtable.data(), .bad_id = &bad};
+  cuda::embedding_forward_run(p, emu_launch);
+  cuda::embedding_backward_run(p, emu_launch);
+  std::vector<double> out_ref(out.size()), dtable_ref(dtable.size(), 0.0);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < D; ++c) {
+      out_ref[size_t(t * D + c)] = table[size_t(ids[size_t(t)] * D + c)];
+      dtable_ref[size_t(ids[size_t(t)] * D + c)] += dout[size_t(t * D + c)];
+    }
+  EXPECT_EQ(bad, 0);
+  expect_close(out, out_ref, "embedding");
+  expect_close(dtable, dtable_ref, "embedding grad");
+  std::vector<int64_t> wrong = ids;
+  wrong[6] = V;
+  cuda::embedding_forward_run(cuda::EmbeddingParams{.tokens = T, .dim = D, .vocab = V, .ids = wrong.data(), .table = table.data(),
+                                                    .out = out.data(), .out_r = D, .bad_id = &bad},
+                              emu_launch);
+  EXPECT_EQ(bad, 7);  // 1 + the token
 }

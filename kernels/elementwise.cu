@@ -1,0 +1,50 @@
+// Host entries of the activations and the embedding (kernels/elementwise.cuh). Out-of-range ids are
+// flagged on the device and reported here with the token index.
+#include "kernels/cuda_check.h"
+#include "kernels/device_util.h"
+#include "kernels/elementwise.cuh"
+
+namespace longseq::cuda {
+
+namespace {
+
+void run_activation(const ActivationParams& p, bool backward) {
+  LS_CHECK(p.n >= 0 && p.x && p.out && (!backward || p.dy), "activation: x, out (and dy for the backward) are required");
+  if (p.n == 0) return;
+  activation_run(p, backward, int64_t(sm_count()) * 32, launch_on_device);
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+void check_embedding(const EmbeddingParams& p, const char* who) {
+  LS_CHECK(p.tokens >= 1 && p.dim >= 1 && p.vocab >= 1, "{}: bad sizes T={} D={} V={}", who, p.tokens, p.dim, p.vocab);
+  LS_CHECK(p.ids, "{}: ids are required", who);
+  LS_CHECK(p.tokens <= 0x7fffffff && p.vocab <= 0x7fffffff && (p.dim + kLanes - 1) / kLanes <= 65535, "{}: sizes exceed the grid", who);
+}
+
+}  // namespace
+
+void activation_forward(const ActivationParams& p) { run_activation(p, false); }
+void activation_backward(const ActivationParams& p) { run_activation(p, true); }
+
+void embedding_forward(const EmbeddingParams& p) {
+  check_embedding(p, "embedding_forward");
+  LS_CHECK(p.table && p.out, "embedding_forward: table and out are required");
+  DeviceScratch flag(1);
+  CUDA_CHECK(cudaMemset(flag.ptr, 0, sizeof(float)));
+  EmbeddingParams q = p;
+  q.bad_id = reinterpret_cast<int*>(flag.ptr);
+  embedding_forward_run(q, launch_on_device);
+  int bad = 0;
+  CUDA_CHECK(cudaMemcpy(&bad, flag.ptr, sizeof(int), cudaMemcpyDeviceToHost));
+  LS_CHECK(bad == 0, "embedding_forward: token {} has an id outside the vocabulary of {}; check the tokenizer against the model", bad - 1,
+           p.vocab);
+}
+
+void embedding_backward(const EmbeddingParams& p) {
+  check_embedding(p, "embedding_backward");
+  LS_CHECK(p.dout && p.dtable, "embedding_backward: dout and dtable are required");
+  embedding_backward_run(p, launch_on_device);
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+}  // namespace longseq::cuda

@@ -1,0 +1,65 @@
+// Elementwise and embedding kernel source (nvcc: kernels/elementwise.cu; CPU tests:
+// kernels/emu/cuda_emu.h). Activations are grid-stride loops over contiguous floats; the embedding
+// maps lane = channel, so a token's row is one coalesced access.
+#pragma once
+
+#include "core/ops/activations.h"
+#include "kernels/block_scan.cuh"
+#include "kernels/elementwise.h"
+
+namespace longseq::cuda {
+
+LS_HD float activation_value(Activation kind, float x) { return kind == Activation::silu ? silu(x) : gelu_tanh(x); }
+LS_HD float activation_grad(Activation kind, float x) { return kind == Activation::silu ? silu_grad(x) : gelu_tanh_grad(x); }
+
+template <bool kBackward>
+__global__ void activation_kernel(ActivationParams p) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.n; i += stride)
+    p.out[i] = kBackward ? p.dy[i] * activation_grad(p.kind, p.x[i]) : activation_value(p.kind, p.x[i]);
+}
+
+// Grid: x = tokens, y = channel groups of 32.
+__global__ void embedding_fwd_kernel(EmbeddingParams p) {
+  const int64_t t = blockIdx.x, c = int64_t(blockIdx.y) * kLanes + threadIdx.x;
+  if (c >= p.dim) return;
+  const int64_t v = p.ids[t];
+  if (v < 0 || v >= p.vocab) {
+    if (c == 0) *p.bad_id = int(t < 0x7ffffffe ? t + 1 : 0x7fffffff);
+    return;
+  }
+  p.out[t * p.out_r + c] = p.table[v * p.dim + c];
+}
+
+// Grid: x = vocabulary rows, y = channel groups of 32.
+__global__ void embedding_bwd_kernel(EmbeddingParams p) {
+  const int64_t v = blockIdx.x, c = int64_t(blockIdx.y) * kLanes + threadIdx.x;
+  if (c >= p.dim) return;
+  float s = 0.0f;
+  for (int64_t t = 0; t < p.tokens; ++t)
+    if (p.ids[t] == v) s += p.dout[t * p.dout_r + c];
+  p.dtable[v * p.dim + c] = s;
+}
+
+template <class Launch>
+void activation_run(const ActivationParams& p, bool backward, int64_t max_blocks, Launch launch) {
+  constexpr int64_t kThreads = 256;
+  const int64_t blocks = (p.n + kThreads - 1) / kThreads;
+  const dim3 grid{unsigned(blocks < max_blocks ? blocks : max_blocks)}, block{unsigned(kThreads)};
+  if (backward)
+    launch(grid, block, activation_kernel<true>, p);
+  else
+    launch(grid, block, activation_kernel<false>, p);
+}
+
+template <class Launch>
+void embedding_forward_run(const EmbeddingParams& p, Launch launch) {
+  launch(dim3(unsigned(p.tokens), unsigned((p.dim + kLanes - 1) / kLanes)), dim3(kLanes), embedding_fwd_kernel, p);
+}
+
+template <class Launch>
+void embedding_backward_run(const EmbeddingParams& p, Launch launch) {
+  launch(dim3(unsigned(p.vocab), unsigned((p.dim + kLanes - 1) / kLanes)), dim3(kLanes), embedding_bwd_kernel, p);
+}
+
+}  // namespace longseq::cuda

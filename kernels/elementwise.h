@@ -1,0 +1,43 @@
+// CUDA elementwise activations (GELU tanh, SiLU; forward and backward) and the token embedding
+// (gather forward; deterministic scatter-add backward), with the per-element math of
+// core/ops/activations.h and core/train/grad_ops.h's embedding_*.
+#pragma once
+
+#include <cstdint>
+
+namespace longseq::cuda {
+
+enum class Activation { gelu_tanh, silu };
+
+// y = act(x) (n contiguous floats; y may equal x); backward dx = dy act'(x) (dx may equal dy).
+struct ActivationParams {
+  Activation kind = Activation::silu;
+  int64_t n = 0;
+  const float* x = nullptr;
+  const float* dy = nullptr;  // backward only
+  float* out = nullptr;       // y, or dx in the backward
+};
+
+// out[t, :] = table[ids[t], :]; backward dtable[v, :] = sum over t with ids[t] == v of dout[t, :],
+// in token order (no atomics: one thread per (v, channel) scans the ids, O(V x T) id reads, meant
+// for the small vocabularies of DNA and audio labels).
+struct EmbeddingParams {
+  int64_t tokens = 0, dim = 0, vocab = 0;  // T, D, V
+  const int64_t* __restrict__ ids = nullptr;
+  const float* __restrict__ table = nullptr;  // (V, D)
+  float* __restrict__ out = nullptr;          // (T, D) with row stride out_r
+  int64_t out_r = 0;
+  const float* __restrict__ dout = nullptr;  // backward: (T, D) with row stride dout_r
+  int64_t dout_r = 0;
+  float* __restrict__ dtable = nullptr;     // backward: (V, D), written
+  int* __restrict__ bad_id = nullptr;       // set by the host entry
+};
+
+// Device pointers; default stream; synchronize. Throw longseq::Error for bad sizes, an id outside
+// [0, V) (naming the token), or a CUDA failure.
+void activation_forward(const ActivationParams& p);
+void activation_backward(const ActivationParams& p);
+void embedding_forward(const EmbeddingParams& p);
+void embedding_backward(const EmbeddingParams& p);
+
+}  // namespace longseq::cuda
