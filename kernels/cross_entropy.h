@@ -10,7 +10,7 @@ namespace longseq::cuda {
 
 struct CrossEntropyParams {
   int64_t rows = 0, classes = 0;  // R, V
-  const float* __restrict__ logits = nullptr;
+  const float* logits = nullptr;  // not restrict: dlogits may alias it
   int64_t logits_r = 0;
   const int64_t* __restrict__ targets = nullptr;  // (R), in [0, V) or negative
   float* __restrict__ loss = nullptr;             // (R)
