@@ -6,7 +6,10 @@
 // combination of the earlier warps' aggregates is a short loop, not a log-depth tree.
 #pragma once
 
+#include "kernels/kernel_namespace.h"
+
 namespace longseq::cuda {
+LS_KERNELS_BEGIN
 
 inline constexpr int kLanes = 32;
 
@@ -80,4 +83,5 @@ __device__ float warp_max(float value, float (*smem)[kLanes]) {
   return m;
 }
 
+LS_KERNELS_END
 }  // namespace longseq::cuda

@@ -16,6 +16,7 @@
 #include <type_traits>
 
 namespace longseq::cuda {
+LS_KERNELS_BEGIN
 
 // The input at time t of channel d (t < 0: the initial state's row W - 1 + t, or zero; t >= L: zero).
 __device__ inline float conv_input(const CausalConv1dParams& p, int64_t b, int64_t t, int64_t d) {
@@ -170,4 +171,5 @@ void dispatch_conv_width(int64_t W, F f) {
   }
 }
 
+LS_KERNELS_END
 }  // namespace longseq::cuda

@@ -9,6 +9,7 @@
 #include <cmath>
 
 namespace longseq::cuda {
+LS_KERNELS_BEGIN
 
 template <int kNWarps>
 __global__ void cross_entropy_kernel(CrossEntropyParams p) {
@@ -42,4 +43,5 @@ void cross_entropy_run(const CrossEntropyParams& p, Launch launch) {
   launch(dim3(unsigned((p.rows + kNWarps - 1) / kNWarps)), dim3(kNWarps * kLanes), cross_entropy_kernel<kNWarps>, p);
 }
 
+LS_KERNELS_END
 }  // namespace longseq::cuda

@@ -26,6 +26,13 @@ void check_embedding(const EmbeddingParams& p, const char* who) {
 void activation_forward(const ActivationParams& p) { run_activation(p, false); }
 void activation_backward(const ActivationParams& p) { run_activation(p, true); }
 
+void add_inplace(float* y, const float* x, int64_t n) {
+  LS_CHECK(y && x && n >= 0, "add_inplace: y and x are required");
+  if (n == 0) return;
+  add_run(AddParams{n, y, x}, int64_t(sm_count()) * 32, launch_on_device);
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
 void embedding_forward(const EmbeddingParams& p) {
   check_embedding(p, "embedding_forward");
   LS_CHECK(p.table && p.out, "embedding_forward: table and out are required");

@@ -8,6 +8,7 @@
 #include "kernels/elementwise.h"
 
 namespace longseq::cuda {
+LS_KERNELS_BEGIN
 
 LS_HD float activation_value(Activation kind, float x) { return kind == Activation::silu ? silu(x) : gelu_tanh(x); }
 LS_HD float activation_grad(Activation kind, float x) { return kind == Activation::silu ? silu_grad(x) : gelu_tanh_grad(x); }
@@ -17,6 +18,23 @@ __global__ void activation_kernel(ActivationParams p) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.n; i += stride)
     p.out[i] = kBackward ? p.dy[i] * activation_grad(p.kind, p.x[i]) : activation_value(p.kind, p.x[i]);
+}
+
+struct AddParams {
+  int64_t n = 0;
+  float* y = nullptr;
+  const float* x = nullptr;
+};
+
+__global__ void add_kernel(AddParams p) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.n; i += stride) p.y[i] += p.x[i];
+}
+
+template <class Launch>
+void add_run(const AddParams& p, int64_t max_blocks, Launch launch) {
+  const int64_t blocks = (p.n + 255) / 256;
+  launch(dim3{unsigned(blocks < max_blocks ? blocks : max_blocks)}, dim3{256}, add_kernel, p);
 }
 
 // Grid: x = tokens, y = channel groups of 32.
@@ -62,4 +80,5 @@ void embedding_backward_run(const EmbeddingParams& p, Launch launch) {
   launch(dim3(unsigned(p.vocab), unsigned((p.dim + kLanes - 1) / kLanes)), dim3(kLanes), embedding_bwd_kernel, p);
 }
 
+LS_KERNELS_END
 }  // namespace longseq::cuda

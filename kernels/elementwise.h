@@ -18,6 +18,9 @@ struct ActivationParams {
   float* out = nullptr;       // y, or dx in the backward
 };
 
+// y += x over n contiguous floats (the residual stream).
+void add_inplace(float* y, const float* x, int64_t n);
+
 // out[t, :] = table[ids[t], :]; backward dtable[v, :] = sum over t with ids[t] == v of dout[t, :],
 // in token order (no atomics: one thread per (v, channel) scans the ids, O(V x T) id reads, meant
 // for the small vocabularies of DNA and audio labels).

@@ -15,6 +15,7 @@
 #include "kernels/fft_conv.h"
 
 namespace longseq::cuda {
+LS_KERNELS_BEGIN
 
 inline constexpr int kTileRows = 8;  // threads per tile column: a block is 32 x 8, each thread 4 rows of a 32 x 32 tile
 
@@ -258,4 +259,5 @@ void fft_conv_backward_run(const FftConvBwdParams& g, int64_t cb, int64_t dbias_
   }
 }
 
+LS_KERNELS_END
 }  // namespace longseq::cuda

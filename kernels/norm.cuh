@@ -11,6 +11,7 @@
 #include <cmath>
 
 namespace longseq::cuda {
+LS_KERNELS_BEGIN
 
 // Grid: x = groups of kNWarps rows.
 template <int kNWarps>
@@ -115,4 +116,5 @@ void norm_backward_run(NormBwdParams g, int64_t tiles, float* scratch, Launch la
   }
 }
 
+LS_KERNELS_END
 }  // namespace longseq::cuda

@@ -20,6 +20,7 @@
 #include <cmath>
 
 namespace longseq::cuda {
+LS_KERNELS_BEGIN
 
 // h_t = a h_{t-1} + b, as a pair that composes associatively: (p then q).
 struct ScanPair {
@@ -221,4 +222,5 @@ void selective_scan_segmented(SelectiveScanParams p, int64_t segments, float* sc
   selective_scan_passes<kNWarps, kNItems, false>(p, segments, scratch, launch);
 }
 
+LS_KERNELS_END
 }  // namespace longseq::cuda

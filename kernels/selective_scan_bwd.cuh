@@ -24,6 +24,7 @@
 #include "kernels/selective_scan.cuh"
 
 namespace longseq::cuda {
+LS_KERNELS_BEGIN
 
 // The kNItems tokens of one thread: u and delta (+ bias, softplus); zeros outside [.., end) or on
 // an idle lane, so that a = 1 and b = 0 there.
@@ -264,4 +265,5 @@ void selective_scan_backward_run(SelectiveScanBwdParams g, int64_t segments, flo
   launch(dim3(unsigned((p.channels * p.states + kThreads - 1) / kThreads)), dim3(kThreads), selective_scan_param_grads_kernel, g);
 }
 
+LS_KERNELS_END
 }  // namespace longseq::cuda

@@ -65,6 +65,12 @@ std::unique_ptr<LanguageModel> new_model_from_config(const std::string& path, ui
        c.get_string("model_type", ""));
 }
 
+void add_device_option(CLI::App* cmd, std::string& device) {
+  cmd->add_option("--device", device,
+                   "Where the model runs: cpu, or cuda (an NVIDIA GPU; Mamba models, streamed chunk by chunk with the state on the device)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+}
+
 std::string describe_model(const LanguageModel& m) {
   std::string s = fmt::format("{}, d_model {}, {} layers, vocab {}", m.family(), m.d_model(), m.n_layer(), m.vocab_size());
   if (m.max_length() > 0) s += fmt::format(", max_seq_len {}", m.max_length());

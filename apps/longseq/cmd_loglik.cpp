@@ -1,9 +1,11 @@
 // `longseq loglik`: per-position log-probabilities of a DNA sequence under a language model, streamed
 // to TSV chunk by chunk (bounded memory for recurrent models), with the sum and mean at the end.
 #include "apps/longseq/commands.h"
+#include "apps/longseq/model_args.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/models/lm.h"
+#include "core/models/mamba_device.h"
 #include "core/ops/embedding.h"
 #include "core/progress.h"
 #include "genomics/fasta.h"
@@ -21,7 +23,7 @@ namespace longseq::cli {
 namespace {
 
 struct LoglikArgs {
-  std::string model, fasta, region, text, output = "-";
+  std::string model, fasta, region, text, output = "-", device = "cpu";
   int64_t chunk = 4096;
   bool keep_case = false;
 };
@@ -62,7 +64,7 @@ void run(const LoglikArgs& a) {
   LS_CHECK(a.text.empty() != a.fasta.empty(), "give exactly one of --fasta FILE or --text STRING");
   LS_CHECK(a.text.empty() || a.region.empty(), "--region applies to --fasta only");
   const ModelDir dir = ModelDir::open(a.model);
-  const auto model = load_language_model(dir);
+  const auto model = make_device_model(load_language_model(dir), a.device);
   DnaTokenizer tok = DnaTokenizer::from_config(dir.config, model->vocab_size());
   tok.set_keep_case(a.keep_case);
   const BaseSource src(a);
@@ -129,6 +131,7 @@ void add_loglik(CLI::App& app) {
   fasta->excludes(text);
   cmd->add_option("-o,--output", a->output, "Output TSV ('-' = stdout)");
   cmd->add_option("--chunk", a->chunk, "Tokens per streamed chunk")->check(CLI::PositiveNumber);
+  cli::add_device_option(cmd, a->device);
   cmd->add_flag("--keep-case", a->keep_case, "Do not upper-case soft-masked (lowercase) bases; they become unknown tokens");
   cmd->callback([a] { run(*a); });
 }

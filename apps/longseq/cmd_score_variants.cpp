@@ -4,10 +4,12 @@
 // scored in parallel, and records are written back in input order, so the output does not depend on
 // --threads or --batch. Output goes to a temp file renamed on success.
 #include "apps/longseq/commands.h"
+#include "apps/longseq/model_args.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/memory.h"
 #include "core/models/lm.h"
+#include "core/models/mamba_device.h"
 #include "core/progress.h"
 #include "core/threads.h"
 #include "genomics/fasta.h"
@@ -40,7 +42,7 @@ constexpr int64_t kDefaultWindowCap = 32768;
 
 struct ScoreArgs {
   std::string reference, model, input = "-", output = "-", out_type, reduce = "sum", strand = "both";
-  std::string regions, regions_file, tag = "LONGSEQ_DLL";
+  std::string regions, regions_file, tag = "LONGSEQ_DLL", device = "cpu";
   int64_t window = 0, batch = 64;
   double max_n = 0.1;
   bool write_index = false, strict = false, per_strand = false, keep_case = false;
@@ -150,7 +152,7 @@ class ScoreVariants {
   explicit ScoreVariants(const ScoreArgs& a)
       : a_(a),
         dir_(ModelDir::open(a.model)),
-        model_(load_language_model(dir_)),
+        model_(make_device_model(load_language_model(dir_), a.device)),
         tok_(DnaTokenizer::from_config(dir_.config, model_->vocab_size())),
         fasta_(FastaReader::open(a.reference)),
         filter_(a.regions, a.regions_file, fasta_) {
@@ -491,6 +493,7 @@ void add_score_variants(CLI::App& app) {
   cmd->add_option("--regions-file", a->regions_file, "Only records overlapping the regions of a BED file")->excludes(regions);
   cmd->add_option("--tag", a->tag, "INFO key of the score (VCF 4.3 key rules)");
   cmd->add_option("--batch", a->batch, "Records read and scored together (parallel over sites)")->check(CLI::PositiveNumber);
+  cli::add_device_option(cmd, a->device);
   cmd->add_option("--max-n-fraction", a->max_n, "Skip windows with a larger fraction of N bases");
   cmd->add_flag("--strict", a->strict, "A REF that does not match the reference is an error instead of a skip");
   cmd->add_flag("--keep-case", a->keep_case, "Do not upper-case soft-masked reference bases");

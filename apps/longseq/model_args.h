@@ -24,6 +24,9 @@ std::unique_ptr<LanguageModel> new_model(const ModelArgs& a, uint64_t seed);
 // The same from a config.json of either family (Mamba-1 state-spaces/HF, HyenaDNA HF). Throws naming
 // the file and key for invalid configs.
 std::unique_ptr<LanguageModel> new_model_from_config(const std::string& config_json, uint64_t seed);
+// Registers --device (cpu or cuda) on `cmd`; the value goes to `device`.
+void add_device_option(CLI::App* cmd, std::string& device);
+
 // A one-line description ("mamba, d_model 64, 2 layers, ...").
 std::string describe_model(const LanguageModel& model);
 

@@ -44,6 +44,12 @@ class MambaModel final : public LanguageModel {
              Tensor norm_f_b);
 
   const MambaConfig& config() const { return cfg_; }
+  // The weights as loaded (the device model copies them).
+  struct Parameters {
+    const Tensor &embedding, &lm_head, &norm_f_w, &norm_f_b;
+    const std::vector<Layer>& layers;
+  };
+  Parameters parameters() const { return {embedding_, lm_head_, norm_f_w_, norm_f_b_, layers_}; }
   State new_state() const;
   // Runs `ids` (L) from `state` and advances it. logits (L, V) is written when defined; hidden[i]
   // (L, d) and final_hidden (L, d) when non-null/defined.

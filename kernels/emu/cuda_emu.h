@@ -13,6 +13,8 @@
 // sizes are meant for tests (a few thousand threads in all).
 #pragma once
 
+#define LONGSEQ_CUDA_EMULATION 1  // kernels/kernel_namespace.h: emulated kernels get their own symbols
+
 #include <atomic>
 #include <barrier>
 #include <cmath>
@@ -22,7 +24,7 @@
 #include <thread>
 #include <vector>
 
-#define __global__
+#define __global__ inline  // several test files may include the same kernel source
 #define __device__
 #define __host__
 #define __forceinline__ inline

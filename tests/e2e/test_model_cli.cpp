@@ -2,6 +2,7 @@
 // reference fixtures, streaming chunk sizes do not change results, bad input fails cleanly.
 #include "core/models/mamba.h"
 #include "core/safetensors.h"
+#include "core/backend.h"
 #include "tests/testing.h"
 
 #include <fmt/format.h>
@@ -154,4 +155,28 @@ TEST(ModelCli, BadInputsFailCleanly) {
   // A failing loglik leaves no output file behind.
   expect_fail(run_cli("loglik -m " + m + " --text ACGT --chunk 0 -o " + (dir / "x.tsv").string()), "chunk");
   EXPECT_FALSE(std::filesystem::exists(dir / "x.tsv"));
+}
+
+TEST(ModelCli, DeviceChoice) {
+  // --device cpu is the default path; cuda without a GPU (or a family with no device path) fails in
+  // one line saying what to do, leaving no output.
+  TempDir dir;
+  const std::string m = (dir / "m").string(), h = (dir / "h").string();
+  ASSERT_EQ(run_cli("init -o " + m + " --d-model 16 --n-layer 1").exit_code, 0);
+  ASSERT_EQ(run_cli("init -o " + h + " --family hyenadna --d-model 16 --n-layer 1 --max-seq-len 40").exit_code, 0);
+  const CliResult cpu = run_cli("loglik -m " + m + " --text ACGTACGTAC --device cpu"), plain = run_cli("loglik -m " + m + " --text ACGTACGTAC");
+  ASSERT_EQ(cpu.exit_code, 0) << cpu.err;
+  EXPECT_EQ(cpu.out, plain.out);
+  const CliResult hy = run_cli("loglik -m " + h + " --text ACGTACGTAC --device cuda -o " + (dir / "y.tsv").string());
+  EXPECT_NE(hy.exit_code, 0);
+  EXPECT_NE(hy.err.find("--device cpu"), std::string::npos) << hy.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "y.tsv"));
+  if (cuda_device_count() == 0) {
+    const CliResult r = run_cli("loglik -m " + m + " --text ACGTACGTAC --device cuda -o " + (dir / "x.tsv").string());
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("--device cpu"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir / "x.tsv"));
+  }
+  EXPECT_NE(run_cli("loglik -m " + m + " --text ACGT --device tpu").exit_code, 0);
 }

@@ -1,0 +1,84 @@
+// The device a model runs on, behind one interface: memory, transfers and the kernels the models
+// need, with the plain parameter structs of kernels/*.h. Two implementations: the CUDA one
+// (kernels/cuda_ops.cpp, real device memory and the kernels' host entries) and, in the tests, an
+// emulated one that runs the same kernel source on the CPU (tests/unit/emu_ops.h), so the model
+// code written against this interface is verified on machines without a GPU.
+// Pointers returned by alloc* are device pointers of this implementation; none may be used with
+// another. Every call throws longseq::Error on failure; calls are not thread-safe (callers
+// serialise).
+#pragma once
+
+#include "kernels/causal_conv1d.h"
+#include "kernels/elementwise.h"
+#include "kernels/norm.h"
+#include "kernels/selective_scan.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace longseq {
+
+class DeviceOps {
+ public:
+  virtual ~DeviceOps() = default;
+  virtual std::string name() const = 0;
+  // Uninitialised device memory for n floats / n int64 ids; release with the matching free.
+  virtual float* alloc(int64_t n) = 0;
+  virtual void free(float* p) = 0;
+  virtual int64_t* alloc_ids(int64_t n) = 0;
+  virtual void free_ids(int64_t* p) = 0;
+  virtual void to_device(float* dst, const float* src, int64_t n) = 0;
+  virtual void ids_to_device(int64_t* dst, const int64_t* src, int64_t n) = 0;
+  virtual void to_host(float* dst, const float* src, int64_t n) = 0;
+  virtual void copy(float* dst, const float* src, int64_t n) = 0;  // device to device
+  virtual void zero(float* dst, int64_t n) = 0;
+
+  virtual void embedding(const cuda::EmbeddingParams& p) = 0;
+  virtual void norm(const cuda::NormParams& p) = 0;
+  // y[M, O] = x[M, K] w[O, K]^T (+ bias[O]); row strides ldx, ldy.
+  virtual void linear(const float* x, int64_t ldx, const float* w, const float* bias, float* y, int64_t ldy, int64_t M, int64_t K,
+                      int64_t O) = 0;
+  virtual void conv1d(const cuda::CausalConv1dParams& p) = 0;
+  virtual void scan(const cuda::SelectiveScanParams& p) = 0;
+  virtual void add(float* y, const float* x, int64_t n) = 0;
+};
+
+// An owned device array of floats (or ids) of one DeviceOps; movable, freed on destruction.
+template <class T>
+class DeviceArray {
+ public:
+  DeviceArray() = default;
+  DeviceArray(DeviceOps& ops, int64_t n) : ops_(&ops), n_(n) {
+    if constexpr (std::is_same_v<T, float>)
+      ptr_ = ops.alloc(n);
+    else
+      ptr_ = ops.alloc_ids(n);
+  }
+  DeviceArray(DeviceArray&& o) noexcept : ops_(o.ops_), ptr_(o.ptr_), n_(o.n_) { o.ptr_ = nullptr; }
+  DeviceArray& operator=(DeviceArray&& o) noexcept {
+    std::swap(ops_, o.ops_), std::swap(ptr_, o.ptr_), std::swap(n_, o.n_);
+    return *this;
+  }
+  DeviceArray(const DeviceArray&) = delete;
+  ~DeviceArray() {
+    if (!ptr_) return;
+    if constexpr (std::is_same_v<T, float>)
+      ops_->free(ptr_);
+    else
+      ops_->free_ids(ptr_);
+  }
+  T* get() const { return ptr_; }
+  int64_t size() const { return n_; }
+
+ private:
+  DeviceOps* ops_ = nullptr;
+  T* ptr_ = nullptr;
+  int64_t n_ = 0;
+};
+
+// The CUDA implementation (device 0). Throws longseq::Error, with what to do, when this build has
+// no CUDA kernels or no device is visible.
+std::unique_ptr<DeviceOps> make_cuda_ops();
+
+}  // namespace longseq

@@ -1,0 +1,61 @@
+// The Mamba device model (core/models/mamba_device.h) on a real GPU against the CPU model: a random
+// model streamed in several chunk sizes, the shipped chr20 model on 10,000 tokens, and the shared-
+// prefix continuation scores the variant scorer uses; skips without a CUDA build or device. The same
+// model code runs on the emulated device in tests/unit/test_device_model.cpp.
+#include "core/backend.h"
+#include "core/model_dir.h"
+#include "core/models/mamba_device.h"
+#include "tests/testing.h"
+
+using namespace longseq;
+using namespace longseq::testing;
+
+namespace {
+
+std::vector<float> logits_of(const LanguageModel& m, const Tensor& ids, int64_t chunk) {
+  std::vector<float> out;
+  m.stream_logits(ids, chunk, [&](int64_t, const Tensor& lg) {
+    const auto v = lg.to_vector();
+    out.insert(out.end(), v.begin(), v.end());
+  });
+  return out;
+}
+
+Tensor ids_of(int64_t L, int64_t V) {
+  std::vector<int64_t> ids(static_cast<size_t>(L));
+  for (int64_t t = 0; t < L; ++t) ids[size_t(t)] = int64_t((uint64_t(t) * 2654435761u >> 7) % uint64_t(V));
+  return Tensor::from_ids(ids);
+}
+
+// fp32 on both sides, different reduction orders (cuBLAS, warp sums): 1e-4 of the largest logit.
+void expect_same_logits(const std::vector<float>& got, const std::vector<float>& want, const char* what) {
+  const auto e = compare(got, want);
+  EXPECT_LE(e.max_abs, 1e-4 * std::max(1.0, e.max_ref)) << what << " rel_l2 " << e.rel_l2;
+  EXPECT_LE(e.rel_l2, 1e-4) << what;
+}
+
+}  // namespace
+
+TEST(Gpu, MambaDeviceModelMatchesTheCpuModel) {
+  if (!cuda_compiled() || cuda_device_count() == 0) GTEST_SKIP() << cuda_device_summary();
+  MambaConfig c;
+  c.d_model = 128, c.n_layer = 4, c.vocab_size = 12, c.padded_vocab = 16, c.d_state = 16, c.d_inner = 256, c.dt_rank = 8;
+  std::shared_ptr<const MambaModel> cpu = MambaModel::random(c, 7);
+  const MambaDeviceModel dev(cpu, std::shared_ptr<DeviceOps>(make_cuda_ops()), 4096);
+  const Tensor ids = ids_of(5000, c.vocab_size);
+  const auto want = logits_of(*cpu, ids, 4096);
+  for (int64_t chunk : {int64_t(1000), int64_t(4096), int64_t(333)}) expect_same_logits(logits_of(dev, ids, chunk), want, "random model");
+
+  const auto shipped = load_language_model(ModelDir::open(std::string(LONGSEQ_SOURCE_DIR) + "/models/chr20-mamba"));
+  const Tensor dna = ids_of(10000, shipped->vocab_size());
+  const auto cpu_logits = logits_of(*shipped, dna, 4096);
+  const auto gpu = make_device_model(load_language_model(ModelDir::open(std::string(LONGSEQ_SOURCE_DIR) + "/models/chr20-mamba")), "cuda");
+  expect_same_logits(logits_of(*gpu, dna, 4096), cpu_logits, "models/chr20-mamba");
+
+  std::vector<int64_t> prefix(1000);
+  for (size_t i = 0; i < prefix.size(); ++i) prefix[i] = int64_t((i * 5 + 1) % 12);
+  const std::vector<std::vector<int64_t>> suffixes{{1, 2, 3}, {4}, std::vector<int64_t>(500, 7)};
+  const ContinuationScores a = cpu->score_continuations(prefix, suffixes), b = dev.score_continuations(prefix, suffixes);
+  EXPECT_NEAR(b.prefix, a.prefix, 1e-3 * std::max(1.0, std::abs(a.prefix)));
+  for (size_t s = 0; s < suffixes.size(); ++s) EXPECT_NEAR(b.suffix[s], a.suffix[s], 1e-3 * std::max(1.0, std::abs(a.suffix[s])));
+}

@@ -1,0 +1,64 @@
+// DeviceOps whose "device" is host memory and whose kernels are the CUDA kernel source run through
+// kernels/emu/cuda_emu.h (small block shapes: 2 or 4 warps, the scan cut into 3 segments), with
+// products by a float64-accumulated loop. Models written against DeviceOps are tested with it on
+// machines without a GPU; only the CUDA plumbing (cudaMemcpy, cuBLAS) is left to the GPU tests.
+#pragma once
+
+#include "core/device/ops.h"
+#include "core/error.h"
+#include "kernels/emu/cuda_emu.h"
+#include "kernels/causal_conv1d.cuh"
+#include "kernels/elementwise.cuh"
+#include "kernels/norm.cuh"
+#include "kernels/selective_scan.cuh"
+
+#include <cstring>
+#include <vector>
+
+namespace longseq::testing {
+
+class EmuOps final : public DeviceOps {
+ public:
+  std::string name() const override { return "emulated"; }
+  float* alloc(int64_t n) override { return new float[size_t(std::max<int64_t>(n, 1))]; }
+  void free(float* p) override { delete[] p; }
+  int64_t* alloc_ids(int64_t n) override { return new int64_t[size_t(std::max<int64_t>(n, 1))]; }
+  void free_ids(int64_t* p) override { delete[] p; }
+  void to_device(float* dst, const float* src, int64_t n) override { std::memcpy(dst, src, size_t(n) * sizeof(float)); }
+  void ids_to_device(int64_t* dst, const int64_t* src, int64_t n) override { std::memcpy(dst, src, size_t(n) * sizeof(int64_t)); }
+  void to_host(float* dst, const float* src, int64_t n) override { std::memcpy(dst, src, size_t(n) * sizeof(float)); }
+  void copy(float* dst, const float* src, int64_t n) override { std::memcpy(dst, src, size_t(n) * sizeof(float)); }
+  void zero(float* dst, int64_t n) override { std::fill(dst, dst + n, 0.0f); }
+
+  void embedding(const cuda::EmbeddingParams& p) override {
+    int bad = 0;
+    cuda::EmbeddingParams q = p;
+    q.bad_id = &bad;
+    cuda::embedding_forward_run(q, launch);
+    LS_CHECK(bad == 0, "emulated embedding: token {} out of the vocabulary", bad - 1);
+  }
+  void norm(const cuda::NormParams& p) override { cuda::norm_forward_run<4>(p, launch); }
+  void linear(const float* x, int64_t ldx, const float* w, const float* bias, float* y, int64_t ldy, int64_t M, int64_t K,
+              int64_t O) override {
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t o = 0; o < O; ++o) {
+        double s = bias ? bias[o] : 0.0;
+        for (int64_t k = 0; k < K; ++k) s += double(x[m * ldx + k]) * w[o * K + k];
+        y[m * ldy + o] = float(s);
+      }
+  }
+  void conv1d(const cuda::CausalConv1dParams& p) override {
+    cuda::dispatch_conv_width(p.width, [&](auto W) { cuda::causal_conv1d_forward_run<W.value, 4, 2>(p, launch); });
+  }
+  void scan(const cuda::SelectiveScanParams& p) override {
+    constexpr int64_t kSegments = 3;  // the multi-block path too, wherever the chunk is long enough
+    std::vector<float> scratch(size_t(cuda::selective_scan_scratch(p, kSegments)));
+    cuda::selective_scan_segmented<2, 8>(p, kSegments, scratch.data(), launch);
+  }
+  void add(float* y, const float* x, int64_t n) override { cuda::add_run(cuda::AddParams{n, y, x}, 4, launch); }
+
+ private:
+  static constexpr auto launch = [](dim3 grid, dim3 block, auto kernel, const auto& q) { emu::launch(grid, block, kernel, q); };
+};
+
+}  // namespace longseq::testing

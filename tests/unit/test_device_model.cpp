@@ -1,0 +1,102 @@
+// The Mamba model's device path (core/models/mamba_device.h) run through the emulated device
+// (tests/unit/emu_ops.h: the CUDA kernel source on the CPU) against the float64 model oracle and
+// the CPU model: whole sequence, chunked streaming (chunks of 1, 7 and more than the sequence),
+// shared-prefix continuation scores, RMSNorm and LayerNorm variants; and the CLI-facing errors.
+#include "core/backend.h"
+#include "core/models/mamba_device.h"
+#include "tests/oracles.h"
+#include "tests/testing.h"
+#include "tests/unit/emu_ops.h"
+
+using namespace longseq;
+using namespace longseq::testing;
+
+namespace {
+
+MambaConfig device_config(bool rms) {
+  MambaConfig c;
+  c.d_model = 24;
+  c.n_layer = 2;
+  c.vocab_size = 12;
+  c.padded_vocab = 16;
+  c.d_state = 8;
+  c.d_inner = 48;
+  c.dt_rank = 2;
+  c.rms_norm = rms;
+  return c;
+}
+
+Tensor test_ids(int64_t L, int64_t V, uint64_t seed) {
+  std::vector<int64_t> ids(static_cast<size_t>(L));
+  for (int64_t t = 0; t < L; ++t) ids[size_t(t)] = int64_t((uint64_t(t) * 2654435761u + seed * 97) % uint64_t(V));
+  return Tensor::from_ids(ids);
+}
+
+std::vector<float> device_logits(const MambaDeviceModel& m, const Tensor& ids, int64_t chunk) {
+  std::vector<float> out;
+  m.stream_logits(ids, chunk, [&](int64_t, const Tensor& lg) {
+    const auto v = lg.to_vector();
+    out.insert(out.end(), v.begin(), v.end());
+  });
+  return out;
+}
+
+}  // namespace
+
+TEST(DeviceModel, EmulatedMambaMatchesTheFloat64Oracle) {
+  for (bool rms : {true, false}) {
+    SCOPED_TRACE(::testing::Message() << "rms " << rms);
+    const MambaConfig cfg = device_config(rms);
+    std::shared_ptr<const MambaModel> cpu = MambaModel::random(cfg, rms ? 31 : 32);
+    std::map<std::string, std::vector<float>> params;
+    for (const auto& [k, v] : cpu->named_parameters()) params[k] = v.to_vector();
+    const Tensor ids = test_ids(61, cfg.vocab_size, 5);
+    std::vector<int64_t> id_vec(size_t(ids.size(0)));
+    for (int64_t t = 0; t < ids.size(0); ++t) id_vec[size_t(t)] = ids.data<int64_t>()[t];
+    const std::vector<double> ref = mamba_oracle(cfg, params, id_vec);
+    const auto cpu_logits = cpu->forward(ids, {.chunk = 4096}).logits.to_vector();
+    const MambaDeviceModel dev(cpu, std::make_shared<EmuOps>(), 40);
+    for (int64_t chunk : {int64_t(1), int64_t(7), int64_t(40)}) {
+      SCOPED_TRACE(::testing::Message() << "chunk " << chunk);
+      // Token by token (decode) on the first 9 tokens: the logits of a prefix are the oracle's first rows.
+      const int64_t L = chunk == 1 ? 9 : ids.size(0), V = cfg.padded_vocab;
+      const auto got = device_logits(dev, ids.slice(0, 0, L), chunk);
+      const std::vector<double> want(ref.begin(), ref.begin() + L * V);
+      const std::vector<float> cpu_want(cpu_logits.begin(), cpu_logits.begin() + L * V);
+      const auto e = compare(got, want);
+      SCOPED_TRACE(::testing::Message() << "vs oracle max_abs " << e.max_abs << " rel_l2 " << e.rel_l2);
+      EXPECT_LE(e.max_abs, 1e-5 * std::max(1.0, e.max_ref));
+      EXPECT_LE(e.rel_l2, 1e-5);
+      const auto ec = compare(got, cpu_want);
+      EXPECT_LE(ec.max_abs, 1e-5 * std::max(1.0, ec.max_ref)) << "vs CPU model";
+    }
+    const auto whole = dev.forward(ids, {.chunk = 4096}).logits.to_vector();  // chunks capped at the device's 40
+    EXPECT_LE(compare(whole, ref).rel_l2, 1e-5);
+  }
+}
+
+TEST(DeviceModel, EmulatedContinuationScoresEqualTheCpuModel) {
+  // The variant scorer's path: the prefix runs once, each suffix from a copy of the device state.
+  const MambaConfig cfg = device_config(true);
+  std::shared_ptr<const MambaModel> cpu = MambaModel::random(cfg, 41);
+  const MambaDeviceModel dev(cpu, std::make_shared<EmuOps>(), 16);
+  std::vector<int64_t> prefix(37);
+  for (size_t i = 0; i < prefix.size(); ++i) prefix[i] = int64_t((i * 5 + 1) % 12);
+  const std::vector<std::vector<int64_t>> suffixes{{1, 2, 3}, {4}, std::vector<int64_t>(20, 7)};
+  const ContinuationScores want = cpu->score_continuations(prefix, suffixes), got = dev.score_continuations(prefix, suffixes);
+  EXPECT_NEAR(got.prefix, want.prefix, 1e-4 * std::max(1.0, std::abs(want.prefix)));
+  ASSERT_EQ(got.suffix.size(), want.suffix.size());
+  for (size_t s = 0; s < got.suffix.size(); ++s) EXPECT_NEAR(got.suffix[s], want.suffix[s], 1e-4 * std::max(1.0, std::abs(want.suffix[s]))) << s;
+}
+
+TEST(DeviceModel, RefusesWhatItCannotRun) {
+  const MambaConfig cfg = device_config(true);
+  std::shared_ptr<const MambaModel> cpu = MambaModel::random(cfg, 51);
+  const MambaDeviceModel dev(cpu, std::make_shared<EmuOps>(), 8);
+  EXPECT_THROW(dev.forward(test_ids(5, 12, 1), {.hidden = true}), Error);  // hidden states: CPU only for now
+  EXPECT_THROW(make_device_model(MambaModel::random(cfg, 52), "tpu"), Error);
+  if (cuda_device_count() == 0) {
+    EXPECT_THROW(make_device_model(MambaModel::random(cfg, 53), "cuda"), Error);
+  }
+  EXPECT_EQ(make_device_model(MambaModel::random(cfg, 54), "cpu")->family(), "mamba");
+}
