@@ -9,6 +9,7 @@
 
 #include <cufft.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -66,7 +67,9 @@ int64_t channel_block(int64_t batch, int64_t channels, int64_t n) {
   const int64_t per_channel = fft_conv_scratch(batch, 1, n);
   LS_CHECK(per_channel <= budget, "fft_conv: one channel of B={} rows at FFT size {} needs {} MiB of device memory, {} MiB are free; "
            "run shorter windows or a smaller batch", batch, n, per_channel * 4 >> 20, free_bytes >> 20);
-  return std::max<int64_t>(1, std::min(channels, budget / per_channel));
+  // Grid limits: the spectral kernels put the B x cb rows (and the cb channels) in grid y (<= 65535).
+  LS_CHECK(batch <= 65535, "fft_conv: batch {} exceeds the grid's 65535", batch);
+  return std::max<int64_t>(1, std::min({channels, budget / per_channel, int64_t(65535) / batch}));
 }
 
 void check_filter(const FftConvParams& p, const char* who) {

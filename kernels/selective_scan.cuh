@@ -28,10 +28,35 @@ struct ScanPair {
 };
 LS_HD ScanPair scan_combine(ScanPair p, ScanPair q) { return {p.a * q.a, q.a * p.b + q.b}; }
 
+// Storage <-> fp32 (core/dtype.h's conversions: round to nearest even, as __float2bfloat16_rn).
+LS_HD float to_f32(float x) { return x; }
+LS_HD float to_f32(Bf16 x) { return bf16_to_f32(x.bits); }
+LS_HD float to_f32(F16 x) { return f16_to_f32(x.bits); }
+LS_HD void store_f32(float* p, float v) { *p = v; }
+LS_HD void store_f32(Bf16* p, float v) { p->bits = f32_to_bf16(v); }
+LS_HD void store_f32(F16* p, float v) { p->bits = f32_to_f16(v); }
+// Element i of a storage-typed array behind a void pointer.
+template <class T>
+LS_HD float load_as(const void* p, int64_t i) {
+  return to_f32(static_cast<const T*>(p)[i]);
+}
+
+template <class T>
+struct TypeTag {
+  using type = T;
+};
+// f(TypeTag<T>{}) for the storage type of `dtype`.
+template <class F>
+void dispatch_scan_dtype(ScanDType dtype, F f) {
+  if (dtype == ScanDType::bf16) return f(TypeTag<Bf16>{});
+  if (dtype == ScanDType::f16) return f(TypeTag<F16>{});
+  f(TypeTag<float>{});
+}
+
 // One block: 32 channels x one batch x one segment (blockIdx.z) of the sequence. With p.y null it is
 // pass 1 of the segmented scan: from a zero state, it writes the segment's final state and delta sum.
 // kPacked (p.cu_seqlens set) is a template flag so the common path keeps its registers.
-template <int kNWarps, int kNItems, bool kPacked>
+template <int kNWarps, int kNItems, bool kPacked, class T>
 __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
   constexpr int kChunk = kNWarps * kNItems;
   constexpr float kLog2e = 1.4426950408889634f;
@@ -75,8 +100,8 @@ __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
     for (int i = 0; i < kNItems; ++i) {
       const int64_t t = t0 + i;
       const bool in = live && t < L;
-      u[i] = in ? p.u[b * p.u_b + t * p.u_l + d] : 0.0f;
-      const float raw = in ? p.delta[b * p.delta_b + t * p.delta_l + d] + bias : 0.0f;
+      u[i] = in ? load_as<T>(p.u, b * p.u_b + t * p.u_l + d) : 0.0f;
+      const float raw = in ? load_as<T>(p.delta, b * p.delta_b + t * p.delta_l + d) + bias : 0.0f;
       dt[i] = in ? (p.softplus ? softplus(raw) : raw) : 0.0f;  // outside: a = 1, b = 0 keeps the state
       out[i] = dskip * u[i];
       my_dt_sum += dt[i];
@@ -87,7 +112,7 @@ __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
       ScanPair acc{1.0f, 0.0f};
       for (int i = 0; i < kNItems; ++i) {
         const int64_t t = t0 + i;
-        const float Bt = t < L ? p.Bm[b * p.B_b + t * p.B_l + n] : 0.0f;
+        const float Bt = t < L ? load_as<T>(p.Bm, b * p.B_b + t * p.B_l + n) : 0.0f;
         ScanPair e{exp2f(dt[i] * A2), dt[i] * Bt * u[i]};
         if (starts >> i & 1u) e = {0.0f, e.b + (p.h0 && live ? e.a * p.h0[(int64_t(seq[i]) * D + d) * N + n] : 0.0f)};
         acc = scan_combine(acc, e);
@@ -102,7 +127,7 @@ __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
           if (t >= L) break;
           const ScanPair q = scan_combine(prefix, local[i]);
           const float h = q.a * h_before + q.b;
-          out[i] += p.Cm[b * p.C_b + t * p.C_l + n] * h;
+          out[i] += load_as<T>(p.Cm, b * p.C_b + t * p.C_l + n) * h;
           if ((ends >> i & 1u) && p.h_last && live) p.h_last[(int64_t(seq[i]) * D + d) * N + n] = h;
         }
       if (warp == 0) running[n][lane] = total.a * h_before + total.b;
@@ -111,8 +136,8 @@ __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
       for (int i = 0; i < kNItems; ++i) {
         const int64_t t = t0 + i;
         if (!live || t >= L) break;
-        const float g = p.z ? silu(p.z[b * p.z_b + t * p.z_l + d]) : 1.0f;
-        p.y[b * p.y_b + t * p.y_l + d] = out[i] * g;
+        const float g = p.z ? silu(load_as<T>(p.z, b * p.z_b + t * p.z_l + d)) : 1.0f;
+        store_f32(static_cast<T*>(p.y) + b * p.y_b + t * p.y_l + d, out[i] * g);
       }
     __syncthreads();  // running[] of this chunk is complete before the next chunk reads it
   }
@@ -188,7 +213,7 @@ inline void plan_segments(SelectiveScanParams& p, int64_t segments, int64_t chun
 
 // Passes 1 and 2 of the segmented scan for a planned p with p.segments > 1: every segment's true
 // initial state (seg_h0) and delta sum (seg_dt), in `scratch` (selective_scan_scratch floats).
-template <int kNWarps, int kNItems, bool kPacked, class Launch>
+template <int kNWarps, int kNItems, bool kPacked, class T, class Launch>
 void selective_scan_segment_starts(SelectiveScanParams& p, float* scratch, Launch launch) {
   const int64_t BSD = p.batch * p.segments * p.channels;
   p.seg_state = scratch;
@@ -198,19 +223,19 @@ void selective_scan_segment_starts(SelectiveScanParams& p, float* scratch, Launc
   SelectiveScanParams pass1 = p;
   pass1.y = nullptr;
   launch(dim3(unsigned((p.channels + kLanes - 1) / kLanes), unsigned(p.batch), unsigned(p.segments)), dim3(kNWarps * kLanes),
-         selective_scan_fwd_kernel<kNWarps, kNItems, kPacked>, pass1);
+         selective_scan_fwd_kernel<kNWarps, kNItems, kPacked, T>, pass1);
   constexpr unsigned kThreads = 256;
   launch(dim3(unsigned((p.batch * p.channels * p.states + kThreads - 1) / kThreads)), dim3(kThreads),
          selective_scan_segment_states_kernel, p);
 }
 
 // The passes of selective_scan_segmented for one kernel variant.
-template <int kNWarps, int kNItems, bool kPacked, class Launch>
+template <int kNWarps, int kNItems, bool kPacked, class T, class Launch>
 void selective_scan_passes(SelectiveScanParams p, int64_t segments, float* scratch, Launch launch) {
   plan_segments(p, segments, kNWarps * kNItems);
-  if (p.segments > 1) selective_scan_segment_starts<kNWarps, kNItems, kPacked>(p, scratch, launch);
+  if (p.segments > 1) selective_scan_segment_starts<kNWarps, kNItems, kPacked, T>(p, scratch, launch);
   launch(dim3(unsigned((p.channels + kLanes - 1) / kLanes), unsigned(p.batch), unsigned(p.segments)), dim3(kNWarps * kLanes),
-         selective_scan_fwd_kernel<kNWarps, kNItems, kPacked>, p);
+         selective_scan_fwd_kernel<kNWarps, kNItems, kPacked, T>, p);
 }
 
 // Runs the scan in `segments` pieces of whole kNWarps x kNItems chunks (1: one pass). launch(grid,
@@ -218,8 +243,13 @@ void selective_scan_passes(SelectiveScanParams p, int64_t segments, float* scrat
 // scratch holds selective_scan_scratch(p, segments) floats.
 template <int kNWarps, int kNItems, class Launch>
 void selective_scan_segmented(SelectiveScanParams p, int64_t segments, float* scratch, Launch launch) {
-  if (p.cu_seqlens) return selective_scan_passes<kNWarps, kNItems, true>(p, segments, scratch, launch);
-  selective_scan_passes<kNWarps, kNItems, false>(p, segments, scratch, launch);
+  dispatch_scan_dtype(p.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if (p.cu_seqlens)
+      selective_scan_passes<kNWarps, kNItems, true, T>(p, segments, scratch, launch);
+    else
+      selective_scan_passes<kNWarps, kNItems, false, T>(p, segments, scratch, launch);
+  });
 }
 
 LS_KERNELS_END

@@ -10,18 +10,29 @@ namespace longseq::cuda {
 
 inline constexpr int kScanMaxStates = 256;  // N the kernel carries in shared memory
 
+// Storage type of u, delta, B, C, z and y (mamba_ssm's input_t); A, D skip, delta bias and the
+// states are always fp32, and the arithmetic is fp32 whatever the storage.
+enum class ScanDType : uint8_t { f32, bf16, f16 };
+struct Bf16 {  // bfloat16 bits (layout of __nv_bfloat16)
+  uint16_t bits;
+};
+struct F16 {  // IEEE half bits (layout of __half)
+  uint16_t bits;
+};
+
 struct SelectiveScanParams {
   int64_t batch = 0, length = 0, channels = 0, states = 0;  // B, L, D, N
-  const float* __restrict__ u = nullptr;
+  const void* __restrict__ u = nullptr;
   int64_t u_b = 0, u_l = 0;
-  const float* __restrict__ delta = nullptr;
+  const void* __restrict__ delta = nullptr;
   int64_t delta_b = 0, delta_l = 0;
-  const float* __restrict__ Bm = nullptr;
+  const void* __restrict__ Bm = nullptr;
   int64_t B_b = 0, B_l = 0;
-  const float* __restrict__ Cm = nullptr;
+  const void* __restrict__ Cm = nullptr;
   int64_t C_b = 0, C_l = 0;
-  const float* __restrict__ z = nullptr;  // or null: no gating
+  const void* __restrict__ z = nullptr;  // or null: no gating
   int64_t z_b = 0, z_l = 0;
+  ScanDType dtype = ScanDType::f32;  // of u, delta, B, C, z, y (the forward; the backward takes f32)
   const float* __restrict__ A = nullptr;           // (D, N)
   const float* __restrict__ Dskip = nullptr;       // (D) or null
   const float* __restrict__ delta_bias = nullptr;  // (D) or null
@@ -33,7 +44,7 @@ struct SelectiveScanParams {
   // sequence's first token (from h0[k], or zeros) and h_last[k] is its state after its last token.
   const int64_t* __restrict__ cu_seqlens = nullptr;  // (n_seqs + 1), device memory, or null: one sequence per row
   int64_t n_seqs = 0;
-  float* __restrict__ y = nullptr;
+  void* __restrict__ y = nullptr;
   int64_t y_b = 0, y_l = 0;
   // Set by the segmented driver (selective_scan.cuh), not by callers: L is cut into `segments`
   // pieces of `segment_len` tokens run by separate blocks (grid z). Pass 1 (y == null) writes each

@@ -34,8 +34,8 @@ __device__ void load_scan_tokens(const SelectiveScanParams& p, int64_t b, int64_
   for (int i = 0; i < kNItems; ++i) {
     const int64_t t = t0 + i;
     const bool in = live && t < end;
-    u[i] = in ? p.u[b * p.u_b + t * p.u_l + d] : 0.0f;
-    const float raw = in ? p.delta[b * p.delta_b + t * p.delta_l + d] + bias : 0.0f;
+    u[i] = in ? load_as<float>(p.u, b * p.u_b + t * p.u_l + d) : 0.0f;
+    const float raw = in ? load_as<float>(p.delta, b * p.delta_b + t * p.delta_l + d) + bias : 0.0f;
     dt[i] = in ? (p.softplus ? softplus(raw) : raw) : 0.0f;
   }
 }
@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(kNWarps * kLanes, 2) selective_scan_bwd_kernel
           ScanPair acc{1.0f, 0.0f};
           for (int i = 0; i < kNItems; ++i) {
             const int64_t t = begin + c * kChunk + warp * kNItems + i;
-            const float Bt = t < end ? p.Bm[b * p.B_b + t * p.B_l + n] : 0.0f;
+            const float Bt = t < end ? load_as<float>(p.Bm, b * p.B_b + t * p.B_l + n) : 0.0f;
             acc = scan_combine(acc, ScanPair{exp2f(dt[i] * A2), dt[i] * Bt * u[i]});
           }
           ScanPair total;
@@ -92,8 +92,8 @@ __global__ void __launch_bounds__(kNWarps * kLanes, 2) selective_scan_bwd_kernel
     float dD_sum = 0.0f, dbias_sum = 0.0f;
     for (int64_t c = chunks - 1; c >= 0; --c) {
       const int64_t t0 = begin + c * kChunk + warp * kNItems;
-      const float* B_rows = p.Bm + b * p.B_b + t0 * p.B_l;  // token i, state n: [i * B_l + n]
-      const float* C_rows = p.Cm + b * p.C_b + t0 * p.C_l;
+      const float* B_rows = static_cast<const float*>(p.Bm) + b * p.B_b + t0 * p.B_l;  // token i, state n: [i * B_l + n]
+      const float* C_rows = static_cast<const float*>(p.Cm) + b * p.C_b + t0 * p.C_l;
       const float* h_chunk = chunk_h + int(c) * N * kLanes + lane;  // [n * kLanes]
       load_scan_tokens<kNItems>(p, b, d, t0, end, live, bias, u, dt);
       float gy[kNItems], ypre[kNItems], du[kNItems], ddt[kNItems];
@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(kNWarps * kLanes, 2) selective_scan_bwd_kernel
         const int64_t t = t0 + i;
         const bool in = live && t < end;
         const float dy = in ? g.dy[b * g.dy_b + t * g.dy_l + d] : 0.0f;
-        gy[i] = p.z && in ? dy * silu(p.z[b * p.z_b + t * p.z_l + d]) : dy;
+        gy[i] = p.z && in ? dy * silu(load_as<float>(p.z, b * p.z_b + t * p.z_l + d)) : dy;
         ypre[i] = dskip * u[i];
         du[i] = gy[i] * dskip;
         ddt[i] = 0.0f;
@@ -159,7 +159,7 @@ __global__ void __launch_bounds__(kNWarps * kLanes, 2) selective_scan_bwd_kernel
           const int64_t t = t0 + i;
           if (!live || t >= end) break;
           if (p.z) {
-            const float z = p.z[b * p.z_b + t * p.z_l + d], sg = sigmoid(z);
+            const float z = load_as<float>(p.z, b * p.z_b + t * p.z_l + d), sg = sigmoid(z);
             g.dz[b * g.dz_b + t * g.dz_l + d] = g.dy[b * g.dy_b + t * g.dy_l + d] * ypre[i] * sg * (1.0f + z * (1.0f - sg));
           }
           const float draw = p.softplus ? ddt[i] * softplus_grad_from_value(dt[i]) : ddt[i];
@@ -237,7 +237,7 @@ int64_t selective_scan_bwd_scratch(SelectiveScanParams p, int64_t segments) {
   return selective_scan_scratch(p, p.segments) + BS * p.channels * (3 * p.states + 2) + BS * (1 + kNWarps + chunks) * p.states * kLanes;
 }
 
-// Runs the backward in `segments` pieces: the forward's passes 1 and 2 (kFwdWarps x kFwdItems) for
+// Runs the backward in `segments` pieces (fp32 storage only: the host entry refuses others): the forward's passes 1 and 2 (kFwdWarps x kFwdItems) for
 // the piece starts, then the backward passes (kNWarps x kNItems tokens per chunk). launch and
 // scratch as for selective_scan_segmented; scratch holds selective_scan_bwd_scratch floats.
 template <int kFwdWarps, int kFwdItems, int kNWarps, int kNItems, class Launch>
@@ -245,7 +245,7 @@ void selective_scan_backward_run(SelectiveScanBwdParams g, int64_t segments, flo
   SelectiveScanParams& p = g.fwd;
   p.cu_seqlens = nullptr;
   plan_segments(p, segments, kFwdWarps * kFwdItems);
-  if (p.segments > 1) selective_scan_segment_starts<kFwdWarps, kFwdItems, false>(p, scratch, launch);
+  if (p.segments > 1) selective_scan_segment_starts<kFwdWarps, kFwdItems, false, float>(p, scratch, launch);
   float* next = scratch + selective_scan_scratch(p, p.segments);
   const int64_t BSD = p.batch * p.segments * p.channels, chunks = (p.segment_len + kNWarps * kNItems - 1) / (kNWarps * kNItems);
   g.seg_K = next;

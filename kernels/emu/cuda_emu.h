@@ -17,6 +17,8 @@
 
 #include <atomic>
 #include <barrier>
+#include <condition_variable>
+#include <functional>
 #include <cmath>
 #include <cstdint>
 #include <exception>
@@ -42,8 +44,67 @@ inline thread_local dim3 thread_idx, block_idx;
 inline dim3 block_dim, grid_dim;
 inline std::barrier<>* block_barrier = nullptr;
 
+// Worker threads kept for the whole process and handed each launch (creating a thread per block
+// thread per launch dominated the tests' time). run(n, f) calls f(0..n-1) on n workers at once.
+class ThreadPool {
+ public:
+  static ThreadPool& instance() {
+    static ThreadPool pool;
+    return pool;
+  }
+  void run(unsigned n, const std::function<void(unsigned)>& f) {
+    const std::lock_guard one_launch(launch_mutex_);
+    std::unique_lock lock(mutex_);
+    while (workers_.size() < n) {
+      const unsigned id = unsigned(workers_.size());
+      workers_.emplace_back([this, id] { work(id); });
+    }
+    job_ = &f;
+    active_ = n;
+    remaining_ = n;
+    ++generation_;
+    start_.notify_all();
+    done_.wait(lock, [&] { return remaining_ == 0; });
+    job_ = nullptr;
+  }
+  ~ThreadPool() {
+    {
+      const std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    start_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+
+ private:
+  void work(unsigned id) {
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(unsigned)>* f = nullptr;
+      {
+        std::unique_lock lock(mutex_);
+        start_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        if (id >= active_) continue;
+        f = job_;
+      }
+      (*f)(id);
+      const std::lock_guard lock(mutex_);
+      if (--remaining_ == 0) done_.notify_one();
+    }
+  }
+  std::mutex launch_mutex_, mutex_;
+  std::condition_variable start_, done_;
+  std::vector<std::thread> workers_;
+  const std::function<void(unsigned)>* job_ = nullptr;
+  unsigned active_ = 0, remaining_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
 // Runs kernel(args...) over grid x block threads; rethrows the first exception a thread raised.
-// One std::thread per thread of a block, reused for every block in turn (a barrier separates the
+// The block's threads are pool workers that walk the blocks in turn (a barrier separates the
 // blocks, so shared memory is handed from one block to the next as on a device).
 template <class Kernel, class... Args>
 void launch(dim3 grid, dim3 block, Kernel kernel, const Args&... args) {
@@ -55,31 +116,28 @@ void launch(dim3 grid, dim3 block, Kernel kernel, const Args&... args) {
   std::atomic<bool> failed{false};
   std::barrier<> barrier(threads);
   block_barrier = &barrier;
-  std::vector<std::thread> pool;
-  pool.reserve(threads);
-  for (unsigned t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      thread_idx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
-      for (unsigned bz = 0; bz < grid.z; ++bz)
-        for (unsigned by = 0; by < grid.y; ++by)
-          for (unsigned bx = 0; bx < grid.x; ++bx) {
-            block_idx = dim3(bx, by, bz);
-            try {
-              kernel(args...);
-            } catch (...) {
-              {
-                const std::lock_guard lock(error_mutex);
-                if (!error) error = std::current_exception();
-              }
-              failed = true;
-              barrier.arrive_and_drop();  // the others' later barriers stop waiting for this thread
-              return;
+  const std::function<void(unsigned)> body = [&](unsigned t) {
+    thread_idx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+    for (unsigned bz = 0; bz < grid.z; ++bz)
+      for (unsigned by = 0; by < grid.y; ++by)
+        for (unsigned bx = 0; bx < grid.x; ++bx) {
+          block_idx = dim3(bx, by, bz);
+          try {
+            kernel(args...);
+          } catch (...) {
+            {
+              const std::lock_guard lock(error_mutex);
+              if (!error) error = std::current_exception();
             }
-            barrier.arrive_and_wait();  // the block ends for all its threads before the next begins
-            if (failed) return;
+            failed = true;
+            barrier.arrive_and_drop();  // the others' later barriers stop waiting for this thread
+            return;
           }
-    });
-  for (auto& th : pool) th.join();
+          barrier.arrive_and_wait();  // the block ends for all its threads before the next begins
+          if (failed) return;
+        }
+  };
+  ThreadPool::instance().run(threads, body);
   block_barrier = nullptr;
   if (error) std::rethrow_exception(error);
 }

@@ -555,3 +555,46 @@ TEST(KernelEmu, ActivationsAndEmbeddingMatchFloat64Oracle) {
                               emu_launch);
   EXPECT_EQ(bad, 7);  // 1 + the token
 }
+
+TEST(KernelEmu, SelectiveScanForwardTakesBf16AndFp16) {
+  // u, delta, B, C, z stored in bf16 / fp16 (y too), arithmetic in fp32: against the float64 oracle
+  // on the same rounded inputs, the error is y's own rounding: |got - ref| <= 2^-8 |ref| (bf16) or
+  // 2^-11 |ref| (fp16), plus the fp32 bound; in 1 and 3 segments.
+  for (const cuda::ScanDType dtype : {cuda::ScanDType::bf16, cuda::ScanDType::f16}) {
+    const bool bf = dtype == cuda::ScanDType::bf16;
+    ScanOracleIn in = random_scan_inputs(2, 131, 35, 8, true, bf ? 970 : 980);
+    const auto to_bits = [&](std::vector<float>& v) {  // round in place; return the 16-bit storage
+      std::vector<uint16_t> bits(v.size());
+      for (size_t i = 0; i < v.size(); ++i) {
+        bits[i] = bf ? f32_to_bf16(v[i]) : f32_to_f16(v[i]);
+        v[i] = bf ? bf16_to_f32(bits[i]) : f16_to_f32(bits[i]);
+      }
+      return bits;
+    };
+    const auto u = to_bits(in.u), delta = to_bits(in.delta), Bm = to_bits(in.Bm), Cm = to_bits(in.Cm), z = to_bits(in.z);
+    std::vector<double> y_ref, h_ref;
+    scan_oracle(in, y_ref, h_ref);
+    const int64_t B = in.B, L = in.L, D = in.D, N = in.N, LD = L * D, LN = L * N;
+    for (int64_t segments : {1, 3}) {
+      SCOPED_TRACE(::testing::Message() << (bf ? "bf16" : "fp16") << " segments " << segments);
+      std::vector<uint16_t> y(size_t(B * LD), 0xffff);
+      std::vector<float> h_last(size_t(B * D * N));
+      cuda::SelectiveScanParams p{.batch = B, .length = L, .channels = D, .states = N, .u = u.data(), .u_b = LD, .u_l = D,
+                                  .delta = delta.data(), .delta_b = LD, .delta_l = D, .Bm = Bm.data(), .B_b = LN, .B_l = N, .Cm = Cm.data(),
+                                  .C_b = LN, .C_l = N, .z = z.data(), .z_b = LD, .z_l = D, .dtype = dtype, .A = in.A.data(),
+                                  .Dskip = in.Dskip.data(), .delta_bias = in.bias.data(), .softplus = true, .h0 = in.h0.data(),
+                                  .h_last = h_last.data(), .y = y.data(), .y_b = LD, .y_l = D};
+      std::vector<float> scratch(size_t(cuda::selective_scan_scratch(p, segments)));
+      cuda::selective_scan_segmented<2, 8>(p, segments, scratch.data(), emu_launch);
+      double max_ref = 0, worst = 0;
+      for (double r : y_ref) max_ref = std::max(max_ref, std::abs(r));
+      const double rel = bf ? 1.0 / 256 : 1.0 / 2048;
+      for (size_t i = 0; i < y.size(); ++i) {
+        const double got = bf ? bf16_to_f32(y[i]) : f16_to_f32(y[i]);
+        worst = std::max(worst, std::abs(got - y_ref[i]) / (rel * std::abs(y_ref[i]) + 1e-5 * std::max(1.0, max_ref)));
+      }
+      EXPECT_LE(worst, 1.0) << "worst error in units of the bound";
+      expect_close(h_last, h_ref, "final state (fp32)");
+    }
+  }
+}
