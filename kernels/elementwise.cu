@@ -33,6 +33,13 @@ void add_inplace(float* y, const float* x, int64_t n) {
   CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+void multiply_rows(const MulRowsParams& p) {
+  LS_CHECK(p.a && p.b && p.out && p.rows >= 0 && p.cols >= 0, "multiply_rows: a, b and out are required");
+  if (p.rows * p.cols == 0) return;
+  mul_rows_run(p, int64_t(sm_count()) * 32, launch_on_device);
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
 void embedding_forward(const EmbeddingParams& p) {
   check_embedding(p, "embedding_forward");
   LS_CHECK(p.table && p.out, "embedding_forward: table and out are required");

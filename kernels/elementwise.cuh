@@ -37,6 +37,20 @@ void add_run(const AddParams& p, int64_t max_blocks, Launch launch) {
   launch(dim3{unsigned(blocks < max_blocks ? blocks : max_blocks)}, dim3{256}, add_kernel, p);
 }
 
+__global__ void mul_rows_kernel(MulRowsParams p) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.rows * p.cols; i += stride) {
+    const int64_t r = i / p.cols, c = i % p.cols;
+    p.out[r * p.ldo + c] = p.a[r * p.lda + c] * p.b[r * p.ldb + c];
+  }
+}
+
+template <class Launch>
+void mul_rows_run(const MulRowsParams& p, int64_t max_blocks, Launch launch) {
+  const int64_t blocks = (p.rows * p.cols + 255) / 256;
+  launch(dim3{unsigned(blocks < max_blocks ? blocks : max_blocks)}, dim3{256}, mul_rows_kernel, p);
+}
+
 // Grid: x = tokens, y = channel groups of 32.
 __global__ void embedding_fwd_kernel(EmbeddingParams p) {
   const int64_t t = blockIdx.x, c = int64_t(blockIdx.y) * kLanes + threadIdx.x;

@@ -21,6 +21,18 @@ struct ActivationParams {
 // y += x over n contiguous floats (the residual stream).
 void add_inplace(float* y, const float* x, int64_t n);
 
+// out[r, c] = a[r, c] b[r, c] for rows x cols with row strides (Hyena's x1 * v gate).
+struct MulRowsParams {
+  int64_t rows = 0, cols = 0;
+  const float* a = nullptr;
+  int64_t lda = 0;
+  const float* b = nullptr;
+  int64_t ldb = 0;
+  float* out = nullptr;
+  int64_t ldo = 0;
+};
+void multiply_rows(const MulRowsParams& p);
+
 // out[t, :] = table[ids[t], :]; backward dtable[v, :] = sum over t with ids[t] == v of dout[t, :],
 // in token order (no atomics: one thread per (v, channel) scans the ids, O(V x T) id reads, meant
 // for the small vocabularies of DNA and audio labels).

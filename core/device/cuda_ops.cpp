@@ -11,6 +11,15 @@
 
 namespace longseq {
 
+DeviceArray<float> upload_tensor(DeviceOps& ops, const Tensor& t) {
+  if (!t.defined()) return {};
+  const Tensor c = t.contiguous();
+  LS_CHECK(c.dtype() == DType::F32, "device model: expected F32 weights, got {}", c.describe());
+  DeviceArray<float> a(ops, c.numel());
+  ops.to_device(a.get(), c.data<float>(), c.numel());
+  return a;
+}
+
 #if LONGSEQ_WITH_CUDA
 namespace {
 
@@ -37,6 +46,12 @@ class CudaOps final : public DeviceOps {
   void conv1d(const cuda::CausalConv1dParams& p) override { cuda::causal_conv1d_forward(p); }
   void scan(const cuda::SelectiveScanParams& p) override { cuda::selective_scan_forward(p); }
   void add(float* y, const float* x, int64_t n) override { cuda::add_inplace(y, x, n); }
+  void multiply_rows(const cuda::MulRowsParams& p) override { cuda::multiply_rows(p); }
+  void activation(const cuda::ActivationParams& p) override { cuda::activation_forward(p); }
+  void fft_filter_spectrum(const float* k, int64_t k_l, int64_t L, int64_t D, cuda::CFloat* spec) override {
+    cuda::fft_conv_filter_spectrum(k, k_l, L, D, spec);
+  }
+  void fft_conv(const cuda::FftConvParams& p) override { cuda::fft_conv_forward(p); }
 
  private:
   static void* raw_alloc(int64_t bytes) {

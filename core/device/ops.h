@@ -8,8 +8,10 @@
 // serialise).
 #pragma once
 
+#include "core/tensor.h"
 #include "kernels/causal_conv1d.h"
 #include "kernels/elementwise.h"
+#include "kernels/fft_conv.h"
 #include "kernels/norm.h"
 #include "kernels/selective_scan.h"
 
@@ -42,6 +44,12 @@ class DeviceOps {
   virtual void conv1d(const cuda::CausalConv1dParams& p) = 0;
   virtual void scan(const cuda::SelectiveScanParams& p) = 0;
   virtual void add(float* y, const float* x, int64_t n) = 0;
+  virtual void multiply_rows(const cuda::MulRowsParams& p) = 0;
+  virtual void activation(const cuda::ActivationParams& p) = 0;
+  // The filter spectrum of k (L, D) with token stride k_l into spec ((D, n/2 + 1) complex =
+  // 2 D (n/2 + 1) floats of this device), n = cuda::fft_conv_size(L).
+  virtual void fft_filter_spectrum(const float* k, int64_t k_l, int64_t L, int64_t D, cuda::CFloat* spec) = 0;
+  virtual void fft_conv(const cuda::FftConvParams& p) = 0;
 };
 
 // An owned device array of floats (or ids) of one DeviceOps; movable, freed on destruction.
@@ -76,6 +84,9 @@ class DeviceArray {
   T* ptr_ = nullptr;
   int64_t n_ = 0;
 };
+
+// A host tensor's floats (F32, any strides) copied to `ops`; an undefined tensor gives an empty array.
+DeviceArray<float> upload_tensor(DeviceOps& ops, const Tensor& t);
 
 // The CUDA implementation (device 0). Throws longseq::Error, with what to do, when this build has
 // no CUDA kernels or no device is visible.

@@ -20,7 +20,7 @@ namespace longseq {
 
 namespace {
 
-constexpr float kBlockNormEps = 1e-5f;   // nn.LayerNorm default: the port ignores layer_norm_epsilon here
+constexpr float kBlockNormEps = HyenaModel::kBlockNormEps;  // nn.LayerNorm default: the port ignores layer_norm_epsilon here
 constexpr float kModulationShift = 0.05f;  // ExponentialModulation shift in the HF port
 constexpr int64_t kTokenBlock = 512;     // rows per token block (one thread's unit of work)
 

@@ -48,6 +48,14 @@ class HyenaModel final : public LanguageModel {
              std::vector<std::string> notes);
 
   const HyenaConfig& config() const { return cfg_; }
+  // The weights as loaded (the device model copies them). LayerNorm eps of the blocks' norms (the
+  // port's nn.LayerNorm default; the final norm uses config().layer_norm_eps).
+  struct Parameters {
+    const Tensor &embedding, &lm_head, &ln_f_w, &ln_f_b;
+    const std::vector<Layer>& layers;
+  };
+  Parameters parameters() const { return {embedding_, lm_head_, ln_f_w_, ln_f_b_, layers_}; }
+  static constexpr float kBlockNormEps = 1e-5f;
   // The layer's long filter for length L: an (L, d) view of a channel-major (d, L) tensor (the
   // fixtures' filter_k is its transpose).
   Tensor filter(int64_t layer, int64_t L) const;

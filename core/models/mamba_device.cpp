@@ -1,26 +1,13 @@
 #include "core/models/mamba_device.h"
 
 #include "core/error.h"
+#include "core/models/hyena_device.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
 namespace longseq {
-
-namespace {
-
-// A host tensor's floats on the device (undefined tensor: an empty array).
-DeviceArray<float> upload(DeviceOps& ops, const Tensor& t) {
-  if (!t.defined()) return {};
-  const Tensor c = t.contiguous();
-  LS_CHECK(c.dtype() == DType::F32, "device model: expected F32 weights, got {}", c.describe());
-  DeviceArray<float> a(ops, c.numel());
-  ops.to_device(a.get(), c.data<float>(), c.numel());
-  return a;
-}
-
-}  // namespace
 
 struct MambaDeviceModel::Weights {
   struct Layer {
@@ -56,15 +43,15 @@ MambaDeviceModel::MambaDeviceModel(std::shared_ptr<const MambaModel> model, std:
            c.d_conv, cuda::kConvMaxWidth);
   DeviceOps& o = *ops_;
   const auto& p = model_->parameters();
-  w_->embedding = upload(o, p.embedding);
-  w_->lm_head = upload(o, p.lm_head);
-  w_->norm_f_w = upload(o, p.norm_f_w);
-  w_->norm_f_b = upload(o, p.norm_f_b);
+  w_->embedding = upload_tensor(o, p.embedding);
+  w_->lm_head = upload_tensor(o, p.lm_head);
+  w_->norm_f_w = upload_tensor(o, p.norm_f_w);
+  w_->norm_f_b = upload_tensor(o, p.norm_f_b);
   for (const MambaModel::Layer& ly : p.layers)
-    w_->layers.push_back({upload(o, ly.norm_w), upload(o, ly.norm_b), upload(o, ly.in_proj_w), upload(o, ly.in_proj_b),
-                          upload(o, ly.conv_w), upload(o, ly.conv_b), upload(o, ly.x_proj_w), upload(o, ly.dt_proj_w),
-                          upload(o, ly.dt_proj_b), upload(o, ly.A), upload(o, ly.Dskip), upload(o, ly.out_proj_w),
-                          upload(o, ly.out_proj_b)});
+    w_->layers.push_back({upload_tensor(o, ly.norm_w), upload_tensor(o, ly.norm_b), upload_tensor(o, ly.in_proj_w), upload_tensor(o, ly.in_proj_b),
+                          upload_tensor(o, ly.conv_w), upload_tensor(o, ly.conv_b), upload_tensor(o, ly.x_proj_w), upload_tensor(o, ly.dt_proj_w),
+                          upload_tensor(o, ly.dt_proj_b), upload_tensor(o, ly.A), upload_tensor(o, ly.Dskip), upload_tensor(o, ly.out_proj_w),
+                          upload_tensor(o, ly.out_proj_b)});
   const int64_t C = max_chunk_, d = c.d_model, D = c.d_inner, N = c.d_state, R = c.dt_rank, V = model_->vocab_size();
   Buffers& b = *buf_;
   b.ids = DeviceArray<int64_t>(o, C);
@@ -198,10 +185,11 @@ ContinuationScores MambaDeviceModel::score_continuations(std::span<const int64_t
 std::unique_ptr<LanguageModel> make_device_model(std::unique_ptr<LanguageModel> model, const std::string& device) {
   if (device == "cpu") return model;
   LS_CHECK(device == "cuda", "unknown device '{}'; use cpu or cuda", device);
-  auto* mamba = dynamic_cast<MambaModel*>(model.get());
-  LS_CHECK(mamba, "--device cuda: the {} family has no device path yet (Mamba models do); use --device cpu", model->family());
-  (void)model.release();
-  return std::make_unique<MambaDeviceModel>(std::shared_ptr<const MambaModel>(mamba), std::shared_ptr<DeviceOps>(make_cuda_ops()));
+  const bool mamba = dynamic_cast<MambaModel*>(model.get()), hyena = dynamic_cast<HyenaModel*>(model.get());
+  LS_CHECK(mamba || hyena, "--device cuda: the {} family has no device path; use --device cpu", model->family());
+  std::shared_ptr<DeviceOps> ops(make_cuda_ops());  // before the model changes hands: this may throw
+  if (mamba) return std::make_unique<MambaDeviceModel>(std::shared_ptr<const MambaModel>(static_cast<MambaModel*>(model.release())), ops);
+  return std::make_unique<HyenaDeviceModel>(std::shared_ptr<const HyenaModel>(static_cast<HyenaModel*>(model.release())), ops);
 }
 
 }  // namespace longseq

@@ -3,8 +3,7 @@
 // and SSM state kept on the device, so device memory is O(chunk x d_model + n_layer x D x N)
 // whatever the length, as on the CPU. Same results as MambaModel within fp32 rounding (the layer
 // math is the same; reductions run in another order). Logits come back to the host per chunk.
-// Not yet on a device: hidden states (ForwardOptions::hidden) and Hyena models (refused with a
-// clear error by make_device_model).
+// Not yet on a device: hidden states (ForwardOptions::hidden), refused with a clear error.
 #pragma once
 
 #include "core/device/ops.h"
@@ -50,8 +49,9 @@ class MambaDeviceModel final : public LanguageModel {
   mutable std::mutex mutex_;  // one chunk at a time through the shared buffers
 };
 
-// The model on `device` ("cpu": returned as is; "cuda": a device model on make_cuda_ops()).
-// Throws for an unknown device, a family without a device path, or no usable device.
+// The model on `device` ("cpu": returned as is; "cuda": MambaDeviceModel or HyenaDeviceModel on
+// make_cuda_ops()). Throws for an unknown device, a family without a device path, or no usable
+// device.
 std::unique_ptr<LanguageModel> make_device_model(std::unique_ptr<LanguageModel> model, const std::string& device);
 
 }  // namespace longseq

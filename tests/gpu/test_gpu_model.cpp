@@ -1,6 +1,6 @@
-// The Mamba device model (core/models/mamba_device.h) on a real GPU against the CPU model: a random
-// model streamed in several chunk sizes, the shipped chr20 model on 10,000 tokens, and the shared-
-// prefix continuation scores the variant scorer uses; skips without a CUDA build or device. The same
+// The device models on a real GPU against the CPU models: Mamba (a random model streamed in several
+// chunk sizes, the shipped chr20 model on 10,000 tokens, the shared-prefix continuation scores the
+// variant scorer uses) and HyenaDNA (the shipped chr20 model on a full window); skips without a CUDA build or device. The same
 // model code runs on the emulated device in tests/unit/test_device_model.cpp.
 #include "core/backend.h"
 #include "core/model_dir.h"
@@ -58,4 +58,16 @@ TEST(Gpu, MambaDeviceModelMatchesTheCpuModel) {
   const ContinuationScores a = cpu->score_continuations(prefix, suffixes), b = dev.score_continuations(prefix, suffixes);
   EXPECT_NEAR(b.prefix, a.prefix, 1e-3 * std::max(1.0, std::abs(a.prefix)));
   for (size_t s = 0; s < suffixes.size(); ++s) EXPECT_NEAR(b.suffix[s], a.suffix[s], 1e-3 * std::max(1.0, std::abs(a.suffix[s])));
+}
+
+TEST(Gpu, HyenaDeviceModelMatchesTheCpuModel) {
+  if (!cuda_compiled() || cuda_device_count() == 0) GTEST_SKIP() << cuda_device_summary();
+  // The shipped chr20 HyenaDNA model on its longest window, twice (the second run reuses the device
+  // filter spectra), against the CPU model.
+  const std::string dir = std::string(LONGSEQ_SOURCE_DIR) + "/models/chr20-hyena";
+  const auto cpu = load_language_model(ModelDir::open(dir));
+  const auto gpu = make_device_model(load_language_model(ModelDir::open(dir)), "cuda");
+  const Tensor ids = ids_of(cpu->max_length(), cpu->vocab_size());
+  const auto want = logits_of(*cpu, ids, 4096);
+  for (int rep = 0; rep < 2; ++rep) expect_same_logits(logits_of(*gpu, ids, 4096), want, "models/chr20-hyena");
 }

@@ -7,15 +7,49 @@
 #include "core/device/ops.h"
 #include "core/error.h"
 #include "kernels/emu/cuda_emu.h"
+#include "core/ops/fft_conv.h"
+#include "core/ops/fft_size.h"
 #include "kernels/causal_conv1d.cuh"
 #include "kernels/elementwise.cuh"
+#include "kernels/fft_conv.cuh"
 #include "kernels/norm.cuh"
 #include "kernels/selective_scan.cuh"
 
+#include <fftw3.h>
+
 #include <cstring>
+#include <mutex>
+#include <type_traits>
 #include <vector>
 
 namespace longseq::testing {
+
+// FFTW in the place of cuFFT for the emulated FFT conv: the same row layout (R2C of n reals to n/2
+// + 1 bins, C2R unscaled).
+struct FftwRunner {
+  int64_t n;
+  void forward(const float* time, cuda::CFloat* spec, int64_t rows) const {
+    run(fftwf_plan_many_dft_r2c, const_cast<float*>(time), reinterpret_cast<fftwf_complex*>(spec), rows);
+  }
+  void inverse(cuda::CFloat* spec, float* time, int64_t rows) const {
+    run(fftwf_plan_many_dft_c2r, reinterpret_cast<fftwf_complex*>(spec), time, rows);
+  }
+  template <class Planner, class In, class Out>
+  void run(Planner planner, In* in, Out* out, int64_t rows) const {
+    const bool r2c = std::is_same_v<In, float>;
+    int size = int(n);
+    fftwf_plan plan;
+    {
+      const std::lock_guard lock(fftw_planner_mutex());
+      plan = planner(1, &size, int(rows), in, nullptr, 1, int(r2c ? n : n / 2 + 1), out, nullptr, 1, int(r2c ? n / 2 + 1 : n),
+                     FFTW_ESTIMATE);
+    }
+    LS_CHECK(plan != nullptr, "FFTW could not plan {} rows of size {}", rows, n);
+    fftwf_execute(plan);
+    const std::lock_guard lock(fftw_planner_mutex());
+    fftwf_destroy_plan(plan);
+  }
+};
 
 class EmuOps final : public DeviceOps {
  public:
@@ -56,6 +90,20 @@ class EmuOps final : public DeviceOps {
     cuda::selective_scan_segmented<2, 8>(p, kSegments, scratch.data(), launch);
   }
   void add(float* y, const float* x, int64_t n) override { cuda::add_run(cuda::AddParams{n, y, x}, 4, launch); }
+  void multiply_rows(const cuda::MulRowsParams& p) override { cuda::mul_rows_run(p, 4, launch); }
+  void activation(const cuda::ActivationParams& p) override { cuda::activation_run(p, false, 4, launch); }
+  void fft_filter_spectrum(const float* k, int64_t k_l, int64_t L, int64_t D, cuda::CFloat* spec) override {
+    const int64_t n = fft_fast_size(std::max<int64_t>(2 * L - 1, 2)), cb = 5;  // channel blocks of 5: the block loop too
+    FftwRunner fft{n};
+    std::vector<float> scratch(size_t(cuda::fft_conv_scratch(1, cb, n)));
+    cuda::fft_filter_spectrum_run(k, k_l, L, D, n, cb, spec, scratch.data(), launch, fft);
+  }
+  void fft_conv(const cuda::FftConvParams& p) override {
+    constexpr int64_t cb = 5;
+    FftwRunner fft{p.filter.n};
+    std::vector<float> scratch(size_t(cuda::fft_conv_scratch(p.batch, cb, p.filter.n)));
+    cuda::fft_conv_forward_run(p, cb, scratch.data(), launch, fft);
+  }
 
  private:
   static constexpr auto launch = [](dim3 grid, dim3 block, auto kernel, const auto& q) { emu::launch(grid, block, kernel, q); };

@@ -14,6 +14,7 @@
 #include "kernels/selective_scan_bwd.cuh"
 #include "tests/oracles.h"
 #include "tests/testing.h"
+#include "tests/unit/emu_ops.h"
 
 #include <fftw3.h>
 
@@ -355,33 +356,6 @@ TEST(KernelEmu, CausalConv1dMatchesFloat64Oracle) {
 }
 
 namespace {
-
-// FFTW in the place of cuFFT for the emulated FFT conv: the same row layout (R2C of n reals to n/2
-// + 1 bins, C2R unscaled).
-struct FftwRunner {
-  int64_t n;
-  void forward(const float* time, cuda::CFloat* spec, int64_t rows) const {
-    run(fftwf_plan_many_dft_r2c, const_cast<float*>(time), reinterpret_cast<fftwf_complex*>(spec), rows);
-  }
-  void inverse(cuda::CFloat* spec, float* time, int64_t rows) const {
-    run(fftwf_plan_many_dft_c2r, reinterpret_cast<fftwf_complex*>(spec), time, rows);
-  }
-  template <class Planner, class In, class Out>
-  void run(Planner planner, In* in, Out* out, int64_t rows) const {
-    const bool r2c = std::is_same_v<In, float>;
-    int size = int(n);
-    fftwf_plan plan;
-    {
-      const std::lock_guard lock(fftw_planner_mutex());
-      plan = planner(1, &size, int(rows), in, nullptr, 1, int(r2c ? n : n / 2 + 1), out, nullptr, 1, int(r2c ? n / 2 + 1 : n),
-                     FFTW_ESTIMATE);
-    }
-    ASSERT_NE(plan, nullptr);
-    fftwf_execute(plan);
-    const std::lock_guard lock(fftw_planner_mutex());
-    fftwf_destroy_plan(plan);
-  }
-};
 
 // The FFT conv kernels (pack / spectral products / unpack) and drivers against the O(L^2) float64
 // oracle, channel blocks of cb.
