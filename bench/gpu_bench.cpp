@@ -3,8 +3,11 @@
 // kernel must move by design and the resulting GB/s (and GFLOP/s for the GEMM), so a run on any GPU
 // can be set against its memory bandwidth. Each figure is the median of --reps timed calls after one
 // warm-up call (cudaEvent around the host entry, which synchronizes).
+// The "model" rows run the device models end to end (mamba-130m and hyenadna-large-1m shapes).
 // Usage: gpu-bench [--length L] [--channels D] [--hyena-channels D] [--reps R] [--only NAME]
 #include "core/backend.h"
+#include "core/models/hyena_device.h"
+#include "core/models/mamba_device.h"
 #include "kernels/causal_conv1d.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/cuda_check.h"
@@ -18,6 +21,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -168,6 +172,32 @@ int main(int argc, char** argv) {
           }, reps),
           8.0 * double(R * V) + 12.0 * double(R));
       cudaFree(targets);
+    }
+    if (want("model")) {
+      // End to end: the device models with random weights at released shapes, tokens streamed in.
+      const auto ids_of = [](int64_t n, int64_t V) {
+        std::vector<int64_t> ids(static_cast<size_t>(n));
+        for (int64_t t = 0; t < n; ++t) ids[size_t(t)] = int64_t((uint64_t(t) * 2654435761u >> 7) % uint64_t(V));
+        return Tensor::from_ids(ids);
+      };
+      MambaConfig mc;  // mamba-130m: d 768, 24 layers, D 1536, N 16
+      mc.d_model = 768, mc.n_layer = 24, mc.vocab_size = 12, mc.padded_vocab = 16, mc.d_state = 16, mc.d_inner = 1536, mc.dt_rank = 48;
+      std::shared_ptr<const MambaModel> mamba = MambaModel::random(mc, 1);
+      const int64_t chunk = 65536;
+      const MambaDeviceModel dev(mamba, std::shared_ptr<DeviceOps>(make_cuda_ops()), chunk);
+      const Tensor ids = ids_of(L, mc.vocab_size);
+      const double ms = median_ms([&] { dev.stream_logits(ids, chunk, [](int64_t, const Tensor&) {}); }, std::min(reps, 3));
+      fmt::print("| mamba-130m shape, loglik stream | L={} chunk={} | {:.1f} | - | - | {:.0f} tokens/s |\n", L, chunk, ms, double(L) / (ms / 1e3));
+      HyenaConfig hc;  // hyenadna-large-1m: d 256, 8 layers, d_inner 1024
+      hc.d_model = 256, hc.n_layer = 8, hc.d_inner = 1024, hc.vocab_size = 12, hc.padded_vocab = 16, hc.max_seq_len = L + 2;
+      std::shared_ptr<const HyenaModel> hyena = HyenaModel::random(hc, 2);
+      const HyenaDeviceModel hdev(hyena, std::shared_ptr<DeviceOps>(make_cuda_ops()));
+      const auto start = std::chrono::steady_clock::now();
+      hdev.forward(ids, {});  // the first call of a length also computes the filters and their spectra
+      const double first = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      const double cached = median_ms([&] { hdev.forward(ids, {}); }, std::min(reps, 3));
+      fmt::print("| hyenadna-large-1m shape, one window | L={} | {:.1f} (first call, with the filters: {:.1f}) | - | - | {:.0f} tokens/s |\n", L,
+                 cached, first, double(L) / (cached / 1e3));
     }
   } catch (const std::exception& e) {
     fmt::print(stderr, "gpu-bench: {}\n", e.what());
