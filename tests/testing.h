@@ -4,6 +4,7 @@
 
 #include "tests/oracles.h"
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/random.h"
 #include "core/safetensors.h"
@@ -154,6 +155,38 @@ ErrorStats compare(const A& got, const B& ref) {
   }
   s.rel_l2 = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
   return s;
+}
+
+// max |got - want| <= tol x max(1, max |want|) and relative L2 error <= tol, with the figures in the
+// failure message.
+inline void expect_within(const std::vector<float>& got, const std::vector<double>& want, double tol, const char* what) {
+  const auto e = compare(got, want);
+  SCOPED_TRACE(::testing::Message() << what << " max_abs " << e.max_abs << " max_ref " << e.max_ref << " rel_l2 " << e.rel_l2);
+  EXPECT_LE(e.max_abs, tol * std::max(1.0, e.max_ref));
+  EXPECT_LE(e.rel_l2, tol);
+}
+
+// Rounds v in place to bf16 or fp16 and returns the 16-bit storage.
+inline std::vector<uint16_t> round_to_half(std::vector<float>& v, bool bf16) {
+  std::vector<uint16_t> bits(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    bits[i] = bf16 ? f32_to_bf16(v[i]) : f32_to_f16(v[i]);
+    v[i] = bf16 ? bf16_to_f32(bits[i]) : f16_to_f32(bits[i]);
+  }
+  return bits;
+}
+
+// The largest error of 16-bit outputs in units of their rounding bound: 2^-8 |want| (bf16) or
+// 2^-11 |want| (fp16), plus abs_floor x max(1, max |want|). <= 1 passes.
+inline double half_error_units(const std::vector<uint16_t>& got, const std::vector<double>& want, bool bf16, double abs_floor) {
+  double max_ref = 0, worst = 0;
+  for (double r : want) max_ref = std::max(max_ref, std::abs(r));
+  const double rel = bf16 ? 1.0 / 256 : 1.0 / 2048;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double g = bf16 ? bf16_to_f32(got[i]) : f16_to_f32(got[i]);
+    worst = std::max(worst, std::abs(g - want[i]) / (rel * std::abs(want[i]) + abs_floor * std::max(1.0, max_ref)));
+  }
+  return worst;
 }
 
 }  // namespace longseq::testing

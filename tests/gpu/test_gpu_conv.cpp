@@ -20,12 +20,6 @@ namespace {
 
 // Bound 1e-5 relative to the largest reference value (forward: W + 1 terms; device expf within a
 // few ulp) and 1e-4 for the gradients (dweight, dbias sum over B x L = 200,000 terms in fp32).
-void expect_near(const std::vector<float>& got, const std::vector<double>& want, double tol, const char* what) {
-  const auto e = compare(got, want);
-  SCOPED_TRACE(::testing::Message() << what << " max_abs " << e.max_abs << " max_ref " << e.max_ref << " rel_l2 " << e.rel_l2);
-  EXPECT_LE(e.max_abs, tol * std::max(1.0, e.max_ref));
-  EXPECT_LE(e.rel_l2, tol);
-}
 
 void check_conv(int64_t B, int64_t L, int64_t D, int64_t W, uint64_t seed) {
   SCOPED_TRACE(::testing::Message() << "B" << B << " L" << L << " D" << D << " W" << W);
@@ -38,17 +32,17 @@ void check_conv(int64_t B, int64_t L, int64_t D, int64_t W, uint64_t seed) {
                                    .final_state = W > 1 ? final_state.ptr : nullptr, .silu = true, .out = out.ptr,
                                    .out_b = L * D, .out_l = D};
   cuda::causal_conv1d_forward(p);
-  expect_near(out.host(), conv_oracle(x, w, bias, init, B, L, D, W, true), 1e-5, "out");
+  expect_within(out.host(), conv_oracle(x, w, bias, init, B, L, D, W, true), 1e-5, "out");
   cuda::causal_conv1d_backward({.fwd = p, .dout = dy_d.ptr, .dout_b = L * D, .dout_l = D, .dx = dx.ptr, .dx_b = L * D, .dx_l = D,
                                 .dweight = dw.ptr, .dbias = db.ptr, .dinit = W > 1 ? dinit.ptr : nullptr});
   const ConvOracleGrads ref = conv_backward_oracle(x, w, bias, init, dy, B, L, D, W, true);
-  expect_near(dx.host(), ref.dx, 1e-4, "dx");
-  expect_near(dw.host(), ref.dw, 1e-4, "dweight");
-  expect_near(db.host(), ref.dbias, 1e-4, "dbias");
+  expect_within(dx.host(), ref.dx, 1e-4, "dx");
+  expect_within(dw.host(), ref.dw, 1e-4, "dweight");
+  expect_within(db.host(), ref.dbias, 1e-4, "dbias");
   if (W > 1) {
     auto got = dinit.host();
     got.resize(ref.dprev.size());
-    expect_near(got, ref.dprev, 1e-4, "dinit");
+    expect_within(got, ref.dprev, 1e-4, "dinit");
   }
 }
 
@@ -67,13 +61,13 @@ void check_fft_conv(int64_t B, int64_t L, int64_t D, uint64_t seed) {
   const cuda::FftConvParams p{.batch = B, .length = L, .channels = D, .u = {u_d.ptr, L * D, D}, .gate = {gate_d.ptr, L * D, D},
                               .bias = bias_d.ptr, .filter = {L, D, n, spec.ptr}, .y = y.ptr, .y_b = L * D, .y_l = D};
   cuda::fft_conv_forward(p);
-  expect_near(y.host(), ref.y, 1e-4, "y");
+  expect_within(y.host(), ref.y, 1e-4, "y");
   cuda::fft_conv_backward({.fwd = p, .dy = {dy_d.ptr, L * D, D}, .du = du.ptr, .du_b = L * D, .du_l = D, .dk = dk.ptr, .dk_l = D,
                            .dgate = dgate.ptr, .dgate_b = L * D, .dgate_l = D, .dbias = db.ptr});
-  expect_near(du.host(), ref.du, 1e-4, "du");
-  expect_near(dk.host(), ref.dk, 1e-4, "dk");
-  expect_near(dgate.host(), ref.dgate, 1e-4, "dgate");
-  expect_near(db.host(), ref.dbias, 1e-4, "dbias");
+  expect_within(du.host(), ref.du, 1e-4, "du");
+  expect_within(dk.host(), ref.dk, 1e-4, "dk");
+  expect_within(dgate.host(), ref.dgate, 1e-4, "dgate");
+  expect_within(db.host(), ref.dbias, 1e-4, "dbias");
 }
 
 }  // namespace

@@ -19,12 +19,6 @@ using namespace longseq::testing;
 #if LONGSEQ_WITH_CUDA
 namespace {
 
-void expect_near(const std::vector<float>& got, const std::vector<double>& want, double tol, const char* what) {
-  const auto e = compare(got, want);
-  SCOPED_TRACE(::testing::Message() << what << " max_abs " << e.max_abs << " max_ref " << e.max_ref << " rel_l2 " << e.rel_l2);
-  EXPECT_LE(e.max_abs, tol * std::max(1.0, e.max_ref));
-  EXPECT_LE(e.rel_l2, tol);
-}
 
 }  // namespace
 #endif
@@ -44,10 +38,10 @@ TEST(Gpu, NormsMatchFloat64Oracle) {
                                .bias = rms ? nullptr : b_d.ptr, .y = y.ptr, .y_r = D, .mean = mean.ptr, .rstd = rstd.ptr};
       cuda::norm_forward(p);
       cuda::norm_backward({.fwd = p, .dy = dy_d.ptr, .dy_r = D, .dx = dx.ptr, .dx_r = D, .dweight = dw.ptr, .dbias = rms ? nullptr : db.ptr});
-      expect_near(y.host(), ref.y, 1e-5, "y");
-      expect_near(dx.host(), ref.dx, 1e-4, "dx");
-      expect_near(dw.host(), ref.dw, 1e-4, "dweight");  // sums over 4,099 rows
-      if (!rms) expect_near(db.host(), ref.db, 1e-4, "dbias");
+      expect_within(y.host(), ref.y, 1e-5, "y");
+      expect_within(dx.host(), ref.dx, 1e-4, "dx");
+      expect_within(dw.host(), ref.dw, 1e-4, "dweight");  // sums over 4,099 rows
+      if (!rms) expect_within(db.host(), ref.db, 1e-4, "dbias");
     }
 #endif
 }
@@ -73,8 +67,8 @@ TEST(Gpu, CrossEntropyActivationsEmbeddingMatchFloat64Oracle) {
   DeviceBuffer<int64_t> targets_d(targets);
   cuda::cross_entropy({.rows = R, .classes = V, .logits = logits_d.ptr, .logits_r = V, .targets = targets_d.ptr, .loss = loss.ptr,
                        .dlogits = grad.ptr, .dlogits_r = V});
-  expect_near(loss.host(), loss_ref, 1e-5, "loss");
-  expect_near(grad.host(), grad_ref, 1e-5, "dlogits");
+  expect_within(loss.host(), loss_ref, 1e-5, "loss");
+  expect_within(grad.host(), grad_ref, 1e-5, "dlogits");
   targets[500] = V;
   DeviceBuffer<int64_t> wrong(targets);
   EXPECT_THROW(cuda::cross_entropy({.rows = R, .classes = V, .logits = logits_d.ptr, .logits_r = V, .targets = wrong.ptr, .loss = loss.ptr}),
@@ -85,7 +79,7 @@ TEST(Gpu, CrossEntropyActivationsEmbeddingMatchFloat64Oracle) {
   cuda::activation_forward({.kind = cuda::Activation::silu, .n = int64_t(x.size()), .x = x_d.ptr, .out = out.ptr});
   std::vector<double> silu_ref(x.size());
   for (size_t i = 0; i < x.size(); ++i) silu_ref[i] = x[i] / (1.0 + std::exp(-double(x[i])));
-  expect_near(out.host(), silu_ref, 1e-5, "silu");
+  expect_within(out.host(), silu_ref, 1e-5, "silu");
 
   const int64_t T = 5000, D = 128, Vt = 16;
   std::vector<int64_t> ids(static_cast<size_t>(T));
@@ -103,8 +97,8 @@ TEST(Gpu, CrossEntropyActivationsEmbeddingMatchFloat64Oracle) {
       emb_ref[size_t(t * D + c)] = table[size_t(ids[size_t(t)] * D + c)];
       dtable_ref[size_t(ids[size_t(t)] * D + c)] += dout[size_t(t * D + c)];
     }
-  expect_near(emb.host(), emb_ref, 0.0, "embedding");
-  expect_near(dtable.host(), dtable_ref, 1e-5, "embedding grad");
+  expect_within(emb.host(), emb_ref, 0.0, "embedding");
+  expect_within(dtable.host(), dtable_ref, 1e-5, "embedding grad");
 #endif
 }
 
@@ -134,7 +128,7 @@ TEST(Gpu, GemmMatchesFloat64Oracle) {
       std::vector<float> got(size_t(M * N));
       for (int64_t i = 0; i < M; ++i)
         for (int64_t j = 0; j < N; ++j) got[size_t(i * N + j)] = C[size_t(i * ldc + j)];
-      expect_near(got, ref, 1e-5, "C");
+      expect_within(got, ref, 1e-5, "C");
     }
   const auto x = random_vector(size_t(100 * 64), 30), w = random_vector(size_t(48 * 64), 31), bias = random_vector(48, 32);
   DeviceFloats x_d(x), w_d(w), b_d(bias), y(size_t(100 * 48));
@@ -146,6 +140,6 @@ TEST(Gpu, GemmMatchesFloat64Oracle) {
       for (int64_t k = 0; k < 64; ++k) s += double(x[size_t(i * 64 + k)]) * w[size_t(o * 64 + k)];
       ref[size_t(i * 48 + o)] = s;
     }
-  expect_near(y.host(), ref, 1e-5, "linear");
+  expect_within(y.host(), ref, 1e-5, "linear");
 #endif
 }

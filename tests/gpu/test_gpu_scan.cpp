@@ -114,14 +114,7 @@ void check_half(cuda::ScanDType dtype, uint64_t seed) {
   const bool bf = dtype == cuda::ScanDType::bf16;
   const int64_t B = 2, L = 5000, D = 64, N = 16, LD = L * D, LN = L * N;
   ScanOracleIn in = random_scan_inputs(B, L, D, N, true, seed);
-  const auto to_bits = [&](std::vector<float>& v) {
-    std::vector<uint16_t> bits(v.size());
-    for (size_t i = 0; i < v.size(); ++i) {
-      bits[i] = bf ? f32_to_bf16(v[i]) : f32_to_f16(v[i]);
-      v[i] = bf ? bf16_to_f32(bits[i]) : f16_to_f32(bits[i]);
-    }
-    return bits;
-  };
+  const auto to_bits = [&](std::vector<float>& v) { return round_to_half(v, bf); };
   DeviceBuffer<uint16_t> u(to_bits(in.u)), delta(to_bits(in.delta)), Bm(to_bits(in.Bm)), Cm(to_bits(in.Cm)), z(to_bits(in.z)),
       y(static_cast<size_t>(B * LD));
   std::vector<double> y_ref, h_ref;
@@ -131,14 +124,7 @@ void check_half(cuda::ScanDType dtype, uint64_t seed) {
                                 .delta_b = LD, .delta_l = D, .Bm = Bm.ptr, .B_b = LN, .B_l = N, .Cm = Cm.ptr, .C_b = LN, .C_l = N, .z = z.ptr,
                                 .z_b = LD, .z_l = D, .dtype = dtype, .A = A.ptr, .Dskip = Dskip.ptr, .delta_bias = bias.ptr,
                                 .softplus = true, .h0 = h0.ptr, .y = y.ptr, .y_b = LD, .y_l = D});
-  const auto got = y.host();
-  double max_ref = 0, worst = 0;
-  for (double r : y_ref) max_ref = std::max(max_ref, std::abs(r));
-  const double rel = bf ? 1.0 / 256 : 1.0 / 2048;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double g = bf ? bf16_to_f32(got[i]) : f16_to_f32(got[i]);
-    worst = std::max(worst, std::abs(g - y_ref[i]) / (rel * std::abs(y_ref[i]) + 1e-4 * std::max(1.0, max_ref)));
-  }
+  const double worst = half_error_units(y.host(), y_ref, bf, 1e-4);
   EXPECT_LE(worst, 1.0) << (bf ? "bf16" : "fp16") << ": worst error in units of the bound";
 }
 

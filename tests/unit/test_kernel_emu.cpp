@@ -65,12 +65,7 @@ KernelRun run_kernel(const ScanOracleIn& in, int64_t t0, int64_t n, const std::v
   return r;
 }
 
-void expect_close(const std::vector<float>& got, const std::vector<double>& ref, const char* what) {
-  const auto e = compare(got, ref);
-  SCOPED_TRACE(::testing::Message() << what << " max_abs " << e.max_abs << " rel_l2 " << e.rel_l2);
-  EXPECT_LE(e.max_abs, 1e-5 * std::max(1.0, e.max_ref));
-  EXPECT_LE(e.rel_l2, 1e-5);
-}
+void expect_close(const std::vector<float>& got, const std::vector<double>& ref, const char* what) { expect_within(got, ref, 1e-5, what); }
 
 }  // namespace
 
@@ -243,12 +238,7 @@ KernelGrads run_backward(const ScanOracleIn& in, const std::vector<float>& dy, i
 // fp32 gradients are sums over up to L x D terms; measured errors are below 4e-7 of the largest
 // reference value and 4e-7 relative in L2, a mutation (a wrong piece decay, a 0.1% carry error)
 // gives 2e-4 and more. Bound: 1e-5 on both, as for the forward.
-void expect_grad_close(const std::vector<float>& got, const std::vector<double>& ref, const char* what) {
-  const auto e = compare(got, ref);
-  SCOPED_TRACE(::testing::Message() << what << " max_abs " << e.max_abs << " max_ref " << e.max_ref << " rel_l2 " << e.rel_l2);
-  EXPECT_LE(e.max_abs, 1e-5 * std::max(1.0, e.max_ref));
-  EXPECT_LE(e.rel_l2, 1e-5);
-}
+void expect_grad_close(const std::vector<float>& got, const std::vector<double>& ref, const char* what) { expect_within(got, ref, 1e-5, what); }
 
 template <int kFW, int kFI, int kW, int kI>
 void check_backward(int64_t B, int64_t L, int64_t D, int64_t N, bool extras, int64_t segments, uint64_t seed) {
@@ -537,14 +527,7 @@ TEST(KernelEmu, SelectiveScanForwardTakesBf16AndFp16) {
   for (const cuda::ScanDType dtype : {cuda::ScanDType::bf16, cuda::ScanDType::f16}) {
     const bool bf = dtype == cuda::ScanDType::bf16;
     ScanOracleIn in = random_scan_inputs(2, 131, 35, 8, true, bf ? 970 : 980);
-    const auto to_bits = [&](std::vector<float>& v) {  // round in place; return the 16-bit storage
-      std::vector<uint16_t> bits(v.size());
-      for (size_t i = 0; i < v.size(); ++i) {
-        bits[i] = bf ? f32_to_bf16(v[i]) : f32_to_f16(v[i]);
-        v[i] = bf ? bf16_to_f32(bits[i]) : f16_to_f32(bits[i]);
-      }
-      return bits;
-    };
+    const auto to_bits = [&](std::vector<float>& v) { return round_to_half(v, bf); };  // in place; the 16-bit storage
     const auto u = to_bits(in.u), delta = to_bits(in.delta), Bm = to_bits(in.Bm), Cm = to_bits(in.Cm), z = to_bits(in.z);
     std::vector<double> y_ref, h_ref;
     scan_oracle(in, y_ref, h_ref);
@@ -560,13 +543,7 @@ TEST(KernelEmu, SelectiveScanForwardTakesBf16AndFp16) {
                                   .h_last = h_last.data(), .y = y.data(), .y_b = LD, .y_l = D};
       std::vector<float> scratch(size_t(cuda::selective_scan_scratch(p, segments)));
       cuda::selective_scan_segmented<2, 8>(p, segments, scratch.data(), emu_launch);
-      double max_ref = 0, worst = 0;
-      for (double r : y_ref) max_ref = std::max(max_ref, std::abs(r));
-      const double rel = bf ? 1.0 / 256 : 1.0 / 2048;
-      for (size_t i = 0; i < y.size(); ++i) {
-        const double got = bf ? bf16_to_f32(y[i]) : f16_to_f32(y[i]);
-        worst = std::max(worst, std::abs(got - y_ref[i]) / (rel * std::abs(y_ref[i]) + 1e-5 * std::max(1.0, max_ref)));
-      }
+      const double worst = half_error_units(y, y_ref, bf, 1e-5);
       EXPECT_LE(worst, 1.0) << "worst error in units of the bound";
       expect_close(h_last, h_ref, "final state (fp32)");
     }
