@@ -40,6 +40,15 @@ void multiply_rows(const MulRowsParams& p) {
   CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+void column_sums(int64_t batch, int64_t length, int64_t channels, BLD a, BLD x2, BLD x3, float* out) {
+  LS_CHECK(a.ptr && out && batch >= 1 && length >= 1 && channels >= 1, "column_sums: bad arguments B={} L={} D={}", batch, length, channels);
+  const int64_t groups = (channels + kLanes - 1) / kLanes;
+  const int64_t tiles = std::max<int64_t>(1, std::min<int64_t>(length, 8 * int64_t(sm_count()) / groups));
+  DeviceScratch partial(column_sums_scratch(channels, tiles));
+  column_sums_run(ColumnSumParams{batch, length, channels, tiles, 0, a, x2, x3, partial.ptr, out}, launch_on_device);
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
 void embedding_forward(const EmbeddingParams& p) {
   check_embedding(p, "embedding_forward");
   LS_CHECK(p.table && p.out, "embedding_forward: table and out are required");

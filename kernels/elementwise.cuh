@@ -10,6 +10,54 @@
 namespace longseq::cuda {
 LS_KERNELS_BEGIN
 
+LS_HD float bld_at(const BLD& x, int64_t b, int64_t t, int64_t d) { return x.ptr[b * x.b + t * x.l + d]; }
+
+// partial[tile, d] = sum over b, t in the tile of a x (x2 if set) x (x3 if set), for column sums
+// (dbias) reduced in a fixed order by column_sums_finish_kernel.
+struct ColumnSumParams {
+  int64_t batch = 0, length = 0, channels = 0, tiles = 1, tile_len = 0;
+  BLD a, x2, x3;
+  float* __restrict__ partial = nullptr;  // (tiles, D)
+  float* __restrict__ out = nullptr;      // (D)
+};
+
+// Grid: x = tiles, y = channel groups of 32 (lane = channel).
+__global__ void column_sums_partial_kernel(ColumnSumParams q) {
+  const int64_t d = int64_t(blockIdx.y) * kLanes + threadIdx.x, tile = blockIdx.x;
+  if (d >= q.channels) return;
+  const int64_t t_end = (tile + 1) * q.tile_len < q.length ? (tile + 1) * q.tile_len : q.length;
+  float s = 0.0f;
+  for (int64_t b = 0; b < q.batch; ++b)
+    for (int64_t t = tile * q.tile_len; t < t_end; ++t) {
+      float v = bld_at(q.a, b, t, d);
+      if (q.x2.ptr) v *= bld_at(q.x2, b, t, d);
+      if (q.x3.ptr) v *= bld_at(q.x3, b, t, d);
+      s += v;
+    }
+  q.partial[tile * q.channels + d] = s;
+}
+
+__global__ void column_sums_finish_kernel(ColumnSumParams q) {
+  const int64_t d = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (d >= q.channels) return;
+  float s = 0.0f;
+  for (int64_t tile = 0; tile < q.tiles; ++tile) s += q.partial[tile * q.channels + d];
+  q.out[d] = s;
+}
+
+// Floats of scratch for column_sums_run's partials.
+inline int64_t column_sums_scratch(int64_t channels, int64_t tiles) { return tiles * channels; }
+
+// Runs the column sums over q.tiles pieces of L (q.tile_len is set here; q.partial holds
+// column_sums_scratch floats).
+template <class Launch>
+void column_sums_run(ColumnSumParams q, Launch launch) {
+  q.tile_len = (q.length + q.tiles - 1) / q.tiles;
+  q.tiles = (q.length + q.tile_len - 1) / q.tile_len;
+  launch(dim3(unsigned(q.tiles), unsigned((q.channels + kLanes - 1) / kLanes)), dim3(kLanes), column_sums_partial_kernel, q);
+  launch(dim3(unsigned((q.channels + 255) / 256)), dim3(256), column_sums_finish_kernel, q);
+}
+
 LS_HD float activation_value(Activation kind, float x) { return kind == Activation::silu ? silu(x) : gelu_tanh(x); }
 LS_HD float activation_grad(Activation kind, float x) { return kind == Activation::silu ? silu_grad(x) : gelu_tanh_grad(x); }
 

@@ -7,6 +7,12 @@
 
 namespace longseq::cuda {
 
+// A (B, L, D) operand: pointer and batch / token strides; null pointer = absent.
+struct BLD {
+  const float* __restrict__ ptr = nullptr;
+  int64_t b = 0, l = 0;
+};
+
 enum class Activation { gelu_tanh, silu };
 
 // y = act(x) (n contiguous floats; y may equal x); backward dx = dy act'(x) (dx may equal dy).
@@ -32,6 +38,10 @@ struct MulRowsParams {
   int64_t ldo = 0;
 };
 void multiply_rows(const MulRowsParams& p);
+
+// out[d] = sum over b, t of a x (x2 if set) x (x3 if set), for (B, L, D) operands: bias gradients
+// and the like, summed over tiles of L in a fixed order (deterministic). Written, not accumulated.
+void column_sums(int64_t batch, int64_t length, int64_t channels, BLD a, BLD x2, BLD x3, float* out);
 
 // out[t, :] = table[ids[t], :]; backward dtable[v, :] = sum over t with ids[t] == v of dout[t, :],
 // in token order (no atomics: one thread per (v, channel) scans the ids, O(V x T) id reads, meant

@@ -12,6 +12,7 @@
 
 #include "core/dtype.h"  // LS_HD
 #include "kernels/block_scan.cuh"  // kLanes
+#include "kernels/elementwise.cuh"  // bld_at, column sums
 #include "kernels/fft_conv.h"
 
 namespace longseq::cuda {
@@ -56,21 +57,10 @@ struct SpectrumCorrParams {
   CFloat* __restrict__ out = nullptr;
 };
 
-// partial[tile, d] = sum over b, t in the tile of a x (x2 if set) x (x3 if set), for column sums
-// (dbias) reduced in a fixed order by column_sums_finish_kernel.
-struct ColumnSumParams {
-  int64_t batch = 0, length = 0, channels = 0, tiles = 1, tile_len = 0;
-  BLD a, x2, x3;
-  float* __restrict__ partial = nullptr;  // (tiles, D)
-  float* __restrict__ out = nullptr;      // (D)
-};
-
 LS_HD CFloat cmul(CFloat a, CFloat b, bool conj_b) {
   const float bi = conj_b ? -b.im : b.im;
   return {a.re * b.re - a.im * bi, a.re * bi + a.im * b.re};
 }
-
-LS_HD float bld_at(const BLD& x, int64_t b, int64_t t, int64_t d) { return x.ptr[b * x.b + t * x.l + d]; }
 
 __global__ void fft_pack_kernel(FftPackParams q) {
   __shared__ float tile[kLanes][kLanes + 1];  // +1: the transposed reads hit 32 different banks
@@ -128,30 +118,6 @@ __global__ void spectrum_correlate_kernel(SpectrumCorrParams q) {
     acc.re += p.re, acc.im += p.im;
   }
   q.out[c * q.bins + f] = acc;
-}
-
-// Grid: x = tiles, y = channel groups of 32 (lane = channel).
-__global__ void column_sums_partial_kernel(ColumnSumParams q) {
-  const int64_t d = int64_t(blockIdx.y) * kLanes + threadIdx.x, tile = blockIdx.x;
-  if (d >= q.channels) return;
-  const int64_t t_end = (tile + 1) * q.tile_len < q.length ? (tile + 1) * q.tile_len : q.length;
-  float s = 0.0f;
-  for (int64_t b = 0; b < q.batch; ++b)
-    for (int64_t t = tile * q.tile_len; t < t_end; ++t) {
-      float v = bld_at(q.a, b, t, d);
-      if (q.x2.ptr) v *= bld_at(q.x2, b, t, d);
-      if (q.x3.ptr) v *= bld_at(q.x3, b, t, d);
-      s += v;
-    }
-  q.partial[tile * q.channels + d] = s;
-}
-
-__global__ void column_sums_finish_kernel(ColumnSumParams q) {
-  const int64_t d = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (d >= q.channels) return;
-  float s = 0.0f;
-  for (int64_t tile = 0; tile < q.tiles; ++tile) s += q.partial[tile * q.channels + d];
-  q.out[d] = s;
 }
 
 // Scratch layout of one channel block of `cb` channels: time rows (B, cb, n), two spectra (B, cb,
@@ -219,7 +185,7 @@ void fft_conv_forward_run(const FftConvParams& p, int64_t cb, float* scratch, La
 }
 
 // Floats of scratch for the backward's dbias partials.
-inline int64_t fft_conv_dbias_scratch(int64_t length, int64_t channels, int64_t tiles) { return tiles * channels; }
+inline int64_t fft_conv_dbias_scratch(int64_t length, int64_t channels, int64_t tiles) { return column_sums_scratch(channels, tiles); }
 
 // Backward over channel blocks: U = R2C(u); dgate = dy (conv + bias u) from C2R(U K); G = R2C(dy
 // gate); dk from C2R(sum_b G conj(U)); du = C2R(G conj(K)) / n + bias dy gate; dbias = sum dy gate u.
@@ -252,10 +218,7 @@ void fft_conv_backward_run(const FftConvBwdParams& g, int64_t cb, int64_t dbias_
     fft_unpack(launch, FftUnpackParams{B, L, D, c0, nc, n, s.time, inv_n, BLD{}, g.dy, p.gate, p.bias, g.du, g.du_b, g.du_l});
   }
   if (p.bias) {
-    ColumnSumParams q{B, L, D, dbias_tiles, (L + dbias_tiles - 1) / dbias_tiles, g.dy, p.gate, p.u, dbias_scratch, g.dbias};
-    q.tiles = (L + q.tile_len - 1) / q.tile_len;
-    launch(dim3(unsigned(q.tiles), unsigned((D + kLanes - 1) / kLanes)), dim3(kLanes), column_sums_partial_kernel, q);
-    launch(dim3(unsigned((D + 255) / 256)), dim3(256), column_sums_finish_kernel, q);
+    column_sums_run(ColumnSumParams{B, L, D, dbias_tiles, 0, g.dy, p.gate, p.u, dbias_scratch, g.dbias}, launch);
   }
 }
 

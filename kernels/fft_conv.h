@@ -7,18 +7,14 @@
 // (about (4 B + 1) x block x n floats) fits a memory budget whatever L is.
 #pragma once
 
+#include "kernels/elementwise.h"  // BLD
+
 #include <cstdint>
 
 namespace longseq::cuda {
 
 struct CFloat {  // layout of cufftComplex
   float re, im;
-};
-
-// A (B, L, D) operand: pointer and batch / token strides; null pointer = absent.
-struct BLD {
-  const float* __restrict__ ptr = nullptr;
-  int64_t b = 0, l = 0;
 };
 
 // Spectra of the filter columns, (D, n/2 + 1) complex, unscaled: reusable for every input of

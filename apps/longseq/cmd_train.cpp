@@ -3,6 +3,7 @@
 // (--init: continue pretraining, or fine-tune an LM with a new classifier head). Writes checkpoints,
 // metrics and OUT/model, a model folder that every other subcommand loads.
 #include "apps/longseq/commands.h"
+#include "core/device/ops.h"
 #include "apps/longseq/model_args.h"
 #include "core/error.h"
 #include "core/model_dir.h"
@@ -21,7 +22,7 @@ namespace longseq::cli {
 namespace {
 
 struct TrainArgs {
-  std::string task = "lm", reference, data, val_data, init, config, output, metrics;
+  std::string task = "lm", reference, data, val_data, init, config, output, metrics, device = "cpu";
   ModelArgs model;
   train::TrainOptions opt;
   int64_t length = 1024, val_windows = 256;
@@ -63,6 +64,7 @@ std::unique_ptr<train::GradModel<float>> build_model(const TrainArgs& a, const s
     }
   }
   m->set_recompute(a.recompute);
+  if (a.device == "cuda") m->set_device(make_cuda_ops());
   return m;
 }
 
@@ -225,6 +227,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--seed", a->opt.seed, "Seed of initialisation, data order and augmentation");
   cmd->add_flag("--no-rc", a->no_rc, "No reverse-complement augmentation");
   cmd->add_flag("--recompute", a->recompute, "Recompute each layer's activations in the backward (less memory, ~1.3x time)");
+  cli::add_device_option(cmd, a->device);
   cmd->add_option("--log-every", a->opt.log_every, "Steps between metric lines")->check(CLI::PositiveNumber);
   cmd->add_option("--eval-every", a->opt.eval_every, "Steps between validations (0: at the end only)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--save-every", a->opt.save_every, "Steps between checkpoints (0: at the end only)")->check(CLI::NonNegativeNumber);

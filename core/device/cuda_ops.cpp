@@ -52,6 +52,14 @@ class CudaOps final : public DeviceOps {
     cuda::fft_conv_filter_spectrum(k, k_l, L, D, spec);
   }
   void fft_conv(const cuda::FftConvParams& p) override { cuda::fft_conv_forward(p); }
+  void gemm(const cuda::GemmParams& p) override { cuda::gemm(p); }
+  void column_sums(const float* a, int64_t lda, int64_t rows, int64_t cols, float* out) override {
+    cuda::column_sums(1, rows, cols, cuda::BLD{a, 0, lda}, {}, {}, out);
+  }
+  void norm_backward(const cuda::NormBwdParams& p) override { cuda::norm_backward(p); }
+  void conv1d_backward(const cuda::CausalConv1dBwdParams& p) override { cuda::causal_conv1d_backward(p); }
+  void scan_backward(const cuda::SelectiveScanBwdParams& p) override { cuda::selective_scan_backward(p); }
+  void embedding_backward(const cuda::EmbeddingParams& p) override { cuda::embedding_backward(p); }
 
  private:
   static void* raw_alloc(int64_t bytes) {

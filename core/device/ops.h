@@ -12,6 +12,7 @@
 #include "kernels/causal_conv1d.h"
 #include "kernels/elementwise.h"
 #include "kernels/fft_conv.h"
+#include "kernels/gemm.h"
 #include "kernels/norm.h"
 #include "kernels/selective_scan.h"
 
@@ -50,6 +51,15 @@ class DeviceOps {
   // 2 D (n/2 + 1) floats of this device), n = cuda::fft_conv_size(L).
   virtual void fft_filter_spectrum(const float* k, int64_t k_l, int64_t L, int64_t D, cuda::CFloat* spec) = 0;
   virtual void fft_conv(const cuda::FftConvParams& p) = 0;
+
+  // For training (gradients are written, not accumulated, unless a GEMM's beta says so).
+  virtual void gemm(const cuda::GemmParams& p) = 0;
+  // out[c] = sum over rows r of a[r, c] (rows x cols, row stride lda).
+  virtual void column_sums(const float* a, int64_t lda, int64_t rows, int64_t cols, float* out) = 0;
+  virtual void norm_backward(const cuda::NormBwdParams& p) = 0;
+  virtual void conv1d_backward(const cuda::CausalConv1dBwdParams& p) = 0;
+  virtual void scan_backward(const cuda::SelectiveScanBwdParams& p) = 0;
+  virtual void embedding_backward(const cuda::EmbeddingParams& p) = 0;
 };
 
 // An owned device array of floats (or ids) of one DeviceOps; movable, freed on destruction.

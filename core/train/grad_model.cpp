@@ -159,6 +159,11 @@ void GradModel<T>::save(const std::filesystem::path& dir) const {
 }
 
 template <class T>
+void GradModel<T>::set_device(std::shared_ptr<DeviceOps> ops) {
+  LS_CHECK(!ops, "--device {}: {} models train on the CPU only for now; use --device cpu", ops->name(), family());
+}
+
+template <class T>
 double GradModel<T>::lm_loss(std::span<const int64_t> ids, std::span<const int64_t> targets, double scale, T* grad) {
   LS_CHECK(targets.size() == ids.size(), "lm_loss: {} targets for {} tokens", targets.size(), ids.size());
   LS_CHECK(!audio_, "an audio model has no language-model head; train it with --task audio-classify");

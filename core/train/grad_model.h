@@ -5,6 +5,7 @@
 // config.json + model.safetensors form the loaders read.
 #pragma once
 
+#include "core/device/ops.h"
 #include "core/models/lm.h"
 #include "core/train/grad_ops.h"
 
@@ -90,6 +91,10 @@ class GradModel {
   double class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad, std::vector<double>* logits = nullptr);
   // Per-layer recomputation in the backward (activation memory of one layer instead of all).
   void set_recompute(bool on) { recompute_ = on; }
+  // Runs the backbone's forward and backward on `ops` (null: back to the CPU). Weights and
+  // optimizer stay on the host; each sequence uploads the weights and downloads the gradients.
+  // Throws for families or model kinds without a device path.
+  virtual void set_device(std::shared_ptr<DeviceOps> ops);
   // Activation floats held per token during a forward + backward (for the docs and --help).
   virtual int64_t activation_floats_per_token() const = 0;
 

@@ -16,7 +16,13 @@ class MambaGrad final : public GradModel<T> {
   explicit MambaGrad(const MambaModel& model);
   int64_t activation_floats_per_token() const override;
   nlohmann::json config_json() const override;
-  std::unique_ptr<GradModel<T>> clone() const override { return std::make_unique<MambaGrad<T>>(*this); }
+  std::unique_ptr<GradModel<T>> clone() const override {
+    auto c = std::make_unique<MambaGrad<T>>(*this);
+    c->device_.reset();  // each copy gets its own device buffers on first use
+    return c;
+  }
+  // Language-model Mamba (not audio) in float: the backbone on the device (core/train/mamba_grad_device.cpp).
+  void set_device(std::shared_ptr<DeviceOps> ops) override;
   std::string family() const override { return "mamba"; }
   int64_t d_model() const override { return cfg_.d_model; }
 
@@ -37,6 +43,9 @@ class MambaGrad final : public GradModel<T> {
   int64_t stage_opened_by(int64_t i) const;
   void backbone_forward(std::span<const int64_t> ids) override;
   void backbone_backward(std::span<const int64_t> ids, T* grad) override;
+  struct Device;  // device buffers: weights, gradients, activations (mamba_grad_device.cpp)
+  void device_forward(std::span<const int64_t> ids);
+  void device_backward(std::span<const int64_t> ids, T* grad);
   void norm_forward(int64_t w, int64_t b, Mat<const T> x, Mat<T> y, T* mean, T* rstd);
   void norm_backward(int64_t w, int64_t b, Mat<const T> x, const T* mean, const T* rstd, Mat<const T> dy, Mat<T> dx, T* grad);
 
@@ -52,6 +61,8 @@ class MambaGrad final : public GradModel<T> {
   std::vector<T> frames_, fb_y_;                 // its input frames (L/hop, frame) and filter outputs (L/hop, 2 filters)
   std::vector<Acts> acts_;
   std::vector<T> branch_, fin_mean_, fin_rstd_;
+  std::shared_ptr<DeviceOps> ops_;
+  std::shared_ptr<Device> device_;
 };
 
 }  // namespace longseq::train

@@ -6,6 +6,7 @@
 #include "core/safetensors.h"
 #include "genomics/dna_dataset.h"
 #include "genomics/markov.h"
+#include "core/backend.h"
 #include "tests/testing.h"
 
 #include <fmt/format.h>
@@ -227,4 +228,19 @@ TEST(TrainCli, ArchitectureFromConfigAndCsvMetrics) {
   const CliResult bad = run_cli("train --task lm -r " + fasta.string() + " -o " + (tmp / "o2").string() + " --config " + fasta.string());
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("genome.fa"), std::string::npos) << bad.err;
+}
+
+TEST(TrainCli, DeviceCudaFailsCleanlyWithoutAGpu) {
+  // `train --device cuda` on a machine without a GPU (or a family the device path does not train)
+  // stops before training in one line that names --device cpu, and writes no model.
+  if (cuda_device_count() > 0) GTEST_SKIP() << "a device is present: tests/gpu covers device training";
+  TempDir tmp;
+  const auto fasta = write_fasta(tmp);
+  for (const std::string family : {"mamba", "hyenadna"}) {
+    const CliResult r = run_cli("train --task lm -r " + fasta.string() + " -o " + (tmp / family).string() + " --family " + family +
+                                " --d-model 8 --n-layer 1 --length 64 --batch 2 --steps 2 --device cuda");
+    EXPECT_NE(r.exit_code, 0) << family;
+    EXPECT_NE(r.err.find("--device cpu"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(tmp / family / "model" / "model.safetensors")) << family;
+  }
 }

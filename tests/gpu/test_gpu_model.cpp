@@ -1,10 +1,12 @@
 // The device models on a real GPU against the CPU models: Mamba (a random model streamed in several
 // chunk sizes, the shipped chr20 model on 10,000 tokens, the shared-prefix continuation scores the
-// variant scorer uses) and HyenaDNA (the shipped chr20 model on a full window); skips without a CUDA build or device. The same
+// variant scorer uses), HyenaDNA (the shipped chr20 model on a full window) and a Mamba training
+// step (every gradient against the CPU trainer in float64); skips without a CUDA build or device. The same
 // model code runs on the emulated device in tests/unit/test_device_model.cpp.
 #include "core/backend.h"
 #include "core/model_dir.h"
 #include "core/models/mamba_device.h"
+#include "core/train/grad_model.h"
 #include "tests/testing.h"
 
 using namespace longseq;
@@ -70,4 +72,27 @@ TEST(Gpu, HyenaDeviceModelMatchesTheCpuModel) {
   const Tensor ids = ids_of(cpu->max_length(), cpu->vocab_size());
   const auto want = logits_of(*cpu, ids, 4096);
   for (int rep = 0; rep < 2; ++rep) expect_same_logits(logits_of(*gpu, ids, 4096), want, "models/chr20-hyena");
+}
+
+TEST(Gpu, MambaTrainingOnTheDeviceMatchesFloat64Gradients) {
+  if (!cuda_compiled() || cuda_device_count() == 0) GTEST_SKIP() << cuda_device_summary();
+  MambaConfig c;
+  c.d_model = 64, c.n_layer = 2, c.vocab_size = 12, c.padded_vocab = 16, c.d_state = 16, c.d_inner = 128, c.dt_rank = 4;
+  const auto cpu = MambaModel::random(c, 9);
+  auto m64 = train::make_grad_model<double>(*cpu);
+  auto m32 = train::make_grad_model<float>(*cpu);
+  m32->set_device(std::shared_ptr<DeviceOps>(make_cuda_ops()));
+  const Tensor ids = ids_of(2000, c.vocab_size);
+  const std::span<const int64_t> id(ids.data<int64_t>(), 2000);
+  std::vector<int64_t> targets(id.begin() + 1, id.end());
+  targets.push_back(-1);
+  std::vector<double> g64(static_cast<size_t>(m64->params().size()), 0.0);
+  std::vector<float> g32(g64.size(), 0.0f);
+  const double l64 = m64->lm_loss(id, targets, 1.0, g64.data()), l32 = m32->lm_loss(id, targets, 1.0, g32.data());
+  EXPECT_NEAR(l32, l64, 1e-4 * std::abs(l64));
+  for (const train::ParamInfo& info : m64->params().list()) {  // fp32 sums over 2,000 tokens on the device: 1e-3
+    const auto e = compare(std::vector<float>(g32.begin() + info.offset, g32.begin() + info.offset + info.numel),
+                           std::vector<double>(g64.begin() + info.offset, g64.begin() + info.offset + info.numel));
+    EXPECT_LE(e.rel_l2, 1e-3) << info.name;
+  }
 }

@@ -13,7 +13,7 @@
 #include "kernels/elementwise.cuh"
 #include "kernels/fft_conv.cuh"
 #include "kernels/norm.cuh"
-#include "kernels/selective_scan.cuh"
+#include "kernels/selective_scan_bwd.cuh"
 
 #include <fftw3.h>
 
@@ -104,6 +104,37 @@ class EmuOps final : public DeviceOps {
     std::vector<float> scratch(size_t(cuda::fft_conv_scratch(p.batch, cb, p.filter.n)));
     cuda::fft_conv_forward_run(p, cb, scratch.data(), launch, fft);
   }
+  void gemm(const cuda::GemmParams& p) override {  // row-major, float64 accumulation
+    for (int64_t i = 0; i < p.M; ++i)
+      for (int64_t j = 0; j < p.N; ++j) {
+        double s = 0;
+        for (int64_t k = 0; k < p.K; ++k)
+          s += double(p.trans_a ? p.A[k * p.lda + i] : p.A[i * p.lda + k]) * (p.trans_b ? p.B[j * p.ldb + k] : p.B[k * p.ldb + j]);
+        float& c = p.C[i * p.ldc + j];
+        c = float(p.alpha * s + (p.beta != 0.0f ? double(p.beta) * c : 0.0));
+      }
+  }
+  void column_sums(const float* a, int64_t lda, int64_t rows, int64_t cols, float* out) override {
+    constexpr int64_t kTiles = 3;
+    std::vector<float> partial(size_t(cuda::column_sums_scratch(cols, kTiles)));
+    cuda::column_sums_run(cuda::ColumnSumParams{1, rows, cols, kTiles, 0, cuda::BLD{a, 0, lda}, {}, {}, partial.data(), out}, launch);
+  }
+  void norm_backward(const cuda::NormBwdParams& p) override {
+    constexpr int64_t kTiles = 3;
+    std::vector<float> scratch(size_t(cuda::norm_bwd_scratch(p.fwd, kTiles)));
+    cuda::norm_backward_run<4>(p, kTiles, scratch.data(), launch);
+  }
+  void conv1d_backward(const cuda::CausalConv1dBwdParams& p) override {
+    constexpr int64_t kTiles = 3;
+    std::vector<float> scratch(size_t(cuda::causal_conv1d_bwd_scratch(p.fwd, kTiles)));
+    cuda::dispatch_conv_width(p.fwd.width, [&](auto W) { cuda::causal_conv1d_backward_run<W.value, 4, 2>(p, kTiles, scratch.data(), launch); });
+  }
+  void scan_backward(const cuda::SelectiveScanBwdParams& p) override {
+    constexpr int64_t kSegments = 3;
+    std::vector<float> scratch(size_t(cuda::selective_scan_bwd_scratch<2, 8, 2, 4>(p.fwd, kSegments)));
+    cuda::selective_scan_backward_run<2, 8, 2, 4>(p, kSegments, scratch.data(), launch);
+  }
+  void embedding_backward(const cuda::EmbeddingParams& p) override { cuda::embedding_backward_run(p, launch); }
 
  private:
   static constexpr auto launch = [](dim3 grid, dim3 block, auto kernel, const auto& q) { emu::launch(grid, block, kernel, q); };

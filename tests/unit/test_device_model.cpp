@@ -5,6 +5,7 @@
 #include "core/backend.h"
 #include "core/models/hyena_device.h"
 #include "core/models/mamba_device.h"
+#include "core/train/grad_model.h"
 #include "tests/oracles.h"
 #include "tests/testing.h"
 #include "tests/unit/emu_ops.h"
@@ -127,4 +128,45 @@ TEST(DeviceModel, EmulatedHyenaMatchesTheFloat64Oracle) {
     EXPECT_EQ(device_logits_any(dev, ids, 16), got);  // streamed in chunks of 16: the same window
   }
   EXPECT_THROW(dev.forward(test_ids(161, 12, 1), {}), Error);  // longer than max_seq_len
+}
+
+TEST(DeviceModel, EmulatedMambaTrainingMatchesFloat64Gradients) {
+  // One training sequence through the device backbone (emulated) against the CPU trainer's float64
+  // gradients: every parameter tensor, RMSNorm and LayerNorm models, two lengths in a row (the
+  // device buffers are re-sized), the loss too.
+  for (bool rms : {true, false}) {
+    const MambaConfig cfg = device_config(rms);
+    const auto cpu = MambaModel::random(cfg, rms ? 71 : 72);
+    auto m64 = train::make_grad_model<double>(*cpu);
+    auto m32 = train::make_grad_model<float>(*cpu);
+    m32->set_device(std::make_shared<EmuOps>());
+    for (int64_t L : {int64_t(37), int64_t(20)}) {
+      SCOPED_TRACE(::testing::Message() << "rms " << rms << " L " << L);
+      const Tensor ids = test_ids(L, cfg.vocab_size, uint64_t(L));
+      const std::span<const int64_t> id(ids.data<int64_t>(), size_t(L));
+      std::vector<int64_t> targets(id.begin() + 1, id.end());
+      targets.push_back(-1);
+      const int64_t P = m64->params().size();
+      std::vector<double> g64(static_cast<size_t>(P), 0.0);
+      std::vector<float> g32(static_cast<size_t>(P), 0.0f);
+      const double loss64 = m64->lm_loss(id, targets, 1.0, g64.data()), loss32 = m32->lm_loss(id, targets, 1.0, g32.data());
+      EXPECT_NEAR(loss32, loss64, 1e-5 * std::abs(loss64));
+      for (const train::ParamInfo& info : m64->params().list()) {
+        const std::vector<float> got(g32.begin() + info.offset, g32.begin() + info.offset + info.numel);
+        const std::vector<double> want(g64.begin() + info.offset, g64.begin() + info.offset + info.numel);
+        const auto e = compare(got, want);
+        EXPECT_LE(e.max_abs, 1e-4 * std::max(1e-3, e.max_ref)) << info.name << " max_abs " << e.max_abs << " max_ref " << e.max_ref;
+        EXPECT_LE(e.rel_l2, 1e-4) << info.name << " rel_l2 " << e.rel_l2;
+      }
+    }
+  }
+  // What the device path refuses, in one line each.
+  auto hyena = train::make_grad_model<float>(*HyenaModel::random(
+      [] {
+        HyenaConfig c;
+        c.d_model = 8, c.n_layer = 1, c.d_inner = 16, c.vocab_size = 12, c.padded_vocab = 16, c.max_seq_len = 20, c.filter_order = 8;
+        return c;
+      }(),
+      1));
+  EXPECT_THROW(hyena->set_device(std::make_shared<EmuOps>()), Error);
 }

@@ -1,0 +1,175 @@
+// MambaGrad's backbone on a device (DeviceOps): the forward keeps every layer's activations on the
+// device (as the CPU path without recomputation), the backward writes each parameter's gradient
+// into a device array laid out like the host's flat table, downloaded once per sequence and added
+// into the host gradient. The same steps as MambaGrad::forward_layer / backward_layer, with the
+// kernels' backward entries; the LM head and loss stay on the host (V is small for DNA).
+#include "core/error.h"
+#include "core/train/mamba_grad.h"
+
+#include <cmath>
+
+namespace longseq::train {
+
+template <class T>
+struct MambaGrad<T>::Device {
+  struct Layer {
+    DeviceArray<float> resid, normed, mean, rstd, xz, xc, xdbl, delta, y, A;
+  };
+  DeviceArray<float> weights, grads, fin, fin_mean, fin_rstd, resid_out;
+  DeviceArray<int64_t> ids;
+  std::vector<Layer> layers;
+  // Backward temporaries.
+  DeviceArray<float> dresid, dtmp, dy, dxz, dxc, ddelta, dxdbl, dnormed, dA;
+  int64_t L = -1;
+};
+
+template <class T>
+void MambaGrad<T>::set_device(std::shared_ptr<DeviceOps> ops) {
+  if constexpr (!std::is_same_v<T, float>) {
+    LS_CHECK(!ops, "device training runs in float only");
+  } else {
+    LS_CHECK(!ops || pool_.empty(), "--device {}: audio models train on the CPU only for now; use --device cpu", ops ? ops->name() : "");
+    LS_CHECK(!ops || (cfg_.d_conv <= cuda::kConvMaxWidth && cfg_.d_state <= cuda::kScanMaxStates),
+             "--device: d_conv {} or d_state {} exceeds the kernels' limits ({} and {}); use --device cpu", cfg_.d_conv, cfg_.d_state,
+             cuda::kConvMaxWidth, cuda::kScanMaxStates);
+  }
+  ops_ = std::move(ops);
+  device_.reset();
+}
+
+template <class T>
+void MambaGrad<T>::device_forward(std::span<const int64_t> ids) {
+  if constexpr (std::is_same_v<T, float>) {
+    DeviceOps& o = *ops_;
+    const int64_t L = int64_t(ids.size()), d = cfg_.d_model, D = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank, X = R + 2 * N;
+    const int64_t n = cfg_.n_layer, P = this->table_.size(), W = cfg_.d_conv;
+    LS_CHECK(L >= 1, "mamba training: empty sequence");
+    for (int64_t id : ids) LS_CHECK(id >= 0 && id < this->vocab_, "token id {} outside the vocabulary of {}", id, this->vocab_);
+    if (!device_) {
+      device_ = std::make_shared<Device>();
+      device_->weights = DeviceArray<float>(o, P);
+      device_->grads = DeviceArray<float>(o, P);
+    }
+    Device& dv = *device_;
+    if (dv.L != L) {  // activation buffers for this length
+      const auto arr = [&](int64_t size) { return DeviceArray<float>(o, size); };
+      dv.layers.clear();
+      for (int64_t i = 0; i < n; ++i)
+        dv.layers.push_back({arr(L * d), arr(L * d), arr(L), arr(L), arr(L * 2 * D), arr(L * D), arr(L * X), arr(L * D), arr(L * D),
+                             arr(D * N)});
+      dv.fin = arr(L * d), dv.fin_mean = arr(L), dv.fin_rstd = arr(L), dv.resid_out = arr(L * d), dv.ids = DeviceArray<int64_t>(o, L);
+      dv.dresid = arr(L * d), dv.dtmp = arr(L * d), dv.dy = arr(L * D), dv.dxz = arr(L * 2 * D), dv.dxc = arr(L * D);
+      dv.ddelta = arr(L * D), dv.dxdbl = arr(L * X), dv.dnormed = arr(L * d), dv.dA = arr(D * N);
+      dv.L = L;
+    }
+    o.to_device(dv.weights.get(), this->weights_.data(), P);
+    o.ids_to_device(dv.ids.get(), ids.data(), L);
+    const auto w = [&](int64_t off) -> const float* { return off < 0 ? nullptr : dv.weights.get() + off; };
+    o.embedding({.tokens = L, .dim = d, .vocab = this->vocab_, .ids = dv.ids.get(), .table = w(emb_), .out = dv.layers[0].resid.get(),
+                 .out_r = d});
+    const auto norm = [&](int64_t wo, int64_t bo, const float* x, float* y, float* mean, float* rstd) {
+      o.norm({.rows = L, .cols = d, .rms = cfg_.rms_norm, .eps = float(cfg_.norm_eps), .x = x, .x_r = d, .weight = w(wo), .bias = w(bo),
+              .y = y, .y_r = d, .mean = mean, .rstd = rstd});
+    };
+    std::vector<float> A(static_cast<size_t>(D * N));
+    for (int64_t i = 0; i < n; ++i) {
+      const LayerOffsets& lo = layers_[size_t(i)];
+      typename Device::Layer& a = dv.layers[size_t(i)];
+      const float* A_log = this->weights_.data() + lo.A_log;
+      for (int64_t k = 0; k < D * N; ++k) A[size_t(k)] = -std::exp(A_log[k]);
+      o.to_device(a.A.get(), A.data(), D * N);
+      norm(lo.norm_w, lo.norm_b, a.resid.get(), a.normed.get(), a.mean.get(), a.rstd.get());
+      o.linear(a.normed.get(), d, w(lo.in_w), w(lo.in_b), a.xz.get(), 2 * D, L, d, 2 * D);
+      o.conv1d({.batch = 1, .length = L, .channels = D, .width = W, .x = a.xz.get(), .x_b = 0, .x_l = 2 * D, .weight = w(lo.conv_w),
+                .bias = w(lo.conv_b), .silu = true, .out = a.xc.get(), .out_b = 0, .out_l = D});
+      o.linear(a.xc.get(), D, w(lo.x_w), nullptr, a.xdbl.get(), X, L, D, X);
+      o.linear(a.xdbl.get(), X, w(lo.dt_w), nullptr, a.delta.get(), D, L, R, D);
+      o.scan({.batch = 1, .length = L, .channels = D, .states = N, .u = a.xc.get(), .u_b = 0, .u_l = D, .delta = a.delta.get(), .delta_b = 0,
+              .delta_l = D, .Bm = a.xdbl.get() + R, .B_b = 0, .B_l = X, .Cm = a.xdbl.get() + R + N, .C_b = 0, .C_l = X, .z = a.xz.get() + D,
+              .z_b = 0, .z_l = 2 * D, .A = a.A.get(), .Dskip = w(lo.Dskip), .delta_bias = w(lo.dt_b), .softplus = true, .y = a.y.get(),
+              .y_b = 0, .y_l = D});
+      float* next = i + 1 < n ? dv.layers[size_t(i + 1)].resid.get() : dv.resid_out.get();
+      o.linear(a.y.get(), D, w(lo.out_w), w(lo.out_b), next, d, L, D, d);
+      o.add(next, a.resid.get(), L * d);  // block output = input + branch
+    }
+    norm(norm_f_w_, norm_f_b_, dv.resid_out.get(), dv.fin.get(), dv.fin_mean.get(), dv.fin_rstd.get());
+    lens_.assign(size_t(n + 1), L);
+    this->fin_.resize(size_t(L * d));
+    this->dfin_.resize(size_t(L * d));
+    o.to_host(this->fin_.data(), dv.fin.get(), L * d);
+  } else {
+    (void)ids;
+    fail("device training runs in float only");
+  }
+}
+
+template <class T>
+void MambaGrad<T>::device_backward(std::span<const int64_t> ids, T* grad) {
+  if constexpr (std::is_same_v<T, float>) {
+    DeviceOps& o = *ops_;
+    Device& dv = *device_;
+    const int64_t L = dv.L, d = cfg_.d_model, D = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank, X = R + 2 * N, n = cfg_.n_layer;
+    const int64_t P = this->table_.size(), W = cfg_.d_conv;
+    LS_CHECK(int64_t(ids.size()) == L, "mamba training: backward of {} tokens after a forward of {}", ids.size(), L);
+    o.zero(dv.grads.get(), P);
+    const auto w = [&](int64_t off) -> const float* { return off < 0 ? nullptr : dv.weights.get() + off; };
+    const auto gr = [&](int64_t off) -> float* { return off < 0 ? nullptr : dv.grads.get() + off; };
+    // y = x w^T + b with x (L, K), w (O, K): dx (beta: 0 writes, 1 adds) = dy w; dw = dy^T x; db = column sums of dy.
+    const auto linear_backward = [&](const float* x, int64_t ldx, int64_t K, int64_t wo, int64_t bo, int64_t O, const float* dy, int64_t ldy,
+                                     float* dx, int64_t lddx, float beta) {
+      if (dx)
+        o.gemm({.M = L, .N = K, .K = O, .alpha = 1.0f, .beta = beta, .A = dy, .lda = ldy, .B = w(wo), .ldb = K, .C = dx, .ldc = lddx});
+      o.gemm({.M = O, .N = K, .K = L, .trans_a = true, .alpha = 1.0f, .beta = 0.0f, .A = dy, .lda = ldy, .B = x, .ldb = ldx, .C = gr(wo),
+              .ldc = K});
+      if (bo >= 0) o.column_sums(dy, ldy, L, O, gr(bo));
+    };
+    const auto norm_backward = [&](int64_t wo, int64_t bo, const float* x, const float* mean, const float* rstd, const float* dy, float* dx) {
+      o.norm_backward({.fwd = {.rows = L, .cols = d, .rms = cfg_.rms_norm, .eps = float(cfg_.norm_eps), .x = x, .x_r = d, .weight = w(wo),
+                               .bias = w(bo), .mean = const_cast<float*>(mean), .rstd = const_cast<float*>(rstd)},
+                       .dy = dy, .dy_r = d, .dx = dx, .dx_r = d, .dweight = gr(wo), .dbias = gr(bo)});
+    };
+    o.to_device(dv.dtmp.get(), this->dfin_.data(), L * d);
+    norm_backward(norm_f_w_, norm_f_b_, dv.resid_out.get(), dv.fin_mean.get(), dv.fin_rstd.get(), dv.dtmp.get(), dv.dresid.get());
+    for (int64_t i = n - 1; i >= 0; --i) {
+      const LayerOffsets& lo = layers_[size_t(i)];
+      const typename Device::Layer& a = dv.layers[size_t(i)];
+      linear_backward(a.y.get(), D, D, lo.out_w, lo.out_b, d, dv.dresid.get(), d, dv.dy.get(), D, 0.0f);
+      o.scan_backward({.fwd = {.batch = 1, .length = L, .channels = D, .states = N, .u = a.xc.get(), .u_b = 0, .u_l = D,
+                               .delta = a.delta.get(), .delta_b = 0, .delta_l = D, .Bm = a.xdbl.get() + R, .B_b = 0, .B_l = X,
+                               .Cm = a.xdbl.get() + R + N, .C_b = 0, .C_l = X, .z = a.xz.get() + D, .z_b = 0, .z_l = 2 * D,
+                               .A = a.A.get(), .Dskip = w(lo.Dskip), .delta_bias = w(lo.dt_b), .softplus = true},
+                       .dy = dv.dy.get(), .dy_b = 0, .dy_l = D, .du = dv.dxc.get(), .du_b = 0, .du_l = D, .ddelta = dv.ddelta.get(),
+                       .ddelta_b = 0, .ddelta_l = D, .dz = dv.dxz.get() + D, .dz_b = 0, .dz_l = 2 * D, .dB = dv.dxdbl.get() + R,
+                       .dB_b = 0, .dB_l = X, .dC = dv.dxdbl.get() + R + N, .dC_b = 0, .dC_l = X, .dA = dv.dA.get(),
+                       .dDskip = gr(lo.Dskip), .ddelta_bias = gr(lo.dt_b)});
+      o.multiply_rows({.rows = 1, .cols = D * N, .a = dv.dA.get(), .b = a.A.get(), .out = gr(lo.A_log)});  // A = -exp(A_log): dA_log = dA A
+      linear_backward(a.xdbl.get(), X, R, lo.dt_w, -1, D, dv.ddelta.get(), D, dv.dxdbl.get(), X, 0.0f);
+      linear_backward(a.xc.get(), D, D, lo.x_w, -1, X, dv.dxdbl.get(), X, dv.dxc.get(), D, 1.0f);
+      o.conv1d_backward({.fwd = {.batch = 1, .length = L, .channels = D, .width = W, .x = a.xz.get(), .x_b = 0, .x_l = 2 * D,
+                                 .weight = w(lo.conv_w), .bias = w(lo.conv_b), .silu = true},
+                         .dout = dv.dxc.get(), .dout_b = 0, .dout_l = D, .dx = dv.dxz.get(), .dx_b = 0, .dx_l = 2 * D,
+                         .dweight = gr(lo.conv_w), .dbias = gr(lo.conv_b)});
+      linear_backward(a.normed.get(), d, d, lo.in_w, lo.in_b, 2 * D, dv.dxz.get(), 2 * D, dv.dnormed.get(), d, 0.0f);
+      norm_backward(lo.norm_w, lo.norm_b, a.resid.get(), a.mean.get(), a.rstd.get(), dv.dnormed.get(), dv.dtmp.get());
+      o.add(dv.dresid.get(), dv.dtmp.get(), L * d);  // the residual path carries dresid through unchanged
+    }
+    o.embedding_backward({.tokens = L, .dim = d, .vocab = this->vocab_, .ids = dv.ids.get(), .dout = dv.dresid.get(), .dout_r = d,
+                          .dtable = gr(emb_)});
+    std::vector<float> host(static_cast<size_t>(P));
+    o.to_host(host.data(), dv.grads.get(), P);
+    for (int64_t k = 0; k < P; ++k) grad[k] += host[size_t(k)];
+  } else {
+    (void)ids, (void)grad;
+    fail("device training runs in float only");
+  }
+}
+
+#define LONGSEQ_INSTANTIATE(T)                                                        \
+  template void MambaGrad<T>::set_device(std::shared_ptr<DeviceOps>);                  \
+  template void MambaGrad<T>::device_forward(std::span<const int64_t>);                \
+  template void MambaGrad<T>::device_backward(std::span<const int64_t>, T*);
+LONGSEQ_INSTANTIATE(float)
+LONGSEQ_INSTANTIATE(double)
+#undef LONGSEQ_INSTANTIATE
+
+}  // namespace longseq::train
