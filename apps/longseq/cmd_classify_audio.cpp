@@ -4,6 +4,8 @@
 // written in file and time order, so the output does not depend on --threads or --batch. A file
 // that cannot be decoded is reported and skipped; the run ends non-zero if any failed.
 #include "apps/longseq/commands.h"
+#include "apps/longseq/model_args.h"
+#include "core/device/ops.h"
 #include "audio/audio_dataset.h"
 #include "audio/windows.h"
 #include "core/error.h"
@@ -27,7 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct AudioArgs {
-  std::string model, output = ".";
+  std::string model, output = ".", device = "cpu";
   std::vector<std::string> inputs, extensions = default_audio_extensions(), formats = {"csv"};
   bool recursive = false, combine = false, skip_existing = false;
   double window = 0, hop = 0, min_conf = 0;
@@ -202,6 +204,7 @@ void run(const AudioArgs& a) {
   const int64_t stride = spec.stride();
   c.window = a.window > 0 ? std::max<int64_t>(stride, int64_t(std::llround(a.window * c.rate / double(stride))) * stride) : spec.clip_samples;
   c.hop = a.hop > 0 ? std::max<int64_t>(1, int64_t(std::llround(a.hop * c.rate))) : c.window;
+  if (a.device == "cuda") c.proto->set_device(make_cuda_ops());  // each worker's clone gets its own device buffers
   for (int i = 0; i < num_threads(); ++i) c.workers.push_back(c.proto->clone());
   const auto files = expand_inputs(a);
   fs::create_directories(a.output);
@@ -256,6 +259,7 @@ void add_classify_audio(CLI::App& app) {
   cmd->add_option("-o,--output", a->output, "Output folder (per-file tables, or results.* with --combine)");
   cmd->add_flag("--combine", a->combine, "One table for all files instead of one per file");
   cmd->add_option("--batch", a->batch, "Windows classified together (spread over --threads)")->check(CLI::PositiveNumber);
+  cli::add_device_option(cmd, a->device);
   cmd->add_option("--channel", a->channel, "Use this channel (0-based) instead of the mean of all");
   cmd->add_flag("--skip-existing", a->skip_existing, "Skip files whose tables already exist (per-file mode)");
   cmd->callback([a] { run(*a); });

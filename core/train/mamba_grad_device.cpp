@@ -1,5 +1,7 @@
 // MambaGrad's backbone on a device (DeviceOps): the forward keeps every layer's activations on the
-// device (as the CPU path without recomputation), the backward writes each parameter's gradient
+// device (as the CPU path without recomputation; raw-audio models too, with their filterbank front
+// end on the host and the pooling stages as GEMMs on the device), the backward (language models and
+// classifiers of tokens) writes each parameter's gradient
 // into a device array laid out like the host's flat table, downloaded once per sequence and added
 // into the host gradient. The same steps as MambaGrad::forward_layer / backward_layer, with the
 // kernels' backward entries; the LM head and loss stay on the host (V is small for DNA).
@@ -18,9 +20,10 @@ struct MambaGrad<T>::Device {
   DeviceArray<float> weights, grads, fin, fin_mean, fin_rstd, resid_out;
   DeviceArray<int64_t> ids;
   std::vector<Layer> layers;
+  std::vector<DeviceArray<float>> stage_in;  // audio: each pooling stage's input (rows before pooling x pool_cols)
   // Backward temporaries.
   DeviceArray<float> dresid, dtmp, dy, dxz, dxc, ddelta, dxdbl, dnormed, dA;
-  int64_t L = -1;
+  int64_t L = -1;  // input length the buffers are sized for
 };
 
 template <class T>
@@ -28,7 +31,6 @@ void MambaGrad<T>::set_device(std::shared_ptr<DeviceOps> ops) {
   if constexpr (!std::is_same_v<T, float>) {
     LS_CHECK(!ops, "device training runs in float only");
   } else {
-    LS_CHECK(!ops || pool_.empty(), "--device {}: audio models train on the CPU only for now; use --device cpu", ops ? ops->name() : "");
     LS_CHECK(!ops || (cfg_.d_conv <= cuda::kConvMaxWidth && cfg_.d_state <= cuda::kScanMaxStates),
              "--device: d_conv {} or d_state {} exceeds the kernels' limits ({} and {}); use --device cpu", cfg_.d_conv, cfg_.d_state,
              cuda::kConvMaxWidth, cuda::kScanMaxStates);
@@ -41,59 +43,94 @@ template <class T>
 void MambaGrad<T>::device_forward(std::span<const int64_t> ids) {
   if constexpr (std::is_same_v<T, float>) {
     DeviceOps& o = *ops_;
-    const int64_t L = int64_t(ids.size()), d = cfg_.d_model, D = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank, X = R + 2 * N;
+    const int64_t L0 = int64_t(ids.size()), d = cfg_.d_model, D = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank, X = R + 2 * N;
     const int64_t n = cfg_.n_layer, P = this->table_.size(), W = cfg_.d_conv;
-    LS_CHECK(L >= 1, "mamba training: empty sequence");
+    LS_CHECK(L0 >= 1, "mamba training: empty sequence");
+    if (this->audio_)
+      LS_CHECK(L0 % this->audio_->stride() == 0, "audio model: {} samples is not a multiple of the pooling stride {}", L0,
+               this->audio_->stride());
     for (int64_t id : ids) LS_CHECK(id >= 0 && id < this->vocab_, "token id {} outside the vocabulary of {}", id, this->vocab_);
+    // Rows entering each layer (audio pooling shortens them) and entering each stage's pool.
+    std::vector<int64_t> rows(static_cast<size_t>(n + 1)), stage_rows(pool_.size());
+    int64_t L = filters_ > 0 ? L0 / pool_[0] : L0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (const int64_t s = stage_opened_by(i); s >= 0) {
+        stage_rows[size_t(s)] = L;
+        if (s > 0 || filters_ == 0) L /= pool_[size_t(s)];
+      }
+      rows[size_t(i)] = L;
+    }
+    rows[size_t(n)] = L;
     if (!device_) {
       device_ = std::make_shared<Device>();
       device_->weights = DeviceArray<float>(o, P);
       device_->grads = DeviceArray<float>(o, P);
     }
     Device& dv = *device_;
-    if (dv.L != L) {  // activation buffers for this length
+    if (dv.L != L0) {  // activation buffers for this input length
       const auto arr = [&](int64_t size) { return DeviceArray<float>(o, size); };
       dv.layers.clear();
-      for (int64_t i = 0; i < n; ++i)
-        dv.layers.push_back({arr(L * d), arr(L * d), arr(L), arr(L), arr(L * 2 * D), arr(L * D), arr(L * X), arr(L * D), arr(L * D),
-                             arr(D * N)});
-      dv.fin = arr(L * d), dv.fin_mean = arr(L), dv.fin_rstd = arr(L), dv.resid_out = arr(L * d), dv.ids = DeviceArray<int64_t>(o, L);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t Li = rows[size_t(i)];
+        dv.layers.push_back({arr(Li * d), arr(Li * d), arr(Li), arr(Li), arr(Li * 2 * D), arr(Li * D), arr(Li * X), arr(Li * D),
+                             arr(Li * D), arr(D * N)});
+      }
+      dv.stage_in.clear();
+      for (size_t s = 0; s < pool_.size(); ++s) dv.stage_in.push_back(arr(stage_rows[s] * pool_cols(int64_t(s))));
+      dv.fin = arr(L * d), dv.fin_mean = arr(L), dv.fin_rstd = arr(L), dv.resid_out = arr(L * d), dv.ids = DeviceArray<int64_t>(o, L0);
       dv.dresid = arr(L * d), dv.dtmp = arr(L * d), dv.dy = arr(L * D), dv.dxz = arr(L * 2 * D), dv.dxc = arr(L * D);
       dv.ddelta = arr(L * D), dv.dxdbl = arr(L * X), dv.dnormed = arr(L * d), dv.dA = arr(D * N);
-      dv.L = L;
+      dv.L = L0;
     }
     o.to_device(dv.weights.get(), this->weights_.data(), P);
-    o.ids_to_device(dv.ids.get(), ids.data(), L);
     const auto w = [&](int64_t off) -> const float* { return off < 0 ? nullptr : dv.weights.get() + off; };
-    o.embedding({.tokens = L, .dim = d, .vocab = this->vocab_, .ids = dv.ids.get(), .table = w(emb_), .out = dv.layers[0].resid.get(),
-                 .out_r = d});
-    const auto norm = [&](int64_t wo, int64_t bo, const float* x, float* y, float* mean, float* rstd) {
-      o.norm({.rows = L, .cols = d, .rms = cfg_.rms_norm, .eps = float(cfg_.norm_eps), .x = x, .x_r = d, .weight = w(wo), .bias = w(bo),
+    // The first input: a filterbank front end runs on the host (a few MFLOP per clip), embeddings on the device.
+    float* first = pool_.empty() ? dv.layers[0].resid.get() : dv.stage_in[0].get();
+    if (filters_ > 0) {
+      frames_.resize(size_t(rows[0] * frame_));
+      audio_frames<T>(ids, pool_[0], mat(frames_.data(), rows[0], frame_));
+      fb_y_.assign(size_t(rows[0] * 2 * filters_), T(0));
+      linear_forward<T>(mat<const T>(frames_.data(), rows[0], frame_), this->w(fb_w_), nullptr, mat(fb_y_.data(), rows[0], 2 * filters_));
+      std::vector<T> bands(static_cast<size_t>(rows[0] * filters_));
+      log_power_forward<T>(mat<const T>(fb_y_.data(), rows[0], 2 * filters_), mat(bands.data(), rows[0], filters_));
+      if (band_norm_) center_columns<T>(mat(bands.data(), rows[0], filters_));
+      o.to_device(first, bands.data(), rows[0] * filters_);
+    } else {
+      o.ids_to_device(dv.ids.get(), ids.data(), L0);
+      o.embedding({.tokens = L0, .dim = d, .vocab = this->vocab_, .ids = dv.ids.get(), .table = w(emb_), .out = first, .out_r = d});
+    }
+    const auto norm = [&](int64_t wo, int64_t bo, int64_t Li, const float* x, float* y, float* mean, float* rstd) {
+      o.norm({.rows = Li, .cols = d, .rms = cfg_.rms_norm, .eps = float(cfg_.norm_eps), .x = x, .x_r = d, .weight = w(wo), .bias = w(bo),
               .y = y, .y_r = d, .mean = mean, .rstd = rstd});
     };
     std::vector<float> A(static_cast<size_t>(D * N));
     for (int64_t i = 0; i < n; ++i) {
       const LayerOffsets& lo = layers_[size_t(i)];
       typename Device::Layer& a = dv.layers[size_t(i)];
+      const int64_t Li = rows[size_t(i)];
+      if (const int64_t s = stage_opened_by(i); s >= 0)  // down-pool: the stage input (rows, cols) read as (Li, pool_cols)
+        o.linear(dv.stage_in[size_t(s)].get(), pool_cols(s), w(pool_w_[size_t(s)]), w(pool_b_[size_t(s)]), a.resid.get(), d, Li, pool_cols(s),
+                 d);
       const float* A_log = this->weights_.data() + lo.A_log;
       for (int64_t k = 0; k < D * N; ++k) A[size_t(k)] = -std::exp(A_log[k]);
       o.to_device(a.A.get(), A.data(), D * N);
-      norm(lo.norm_w, lo.norm_b, a.resid.get(), a.normed.get(), a.mean.get(), a.rstd.get());
-      o.linear(a.normed.get(), d, w(lo.in_w), w(lo.in_b), a.xz.get(), 2 * D, L, d, 2 * D);
-      o.conv1d({.batch = 1, .length = L, .channels = D, .width = W, .x = a.xz.get(), .x_b = 0, .x_l = 2 * D, .weight = w(lo.conv_w),
+      norm(lo.norm_w, lo.norm_b, Li, a.resid.get(), a.normed.get(), a.mean.get(), a.rstd.get());
+      o.linear(a.normed.get(), d, w(lo.in_w), w(lo.in_b), a.xz.get(), 2 * D, Li, d, 2 * D);
+      o.conv1d({.batch = 1, .length = Li, .channels = D, .width = W, .x = a.xz.get(), .x_b = 0, .x_l = 2 * D, .weight = w(lo.conv_w),
                 .bias = w(lo.conv_b), .silu = true, .out = a.xc.get(), .out_b = 0, .out_l = D});
-      o.linear(a.xc.get(), D, w(lo.x_w), nullptr, a.xdbl.get(), X, L, D, X);
-      o.linear(a.xdbl.get(), X, w(lo.dt_w), nullptr, a.delta.get(), D, L, R, D);
-      o.scan({.batch = 1, .length = L, .channels = D, .states = N, .u = a.xc.get(), .u_b = 0, .u_l = D, .delta = a.delta.get(), .delta_b = 0,
+      o.linear(a.xc.get(), D, w(lo.x_w), nullptr, a.xdbl.get(), X, Li, D, X);
+      o.linear(a.xdbl.get(), X, w(lo.dt_w), nullptr, a.delta.get(), D, Li, R, D);
+      o.scan({.batch = 1, .length = Li, .channels = D, .states = N, .u = a.xc.get(), .u_b = 0, .u_l = D, .delta = a.delta.get(), .delta_b = 0,
               .delta_l = D, .Bm = a.xdbl.get() + R, .B_b = 0, .B_l = X, .Cm = a.xdbl.get() + R + N, .C_b = 0, .C_l = X, .z = a.xz.get() + D,
               .z_b = 0, .z_l = 2 * D, .A = a.A.get(), .Dskip = w(lo.Dskip), .delta_bias = w(lo.dt_b), .softplus = true, .y = a.y.get(),
               .y_b = 0, .y_l = D});
-      float* next = i + 1 < n ? dv.layers[size_t(i + 1)].resid.get() : dv.resid_out.get();
-      o.linear(a.y.get(), D, w(lo.out_w), w(lo.out_b), next, d, L, D, d);
-      o.add(next, a.resid.get(), L * d);  // block output = input + branch
+      const int64_t next_stage = i + 1 < n ? stage_opened_by(i + 1) : -1;
+      float* next = i + 1 == n ? dv.resid_out.get() : next_stage >= 0 ? dv.stage_in[size_t(next_stage)].get() : dv.layers[size_t(i + 1)].resid.get();
+      o.linear(a.y.get(), D, w(lo.out_w), w(lo.out_b), next, d, Li, D, d);
+      o.add(next, a.resid.get(), Li * d);  // block output = input + branch
     }
-    norm(norm_f_w_, norm_f_b_, dv.resid_out.get(), dv.fin.get(), dv.fin_mean.get(), dv.fin_rstd.get());
-    lens_.assign(size_t(n + 1), L);
+    norm(norm_f_w_, norm_f_b_, L, dv.resid_out.get(), dv.fin.get(), dv.fin_mean.get(), dv.fin_rstd.get());
+    lens_ = rows;
     this->fin_.resize(size_t(L * d));
     this->dfin_.resize(size_t(L * d));
     o.to_host(this->fin_.data(), dv.fin.get(), L * d);
@@ -110,6 +147,7 @@ void MambaGrad<T>::device_backward(std::span<const int64_t> ids, T* grad) {
     Device& dv = *device_;
     const int64_t L = dv.L, d = cfg_.d_model, D = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank, X = R + 2 * N, n = cfg_.n_layer;
     const int64_t P = this->table_.size(), W = cfg_.d_conv;
+    LS_CHECK(pool_.empty(), "--device: raw-audio models run on the device for classification only; train them with --device cpu");
     LS_CHECK(int64_t(ids.size()) == L, "mamba training: backward of {} tokens after a forward of {}", ids.size(), L);
     o.zero(dv.grads.get(), P);
     const auto w = [&](int64_t off) -> const float* { return off < 0 ? nullptr : dv.weights.get() + off; };

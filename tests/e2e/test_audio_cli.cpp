@@ -2,6 +2,7 @@
 // sox: a small raw-audio Mamba classifier (filterbank front end) learns low vs high tones, then labels
 // the segments of a longer recording (windows up to the file's end), writes CSV/JSON/Raven tables per file and
 // combined (the same rows), and reports a corrupt file in one line while classifying the rest.
+#include "core/backend.h"
 #include "tests/testing.h"
 
 #include <fmt/format.h>
@@ -120,6 +121,16 @@ TEST(AudioCli, TrainThenClassifySegments) {
   ASSERT_EQ(quiet.size(), 5u);  // two windows per file
   EXPECT_NE(quiet[1].find("quiet_high.wav,0.000,0.256,high,"), std::string::npos) << quiet[1];
   EXPECT_NE(quiet[4].find("quiet_low.wav,0.044,0.300,low,"), std::string::npos) << quiet[4];
+
+  // --device cuda without a GPU (and training a raw-audio model on the device) stop in one line
+  // naming --device cpu, writing nothing.
+  if (cuda_device_count() == 0) {
+    const auto g = run_cli(fmt::format("classify-audio -m {} {} --device cuda -o {}", (out / "model").string(),
+                                       (tmp / "quiet_low.wav").string(), (tmp / "gpu").string()));
+    EXPECT_NE(g.exit_code, 0);
+    EXPECT_NE(g.err.find("--device cpu"), std::string::npos) << g.err;
+    EXPECT_FALSE(std::filesystem::exists(tmp / "gpu" / "results.csv"));
+  }
 }
 
 TEST(AudioCli, BadTrainingInputFailsWithOneLine) {

@@ -1,7 +1,7 @@
 // The device models on a real GPU against the CPU models: Mamba (a random model streamed in several
 // chunk sizes, the shipped chr20 model on 10,000 tokens, the shared-prefix continuation scores the
 // variant scorer uses), HyenaDNA (the shipped chr20 model on a full window) and a Mamba training
-// step (every gradient against the CPU trainer in float64); skips without a CUDA build or device. The same
+// step (every gradient against the CPU trainer in float64), and the shipped audio classifier; skips without a CUDA build or device. The same
 // model code runs on the emulated device in tests/unit/test_device_model.cpp.
 #include "core/backend.h"
 #include "core/model_dir.h"
@@ -95,4 +95,18 @@ TEST(Gpu, MambaTrainingOnTheDeviceMatchesFloat64Gradients) {
                            std::vector<double>(g64.begin() + info.offset, g64.begin() + info.offset + info.numel));
     EXPECT_LE(e.rel_l2, 1e-3) << info.name;
   }
+}
+
+TEST(Gpu, AudioClassifierOnTheDeviceMatchesTheCpu) {
+  if (!cuda_compiled() || cuda_device_count() == 0) GTEST_SKIP() << cuda_device_summary();
+  // The shipped spoken-digit classifier on one clip of synthetic mu-law codes: class probabilities
+  // on the device equal the CPU model's.
+  auto cpu = train::load_grad_model<float>(std::string(LONGSEQ_SOURCE_DIR) + "/models/digits");
+  auto dev = cpu->clone();
+  dev->set_device(std::shared_ptr<DeviceOps>(make_cuda_ops()));
+  std::vector<int64_t> ids(static_cast<size_t>(cpu->audio()->clip_samples));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int64_t((i * 37 + (i / 100) * 11) % 256);
+  const auto want = train::class_probabilities(*cpu, ids), got = train::class_probabilities(*dev, ids);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t k = 0; k < got.size(); ++k) EXPECT_NEAR(got[k], want[k], 1e-4) << k;
 }

@@ -170,3 +170,35 @@ TEST(DeviceModel, EmulatedMambaTrainingMatchesFloat64Gradients) {
       1));
   EXPECT_THROW(hyena->set_device(std::make_shared<EmuOps>()), Error);
 }
+
+TEST(DeviceModel, EmulatedAudioClassifierMatchesTheCpu) {
+  // classify-audio's path on the device: a raw-audio classifier with the filterbank front end (on the
+  // host) and two pooling stages (GEMMs on the device), and one with the embedding stem; the class
+  // probabilities equal the CPU model's, and training it on the device is refused in one line.
+  MambaConfig c = device_config(true);
+  c.vocab_size = 256, c.padded_vocab = 256, c.n_layer = 2;
+  for (bool filterbank : {true, false}) {
+    SCOPED_TRACE(::testing::Message() << "filterbank " << filterbank);
+    const auto base = MambaModel::random(c, 81);
+    auto cpu = train::make_grad_model<float>(*base);
+    train::AudioSpec spec{.sample_rate = 8000, .clip_samples = 96, .pool = {4, 3}, .filters = filterbank ? 5 : 0, .frame = filterbank ? 8 : 0,
+                          .band_norm = filterbank};
+    cpu->set_audio(spec, 3);
+    cpu->add_classifier({"a", "b", "c"});
+    for (const char* name : {"classifier.weight", "classifier.bias"}) {  // a zero head would make every backbone agree
+      const train::ParamInfo& info = cpu->params().find(name);
+      const auto v = random_vector(size_t(info.numel), 82);
+      std::copy(v.begin(), v.end(), cpu->weights().begin() + info.offset);
+    }
+    auto dev = cpu->clone();
+    dev->set_device(std::make_shared<EmuOps>());
+    std::vector<int64_t> ids(96);
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = int64_t((i * 37 + 11) % 256);
+    const auto want = train::class_probabilities(*cpu, ids), got = train::class_probabilities(*dev, ids);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t k = 0; k < got.size(); ++k) EXPECT_NEAR(got[k], want[k], 1e-5) << k;
+    EXPECT_GT(std::abs(want[0] - want[1]) + std::abs(want[1] - want[2]), 1e-3);  // not the uniform answer of a blind head
+    std::vector<float> g(static_cast<size_t>(dev->params().size()), 0.0f);
+    EXPECT_THROW(dev->class_loss(ids, 1, 1.0, g.data()), Error);  // training an audio model on the device: not yet
+  }
+}
