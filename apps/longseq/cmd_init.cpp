@@ -67,7 +67,7 @@ std::unique_ptr<LanguageModel> new_model_from_config(const std::string& path, ui
 
 void add_device_option(CLI::App* cmd, std::string& device) {
   cmd->add_option("--device", device,
-                   "Where the model runs: cpu, or cuda (an NVIDIA GPU: inference for Mamba and HyenaDNA, training for Mamba language models and classifiers)")
+                   "Where the model runs: cpu, or cuda (an NVIDIA GPU: inference for Mamba and HyenaDNA, training for Mamba models)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
 }
 

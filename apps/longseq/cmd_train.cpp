@@ -64,8 +64,6 @@ std::unique_ptr<train::GradModel<float>> build_model(const TrainArgs& a, const s
     }
   }
   m->set_recompute(a.recompute);
-  LS_CHECK(a.device != "cuda" || !m->audio(), "--device cuda: raw-audio models train on the CPU only for now (classify-audio runs them on "
-                                              "the device); use --device cpu");
   if (a.device == "cuda") m->set_device(make_cuda_ops());
   return m;
 }

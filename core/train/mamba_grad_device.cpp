@@ -1,7 +1,6 @@
 // MambaGrad's backbone on a device (DeviceOps): the forward keeps every layer's activations on the
 // device (as the CPU path without recomputation; raw-audio models too, with their filterbank front
-// end on the host and the pooling stages as GEMMs on the device), the backward (language models and
-// classifiers of tokens) writes each parameter's gradient
+// end on the host and the pooling stages as GEMMs on the device), the backward writes each parameter's gradient
 // into a device array laid out like the host's flat table, downloaded once per sequence and added
 // into the host gradient. The same steps as MambaGrad::forward_layer / backward_layer, with the
 // kernels' backward entries; the LM head and loss stay on the host (V is small for DNA).
@@ -22,7 +21,7 @@ struct MambaGrad<T>::Device {
   std::vector<Layer> layers;
   std::vector<DeviceArray<float>> stage_in;  // audio: each pooling stage's input (rows before pooling x pool_cols)
   // Backward temporaries.
-  DeviceArray<float> dresid, dtmp, dy, dxz, dxc, ddelta, dxdbl, dnormed, dA;
+  DeviceArray<float> dresid, dtmp, dy, dxz, dxc, ddelta, dxdbl, dnormed, dA, dstage;
   int64_t L = -1;  // input length the buffers are sized for
 };
 
@@ -78,8 +77,13 @@ void MambaGrad<T>::device_forward(std::span<const int64_t> ids) {
       dv.stage_in.clear();
       for (size_t s = 0; s < pool_.size(); ++s) dv.stage_in.push_back(arr(stage_rows[s] * pool_cols(int64_t(s))));
       dv.fin = arr(L * d), dv.fin_mean = arr(L), dv.fin_rstd = arr(L), dv.resid_out = arr(L * d), dv.ids = DeviceArray<int64_t>(o, L0);
-      dv.dresid = arr(L * d), dv.dtmp = arr(L * d), dv.dy = arr(L * D), dv.dxz = arr(L * 2 * D), dv.dxc = arr(L * D);
-      dv.ddelta = arr(L * D), dv.dxdbl = arr(L * X), dv.dnormed = arr(L * d), dv.dA = arr(D * N);
+      // Backward temporaries for the longest layer; dresid also holds a stage input's gradient.
+      int64_t Lmax = 0, stage_max = 0;
+      for (int64_t i = 0; i <= n; ++i) Lmax = std::max(Lmax, rows[size_t(i)]);
+      for (size_t s2 = 0; s2 < pool_.size(); ++s2) stage_max = std::max(stage_max, stage_rows[s2] * pool_cols(int64_t(s2)));
+      dv.dresid = arr(std::max(Lmax * d, stage_max)), dv.dtmp = arr(Lmax * d), dv.dy = arr(Lmax * D), dv.dxz = arr(Lmax * 2 * D);
+      dv.dxc = arr(Lmax * D), dv.ddelta = arr(Lmax * D), dv.dxdbl = arr(Lmax * X), dv.dnormed = arr(Lmax * d), dv.dA = arr(D * N);
+      dv.dstage = arr(std::max<int64_t>(stage_max, 1));
       dv.L = L0;
     }
     o.to_device(dv.weights.get(), this->weights_.data(), P);
@@ -145,34 +149,36 @@ void MambaGrad<T>::device_backward(std::span<const int64_t> ids, T* grad) {
   if constexpr (std::is_same_v<T, float>) {
     DeviceOps& o = *ops_;
     Device& dv = *device_;
-    const int64_t L = dv.L, d = cfg_.d_model, D = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank, X = R + 2 * N, n = cfg_.n_layer;
+    const int64_t d = cfg_.d_model, D = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank, X = R + 2 * N, n = cfg_.n_layer;
     const int64_t P = this->table_.size(), W = cfg_.d_conv;
-    LS_CHECK(pool_.empty(), "--device: raw-audio models run on the device for classification only; train them with --device cpu");
-    LS_CHECK(int64_t(ids.size()) == L, "mamba training: backward of {} tokens after a forward of {}", ids.size(), L);
+    LS_CHECK(int64_t(ids.size()) == dv.L, "mamba training: backward of {} tokens after a forward of {}", ids.size(), dv.L);
     o.zero(dv.grads.get(), P);
     const auto w = [&](int64_t off) -> const float* { return off < 0 ? nullptr : dv.weights.get() + off; };
     const auto gr = [&](int64_t off) -> float* { return off < 0 ? nullptr : dv.grads.get() + off; };
-    // y = x w^T + b with x (L, K), w (O, K): dx (beta: 0 writes, 1 adds) = dy w; dw = dy^T x; db = column sums of dy.
-    const auto linear_backward = [&](const float* x, int64_t ldx, int64_t K, int64_t wo, int64_t bo, int64_t O, const float* dy, int64_t ldy,
-                                     float* dx, int64_t lddx, float beta) {
+    // y = x w^T + b with x (M, K), w (O, K): dx (beta: 0 writes, 1 adds) = dy w; dw = dy^T x; db = column sums of dy.
+    const auto linear_backward = [&](int64_t M, const float* x, int64_t ldx, int64_t K, int64_t wo, int64_t bo, int64_t O, const float* dy,
+                                     int64_t ldy, float* dx, int64_t lddx, float beta) {
       if (dx)
-        o.gemm({.M = L, .N = K, .K = O, .alpha = 1.0f, .beta = beta, .A = dy, .lda = ldy, .B = w(wo), .ldb = K, .C = dx, .ldc = lddx});
-      o.gemm({.M = O, .N = K, .K = L, .trans_a = true, .alpha = 1.0f, .beta = 0.0f, .A = dy, .lda = ldy, .B = x, .ldb = ldx, .C = gr(wo),
+        o.gemm({.M = M, .N = K, .K = O, .alpha = 1.0f, .beta = beta, .A = dy, .lda = ldy, .B = w(wo), .ldb = K, .C = dx, .ldc = lddx});
+      o.gemm({.M = O, .N = K, .K = M, .trans_a = true, .alpha = 1.0f, .beta = 0.0f, .A = dy, .lda = ldy, .B = x, .ldb = ldx, .C = gr(wo),
               .ldc = K});
-      if (bo >= 0) o.column_sums(dy, ldy, L, O, gr(bo));
+      if (bo >= 0) o.column_sums(dy, ldy, M, O, gr(bo));
     };
-    const auto norm_backward = [&](int64_t wo, int64_t bo, const float* x, const float* mean, const float* rstd, const float* dy, float* dx) {
-      o.norm_backward({.fwd = {.rows = L, .cols = d, .rms = cfg_.rms_norm, .eps = float(cfg_.norm_eps), .x = x, .x_r = d, .weight = w(wo),
+    const auto norm_backward = [&](int64_t M, int64_t wo, int64_t bo, const float* x, const float* mean, const float* rstd, const float* dy,
+                                   float* dx) {
+      o.norm_backward({.fwd = {.rows = M, .cols = d, .rms = cfg_.rms_norm, .eps = float(cfg_.norm_eps), .x = x, .x_r = d, .weight = w(wo),
                                .bias = w(bo), .mean = const_cast<float*>(mean), .rstd = const_cast<float*>(rstd)},
                        .dy = dy, .dy_r = d, .dx = dx, .dx_r = d, .dweight = gr(wo), .dbias = gr(bo)});
     };
+    const int64_t L = lens_[size_t(n)];
     o.to_device(dv.dtmp.get(), this->dfin_.data(), L * d);
-    norm_backward(norm_f_w_, norm_f_b_, dv.resid_out.get(), dv.fin_mean.get(), dv.fin_rstd.get(), dv.dtmp.get(), dv.dresid.get());
+    norm_backward(L, norm_f_w_, norm_f_b_, dv.resid_out.get(), dv.fin_mean.get(), dv.fin_rstd.get(), dv.dtmp.get(), dv.dresid.get());
     for (int64_t i = n - 1; i >= 0; --i) {
       const LayerOffsets& lo = layers_[size_t(i)];
       const typename Device::Layer& a = dv.layers[size_t(i)];
-      linear_backward(a.y.get(), D, D, lo.out_w, lo.out_b, d, dv.dresid.get(), d, dv.dy.get(), D, 0.0f);
-      o.scan_backward({.fwd = {.batch = 1, .length = L, .channels = D, .states = N, .u = a.xc.get(), .u_b = 0, .u_l = D,
+      const int64_t Li = lens_[size_t(i)];
+      linear_backward(Li, a.y.get(), D, D, lo.out_w, lo.out_b, d, dv.dresid.get(), d, dv.dy.get(), D, 0.0f);
+      o.scan_backward({.fwd = {.batch = 1, .length = Li, .channels = D, .states = N, .u = a.xc.get(), .u_b = 0, .u_l = D,
                                .delta = a.delta.get(), .delta_b = 0, .delta_l = D, .Bm = a.xdbl.get() + R, .B_b = 0, .B_l = X,
                                .Cm = a.xdbl.get() + R + N, .C_b = 0, .C_l = X, .z = a.xz.get() + D, .z_b = 0, .z_l = 2 * D,
                                .A = a.A.get(), .Dskip = w(lo.Dskip), .delta_bias = w(lo.dt_b), .softplus = true},
@@ -181,18 +187,36 @@ void MambaGrad<T>::device_backward(std::span<const int64_t> ids, T* grad) {
                        .dB_b = 0, .dB_l = X, .dC = dv.dxdbl.get() + R + N, .dC_b = 0, .dC_l = X, .dA = dv.dA.get(),
                        .dDskip = gr(lo.Dskip), .ddelta_bias = gr(lo.dt_b)});
       o.multiply_rows({.rows = 1, .cols = D * N, .a = dv.dA.get(), .b = a.A.get(), .out = gr(lo.A_log)});  // A = -exp(A_log): dA_log = dA A
-      linear_backward(a.xdbl.get(), X, R, lo.dt_w, -1, D, dv.ddelta.get(), D, dv.dxdbl.get(), X, 0.0f);
-      linear_backward(a.xc.get(), D, D, lo.x_w, -1, X, dv.dxdbl.get(), X, dv.dxc.get(), D, 1.0f);
-      o.conv1d_backward({.fwd = {.batch = 1, .length = L, .channels = D, .width = W, .x = a.xz.get(), .x_b = 0, .x_l = 2 * D,
+      linear_backward(Li, a.xdbl.get(), X, R, lo.dt_w, -1, D, dv.ddelta.get(), D, dv.dxdbl.get(), X, 0.0f);
+      linear_backward(Li, a.xc.get(), D, D, lo.x_w, -1, X, dv.dxdbl.get(), X, dv.dxc.get(), D, 1.0f);
+      o.conv1d_backward({.fwd = {.batch = 1, .length = Li, .channels = D, .width = W, .x = a.xz.get(), .x_b = 0, .x_l = 2 * D,
                                  .weight = w(lo.conv_w), .bias = w(lo.conv_b), .silu = true},
                          .dout = dv.dxc.get(), .dout_b = 0, .dout_l = D, .dx = dv.dxz.get(), .dx_b = 0, .dx_l = 2 * D,
                          .dweight = gr(lo.conv_w), .dbias = gr(lo.conv_b)});
-      linear_backward(a.normed.get(), d, d, lo.in_w, lo.in_b, 2 * D, dv.dxz.get(), 2 * D, dv.dnormed.get(), d, 0.0f);
-      norm_backward(lo.norm_w, lo.norm_b, a.resid.get(), a.mean.get(), a.rstd.get(), dv.dnormed.get(), dv.dtmp.get());
-      o.add(dv.dresid.get(), dv.dtmp.get(), L * d);  // the residual path carries dresid through unchanged
+      linear_backward(Li, a.normed.get(), d, d, lo.in_w, lo.in_b, 2 * D, dv.dxz.get(), 2 * D, dv.dnormed.get(), d, 0.0f);
+      norm_backward(Li, lo.norm_w, lo.norm_b, a.resid.get(), a.mean.get(), a.rstd.get(), dv.dnormed.get(), dv.dtmp.get());
+      o.add(dv.dresid.get(), dv.dtmp.get(), Li * d);  // the residual path carries dresid through unchanged
+      if (const int64_t s = stage_opened_by(i); s >= 0) {  // back through the down-pool into the stage input
+        const int64_t cols = pool_cols(s);
+        const bool stem = s == 0 && filters_ > 0, need_dx = !stem || learn_filters_;
+        linear_backward(Li, dv.stage_in[size_t(s)].get(), cols, cols, pool_w_[size_t(s)], pool_b_[size_t(s)], d, dv.dresid.get(), d,
+                        need_dx ? dv.dstage.get() : nullptr, cols, 0.0f);
+        if (need_dx) o.copy(dv.dresid.get(), dv.dstage.get(), Li * cols);  // the previous layer's output gradient (or the stem's)
+      }
     }
-    o.embedding_backward({.tokens = L, .dim = d, .vocab = this->vocab_, .ids = dv.ids.get(), .dout = dv.dresid.get(), .dout_r = d,
-                          .dtable = gr(emb_)});
+    if (filters_ == 0) {
+      o.embedding_backward({.tokens = int64_t(ids.size()), .dim = d, .vocab = this->vocab_, .ids = dv.ids.get(), .dout = dv.dresid.get(),
+                            .dout_r = d, .dtable = gr(emb_)});
+    } else if (learn_filters_) {  // the filterbank's backward on the host, where its forward ran
+      const int64_t rows0 = lens_[0];
+      std::vector<float> dbands(static_cast<size_t>(rows0 * filters_)), dy(static_cast<size_t>(rows0 * 2 * filters_), 0.0f);
+      o.to_host(dbands.data(), dv.dresid.get(), rows0 * filters_);
+      if (band_norm_) center_columns<T>(mat(dbands.data(), rows0, filters_));
+      log_power_backward<T>(mat<const T>(fb_y_.data(), rows0, 2 * filters_), mat<const T>(dbands.data(), rows0, filters_),
+                            mat(dy.data(), rows0, 2 * filters_));
+      train::linear_backward<T>(mat<const T>(frames_.data(), rows0, frame_), this->w(fb_w_), mat<const T>(dy.data(), rows0, 2 * filters_), nullptr,
+                         this->g(grad, fb_w_), nullptr);
+    }
     std::vector<float> host(static_cast<size_t>(P));
     o.to_host(host.data(), dv.grads.get(), P);
     for (int64_t k = 0; k < P; ++k) grad[k] += host[size_t(k)];
