@@ -142,6 +142,10 @@ void launch(dim3 grid, dim3 block, Kernel kernel, const Args&... args) {
   if (error) std::rethrow_exception(error);
 }
 
+// The `launch` argument of the kernels' .cuh drivers, on the CPU (kernels/device_util.h has the
+// device's launch_on_device).
+inline constexpr auto launcher = [](dim3 grid, dim3 block, auto kernel, const auto& params) { launch(grid, block, kernel, params); };
+
 }  // namespace longseq::emu
 
 #define threadIdx (::longseq::emu::thread_idx)

@@ -137,7 +137,7 @@ class EmuOps final : public DeviceOps {
   void embedding_backward(const cuda::EmbeddingParams& p) override { cuda::embedding_backward_run(p, launch); }
 
  private:
-  static constexpr auto launch = [](dim3 grid, dim3 block, auto kernel, const auto& q) { emu::launch(grid, block, kernel, q); };
+  static constexpr const auto& launch = emu::launcher;
 };
 
 }  // namespace longseq::testing

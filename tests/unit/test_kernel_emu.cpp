@@ -59,9 +59,7 @@ KernelRun run_kernel(const ScanOracleIn& in, int64_t t0, int64_t n, const std::v
                               .h_last = r.h_last.data(),
                               .y = r.y.data(), .y_b = n * in.D, .y_l = in.D};
   std::vector<float> scratch(size_t(cuda::selective_scan_scratch(p, segments)));
-  cuda::selective_scan_segmented<kWarps, kItems>(p, segments, scratch.data(), [](dim3 grid, dim3 block, auto kernel, const auto& q) {
-    emu::launch(grid, block, kernel, q);
-  });
+  cuda::selective_scan_segmented<kWarps, kItems>(p, segments, scratch.data(), emu::launcher);
   return r;
 }
 
@@ -163,7 +161,7 @@ TEST(KernelEmu, PackedSequencesRestartTheirState) {
                                   .cu_seqlens = cu.data(), .n_seqs = K, .y = y.data(), .y_b = L * D, .y_l = D};
       std::vector<float> scratch(size_t(cuda::selective_scan_scratch(p, segments)));
       cuda::selective_scan_segmented<2, 8>(p, segments, scratch.data(),
-                                           [](dim3 grid, dim3 block, auto kernel, const auto& q) { emu::launch(grid, block, kernel, q); });
+                                           emu::launcher);
       expect_close(y, y_ref, "y packed");
       expect_close(h_last, h_ref, "final states packed");
     }
@@ -229,9 +227,7 @@ KernelGrads run_backward(const ScanOracleIn& in, const std::vector<float>& dy, i
       .ddelta_l = D, .dz = r.dz.data(), .dz_b = LD, .dz_l = D, .dB = r.dB.data(), .dB_b = LN, .dB_l = N, .dC = r.dC.data(),
       .dC_b = LN, .dC_l = N, .dA = r.dA.data(), .dDskip = r.dD.data(), .ddelta_bias = r.dbias.data(), .dh0 = r.dh0.data()};
   std::vector<float> scratch(size_t(cuda::selective_scan_bwd_scratch<kFW, kFI, kW, kI>(g.fwd, segments)), kUnwritten);
-  cuda::selective_scan_backward_run<kFW, kFI, kW, kI>(g, segments, scratch.data(), [](dim3 grid, dim3 block, auto kernel, const auto& q) {
-    emu::launch(grid, block, kernel, q);
-  });
+  cuda::selective_scan_backward_run<kFW, kFI, kW, kI>(g, segments, scratch.data(), emu::launcher);
   return r;
 }
 
@@ -299,7 +295,7 @@ void check_conv(int64_t B, int64_t L, int64_t D, bool with_init, bool with_bias,
   const auto bias = with_bias ? random_vector(size_t(D), seed + 2) : std::vector<float>{};
   const auto init = with_init ? random_vector(size_t(B * (kW - 1) * D), seed + 3) : std::vector<float>{};
   const auto dy = random_vector(size_t(B * L * D), seed + 4);
-  const auto launch = [](dim3 grid, dim3 block, auto kernel, const auto& q) { emu::launch(grid, block, kernel, q); };
+  const auto& launch = emu::launcher;
   constexpr float kUnwritten = 1e30f;
   std::vector<float> out(x.size(), kUnwritten), final_state(size_t(B * (kW - 1) * D), kUnwritten);
   const cuda::CausalConv1dParams p{.batch = B, .length = L, .channels = D, .width = kW, .x = x.data(), .x_b = L * D, .x_l = D,
@@ -356,7 +352,7 @@ void check_fft_conv(int64_t B, int64_t L, int64_t D, bool with_gate, bool with_b
   const auto bias = with_bias ? random_vector(size_t(D), seed + 3) : std::vector<float>{};
   const auto dy = random_vector(u.size(), seed + 4);
   const LongConvOracle ref = long_conv_oracle(u, k, gate, bias, dy, B, L, D);
-  const auto launch = [](dim3 grid, dim3 block, auto kernel, const auto& q) { emu::launch(grid, block, kernel, q); };
+  const auto& launch = emu::launcher;
   const int64_t n = 2 * L;  // any even n >= 2L - 1; fft_conv_size's choice is tested on the device
   FftwRunner fft{n};
   std::vector<cuda::CFloat> spec(size_t(D * (n / 2 + 1)));
@@ -396,7 +392,7 @@ TEST(KernelEmu, FftConvMatchesFloat64Oracle) {
 
 namespace {
 
-const auto emu_launch = [](dim3 grid, dim3 block, auto kernel, const auto& q) { emu::launch(grid, block, kernel, q); };
+const auto& emu_launch = emu::launcher;
 
 void check_norm(int64_t R, int64_t D, bool rms, int64_t tiles, uint64_t seed) {
   SCOPED_TRACE(::testing::Message() << "R" << R << " D" << D << " rms " << rms << " tiles " << tiles);
