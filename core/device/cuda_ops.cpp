@@ -60,6 +60,8 @@ class CudaOps final : public DeviceOps {
   void conv1d_backward(const cuda::CausalConv1dBwdParams& p) override { cuda::causal_conv1d_backward(p); }
   void scan_backward(const cuda::SelectiveScanBwdParams& p) override { cuda::selective_scan_backward(p); }
   void embedding_backward(const cuda::EmbeddingParams& p) override { cuda::embedding_backward(p); }
+  void activation_backward(const cuda::ActivationParams& p) override { cuda::activation_backward(p); }
+  void fft_conv_backward(const cuda::FftConvBwdParams& p) override { cuda::fft_conv_backward(p); }
 
  private:
   static void* raw_alloc(int64_t bytes) {

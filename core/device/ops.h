@@ -60,6 +60,8 @@ class DeviceOps {
   virtual void conv1d_backward(const cuda::CausalConv1dBwdParams& p) = 0;
   virtual void scan_backward(const cuda::SelectiveScanBwdParams& p) = 0;
   virtual void embedding_backward(const cuda::EmbeddingParams& p) = 0;
+  virtual void activation_backward(const cuda::ActivationParams& p) = 0;
+  virtual void fft_conv_backward(const cuda::FftConvBwdParams& p) = 0;
 };
 
 // An owned device array of floats (or ids) of one DeviceOps; movable, freed on destruction.

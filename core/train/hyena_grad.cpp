@@ -229,12 +229,20 @@ void HyenaGrad<T>::backward_layer(int64_t i, const T* x_in, int64_t L, Acts& a, 
 }
 
 template <class T>
-void HyenaGrad<T>::backbone_forward(std::span<const int64_t> ids) {
-  const int64_t L = int64_t(ids.size()), d = cfg_.d_model, n = cfg_.n_layer;
+void HyenaGrad<T>::check_input(std::span<const int64_t> ids) const {
+  const int64_t L = int64_t(ids.size());
   LS_CHECK(L >= 1, "hyenadna training: empty sequence");
   LS_CHECK(L <= cfg_.max_seq_len, "hyenadna training: sequence of {} tokens exceeds max_seq_len {} (use a shorter --length)", L,
            cfg_.max_seq_len);
   for (int64_t id : ids) LS_CHECK(id >= 0 && id < this->vocab_, "token id {} outside the vocabulary of {}", id, this->vocab_);
+}
+
+template <class T>
+void HyenaGrad<T>::backbone_forward(std::span<const int64_t> ids) {
+  check_input(ids);
+  if constexpr (std::is_same_v<T, float>)
+    if (ops_) return device_forward(ids);
+  const int64_t L = int64_t(ids.size()), d = cfg_.d_model, n = cfg_.n_layer;
   resid_.resize(size_t(n + 1));
   acts_.resize(this->recompute_ ? 1 : size_t(n));
   for (auto& r : resid_) r.resize(size_t(L * d));
@@ -251,6 +259,8 @@ void HyenaGrad<T>::backbone_forward(std::span<const int64_t> ids) {
 
 template <class T>
 void HyenaGrad<T>::backbone_backward(std::span<const int64_t> ids, T* grad) {
+  if constexpr (std::is_same_v<T, float>)
+    if (ops_) return device_backward(ids, grad);
   const int64_t L = int64_t(ids.size()), d = cfg_.d_model, n = cfg_.n_layer;
   std::vector<T> dresid(size_t(L * d), T(0));
   layer_norm_backward<T>(mat<const T>(resid_[size_t(n)].data(), L, d), this->w(lnf_w_), fin_mean_.data(), fin_rstd_.data(),

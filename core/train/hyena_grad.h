@@ -16,7 +16,14 @@ class HyenaGrad final : public GradModel<T> {
   explicit HyenaGrad(const HyenaModel& model);
   int64_t activation_floats_per_token() const override;
   nlohmann::json config_json() const override;
-  std::unique_ptr<GradModel<T>> clone() const override { return std::make_unique<HyenaGrad<T>>(*this); }
+  std::unique_ptr<GradModel<T>> clone() const override {
+    auto c = std::make_unique<HyenaGrad<T>>(*this);
+    c->device_.reset();  // each copy gets its own device buffers on first use
+    return c;
+  }
+  // In float: the backbone on the device (core/train/hyena_grad_device.cpp), the implicit filter
+  // MLP on the host (O(L x order x d), small next to the layers).
+  void set_device(std::shared_ptr<DeviceOps> ops) override;
   std::string family() const override { return "hyenadna"; }
   int64_t d_model() const override { return cfg_.d_model; }
 
@@ -34,8 +41,12 @@ class HyenaGrad final : public GradModel<T> {
   void filter_backward(int64_t i, int64_t L, Acts& a, const std::vector<T>& dk, T* grad);
   void forward_layer(int64_t i, const T* x_in, int64_t L, Acts& a, T* x_out);
   void backward_layer(int64_t i, const T* x_in, int64_t L, Acts& a, T* dresid, T* grad);
+  void check_input(std::span<const int64_t> ids) const;  // throws naming the problem
   void backbone_forward(std::span<const int64_t> ids) override;
   void backbone_backward(std::span<const int64_t> ids, T* grad) override;
+  struct Device;  // device buffers: weights, gradients, activations (hyena_grad_device.cpp)
+  void device_forward(std::span<const int64_t> ids);
+  void device_backward(std::span<const int64_t> ids, T* grad);
 
   HyenaConfig cfg_;
   std::vector<LayerOffsets> layers_;
@@ -43,6 +54,8 @@ class HyenaGrad final : public GradModel<T> {
   std::vector<std::vector<T>> resid_;
   std::vector<Acts> acts_;
   std::vector<T> fin_mean_, fin_rstd_;
+  std::shared_ptr<DeviceOps> ops_;
+  std::shared_ptr<Device> device_;
 };
 
 }  // namespace longseq::train

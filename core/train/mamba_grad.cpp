@@ -184,7 +184,8 @@ int64_t MambaGrad<T>::stage_opened_by(int64_t i) const {
 
 template <class T>
 void MambaGrad<T>::backbone_forward(std::span<const int64_t> ids) {
-  if (ops_) return device_forward(ids);
+  if constexpr (std::is_same_v<T, float>)
+    if (ops_) return device_forward(ids);
   const int64_t L0 = int64_t(ids.size()), d = cfg_.d_model, n = cfg_.n_layer;
   LS_CHECK(L0 >= 1, "mamba training: empty sequence");
   if (this->audio_)
@@ -239,7 +240,8 @@ void MambaGrad<T>::backbone_forward(std::span<const int64_t> ids) {
 
 template <class T>
 void MambaGrad<T>::backbone_backward(std::span<const int64_t> ids, T* grad) {
-  if (ops_) return device_backward(ids, grad);
+  if constexpr (std::is_same_v<T, float>)
+    if (ops_) return device_backward(ids, grad);
   const int64_t d = cfg_.d_model, n = cfg_.n_layer;
   int64_t L = lens_[size_t(n)];
   std::vector<T> dresid(size_t(L * d), T(0));

@@ -1,7 +1,8 @@
 // The device models on a real GPU against the CPU models: Mamba (a random model streamed in several
 // chunk sizes, the shipped chr20 model on 10,000 tokens, the shared-prefix continuation scores the
-// variant scorer uses), HyenaDNA (the shipped chr20 model on a full window) and a Mamba training
-// step (every gradient against the CPU trainer in float64), and the shipped audio classifier; skips without a CUDA build or device. The same
+// variant scorer uses), HyenaDNA (the shipped chr20 model on a full window), a training step of
+// each family (every gradient against the CPU trainer in float64), and the shipped audio
+// classifier; skips without a CUDA build or device. The same
 // model code runs on the emulated device in tests/unit/test_device_model.cpp.
 #include "core/backend.h"
 #include "core/model_dir.h"
@@ -34,6 +35,25 @@ void expect_same_logits(const std::vector<float>& got, const std::vector<float>&
   const auto e = compare(got, want);
   EXPECT_LE(e.max_abs, 1e-4 * std::max(1.0, e.max_ref)) << what << " rel_l2 " << e.rel_l2;
   EXPECT_LE(e.rel_l2, 1e-4) << what;
+}
+
+// One language-model step of m32 on the GPU against m64 on the CPU: loss and every trainable
+// tensor's gradient (fp32 sums over thousands of tokens on the device: rel_l2 1e-3).
+void expect_device_step_matches(train::GradModel<double>& m64, train::GradModel<float>& m32, const Tensor& ids) {
+  m32.set_device(std::shared_ptr<DeviceOps>(make_cuda_ops()));
+  const std::span<const int64_t> id(ids.data<int64_t>(), size_t(ids.size(0)));
+  std::vector<int64_t> targets(id.begin() + 1, id.end());
+  targets.push_back(-1);
+  std::vector<double> g64(static_cast<size_t>(m64.params().size()), 0.0);
+  std::vector<float> g32(g64.size(), 0.0f);
+  const double l64 = m64.lm_loss(id, targets, 1.0, g64.data()), l32 = m32.lm_loss(id, targets, 1.0, g32.data());
+  EXPECT_NEAR(l32, l64, 1e-4 * std::abs(l64));
+  for (const train::ParamInfo& info : m64.params().list()) {
+    if (!info.trainable) continue;
+    const auto e = compare(std::vector<float>(g32.begin() + info.offset, g32.begin() + info.offset + info.numel),
+                           std::vector<double>(g64.begin() + info.offset, g64.begin() + info.offset + info.numel));
+    EXPECT_LE(e.rel_l2, 1e-3) << info.name;
+  }
 }
 
 }  // namespace
@@ -81,20 +101,16 @@ TEST(Gpu, MambaTrainingOnTheDeviceMatchesFloat64Gradients) {
   const auto cpu = MambaModel::random(c, 9);
   auto m64 = train::make_grad_model<double>(*cpu);
   auto m32 = train::make_grad_model<float>(*cpu);
-  m32->set_device(std::shared_ptr<DeviceOps>(make_cuda_ops()));
-  const Tensor ids = ids_of(2000, c.vocab_size);
-  const std::span<const int64_t> id(ids.data<int64_t>(), 2000);
-  std::vector<int64_t> targets(id.begin() + 1, id.end());
-  targets.push_back(-1);
-  std::vector<double> g64(static_cast<size_t>(m64->params().size()), 0.0);
-  std::vector<float> g32(g64.size(), 0.0f);
-  const double l64 = m64->lm_loss(id, targets, 1.0, g64.data()), l32 = m32->lm_loss(id, targets, 1.0, g32.data());
-  EXPECT_NEAR(l32, l64, 1e-4 * std::abs(l64));
-  for (const train::ParamInfo& info : m64->params().list()) {  // fp32 sums over 2,000 tokens on the device: 1e-3
-    const auto e = compare(std::vector<float>(g32.begin() + info.offset, g32.begin() + info.offset + info.numel),
-                           std::vector<double>(g64.begin() + info.offset, g64.begin() + info.offset + info.numel));
-    EXPECT_LE(e.rel_l2, 1e-3) << info.name;
-  }
+  expect_device_step_matches(*m64, *m32, ids_of(2000, c.vocab_size));
+}
+
+TEST(Gpu, HyenaTrainingOnTheDeviceMatchesFloat64Gradients) {
+  if (!cuda_compiled() || cuda_device_count() == 0) GTEST_SKIP() << cuda_device_summary();
+  // The shipped chr20 HyenaDNA model (cuFFT long convolutions, filter MLP on the host) on its longest window.
+  const std::string dir = std::string(LONGSEQ_SOURCE_DIR) + "/models/chr20-hyena";
+  auto m64 = train::load_grad_model<double>(dir);
+  auto m32 = train::load_grad_model<float>(dir);
+  expect_device_step_matches(*m64, *m32, ids_of(load_language_model(ModelDir::open(dir))->max_length(), 12));
 }
 
 TEST(Gpu, AudioClassifierOnTheDeviceMatchesTheCpu) {

@@ -135,6 +135,14 @@ class EmuOps final : public DeviceOps {
     cuda::selective_scan_backward_run<2, 8, 2, 4>(p, kSegments, scratch.data(), launch);
   }
   void embedding_backward(const cuda::EmbeddingParams& p) override { cuda::embedding_backward_run(p, launch); }
+  void activation_backward(const cuda::ActivationParams& p) override { cuda::activation_run(p, true, 4, launch); }
+  void fft_conv_backward(const cuda::FftConvBwdParams& p) override {
+    constexpr int64_t cb = 5, kTiles = 3;
+    FftwRunner fft{p.fwd.filter.n};
+    std::vector<float> scratch(size_t(cuda::fft_conv_scratch(p.fwd.batch, cb, p.fwd.filter.n))),
+        dbias(size_t(cuda::fft_conv_dbias_scratch(p.fwd.length, p.fwd.channels, kTiles)));
+    cuda::fft_conv_backward_run(p, cb, kTiles, scratch.data(), dbias.data(), launch, fft);
+  }
 
  private:
   static constexpr const auto& launch = emu::launcher;
