@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 struct AudioArgs {
   std::string model, output = ".", device = "cpu";
   std::vector<std::string> inputs, extensions = default_audio_extensions(), formats = {"csv"};
-  bool recursive = false, combine = false, skip_existing = false;
+  bool recursive = false, combine = false, skip_existing = false, list_inputs = false;
   double window = 0, hop = 0, min_conf = 0;
   int64_t top_k = 1, batch = 16;
   int channel = -1;
@@ -195,6 +195,10 @@ void write_sidecar(const AudioArgs& a, const Classifier& c, const std::vector<fs
 }
 
 void run(const AudioArgs& a) {
+  if (a.list_inputs) {  // the exact set and order a run would classify: what the cluster workflow shards
+    for (const auto& f : expand_inputs(a)) fmt::print("{}\n", f.string());
+    return;
+  }
   Classifier c;
   c.proto = train::load_grad_model<float>(a.model);
   LS_CHECK(c.proto->audio() && c.proto->head() == train::Head::Classifier,
@@ -261,6 +265,7 @@ void add_classify_audio(CLI::App& app) {
   cmd->add_option("--batch", a->batch, "Windows classified together (spread over --threads)")->check(CLI::PositiveNumber);
   cli::add_device_option(cmd, a->device);
   cmd->add_option("--channel", a->channel, "Use this channel (0-based) instead of the mean of all");
+  cmd->add_flag("--list-inputs", a->list_inputs, "Print the recordings the inputs expand to (in the order classified) and exit");
   cmd->add_flag("--skip-existing", a->skip_existing, "Skip files whose tables already exist (per-file mode)");
   cmd->callback([a] { run(*a); });
 }

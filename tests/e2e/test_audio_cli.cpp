@@ -104,6 +104,12 @@ TEST(AudioCli, TrainThenClassifySegments) {
   expect.push_back(short_csv[1]);
   EXPECT_EQ(all, expect);
 
+  // --list-inputs: the recordings a run would classify, in its order (what pipelines/ shards).
+  const auto listed = run_cli(fmt::format("classify-audio -m {} {} --recursive --list-inputs", (out / "model").string(), (tmp / "rec").string()));
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(lines_of(listed.out), (std::vector<std::string>{(tmp / "rec/broken.wav").string(), (tmp / "rec/long.flac").string(),
+                                                             (tmp / "rec/sub/short.wav").string()}));
+
   // --skip-existing leaves finished files alone; a token model is refused in one line.
   const auto again = run_cli(fmt::format("classify-audio -m {} {} --skip-existing -o {}", (out / "model").string(),
                                          (tmp / "rec/long.flac").string(), res.string()));
