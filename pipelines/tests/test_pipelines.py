@@ -241,6 +241,36 @@ class VariantScoringLocal(Workdir):
         self.assertEqual([f for f in os.listdir(self.path("out")) if "tmp" in f], [])
 
 
+class GpuRequest(Workdir):
+    """resources.gpus reaches both ends: `--device cuda` on longseq, `--gres=gpu:N` on sbatch."""
+
+    def test_gpus_reach_longseq_and_sbatch(self):
+        cfg = self.variant_config(CHR20_INDELS, 100, resources={"threads": 2, "mem_mb": 1000, "runtime": 10, "gpus": 1,
+                                                                 "slurm_extra": "--qos=test"})
+        self.snakemake(VARIANT_WF, cfg, extra=["--until", "plan", "index_reference"])  # left: the shards and the gather
+        dry = self.snakemake(VARIANT_WF, cfg, extra=["-n"])
+        self.assertEqual(dry.stdout.count("rule score:"), 2, dry.stdout[-3000:])
+        self.assertEqual(dry.stdout.count("score-variants "), 2)  # the shell commands (printshellcmds)
+        self.assertEqual(dry.stdout.count("--window 256 --device cuda"), 2)
+        self.assertEqual(dry.stdout.count("slurm_extra=--gres=gpu:1 --qos=test"), 2)
+        # Through the SLURM profile with stand-ins for the SLURM commands: the sbatch line itself.
+        stubs = self.path("stubs")
+        os.makedirs(stubs)
+        for name, body in (("sbatch", 'echo "$@" >> "$STUB_LOG"; echo "Submitted batch job 42"'), ("sacct", "exit 1"),
+                           ("scontrol", "echo JobState=FAILED"), ("sinfo", "printf 'PARTITION\\nlocal*\\n'"),
+                           ("scancel", "exit 0")):
+            with open(os.path.join(stubs, name), "w") as f:
+                f.write(f"#!/bin/sh\n{body}\n")
+            os.chmod(os.path.join(stubs, name), 0o755)
+        env = dict(os.environ, PATH=stubs + os.pathsep + os.environ["PATH"], STUB_LOG=self.path("sbatch.log"), USER="tester")
+        r = self.snakemake(VARIANT_WF, cfg, profile="slurm", check=False, env=env, extra=["--latency-wait", "1"])
+        self.assertNotEqual(r.returncode, 0)  # the stand-in says every job failed
+        calls = [c for c in read(self.path("sbatch.log")).splitlines() if "snakejob_score" in c]
+        self.assertTrue(calls, read(self.path("sbatch.log")))
+        for flag in ("--gres=gpu:1 --qos=test", "--cpus-per-task=2", "--mem 1000", "-t 10", "-p local"):
+            self.assertIn(flag, calls[0])
+
+
 class AudioClassificationLocal(Workdir):
     def test_equals_one_run(self):
         audio = self.path("recordings")
