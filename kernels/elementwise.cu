@@ -26,6 +26,21 @@ void check_embedding(const EmbeddingParams& p, const char* who) {
 void activation_forward(const ActivationParams& p) { run_activation(p, false); }
 void activation_backward(const ActivationParams& p) { run_activation(p, true); }
 
+namespace {
+
+void run_sin_columns(const SinColumnsParams& p, bool backward) {
+  LS_CHECK(p.rows >= 0 && p.cols >= 1 && p.x && p.freq && (backward ? p.dy && p.dx : p.y != nullptr),
+           "sin_columns: x, freq and y (or dy and dx for the backward) are required");
+  if (p.rows == 0) return;
+  sin_columns_run(p, backward, int64_t(sm_count()) * 32, launch_on_device);
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+}  // namespace
+
+void sin_columns_forward(const SinColumnsParams& p) { run_sin_columns(p, false); }
+void sin_columns_backward(const SinColumnsParams& p) { run_sin_columns(p, true); }
+
 void add_inplace(float* y, const float* x, int64_t n) {
   LS_CHECK(y && x && n >= 0, "add_inplace: y and x are required");
   if (n == 0) return;

@@ -68,6 +68,31 @@ __global__ void activation_kernel(ActivationParams p) {
     p.out[i] = kBackward ? p.dy[i] * activation_grad(p.kind, p.x[i]) : activation_value(p.kind, p.x[i]);
 }
 
+template <bool kBackward>
+__global__ void sin_columns_kernel(SinColumnsParams p) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x, n = p.rows * p.cols;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const float f = p.freq[i % p.cols], fx = f * p.x[i];
+    if constexpr (kBackward) {
+      const float g = cosf(fx) * p.dy[i];
+      if (p.cos_dy) p.cos_dy[i] = g;
+      p.dx[i] = f * g;
+    } else {
+      p.y[i] = sinf(fx);
+    }
+  }
+}
+
+template <class Launch>
+void sin_columns_run(const SinColumnsParams& p, bool backward, int64_t max_blocks, Launch launch) {
+  const int64_t blocks = (p.rows * p.cols + 255) / 256;
+  const dim3 grid{unsigned(blocks < max_blocks ? blocks : max_blocks)}, block{256};
+  if (backward)
+    launch(grid, block, sin_columns_kernel<true>, p);
+  else
+    launch(grid, block, sin_columns_kernel<false>, p);
+}
+
 struct AddParams {
   int64_t n = 0;
   float* y = nullptr;

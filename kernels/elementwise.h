@@ -24,6 +24,19 @@ struct ActivationParams {
   float* out = nullptr;       // y, or dx in the backward
 };
 
+// Hyena's implicit-filter activation, one frequency per column, over rows x cols contiguous floats:
+// forward y[r, c] = sin(freq[c] x[r, c]); backward g = cos(freq[c] x) dy, written to cos_dy when set
+// (the frequency's gradient is the column sums of g x), and dx = freq[c] g (dx may equal dy).
+struct SinColumnsParams {
+  int64_t rows = 0, cols = 0;
+  const float* x = nullptr;
+  const float* freq = nullptr;  // (cols)
+  float* y = nullptr;           // forward
+  const float* dy = nullptr;    // backward
+  float* dx = nullptr;          // backward
+  float* cos_dy = nullptr;      // backward, optional
+};
+
 // y += x over n contiguous floats (the residual stream).
 void add_inplace(float* y, const float* x, int64_t n);
 
@@ -62,6 +75,8 @@ struct EmbeddingParams {
 // [0, V) (naming the token), or a CUDA failure.
 void activation_forward(const ActivationParams& p);
 void activation_backward(const ActivationParams& p);
+void sin_columns_forward(const SinColumnsParams& p);
+void sin_columns_backward(const SinColumnsParams& p);
 void embedding_forward(const EmbeddingParams& p);
 void embedding_backward(const EmbeddingParams& p);
 

@@ -61,6 +61,8 @@ class CudaOps final : public DeviceOps {
   void scan_backward(const cuda::SelectiveScanBwdParams& p) override { cuda::selective_scan_backward(p); }
   void embedding_backward(const cuda::EmbeddingParams& p) override { cuda::embedding_backward(p); }
   void activation_backward(const cuda::ActivationParams& p) override { cuda::activation_backward(p); }
+  void sin_columns(const cuda::SinColumnsParams& p) override { cuda::sin_columns_forward(p); }
+  void sin_columns_backward(const cuda::SinColumnsParams& p) override { cuda::sin_columns_backward(p); }
   void fft_conv_backward(const cuda::FftConvBwdParams& p) override { cuda::fft_conv_backward(p); }
 
  private:

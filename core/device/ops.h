@@ -47,6 +47,7 @@ class DeviceOps {
   virtual void add(float* y, const float* x, int64_t n) = 0;
   virtual void multiply_rows(const cuda::MulRowsParams& p) = 0;
   virtual void activation(const cuda::ActivationParams& p) = 0;
+  virtual void sin_columns(const cuda::SinColumnsParams& p) = 0;
   // The filter spectrum of k (L, D) with token stride k_l into spec ((D, n/2 + 1) complex =
   // 2 D (n/2 + 1) floats of this device), n = cuda::fft_conv_size(L).
   virtual void fft_filter_spectrum(const float* k, int64_t k_l, int64_t L, int64_t D, cuda::CFloat* spec) = 0;
@@ -61,6 +62,7 @@ class DeviceOps {
   virtual void scan_backward(const cuda::SelectiveScanBwdParams& p) = 0;
   virtual void embedding_backward(const cuda::EmbeddingParams& p) = 0;
   virtual void activation_backward(const cuda::ActivationParams& p) = 0;
+  virtual void sin_columns_backward(const cuda::SinColumnsParams& p) = 0;
   virtual void fft_conv_backward(const cuda::FftConvBwdParams& p) = 0;
 };
 

@@ -91,13 +91,17 @@ void HyenaGrad<T>::filter_forward(int64_t i, int64_t L, Acts& a) {
   a.mod.resize(size_t(L * d));
   a.k.resize(size_t(L * d));
   linear_forward<T>(h, this->w(o.mlp_w.back()), nullptr, mat(a.kk.data(), L, d));
+  modulation(i, L, a.mod.data());
+  for (int64_t k = 0; k < L * d; ++k) a.k[size_t(k)] = a.kk[size_t(k)] * a.mod[size_t(k)];
+}
+
+template <class T>
+void HyenaGrad<T>::modulation(int64_t i, int64_t L, T* out) {
+  const LayerOffsets& o = layers_[size_t(i)];
+  const int64_t d = cfg_.d_model;
   const T *t = this->w(o.t), *deltas = this->w(o.deltas);
   for (int64_t r = 0; r < L; ++r)
-    for (int64_t c = 0; c < d; ++c) {
-      const T m = std::exp(-t[r] * std::abs(deltas[c])) + T(kModulationShift);
-      a.mod[size_t(r * d + c)] = m;
-      a.k[size_t(r * d + c)] = a.kk[size_t(r * d + c)] * m;
-    }
+    for (int64_t c = 0; c < d; ++c) out[r * d + c] = std::exp(-t[r] * std::abs(deltas[c])) + T(kModulationShift);
 }
 
 template <class T>

@@ -37,6 +37,8 @@ class HyenaGrad final : public GradModel<T> {
     std::vector<std::vector<T>> pre, post;  // implicit filter: pre-sin and post-sin activations
     std::vector<T> kk, mod;                 // filter before modulation, and the modulation
   };
+  // exp(-t |deltas|) + shift (L, d): from buffers only, so fixed for a layer and length.
+  void modulation(int64_t i, int64_t L, T* out);
   void filter_forward(int64_t i, int64_t L, Acts& a);
   void filter_backward(int64_t i, int64_t L, Acts& a, const std::vector<T>& dk, T* grad);
   void forward_layer(int64_t i, const T* x_in, int64_t L, Acts& a, T* x_out);
@@ -47,6 +49,8 @@ class HyenaGrad final : public GradModel<T> {
   struct Device;  // device buffers: weights, gradients, activations (hyena_grad_device.cpp)
   void device_forward(std::span<const int64_t> ids);
   void device_backward(std::span<const int64_t> ids, T* grad);
+  void device_filter_forward(int64_t i, int64_t L);   // into the device's k (L, d)
+  void device_filter_backward(int64_t i, int64_t L);  // from the device's dk
 
   HyenaConfig cfg_;
   std::vector<LayerOffsets> layers_;

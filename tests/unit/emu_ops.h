@@ -136,6 +136,8 @@ class EmuOps final : public DeviceOps {
   }
   void embedding_backward(const cuda::EmbeddingParams& p) override { cuda::embedding_backward_run(p, launch); }
   void activation_backward(const cuda::ActivationParams& p) override { cuda::activation_run(p, true, 4, launch); }
+  void sin_columns(const cuda::SinColumnsParams& p) override { cuda::sin_columns_run(p, false, 3, launch); }
+  void sin_columns_backward(const cuda::SinColumnsParams& p) override { cuda::sin_columns_run(p, true, 3, launch); }
   void fft_conv_backward(const cuda::FftConvBwdParams& p) override {
     constexpr int64_t cb = 5, kTiles = 3;
     FftwRunner fft{p.fwd.filter.n};

@@ -468,7 +468,7 @@ TEST(KernelEmu, CrossEntropyMatchesFloat64Oracle) {
   }
 }
 
-TEST(KernelEmu, ActivationsAndEmbeddingMatchFloat64Oracle) {
+TEST(KernelEmu, ActivationsAndEmbeddingMatchFloat64Oracle) {  // and Hyena's per-column Sin
   const auto x = random_vector(1000, 900, -6.0f, 6.0f), dy = random_vector(1000, 901);
   for (const auto kind : {cuda::Activation::silu, cuda::Activation::gelu_tanh}) {
     std::vector<double> y_ref(x.size()), dx_ref(x.size());
@@ -489,6 +489,24 @@ TEST(KernelEmu, ActivationsAndEmbeddingMatchFloat64Oracle) {
     expect_close(y, y_ref, "activation");
     expect_close(dx, dx_ref, "activation grad");
   }
+  // Hyena's Sin with one frequency per column (rows x cols = 37 x 7, so the column index wraps
+  // inside blocks); the backward's cos(f x) dy too.
+  const int64_t R = 37, C = 7;
+  const auto freq = random_vector(size_t(C), 904, 0.5f, 12.0f), xs = random_vector(size_t(R * C), 905, -2.0f, 2.0f),
+             dys = random_vector(size_t(R * C), 906);
+  std::vector<double> sin_ref(xs.size()), sdx_ref(xs.size()), cos_ref(xs.size());
+  for (int64_t i = 0; i < R * C; ++i) {
+    const double f = freq[size_t(i % C)], v = xs[size_t(i)];
+    sin_ref[size_t(i)] = std::sin(f * v), cos_ref[size_t(i)] = std::cos(f * v) * dys[size_t(i)], sdx_ref[size_t(i)] = f * cos_ref[size_t(i)];
+  }
+  std::vector<float> sy(xs.size()), sdx(xs.size()), scos(xs.size());
+  cuda::sin_columns_run({.rows = R, .cols = C, .x = xs.data(), .freq = freq.data(), .y = sy.data()}, false, 2, emu_launch);
+  cuda::sin_columns_run({.rows = R, .cols = C, .x = xs.data(), .freq = freq.data(), .dy = dys.data(), .dx = sdx.data(), .cos_dy = scos.data()},
+                        true, 3, emu_launch);
+  expect_close(sy, sin_ref, "sin_columns");
+  expect_close(sdx, sdx_ref, "sin_columns grad");
+  expect_close(scos, cos_ref, "sin_columns cos dy");
+
   // Embedding: gather, then the scatter-add backward with repeated ids, in token order.
   const int64_t T = 11, D = 37, V = 5;
   const std::vector<int64_t> ids{0, 3, 3, 4, 1, 0, 3, 2, 2, 4, 3};
