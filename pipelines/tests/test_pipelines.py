@@ -95,6 +95,31 @@ class Workdir(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         return records(out)
 
+    def run_audio_workflow(self, profile, env=None):
+        """9 recordings in 5 shards through the audio workflow, against one classify-audio run."""
+        audio = self.path("recordings")
+        # Real speech (espeak-ng) and tones in a tree whose names sort differently as strings and as paths.
+        for sub, n in (("a", 4), ("a-b", 2), ("c/d", 3)):
+            os.makedirs(os.path.join(audio, sub), exist_ok=True)
+            for i in range(n):
+                f = os.path.join(audio, sub, f"r{i}.wav")
+                if i % 2 == 0:
+                    subprocess.run(["espeak-ng", "-w", f, ["one", "two", "seven", "nine"][i % 4]], check=True)
+                else:
+                    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", f, "synth", f"0.{i + 3}", "sine", str(300 * i)],
+                                   check=True)
+        model = os.path.join(ROOT, "models", "digits")
+        cfg = {"audio_dir": audio, "model": model, "outdir": "audio", "files_per_shard": 2, "classify_args": "--top-k 2",
+               "resources": {"threads": 1, "mem_mb": 1000, "runtime": 10, "gpus": 0, "slurm_extra": ""}}
+        self.snakemake(AUDIO_WF, cfg, profile=profile, env=env, extra=["--latency-wait", "5"])
+        self.assertEqual(len(shards.read_plan(self.path("audio", "lists", "shards.tsv"))), 5)
+        single = self.path("single-audio")
+        r = run([LONGSEQ, "--quiet", "classify-audio", "-m", model, audio, "--recursive", "--combine", "--top-k", "2", "-o", single])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        want = read(os.path.join(single, "results.csv"))
+        self.assertEqual(read(self.path("audio", "results.csv")), want)
+        self.assertGreater(len(want.splitlines()), 9 * 2)
+
     def variant_config(self, vcf, shard_size, **more):
         return dict({"vcf": vcf, "reference": CHR20, "model": os.path.join(ROOT, "models", "chr20-mamba"), "outdir": "out",
                      "shard_size": shard_size, "score_args": "--window 256",
@@ -273,34 +298,14 @@ class GpuRequest(Workdir):
 
 class AudioClassificationLocal(Workdir):
     def test_equals_one_run(self):
-        audio = self.path("recordings")
-        # Real speech (espeak-ng) and tones in a tree whose names sort differently as strings and as paths.
-        for sub, n in (("a", 4), ("a-b", 2), ("c/d", 3)):
-            os.makedirs(os.path.join(audio, sub), exist_ok=True)
-            for i in range(n):
-                f = os.path.join(audio, sub, f"r{i}.wav")
-                if i % 2 == 0:
-                    subprocess.run(["espeak-ng", "-w", f, ["one", "two", "seven", "nine"][i % 4]], check=True)
-                else:
-                    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", f, "synth", f"0.{i + 3}", "sine", str(300 * i)],
-                                   check=True)
-        model = os.path.join(ROOT, "models", "digits")
-        cfg = {"audio_dir": audio, "model": model, "outdir": "out", "files_per_shard": 2, "classify_args": "--top-k 2",
-               "resources": {"threads": 1, "mem_mb": 1000, "runtime": 10, "gpus": 0, "slurm_extra": ""}}
-        self.snakemake(AUDIO_WF, cfg)
-        self.assertEqual(len(shards.read_plan(self.path("out", "lists", "shards.tsv"))), 5)
-        single = self.path("single")
-        r = run([LONGSEQ, "--quiet", "classify-audio", "-m", model, audio, "--recursive", "--combine", "--top-k", "2", "-o", single])
-        self.assertEqual(r.returncode, 0, r.stderr)
-        want = read(os.path.join(single, "results.csv"))
-        self.assertEqual(read(self.path("out", "results.csv")), want)
-        self.assertGreater(len(want.splitlines()), 9 * 2)
+        self.run_audio_workflow("local")
 
 
 class VariantScoringSlurm(Workdir):
-    """A real SLURM: munged, slurmctld and slurmd started by scripts/slurm-local for this test."""
+    """A real SLURM: munged, slurmctld and slurmd started by scripts/slurm-local for this test; both
+    workflows run through it."""
 
-    def test_slurm_run_equals_one_run(self):
+    def test_both_workflows_equal_one_run(self):
         if os.geteuid() != 0:
             self.skipTest("needs root to start SLURM daemons")
         cluster = self.path("cluster")
@@ -314,6 +319,8 @@ class VariantScoringSlurm(Workdir):
             jobs = os.listdir(self.path(".snakemake", "slurm_logs", "rule_score"))
             self.assertEqual(len(jobs), len(shards.read_plan(self.path("out", "shards.tsv"))))  # one SLURM job per shard
             self.assertGreaterEqual(len(jobs), 4)
+            self.run_audio_workflow("slurm", env=env)  # the audio workflow on the same cluster
+            self.assertEqual(len(os.listdir(self.path(".snakemake", "slurm_logs", "rule_classify"))), 5)
         finally:
             pids = read(os.path.join(cluster, "pids")).split() if os.path.exists(os.path.join(cluster, "pids")) else []
             run([os.path.join(ROOT, "scripts", "slurm-local"), "stop", cluster], env=env)
