@@ -36,6 +36,17 @@ def required(key):
     return value
 
 
+def positive_int(key):
+    value = required(key)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1 or str(value).strip() != str(number):
+        raise WorkflowError(f"config: {key} must be a positive integer, got {value!r}; fix it in config.yaml or --config {key}=N")
+    return number
+
+
 def existing_file(key):
     path = required(key)
     if not os.path.exists(path):
