@@ -6,6 +6,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/models/lm.h"
 #include "core/random.h"
 #include "core/safetensors.h"
 #include "core/tensor.h"
@@ -23,6 +24,16 @@
 #include <vector>
 
 namespace longseq::testing {
+
+// A model's logits streamed in chunks of `chunk` tokens, concatenated (L x V floats).
+inline std::vector<float> streamed_logits(const LanguageModel& m, const Tensor& ids, int64_t chunk) {
+  std::vector<float> out;
+  m.stream_logits(ids, chunk, [&](int64_t, const Tensor& lg) {
+    const auto v = lg.to_vector();
+    out.insert(out.end(), v.begin(), v.end());
+  });
+  return out;
+}
 
 // ../shared/fixtures (from LONGSEQ_FIXTURES) when present; tests GTEST_SKIP otherwise.
 inline std::optional<std::filesystem::path> fixtures_dir() {

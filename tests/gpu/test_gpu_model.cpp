@@ -15,15 +15,6 @@ using namespace longseq::testing;
 
 namespace {
 
-std::vector<float> logits_of(const LanguageModel& m, const Tensor& ids, int64_t chunk) {
-  std::vector<float> out;
-  m.stream_logits(ids, chunk, [&](int64_t, const Tensor& lg) {
-    const auto v = lg.to_vector();
-    out.insert(out.end(), v.begin(), v.end());
-  });
-  return out;
-}
-
 Tensor ids_of(int64_t L, int64_t V) {
   std::vector<int64_t> ids(static_cast<size_t>(L));
   for (int64_t t = 0; t < L; ++t) ids[size_t(t)] = int64_t((uint64_t(t) * 2654435761u >> 7) % uint64_t(V));
@@ -65,14 +56,14 @@ TEST(Gpu, MambaDeviceModelMatchesTheCpuModel) {
   std::shared_ptr<const MambaModel> cpu = MambaModel::random(c, 7);
   const MambaDeviceModel dev(cpu, std::shared_ptr<DeviceOps>(make_cuda_ops()), 4096);
   const Tensor ids = ids_of(5000, c.vocab_size);
-  const auto want = logits_of(*cpu, ids, 4096);
-  for (int64_t chunk : {int64_t(1000), int64_t(4096), int64_t(333)}) expect_same_logits(logits_of(dev, ids, chunk), want, "random model");
+  const auto want = streamed_logits(*cpu, ids, 4096);
+  for (int64_t chunk : {int64_t(1000), int64_t(4096), int64_t(333)}) expect_same_logits(streamed_logits(dev, ids, chunk), want, "random model");
 
   const auto shipped = load_language_model(ModelDir::open(std::string(LONGSEQ_SOURCE_DIR) + "/models/chr20-mamba"));
   const Tensor dna = ids_of(10000, shipped->vocab_size());
-  const auto cpu_logits = logits_of(*shipped, dna, 4096);
+  const auto cpu_logits = streamed_logits(*shipped, dna, 4096);
   const auto gpu = make_device_model(load_language_model(ModelDir::open(std::string(LONGSEQ_SOURCE_DIR) + "/models/chr20-mamba")), "cuda");
-  expect_same_logits(logits_of(*gpu, dna, 4096), cpu_logits, "models/chr20-mamba");
+  expect_same_logits(streamed_logits(*gpu, dna, 4096), cpu_logits, "models/chr20-mamba");
 
   std::vector<int64_t> prefix(1000);
   for (size_t i = 0; i < prefix.size(); ++i) prefix[i] = int64_t((i * 5 + 1) % 12);
@@ -90,8 +81,8 @@ TEST(Gpu, HyenaDeviceModelMatchesTheCpuModel) {
   const auto cpu = load_language_model(ModelDir::open(dir));
   const auto gpu = make_device_model(load_language_model(ModelDir::open(dir)), "cuda");
   const Tensor ids = ids_of(cpu->max_length(), cpu->vocab_size());
-  const auto want = logits_of(*cpu, ids, 4096);
-  for (int rep = 0; rep < 2; ++rep) expect_same_logits(logits_of(*gpu, ids, 4096), want, "models/chr20-hyena");
+  const auto want = streamed_logits(*cpu, ids, 4096);
+  for (int rep = 0; rep < 2; ++rep) expect_same_logits(streamed_logits(*gpu, ids, 4096), want, "models/chr20-hyena");
 }
 
 TEST(Gpu, MambaTrainingOnTheDeviceMatchesFloat64Gradients) {

@@ -34,17 +34,6 @@ Tensor test_ids(int64_t L, int64_t V, uint64_t seed) {
   return Tensor::from_ids(ids);
 }
 
-std::vector<float> device_logits_any(const LanguageModel& m, const Tensor& ids, int64_t chunk) {
-  std::vector<float> out;
-  m.stream_logits(ids, chunk, [&](int64_t, const Tensor& lg) {
-    const auto v = lg.to_vector();
-    out.insert(out.end(), v.begin(), v.end());
-  });
-  return out;
-}
-
-std::vector<float> device_logits(const MambaDeviceModel& m, const Tensor& ids, int64_t chunk) { return device_logits_any(m, ids, chunk); }
-
 // Every trainable tensor of a device run's float gradient against the CPU trainer's float64 one.
 void expect_grads_match(const train::GradModel<double>& m64, const std::vector<float>& g32, const std::vector<double>& g64) {
   for (const train::ParamInfo& info : m64.params().list()) {
@@ -89,7 +78,7 @@ TEST(DeviceModel, EmulatedMambaMatchesTheFloat64Oracle) {
       SCOPED_TRACE(::testing::Message() << "chunk " << chunk);
       // Token by token (decode) on the first 9 tokens: the logits of a prefix are the oracle's first rows.
       const int64_t L = chunk == 1 ? 9 : ids.size(0), V = cfg.padded_vocab;
-      const auto got = device_logits(dev, ids.slice(0, 0, L), chunk);
+      const auto got = streamed_logits(dev, ids.slice(0, 0, L), chunk);
       const std::vector<double> want(ref.begin(), ref.begin() + L * V);
       const std::vector<float> cpu_want(cpu_logits.begin(), cpu_logits.begin() + L * V);
       const auto e = compare(got, want);
@@ -150,7 +139,7 @@ TEST(DeviceModel, EmulatedHyenaMatchesTheFloat64Oracle) {
     EXPECT_LE(e.max_abs, 1e-5 * std::max(1.0, e.max_ref)) << "max_abs " << e.max_abs;
     EXPECT_LE(e.rel_l2, 1e-5) << "rel_l2 " << e.rel_l2;
     EXPECT_LE(compare(got, cpu->forward(ids, {}).logits.to_vector()).rel_l2, 1e-5) << "vs CPU model";
-    EXPECT_EQ(device_logits_any(dev, ids, 16), got);  // streamed in chunks of 16: the same window
+    EXPECT_EQ(streamed_logits(dev, ids, 16), got);  // streamed in chunks of 16: the same window
   }
   EXPECT_THROW(dev.forward(test_ids(161, 12, 1), {}), Error);  // longer than max_seq_len
 }
