@@ -18,7 +18,10 @@ target_compile_options(longseq_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${LONGS
 # the one translation unit that runs Eigen products is built without AVX-512. Only that file may
 # instantiate Eigen products, to keep the ODR intact.
 # GCC 12 reports false (maybe-)uninitialized warnings inside Eigen's AVX-512 intrinsics wrappers.
-set(LONGSEQ_GEMM_FLAGS -Wno-maybe-uninitialized -Wno-uninitialized)
+set(LONGSEQ_GEMM_FLAGS -Wno-uninitialized)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  list(APPEND LONGSEQ_GEMM_FLAGS -Wno-maybe-uninitialized)
+endif()
 if(LONGSEQ_NATIVE AND EXISTS /proc/cpuinfo)
   file(STRINGS /proc/cpuinfo _vendor REGEX "^vendor_id" LIMIT_COUNT 1)
   if(_vendor MATCHES "AuthenticAMD")
@@ -30,4 +33,15 @@ if(LONGSEQ_SANITIZE)
   string(REPLACE ";" "," _san "${LONGSEQ_SANITIZE}")
   target_compile_options(longseq_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=${_san} -fno-omit-frame-pointer -fno-sanitize-recover=all>)
   target_link_options(longseq_flags INTERFACE -fsanitize=${_san})
+endif()
+
+# libFuzzer harnesses (scripts/fuzz): every project target gets coverage instrumentation and the
+# address and undefined-behaviour sanitizers; the harness executables add the libFuzzer driver.
+if(LONGSEQ_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "LONGSEQ_FUZZ needs clang (CC=clang CXX=clang++; Debian packages clang libclang-rt-dev libomp-dev)")
+  endif()
+  target_compile_options(longseq_flags INTERFACE -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+                                                 -fno-sanitize-recover=all)
+  target_link_options(longseq_flags INTERFACE -fsanitize=address,undefined)
 endif()

@@ -2,15 +2,71 @@
 
 #include "core/error.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 namespace longseq {
+
+std::vector<std::filesystem::path> with_suffixes(const std::filesystem::path& path, std::initializer_list<const char*> suffixes) {
+  std::vector<std::filesystem::path> out{path};
+  for (const char* s : suffixes) out.emplace_back(path.string() + s);
+  return out;
+}
+
+std::optional<std::pair<uint64_t, uint64_t>> file_identity(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return std::pair<uint64_t, uint64_t>{uint64_t(st.st_dev), uint64_t(st.st_ino)};
+}
+
+bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
+  const auto ia = file_identity(a);
+  return ia && ia == file_identity(b);
+}
+
+namespace {
+
+// The first of `inputs` that is the same file as `output`, or nullptr.
+const std::filesystem::path* input_named_by(const std::filesystem::path& output, const std::vector<std::filesystem::path>& inputs) {
+  for (const auto& in : inputs)
+    if (!in.empty() && same_file(output, in)) return &in;
+  return nullptr;
+}
+
+}  // namespace
+
+void check_output_file(const std::filesystem::path& output, const std::vector<std::filesystem::path>& inputs,
+                       std::string_view option) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto st = fs::status(output, ec);
+  if (fs::is_directory(st))
+    fail("{} {}: is a folder; give a file name (e.g. {}/out{})", option, output.string(), output.string(),
+         output.extension().string());
+  if (const auto* in = input_named_by(output, inputs))
+    fail("{} {}: is the same file as the input {}; writing it would destroy the input, so choose another output name", option,
+         output.string(), in->string());
+  if (fs::exists(st)) return;  // an existing file (replaced on success) or a device/FIFO
+  const fs::path dir = output.has_parent_path() ? output.parent_path() : fs::path(".");
+  if (!fs::is_directory(dir, ec)) fail("{} {}: the folder {} does not exist; create it first", option, output.string(), dir.string());
+}
+
+void check_output_folder(const std::filesystem::path& output, const std::vector<std::filesystem::path>& inputs,
+                         std::string_view option) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(output, ec) && !fs::is_directory(output, ec))
+    fail("{} {}: exists and is not a folder; give a folder name (it is created when missing)", option, output.string());
+  if (const auto* in = input_named_by(output, inputs))
+    fail("{} {}: is the input {}; choose another output folder", option, output.string(), in->string());
+}
 
 void write_text_atomic(const std::filesystem::path& path, std::string_view text) {
   AtomicFile f(path);
@@ -30,18 +86,37 @@ AtomicFile::AtomicFile(std::filesystem::path target) : target_(std::move(target)
     return;
   }
   const auto dir = target_.has_parent_path() ? target_.parent_path() : std::filesystem::path(".");
-  std::string pattern = fmt::format("{}/.{}.tmp.XXXXXX", dir.string(), target_.filename().string());
-  const int fd = mkstemp(pattern.data());
+  const int fd = create_temp(dir, target_.filename().string());
   if (fd < 0)
     fail("{}: cannot create a temp file in {}: {} (check that the folder exists and is writable)", target_.string(),
          dir.string(), std::strerror(errno));
-  temp_ = pattern;
   file_ = fdopen(fd, "wb");
   if (!file_) {
     ::close(fd);
     discard();
     fail("{}: cannot open temp file: {}", target_.string(), std::strerror(errno));
   }
+}
+
+// Like mkstemp, but the name is registered for signal cleanup before the file exists, so no moment
+// is left in which a signal could strand an unregistered temp. Returns the descriptor or -1 (errno set).
+int AtomicFile::create_temp(const std::filesystem::path& dir, const std::string& name) {
+  static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  thread_local std::mt19937_64 rng(std::random_device{}() ^ (uint64_t(::getpid()) << 32));
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::string suffix(6, ' ');
+    for (char& c : suffix) c = kChars[rng() % (sizeof kChars - 1)];
+    temp_ = fmt::format("{}/.{}.tmp.{}", dir.string(), name, suffix);
+    guard_ = TempPathGuard(temp_);
+    const int fd = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) return fd;
+    const int err = errno;
+    guard_.release();
+    temp_.clear();
+    errno = err;
+    if (err != EEXIST) return -1;
+  }
+  return -1;
 }
 
 AtomicFile::~AtomicFile() { discard(); }
@@ -54,6 +129,7 @@ void AtomicFile::discard() noexcept {
     std::filesystem::remove(temp_, ec);
     temp_.clear();
   }
+  guard_.release();
 }
 
 void AtomicFile::write(const void* data, size_t bytes) {
@@ -83,7 +159,7 @@ void AtomicFile::commit() {
     discard();
     fail("{}: flush failed: {} (disk full?)", target_.string(), std::strerror(err));
   }
-  // mkstemp creates 0600; give the result the usual permissions.
+  // The temp is created 0600; give the result the usual permissions.
   const mode_t mask = umask(0);
   umask(mask);
   std::error_code ec;
@@ -94,6 +170,7 @@ void AtomicFile::commit() {
     fail("{}: cannot rename the finished temp file into place: {}", target_.string(), ec.message());
   }
   temp_.clear();
+  guard_.release();
 }
 
 std::string read_text_file(const std::filesystem::path& path) {

@@ -1,13 +1,45 @@
 // Output files that appear complete or not at all: data goes to a hidden temp file beside the target,
 // which is flushed and renamed over the target by commit(). Destroying an uncommitted AtomicFile
-// (an exception, an early return) removes the temp file, so no half-written output is left behind.
+// (an exception, an early return) removes the temp file, and the temp is registered with
+// core/temp_paths.h so a signal removes it too: no half-written output is left behind.
+// Outputs are checked before any work starts (check_output_file/check_output_folder): an output that
+// is one of the run's inputs (same device and inode, through links) or of the wrong kind is refused.
 #pragma once
+
+#include "core/temp_paths.h"
 
 #include <cstdio>
 #include <filesystem>
+#include <initializer_list>
+#include <optional>
+#include <utility>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace longseq {
+
+// `path` followed by `path + suffix` for each suffix: a file with the index files htslib keeps beside
+// it (".fai", ".gzi" for FASTA; ".tbi", ".csi" for VCF), for the same-file checks below.
+std::vector<std::filesystem::path> with_suffixes(const std::filesystem::path& path, std::initializer_list<const char*> suffixes);
+
+// (device, inode) of an existing path, links followed; nullopt when it does not exist.
+std::optional<std::pair<uint64_t, uint64_t>> file_identity(const std::filesystem::path& path);
+
+// True when both paths exist and name the same file (same device and inode; links followed).
+bool same_file(const std::filesystem::path& a, const std::filesystem::path& b);
+
+// Checks an output file path before any work: throws longseq::Error (naming `option`, e.g. "-o")
+// when it is an existing folder, when its folder does not exist, or when it is the same file as one
+// of `inputs` (inputs that do not exist are ignored). Devices and FIFOs (/dev/stdout) pass.
+void check_output_file(const std::filesystem::path& output, const std::vector<std::filesystem::path>& inputs,
+                       std::string_view option = "-o");
+
+// The same for an output folder: throws when it exists and is not a folder, or when it is one of
+// `inputs` (a model folder given as input, say). Files the run writes inside it are checked by the
+// caller with check_output_file.
+void check_output_folder(const std::filesystem::path& output, const std::vector<std::filesystem::path>& inputs,
+                         std::string_view option = "-o");
 
 // Writes `text` to `path` through an AtomicFile (temp + rename): readers never see half a file.
 void write_text_atomic(const std::filesystem::path& path, std::string_view text);
@@ -31,7 +63,9 @@ class AtomicFile {
 
  private:
   void discard() noexcept;
+  int create_temp(const std::filesystem::path& dir, const std::string& name);
   std::filesystem::path target_, temp_;
+  TempPathGuard guard_;  // removes temp_ if a signal ends the process first
   FILE* file_ = nullptr;
   bool direct_ = false;
 };

@@ -1,5 +1,8 @@
 #include "core/memory.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +51,28 @@ size_t peak_rss_bytes() {
     }
   std::fclose(f);
   return kb * 1024;
+}
+
+namespace {
+// The number in a cgroup limit file ("max" or absent: no limit).
+size_t cgroup_limit(const char* path) {
+  FILE* f = std::fopen(path, "r");
+  if (!f) return SIZE_MAX;
+  char buf[64] = {};
+  const bool read = std::fgets(buf, sizeof buf, f) != nullptr;
+  std::fclose(f);
+  if (!read || std::strncmp(buf, "max", 3) == 0) return SIZE_MAX;
+  const unsigned long long v = std::strtoull(buf, nullptr, 10);
+  return v > 0 ? size_t(v) : SIZE_MAX;
+}
+}  // namespace
+
+size_t usable_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  size_t bytes = pages > 0 && page > 0 ? size_t(pages) * size_t(page) : SIZE_MAX;
+  bytes = std::min(bytes, cgroup_limit("/sys/fs/cgroup/memory.max"));                    // cgroup v2
+  bytes = std::min(bytes, cgroup_limit("/sys/fs/cgroup/memory/memory.limit_in_bytes"));  // cgroup v1
+  return bytes;
 }
 
 }  // namespace longseq

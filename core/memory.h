@@ -17,6 +17,9 @@ MemoryStats memory_stats();
 void reset_peak_memory();
 // Peak resident set size of the whole process (VmHWM), in bytes; 0 where unavailable.
 size_t peak_rss_bytes();
+// Memory this process may use: the machine's physical memory, or a smaller cgroup limit (a SLURM job's
+// --mem, a container's limit). For refusing work that cannot fit before it starts.
+size_t usable_memory_bytes();
 
 // Allocates `bytes` (rounded up to kAlignment) aligned to kAlignment and counts them. Throws
 // std::bad_alloc on failure. Free with tracked_free(ptr, bytes) using the same `bytes`.

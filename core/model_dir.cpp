@@ -4,9 +4,20 @@
 
 namespace longseq {
 
+namespace {
+std::filesystem::path folder_of(const std::filesystem::path& path) {
+  return std::filesystem::is_regular_file(path) && path.filename() == "config.json" ? path.parent_path() : path;
+}
+}  // namespace
+
+std::vector<std::filesystem::path> ModelDir::files(const std::filesystem::path& path) {
+  const auto dir = folder_of(path);
+  return {dir / "config.json", dir / "model.safetensors"};
+}
+
 ModelDir ModelDir::open(const std::filesystem::path& path) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::is_regular_file(path) && path.filename() == "config.json" ? path.parent_path() : path;
+  const fs::path dir = folder_of(path);
   if (!fs::is_directory(dir)) fail("{}: not a model directory (expected a folder with config.json and model.safetensors)", path.string());
   if (!fs::exists(dir / "config.json")) fail("{}: no config.json (a model folder holds config.json + model.safetensors)", dir.string());
   if (!fs::exists(dir / "model.safetensors")) {

@@ -5,6 +5,7 @@
 #include "core/safetensors.h"
 
 #include <filesystem>
+#include <vector>
 
 namespace longseq {
 
@@ -15,6 +16,9 @@ struct ModelDir {
 
   // `path` is the directory (or its config.json). Throws naming the missing file and what to do.
   static ModelDir open(const std::filesystem::path& path);
+  // The files a model folder is read from (config.json, model.safetensors), for checks that an output
+  // never replaces them; `path` as for open(). Nothing is read.
+  static std::vector<std::filesystem::path> files(const std::filesystem::path& path);
 };
 
 }  // namespace longseq

@@ -164,7 +164,11 @@ Tensor SafetensorsFile::load_f32(const std::string& name) const {
   LS_CHECK(dtype_is_float(t.dtype), "{}: tensor '{}' is {}, expected a floating-point tensor", path_.string(), name,
            dtype_name(t.dtype));
   Tensor v = view(name);
-  return t.dtype == DType::F32 ? v : v.to(DType::F32);
+  Tensor f = t.dtype == DType::F32 ? v : v.to(DType::F32);
+  const int64_t bad = first_non_finite(f);
+  LS_CHECK(bad < 0, "{}: tensor '{}' holds a non-finite value ({} at flat index {}); the checkpoint is corrupt or came from a "
+           "diverged run: use an earlier checkpoint or retrain", path_.string(), name, f.data<float>()[bad], bad);
+  return f;
 }
 
 void write_safetensors(const std::filesystem::path& path, const std::vector<std::pair<std::string, Tensor>>& tensors,

@@ -39,7 +39,9 @@ class SafetensorsFile {
   // The tensor in its stored dtype: a zero-copy view of the mapping when suitably aligned, otherwise
   // an aligned copy. The view keeps the file mapped for as long as it lives.
   Tensor view(const std::string& name) const;
-  // The tensor as F32: zero-copy for F32, converted copy for F16/BF16/F64. Throws for integer dtypes.
+  // The tensor as F32: zero-copy for F32, converted copy for F16/BF16/F64. Throws for integer dtypes,
+  // and when any value is NaN or infinite (naming the tensor and the index): weights are loaded
+  // through here, and a non-finite weight would turn every result into NaN.
   Tensor load_f32(const std::string& name) const;
 
  private:

@@ -7,6 +7,7 @@
 
 #include <omp.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -350,6 +351,30 @@ std::vector<float> Tensor::to_vector() const {
 std::string Tensor::describe() const {
   if (!defined()) return "undefined";
   return fmt::format("{}{}", dtype_name(dtype_), shape_str(shape_));
+}
+
+namespace {
+// Index of the first non-finite value of n contiguous floats, or -1. An exponent of all ones is NaN or
+// infinity; each block is screened without branches and only a flagged block is searched.
+int64_t first_non_finite_f32(const float* x, int64_t n) {
+  constexpr int64_t kBlock = 1024;
+  constexpr uint32_t kExp = 0x7f800000u;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t m = std::min(kBlock, n - b);
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < m; ++i) bad |= uint32_t((std::bit_cast<uint32_t>(x[b + i]) & kExp) == kExp);
+    if (!bad) continue;
+    for (int64_t i = 0; i < m; ++i)
+      if (!std::isfinite(x[b + i])) return b + i;
+  }
+  return -1;
+}
+}  // namespace
+
+int64_t first_non_finite(const Tensor& t) {
+  if (!dtype_is_float(t.dtype()) || t.numel() == 0) return -1;
+  const Tensor f = t.dtype() == DType::F32 ? t.contiguous() : t.to(DType::F32);
+  return first_non_finite_f32(f.data<float>(), f.numel());
 }
 
 }  // namespace longseq

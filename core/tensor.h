@@ -113,4 +113,9 @@ class Tensor {
 
 Shape contiguous_strides(std::span<const int64_t> shape);
 
+// Row-major index of the first NaN or infinity in a floating-point tensor, or -1 when every value is
+// finite (integer tensors: always -1). A branch-free pass over blocks, so checking every weight of a
+// model at load costs about one read of it.
+int64_t first_non_finite(const Tensor& t);
+
 }  // namespace longseq

@@ -7,7 +7,13 @@
 
 namespace longseq {
 
-// Sets the number of worker threads; n <= 0 means one per available core.
+// Most worker threads one process may ask for: far above any machine's cores, far below what makes
+// thread creation or per-thread scratch fail.
+inline constexpr int kMaxThreads = 1024;
+
+// Sets the number of worker threads (0: one per available core) and starts them now, so a failure
+// to create them is an error here (longseq::Error naming the count) rather than libgomp ending the
+// process midway. Throws for n outside 0..kMaxThreads.
 void set_num_threads(int n);
 int num_threads();
 int thread_slot();  // index of the calling thread in the current parallel region (0 outside)

@@ -3,6 +3,7 @@
 #include "core/error.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 
 namespace longseq {
@@ -38,6 +39,7 @@ const char* skip_reason_name(SkipReason r) {
     case SkipReason::kTooManyN: return "too_many_n";
     case SkipReason::kAlleleTooLong: return "allele_too_long";
     case SkipReason::kOutOfRange: return "out_of_range";
+    case SkipReason::kNonFinite: return "non_finite";
     case SkipReason::kCount: break;
   }
   return "?";
@@ -169,6 +171,12 @@ void VariantScorer::run(Prepared& p) const {
       (reverse ? r.rev : r.fwd) = d;
       r.score += d / double(p.strands.size());
     }
+  }
+  // An overflow inside the model (weights are checked at load, activations are not) must never be
+  // written as a score: the allele is reported as skipped instead.
+  for (size_t i : p.alts) {
+    AlleleScore& r = p.scores[i];
+    if (!std::isfinite(r.score) || !std::isfinite(r.fwd) || !std::isfinite(r.rev)) r = {.reason = SkipReason::kNonFinite};
   }
 }
 

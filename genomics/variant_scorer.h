@@ -33,6 +33,7 @@ enum class SkipReason {
   kTooManyN,           // the reference window has more than the allowed fraction of N
   kAlleleTooLong,      // REF or ALT does not fit in the window next to the shared prefix
   kOutOfRange,         // POS + |REF| beyond the contig end
+  kNonFinite,          // the model gave a NaN or infinite log-likelihood (an overflow); never written as a score
   kCount,
 };
 const char* skip_reason_name(SkipReason r);

@@ -3,6 +3,7 @@
 #include "apps/longseq/commands.h"
 #include "core/error.h"
 #include "core/fileio.h"
+#include "core/model_dir.h"
 #include "core/progress.h"
 #include "core/threads.h"
 #include "core/train/grad_model.h"
@@ -11,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace longseq::cli {
@@ -33,6 +35,11 @@ std::vector<LabelledSequence> read_inputs(const std::string& path) {
 }
 
 void run(const ClassifyArgs& a) {
+  if (a.output != "-") {
+    auto inputs = ModelDir::files(a.model);
+    for (const auto& p : with_suffixes(a.input, {".fai", ".gzi"})) inputs.push_back(p);
+    check_output_file(a.output, inputs);
+  }
   const auto proto = train::load_grad_model<float>(a.model);
   LS_CHECK(proto->head() == train::Head::Classifier,
            "{} is a language model, not a classifier (train one with `longseq train --task classify`)", a.model);
@@ -55,6 +62,9 @@ void run(const ClassifyArgs& a) {
       }
       LS_CHECK(!ids.empty(), "{}: sequence '{}' is empty", a.input, inputs[i].name);
       probs[i] = train::class_probabilities(*workers[size_t(thread_slot())], ids);
+      LS_CHECK(std::all_of(probs[i].begin(), probs[i].end(), [](double p) { return std::isfinite(p); }),
+               "{}: sequence '{}' got non-finite class probabilities (an overflow in the model); nothing was written", a.input,
+               inputs[i].name);
     } catch (const std::exception& e) {
 #pragma omp critical
       if (error.empty()) error = e.what();
@@ -91,7 +101,7 @@ void add_classify(CLI::App& app) {
   cmd->add_option("-m,--model", a->model, "Classifier folder (OUT/model of `longseq train --task classify`)")->required();
   cmd->add_option("input", a->input, "FASTA (plain or bgzipped) or TSV 'sequence<TAB>label'")->required();
   cmd->add_option("-o,--output", a->output, "Output TSV (default stdout)");
-  cmd->add_option("--crop", a->crop, "Classify the central CROP bases of longer sequences (0: whole)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--crop", a->crop, "Classify the central CROP bases of longer sequences (0: whole)")->check(CLI::Range(int64_t(0), int64_t(1) << 30));
   cmd->callback([a] { run(*a); });
 }
 

@@ -4,12 +4,15 @@
 // written in file and time order, so the output does not depend on --threads or --batch. A file
 // that cannot be decoded is reported and skipped; the run ends non-zero if any failed.
 #include "apps/longseq/commands.h"
+#include "apps/longseq/options.h"
 #include "apps/longseq/model_args.h"
 #include "core/device/ops.h"
 #include "audio/audio_dataset.h"
+#include "audio/audio_file.h"
 #include "audio/windows.h"
 #include "core/error.h"
 #include "core/fileio.h"
+#include "core/model_dir.h"
 #include "core/progress.h"
 #include "core/threads.h"
 #include "core/train/grad_model.h"
@@ -18,8 +21,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 
 namespace longseq::cli {
@@ -142,6 +147,9 @@ void classify_batch(Classifier& c, const AudioArgs& a, const std::string& file, 
   for (size_t i = 0; i < ids.size(); ++i) {
     try {
       probs[i] = train::class_probabilities(*c.workers[size_t(thread_slot())], ids[i]);
+      LS_CHECK(std::all_of(probs[i].begin(), probs[i].end(), [](double p) { return std::isfinite(p); }),
+               "{}: window {:.3f}-{:.3f} s got non-finite class probabilities (an overflow in the model)", file,
+               double(ranges[i].start) / c.rate, double(ranges[i].end) / c.rate);
     } catch (const std::exception& e) {
 #pragma omp critical
       if (error.empty()) error = e.what();
@@ -163,13 +171,26 @@ void classify_batch(Classifier& c, const AudioArgs& a, const std::string& file, 
   ranges.clear();
 }
 
+// The window used on one file: --window, but never longer than the recording (rounded up to the
+// pooling stride) unless that is shorter than the model's clip. A window past the end would only be
+// padding, and its memory grows with the window, not with the recording.
+int64_t file_window(const Classifier& c, const fs::path& file, int channel) {
+  const AudioInfo info = AudioReader::open(file, channel).info();
+  const int64_t stride = c.proto->audio()->stride();
+  const double samples = double(info.frames) * double(c.rate) / double(std::max(info.sample_rate, 1));
+  const int64_t covering = (int64_t(std::ceil(samples)) + stride - 1) / stride * stride;
+  return std::min(c.window, std::max(covering, c.proto->audio()->clip_samples));
+}
+
 std::vector<Row> classify_file(Classifier& c, const AudioArgs& a, const fs::path& file, Progress& progress) {
   std::vector<Row> rows;
   std::vector<std::vector<int64_t>> ids;
   std::vector<SampleRange> ranges;
-  for_each_window(file, c.rate, a.channel, c.window, c.hop, [&](const SampleRange& r, std::span<const float> s) {
+  const int64_t window = file_window(c, file, a.channel);
+  const int64_t hop = std::min(c.hop, window);
+  for_each_window(file, c.rate, a.channel, window, hop, [&](const SampleRange& r, std::span<const float> s) {
     const std::vector<float> v(s.begin(), s.end());
-    ids.push_back(mu_law_window(v, 0, c.window, c.proto->audio()->level_rms));  // a recording shorter than the window is padded with silence
+    ids.push_back(mu_law_window(v, 0, window, c.proto->audio()->level_rms));  // a recording shorter than the window is padded with silence
     ranges.push_back(r);
     progress.add(r.end - r.start);
     if (int64_t(ids.size()) >= a.batch) classify_batch(c, a, file.string(), ids, ranges, rows);
@@ -194,11 +215,41 @@ void write_sidecar(const AudioArgs& a, const Classifier& c, const std::vector<fs
   write_text_atomic(fs::path(a.output) / "classify-audio.json", j.dump(2) + "\n");
 }
 
+// Every table this run writes, checked before any work: none may replace an input (a recording, a
+// model file), and two recordings may not share a per-file table.
+void check_outputs(const AudioArgs& a, const std::vector<fs::path>& files) {
+  check_output_folder(a.output, ModelDir::files(a.model));
+  std::set<std::pair<uint64_t, uint64_t>> inputs;
+  for (const auto& p : ModelDir::files(a.model))
+    if (const auto id = file_identity(p)) inputs.insert(*id);
+  for (const auto& f : files)
+    if (const auto id = file_identity(f)) inputs.insert(*id);
+  const auto check = [&](const fs::path& out) {
+    const auto id = file_identity(out);
+    LS_CHECK(!id || !inputs.count(*id), "-o {}: the output {} would replace an input of this run; choose another output folder",
+             a.output, out.string());
+  };
+  check(fs::path(a.output) / "classify-audio.json");
+  std::map<fs::path, fs::path> stems;
+  for (const auto& f : a.combine ? std::vector<fs::path>{} : files) {
+    const auto [it, fresh] = stems.emplace(per_file_stem(a, f), f);
+    LS_CHECK(fresh, "{} and {} would both write {}.*; use --combine for one table, or classify the folders separately", it->second.string(),
+             f.string(), it->first.string());
+  }
+  for (const auto& f : a.formats) {
+    if (a.combine) check(fs::path(a.output).string() + "/results" + extension_of(f));
+    for (const auto& [stem, file] : stems) check(stem.string() + extension_of(f));
+  }
+}
+
 void run(const AudioArgs& a) {
   if (a.list_inputs) {  // the exact set and order a run would classify: what the cluster workflow shards
     for (const auto& f : expand_inputs(a)) fmt::print("{}\n", f.string());
     return;
   }
+  const auto files = expand_inputs(a);
+  check_outputs(a, files);
+  set_oom_hint("use a smaller --window or --batch, or fewer --threads");
   Classifier c;
   c.proto = train::load_grad_model<float>(a.model);
   LS_CHECK(c.proto->audio() && c.proto->head() == train::Head::Classifier,
@@ -210,7 +261,6 @@ void run(const AudioArgs& a) {
   c.hop = a.hop > 0 ? std::max<int64_t>(1, int64_t(std::llround(a.hop * c.rate))) : c.window;
   if (a.device == "cuda") c.proto->set_device(make_cuda_ops());  // each worker's clone gets its own device buffers
   for (int i = 0; i < num_threads(); ++i) c.workers.push_back(c.proto->clone());
-  const auto files = expand_inputs(a);
   fs::create_directories(a.output);
   spdlog::info("classify-audio: {} files, window {:.3f} s, hop {:.3f} s, {} classes", files.size(), double(c.window) / c.rate,
                double(c.hop) / c.rate, c.proto->labels().size());
@@ -254,17 +304,20 @@ void add_classify_audio(CLI::App& app) {
   cmd->add_option("inputs", a->inputs, "Files, folders, @list.txt or - (paths on stdin)")->required();
   cmd->add_flag("--recursive", a->recursive, "Descend into sub-folders");
   cmd->add_option("--ext", a->extensions, "Extensions taken from folders")->delimiter(',');
-  cmd->add_option("--window", a->window, "Window in seconds (default: the model's clip length; rounded to its pooling stride)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--hop", a->hop, "Hop between windows in seconds (default: the window)")->check(CLI::PositiveNumber);
-  cmd->add_option("--min-conf", a->min_conf, "Leave out labels below this probability")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--top-k", a->top_k, "Labels per window")->check(CLI::PositiveNumber);
+  cmd->add_option("--window", a->window,
+                  "Window in seconds, up to 86400 (default: the model's clip length; rounded to its pooling stride, and never longer "
+                  "than a recording)")
+      ->check(finite_range(0.001, 86400.0));
+  cmd->add_option("--hop", a->hop, "Hop between windows in seconds, up to 86400 (default: the window)")->check(finite_range(0.001, 86400.0));
+  cmd->add_option("--min-conf", a->min_conf, "Leave out labels below this probability")->check(finite_range(0.0, 1.0));
+  cmd->add_option("--top-k", a->top_k, "Labels per window")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_option("--format", a->formats, "csv, json, raven (several allowed)")->delimiter(',')->check(CLI::IsMember({"csv", "json", "raven"}));
   cmd->add_option("-o,--output", a->output, "Output folder (per-file tables, or results.* with --combine)");
   cmd->add_flag("--combine", a->combine, "One table for all files instead of one per file");
-  cmd->add_option("--batch", a->batch, "Windows classified together (spread over --threads)")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", a->batch, "Windows classified together (spread over --threads)")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
   cli::add_device_option(cmd, a->device);
-  cmd->add_option("--channel", a->channel, "Use this channel (0-based) instead of the mean of all");
+  cmd->add_option("--channel", a->channel, "Use this channel (0-based, 0 to 1023) instead of the mean of all (the default)")
+      ->check(CLI::Range(0, 1023));
   cmd->add_flag("--list-inputs", a->list_inputs, "Print the recordings the inputs expand to (in the order classified) and exit");
   cmd->add_flag("--skip-existing", a->skip_existing, "Skip files whose tables already exist (per-file mode)");
   cmd->callback([a] { run(*a); });

@@ -3,6 +3,7 @@
 // checked from the command line.
 #include "apps/longseq/commands.h"
 #include "core/error.h"
+#include "core/fileio.h"
 #include "core/models/lm.h"
 #include "core/safetensors.h"
 #include "core/train/grad_model.h"
@@ -55,7 +56,20 @@ void add_gradients(const ForwardArgs& a, const Tensor& ids, std::vector<std::pai
   }
 }
 
+// A NaN or infinity in a result means an overflow inside the model; such a file is never written.
+void check_finite(const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& output) {
+  for (const auto& [name, t] : tensors) {
+    if (!dtype_is_float(t.dtype())) continue;
+    const int64_t bad = first_non_finite(t);
+    LS_CHECK(bad < 0, "{}: '{}' would hold a non-finite value at flat index {} (an overflow in the model); nothing was written",
+             output, name, bad);
+  }
+}
+
 void run(const ForwardArgs& a) {
+  auto inputs = ModelDir::files(a.model);
+  inputs.push_back(a.input);
+  check_output_file(a.output, inputs);
   const auto model = load_language_model(ModelDir::open(a.model));
   const auto in = SafetensorsFile::open(a.input);
   if (!in.contains("input_ids")) fail("{}: no 'input_ids' tensor (expected token ids of shape (B, L))", a.input);
@@ -82,6 +96,7 @@ void run(const ForwardArgs& a) {
     for (size_t k = 0; k < outs.front().extra.size(); ++k)
       tensors.emplace_back(outs.front().extra[k].first, gather([k](const ForwardOutputs& o) { return o.extra[k].second; }));
   if (a.grad) add_gradients(a, ids, tensors);
+  check_finite(tensors, a.output);
   write_safetensors(a.output, tensors,
                     {{"producer", "longseq " LONGSEQ_VERSION}, {"model", a.model}, {"family", model->family()},
                      {"chunk", std::to_string(a.chunk)}});
@@ -99,7 +114,7 @@ void add_forward(CLI::App& app) {
   cmd->add_flag("--states", args->states, "Also write the final recurrent states (ssm_state_{i}, conv_state_{i})");
   cmd->add_flag("--grad", args->grad,
                 "Also write loss (mean next-token cross-entropy over positions 0..L-2) and grad.<name> for every parameter");
-  cmd->add_option("--chunk", args->chunk, "Tokens per streamed chunk")->check(CLI::PositiveNumber);
+  cmd->add_option("--chunk", args->chunk, "Tokens per streamed chunk")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   cmd->callback([args] { run(*args); });
 }
 

@@ -3,6 +3,7 @@
 #include "apps/longseq/commands.h"
 #include "apps/longseq/model_args.h"
 #include "core/error.h"
+#include "core/fileio.h"
 #include "core/models/hyena.h"
 #include "core/models/mamba.h"
 #include "core/config.h"
@@ -20,7 +21,7 @@ void add_model_options(CLI::App* cmd, ModelArgs& a) {
   cmd->add_option("--d-state", a.d_state, "SSM state size N")->check(CLI::Range(1, 256));
   cmd->add_option("--d-conv", a.d_conv, "Causal conv width")->check(CLI::Range(1, 16));
   cmd->add_option("--expand", a.expand, "Inner expansion (D = expand * d_model)")->check(CLI::Range(1, 16));
-  cmd->add_option("--d-inner", a.d_inner, "HyenaDNA MLP width (default 4 * d_model)");
+  cmd->add_option("--d-inner", a.d_inner, "HyenaDNA MLP width (default 0: 4 * d_model)")->check(CLI::Range(int64_t(0), int64_t(1) << 18));
   cmd->add_option("--max-seq-len", a.max_seq_len, "HyenaDNA longest input (positional grid size)")
       ->check(CLI::Range(int64_t(2), int64_t(1) << 31));
   cmd->add_option("--filter-order", a.filter_order, "HyenaDNA implicit filter width")->check(CLI::Range(1, 4096));
@@ -82,6 +83,7 @@ struct InitArgs {
   std::string output, config;
   ModelArgs model;
   uint64_t seed = 0;
+  bool force = false;
 };
 
 void save(const LanguageModel& m, const std::string& dir) {
@@ -90,7 +92,21 @@ void save(const LanguageModel& m, const std::string& dir) {
   fail("cannot save a {} model", m.family());
 }
 
+// A folder that already holds files is refused: init would replace a trained model by random weights.
+void check_output(const InitArgs& a) {
+  namespace fs = std::filesystem;
+  check_output_folder(a.output, {a.config});
+  std::error_code ec;
+  const bool empty = !fs::exists(a.output, ec) || fs::is_empty(a.output, ec);
+  LS_CHECK(empty || a.force, "-o {}: the folder is not empty{}; choose a new folder, or add --force to replace its model", a.output,
+           fs::exists(fs::path(a.output) / "model.safetensors", ec) ? " (it holds a model)" : "");
+  LS_CHECK(a.config.empty() || !same_file(fs::path(a.output) / "config.json", a.config),
+           "--config {} is the config.json that -o {} would replace; copy it elsewhere first", a.config, a.output);
+}
+
 void run(const InitArgs& a) {
+  check_output(a);
+  set_oom_hint("the weights do not fit in memory: use a smaller --d-model, --n-layer, --vocab or --max-seq-len");
   const auto model = a.config.empty() ? new_model(a.model, a.seed) : new_model_from_config(a.config, a.seed);
   save(*model, a.output);
   spdlog::info("wrote {} ({}, seed {})", a.output, describe_model(*model), a.seed);
@@ -104,6 +120,7 @@ void add_init(CLI::App& app) {
   add_model_options(cmd, a->model);
   cmd->add_option("--config", a->config, "Architecture from this config.json (either family) instead of the flags");
   cmd->add_option("--seed", a->seed, "Random seed");
+  cmd->add_flag("--force", a->force, "Write into a folder that is not empty (replaces its config.json and model.safetensors)");
   cmd->callback([a] { run(*a); });
 }
 

@@ -63,6 +63,12 @@ class BaseSource {
 void run(const LoglikArgs& a) {
   LS_CHECK(a.text.empty() != a.fasta.empty(), "give exactly one of --fasta FILE or --text STRING");
   LS_CHECK(a.text.empty() || a.region.empty(), "--region applies to --fasta only");
+  if (a.output != "-") {
+    auto inputs = ModelDir::files(a.model);
+    if (!a.fasta.empty())
+      for (const auto& p : with_suffixes(a.fasta, {".fai", ".gzi"})) inputs.push_back(p);
+    check_output_file(a.output, inputs);
+  }
   const ModelDir dir = ModelDir::open(a.model);
   const auto model = make_device_model(load_language_model(dir), a.device);
   DnaTokenizer tok = DnaTokenizer::from_config(dir.config, model->vocab_size());
@@ -102,6 +108,10 @@ void run(const LoglikArgs& a) {
         for (int64_t r = 0; r < rows; ++r) {
           const float* row = logits.data<float>() + r * logits.stride(0);
           const double lp = double(row[next_ids[size_t(r)]]) - log_sum_exp(row, V);
+          LS_CHECK(std::isfinite(lp),
+                   "{}:{}: the model gave a non-finite log-probability (an overflow in its activations); no output was written. "
+                   "Check the model with `longseq info`, or retrain it",
+                   src.region().contig, src.region().start + start + r + 2);
           sum += lp;
           ++scored;
           fmt::print(out, "{}\t{}\t{}\t{:.6f}\n", src.region().contig, src.region().start + start + r + 2, next[size_t(r)], lp);
@@ -130,7 +140,7 @@ void add_loglik(CLI::App& app) {
   auto* text = cmd->add_option("--text", a->text, "A DNA string instead of a FASTA file");
   fasta->excludes(text);
   cmd->add_option("-o,--output", a->output, "Output TSV ('-' = stdout)");
-  cmd->add_option("--chunk", a->chunk, "Tokens per streamed chunk")->check(CLI::PositiveNumber);
+  cmd->add_option("--chunk", a->chunk, "Tokens per streamed chunk")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   cli::add_device_option(cmd, a->device);
   cmd->add_flag("--keep-case", a->keep_case, "Do not upper-case soft-masked (lowercase) bases; they become unknown tokens");
   cmd->callback([a] { run(*a); });

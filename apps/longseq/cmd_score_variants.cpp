@@ -4,12 +4,14 @@
 // scored in parallel, and records are written back in input order, so the output does not depend on
 // --threads or --batch. Output goes to a temp file renamed on success.
 #include "apps/longseq/commands.h"
+#include "apps/longseq/options.h"
 #include "apps/longseq/model_args.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/memory.h"
 #include "core/models/lm.h"
 #include "core/models/mamba_device.h"
+#include "core/models/summary.h"
 #include "core/progress.h"
 #include "core/threads.h"
 #include "genomics/fasta.h"
@@ -45,7 +47,7 @@ struct ScoreArgs {
   std::string regions, regions_file, tag = "LONGSEQ_DLL", device = "cpu";
   int64_t window = 0, batch = 64;
   double max_n = 0.1;
-  bool write_index = false, strict = false, per_strand = false, keep_case = false;
+  bool write_index = false, strict = false, per_strand = false, keep_case = false, allow_large = false;
 };
 
 // VCF 4.3 INFO keys: [A-Za-z_][0-9A-Za-z_.]*
@@ -159,16 +161,16 @@ class ScoreVariants {
     tok_.set_keep_case(a.keep_case);
     validate_args();
     ScoreOptions o;
-    o.window = a.window > 0 ? a.window
-                            : (model_->max_length() > 0 ? std::min(model_->max_length(), kDefaultWindowCap) : kDefaultWindowCap);
+    o.window = a.window > 0 ? a.window : default_window();
     o.reduce = a.reduce == "mean" ? Reduce::kMean : Reduce::kSum;
     o.forward = a.strand != "rev";
     o.reverse = a.strand != "fwd";
     o.max_n_fraction = a.max_n;
+    check_window(o.window);
     scorer_.emplace(*model_, tok_, fasta_, o);
     type_ = output_type(a);
     spdlog::info("score-variants: model {} ({}), window {} bases{}, reduce {}, strand {}", a.model, model_->family(), o.window,
-                 a.window > 0 ? "" : " (default: the model's length, capped at 32768; set --window)", a.reduce, a.strand);
+                 a.window > 0 ? "" : " (default: the model's training or maximum length, capped at 32768; set --window)", a.reduce, a.strand);
   }
 
   void run() {
@@ -192,6 +194,48 @@ class ScoreVariants {
     const char t = output_type(a_);
     LS_CHECK(!a_.write_index || ((t == 'z' || t == 'b') && a_.output != "-"),
              "--write-index needs a bgzipped VCF or BCF output file (-O z or -O b with -o FILE)");
+  }
+
+  // The length the model was trained on (config.json's longseq_train_length, written by `longseq
+  // train`), else its maximum input, capped at kDefaultWindowCap.
+  int64_t trained_length() const { return dir_.config.get_int("longseq_train_length", 0); }
+  int64_t default_window() const {
+    const int64_t natural = trained_length() > 0 ? trained_length() : model_->max_length();
+    return natural > 0 ? std::min(natural, kDefaultWindowCap) : kDefaultWindowCap;
+  }
+
+  // A window past what the model was trained on is allowed (recurrent models run any length) but
+  // said once; one whose working memory cannot fit on this machine is refused before any work.
+  void check_window(int64_t window) const {
+    const int64_t trained = trained_length();
+    if (trained > 0 && window > trained)
+      spdlog::warn("--window {} is longer than the {}-base windows the model was trained on; scores of such windows may mean less",
+                   window, trained);
+    const ModelSummary m = summarize_model(dir_);
+    int64_t longest = 0;  // windows never run past a contig
+    for (const auto& c : fasta_.contigs()) longest = std::max(longest, fasta_.length(c));
+    const double w = double(std::min(window, std::max<int64_t>(longest, 2)));
+    const double concurrent = double(std::min<int64_t>(num_threads(), a_.batch));
+    // A batch of sites holds its windows' bases and token ids (both strands: a prefix and one suffix
+    // per allele, ~64 bytes per window base); the sites running at once add the activations of a
+    // whole window (global-convolution families) or of one streamed chunk (recurrent families).
+    const double need = m.weight_bytes + double(a_.batch) * 64 * w +
+                        concurrent * m.activation_bytes_per_token * (model_->max_length() > 0 ? w : 4096.0);
+    const double have = double(usable_memory_bytes());
+    LS_CHECK(a_.allow_large || need <= 0.9 * have,
+             "--window {}: about {:.1f} GiB of working memory ({} records per batch, {:.0f} at once) but this machine has {:.1f} GiB; "
+             "use a smaller --window or --batch, fewer --threads (or --allow-large to try anyway)",
+             window, need / double(1 << 30), a_.batch, concurrent, have / double(1 << 30));
+  }
+
+  // Windows are never padded: on a contig shorter than the window every site's window is the whole
+  // contig, which is slow and rarely what was meant. Said once per contig.
+  void warn_if_window_covers_contig(const std::string& contig) {
+    if (!fasta_.has_contig(contig) || !warned_contigs_.insert(contig).second) return;
+    const int64_t len = fasta_.length(contig);
+    if (scorer_->options().window > len)
+      spdlog::warn("--window {} is longer than contig {} ({} bases): its sites are scored on windows of the whole contig",
+                   scorer_->options().window, contig, len);
   }
 
   void open_input() {
@@ -307,10 +351,9 @@ class ScoreVariants {
     if (!ref_contig.empty() && ref_contig != vcf_contig && summary_.renamed.insert({vcf_contig, ref_contig}).second)
       spdlog::info("contig '{}' of the VCF is '{}' in the reference", vcf_contig, ref_contig);
     item.prepared = scorer_->prepare(site);
+    warn_if_window_covers_contig(site.contig);
     for (size_t i = 0; i < site.alts.size(); ++i) {
       const SkipReason r = item.prepared.scores[i].reason;
-      ++summary_.alleles;
-      summary_.count(r);
       LS_CHECK(!a_.strict || r != SkipReason::kRefMismatch,
                "{}: record {} ({}:{} {}>{}): REF does not match the reference {} (--strict); check that the VCF was called on "
                "this reference, or drop --strict to skip such records",
@@ -334,6 +377,11 @@ class ScoreVariants {
       batch.push_back(std::move(item));
     }
     for_blocks(int64_t(batch.size()), 1, [&](int64_t i, int64_t, int) { scorer_->run(batch[size_t(i)].prepared); });
+    for (const Item& item : batch)  // counted after the run: a non-finite result is a skip reason too
+      for (const AlleleScore& s : item.prepared.scores) {
+        ++summary_.alleles;
+        summary_.count(s.reason);
+      }
     progress_->add(int64_t(batch.size()));
     return !batch.empty();
   }
@@ -453,10 +501,23 @@ class ScoreVariants {
   int header_contigs_ = 0;
   Summary summary_;
   std::optional<Progress> progress_;
+  std::set<std::string> warned_contigs_;
 };
+
+// Before the model is loaded: the output must not be an input, a folder, or in a missing folder.
+void check_paths(const ScoreArgs& a) {
+  if (a.output == "-") return;
+  std::vector<std::filesystem::path> inputs = ModelDir::files(a.model);
+  for (const auto& p : with_suffixes(a.reference, {".fai", ".gzi"})) inputs.push_back(p);
+  for (const auto& p : with_suffixes(a.input == "-" ? "/dev/stdin" : a.input, {".tbi", ".csi"})) inputs.push_back(p);
+  if (!a.regions_file.empty()) inputs.push_back(a.regions_file);
+  check_output_file(a.output, inputs);
+  if (a.write_index) check_output_file(a.output + (output_type(a) == 'z' ? ".tbi" : ".csi"), inputs, "--write-index");
+}
 
 void run(const ScoreArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
+  check_paths(a);
   ScoreVariants job(a);
   job.run();
   job.summary().print(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -475,7 +536,7 @@ void add_score_variants(CLI::App& app) {
       "cut to W bases, so everything before the variant cancels. Reverse strand: the reverse complement, with both windows ending at "
       "the same base. --strand both reports the mean of the two. Unscored alleles get '.', counted by reason in the summary: "
       "ref_mismatch, missing_contig (chr20<->20 and chrM<->MT are mapped), unsupported_allele (<DEL>, *, breakends, '.', IUPAC), "
-      "too_many_n, allele_too_long, out_of_range. Records outside --regions/--regions-file are not written (bcftools -t).");
+      "too_many_n, allele_too_long, out_of_range, non_finite (the model overflowed). Records outside --regions/--regions-file are not written (bcftools -t).");
   cmd->add_option("-r,--reference", a->reference, "Reference FASTA (plain or bgzipped, faidx-indexed or indexable)")->required();
   cmd->add_option("-m,--model", a->model, "Model directory (config.json + model.safetensors)")->required();
   cmd->add_option("-i,--input", a->input, "Input VCF, VCF.gz or BCF ('-' = stdin)");
@@ -483,8 +544,8 @@ void add_score_variants(CLI::App& app) {
   cmd->add_option("-O,--output-type", a->out_type, "v VCF, z bgzipped VCF, b BCF, u uncompressed BCF, t TSV (default: from -o's name)")
       ->check(CLI::IsMember({"v", "z", "b", "u", "t"}));
   cmd->add_flag("--write-index", a->write_index, "Index the output (.tbi for -O z, .csi for -O b)");
-  cmd->add_option("--window", a->window, "Window length W in bases (default: the model's maximum, capped at 32768)")
-      ->check(CLI::Range(int64_t(2), int64_t(1) << 40));
+  cmd->add_option("--window", a->window, "Window length W in bases (default: the length the model was trained on, else its maximum, capped at 32768)")
+      ->transform(count_range(2, int64_t(1) << 40));
   cmd->add_option("--reduce", a->reduce, "sum: difference of summed log-probabilities; mean: of per-position means")
       ->check(CLI::IsMember({"sum", "mean"}));
   cmd->add_option("--strand", a->strand, "fwd, rev, or both (mean of the two)")->check(CLI::IsMember({"fwd", "rev", "both"}));
@@ -492,9 +553,11 @@ void add_score_variants(CLI::App& app) {
   auto* regions = cmd->add_option("--regions", a->regions, "Only records overlapping chr:start-end[,chr:start-end...] (1-based, inclusive; no commas in numbers)");
   cmd->add_option("--regions-file", a->regions_file, "Only records overlapping the regions of a BED file")->excludes(regions);
   cmd->add_option("--tag", a->tag, "INFO key of the score (VCF 4.3 key rules)");
-  cmd->add_option("--batch", a->batch, "Records read and scored together (parallel over sites)")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", a->batch, "Records read and scored together (parallel over sites)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cli::add_device_option(cmd, a->device);
-  cmd->add_option("--max-n-fraction", a->max_n, "Skip windows with a larger fraction of N bases");
+  cmd->add_option("--max-n-fraction", a->max_n, "Skip windows with a larger fraction of N bases")->check(finite_range(0.0, 1.0));
+  cmd->add_flag("--allow-large", a->allow_large, "Run even when the window's estimated memory exceeds this machine's");
   cmd->add_flag("--strict", a->strict, "A REF that does not match the reference is an error instead of a skip");
   cmd->add_flag("--keep-case", a->keep_case, "Do not upper-case soft-masked reference bases");
   cmd->callback([a] { run(*a); });

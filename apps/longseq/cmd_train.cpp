@@ -3,9 +3,11 @@
 // (--init: continue pretraining, or fine-tune an LM with a new classifier head). Writes checkpoints,
 // metrics and OUT/model, a model folder that every other subcommand loads.
 #include "apps/longseq/commands.h"
+#include "apps/longseq/options.h"
 #include "core/device/ops.h"
 #include "apps/longseq/model_args.h"
 #include "core/error.h"
+#include "core/fileio.h"
 #include "core/model_dir.h"
 #include "core/train/trainer.h"
 #include "audio/audio_dataset.h"
@@ -28,7 +30,7 @@ struct TrainArgs {
   int64_t length = 1024, val_windows = 256;
   double val_fraction = 0.2;
   std::vector<std::string> contigs, val_contigs;
-  bool no_rc = false, recompute = false, baseline = false;
+  bool no_rc = false, recompute = false, baseline = false, force = false;
   // audio-classify
   int sample_rate = 16000;
   double clip_seconds = 2.0;
@@ -105,6 +107,7 @@ void run_lm(TrainArgs& a) {
     a.model.max_seq_len = a.length + 2;
   auto model = build_model(a, {});
   LS_CHECK(model->head() == train::Head::LanguageModel, "--task lm cannot train a classifier checkpoint ({})", a.init);
+  model->set_train_length(a.length);
   spdlog::info("{} trainable parameters; {} steps of {} windows of {} bases", parameter_count(*model), a.opt.steps, a.opt.batch,
                a.length);
   const auto summary = train::train_model(*model, task, a.opt);
@@ -161,13 +164,68 @@ void run_audio(TrainArgs& a) {
   report(summary, *model, used.clip_samples, true);
 }
 
-void run(TrainArgs& a) {
-  a.opt.out_dir = a.output;
-  a.opt.metrics = a.metrics;
-  a.opt.run_info = {{"command", command_line()}, {"task", a.task}};
+// Inputs this run reads, for the checks that no output replaces one.
+std::vector<std::filesystem::path> input_files(const TrainArgs& a) {
+  std::vector<std::filesystem::path> in;
+  if (!a.reference.empty())
+    for (const auto& p : with_suffixes(a.reference, {".fai", ".gzi"})) in.push_back(p);
+  for (const auto& p : {a.data, a.val_data, a.config})
+    if (!p.empty()) in.push_back(p);
+  if (!a.init.empty())
+    for (const auto& p : ModelDir::files(a.init)) in.push_back(p);
+  return in;
+}
+
+// Before any work: OUT must be a folder (or new); a finished or started run in it is continued only
+// with --resume and replaced only with --force; the metrics file must not be an input.
+void check_output(const TrainArgs& a) {
+  namespace fs = std::filesystem;
+  const auto inputs = input_files(a);
+  check_output_folder(a.output, inputs);
+  const fs::path out(a.output);
+  for (const auto& p : inputs) {  // training replaces OUT/model, OUT/checkpoint-* and the metrics file
+    const fs::path rel = fs::weakly_canonical(p).lexically_relative(fs::weakly_canonical(out));
+    const std::string top = rel.empty() ? "" : rel.begin()->string();
+    LS_CHECK(top != "model" && !top.starts_with("checkpoint-") && top != "metrics.jsonl",
+             "{} is inside {}/{}, which training replaces; copy it out first or choose another -o", p.string(), a.output, top);
+  }
+  std::error_code ec;
+  const bool has_run = fs::exists(out / "latest", ec) || fs::exists(out / "model", ec);
+  LS_CHECK(!has_run || a.opt.resume || a.force,
+           "-o {} already holds a training run ({}); add --resume to continue it, --force to start over and replace it, or choose "
+           "another folder",
+           a.output, fs::exists(out / "model", ec) ? "a final model in model/" : "checkpoints");
+  if (!a.metrics.empty()) check_output_file(a.metrics, inputs, "--metrics");
+}
+
+void run_task(TrainArgs& a) {
   if (a.task == "lm") return run_lm(a);
   if (a.task == "audio-classify") return run_audio(a);
   run_classify(a);
+}
+
+void run(TrainArgs& a) {
+  namespace fs = std::filesystem;
+  check_output(a);
+  set_oom_hint("use a smaller --batch or --length, more --accumulate, or --recompute");
+  a.opt.out_dir = a.output;
+  a.opt.metrics = a.metrics;
+  a.opt.run_info = {{"command", command_line()}, {"task", a.task}};
+  std::error_code ec;
+  const bool created = !fs::exists(a.output, ec);
+  if (a.force && !a.opt.resume && !created) {  // start over: the old run's checkpoints and model go
+    for (const auto& e : fs::directory_iterator(a.output))
+      if (e.path().filename() == "latest" || e.path().filename() == "model" ||
+          e.path().filename().string().starts_with("checkpoint-"))
+        fs::remove_all(e.path());
+  }
+  try {
+    run_task(a);
+  } catch (...) {
+    // A run that failed before its first checkpoint leaves nothing behind in a folder it created.
+    if (created && !fs::exists(fs::path(a.output) / "latest", ec)) fs::remove_all(a.output, ec);
+    throw;
+  }
 }
 
 }  // namespace
@@ -184,57 +242,60 @@ void add_train(CLI::App& app) {
   cmd->add_option("-r,--reference", a->reference, "lm: FASTA (plain or bgzipped) to train on");
   cmd->add_option("--contigs", a->contigs, "lm: contigs to use (default: all)")->delimiter(',');
   cmd->add_option("--val-fraction", a->val_fraction, "Held-out fraction: the end of each contig (lm) or of each class (classify)")
-      ->check(CLI::Range(0.0, 0.9));
+      ->check(finite_range(0.0, 0.9));
   cmd->add_option("--val-contig", a->val_contigs, "lm: hold out these whole contigs instead")->delimiter(',');
-  cmd->add_option("--val-windows", a->val_windows, "lm: validation windows (fixed, evenly spread)")->check(CLI::PositiveNumber);
+  cmd->add_option("--val-windows", a->val_windows, "lm: validation windows (fixed, evenly spread)")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_option("--data", a->data, "classify: TSV 'sequence<TAB>label' or a folder of class folders (FASTA); audio-classify: class folders of recordings or a CSV path,label[,start,end]");
   cmd->add_option("--val-data", a->val_data, "classify: validation set in the same form (default: split from --data)");
   cmd->add_option("--sample-rate", a->sample_rate, "audio-classify: model sample rate (recordings are resampled to it)")
       ->check(CLI::Range(1000, 384000));
-  cmd->add_option("--clip-seconds", a->clip_seconds, "audio-classify: clip length (rounded to the pooling stride)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--pool", a->pool, "audio-classify: down-pooling factor entering each stage (n-layer splits evenly)")
-      ->delimiter(',');
+  cmd->add_option("--clip-seconds", a->clip_seconds, "audio-classify: clip length, up to 3600 s (rounded to the pooling stride)")
+      ->check(finite_range(0.001, 3600.0));
+  cmd->add_option("--pool", a->pool, "audio-classify: down-pooling factor (1 to 1024) entering each stage (n-layer splits evenly)")
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t(1), int64_t(1024)));
   cmd->add_option("--filters", a->filters,
                   "audio-classify: front end of this many mel-spaced log-power bands over --frame-sample frames every pool[0] samples (0: embed the mu-law samples)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--frame", a->frame, "audio-classify: filterbank frame length in samples (>= the first pool factor)")
       ->check(CLI::Range(1, 16384));
   cmd->add_option("--level-rms", a->level_rms, "audio-classify: scale every clip and window to this RMS before the model (0: as recorded)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(finite_range(0.0, 1.0));
   cmd->add_flag("--band-norm", a->band_norm,
                 "audio-classify: subtract each filterbank band's mean over the window (cancels microphone/channel colouring; for speech)");
   cmd->add_flag("--learn-filters", a->learn_filters, "audio-classify: train the filterbank too (default: keep its initial bands)");
   cmd->add_flag("--no-augment", a->no_augment, "audio-classify: no gain/shift/noise/speed/tilt augmentation");
   cmd->add_option("--augment-speed", a->augment.speed,
                   "audio-classify: speed (and pitch, formant) change up to this fraction; 0.15-0.2 mimics other speakers' vocal tracts")
-      ->check(CLI::Range(0.0, 0.5));
+      ->check(finite_range(0.0, 0.5));
   cmd->add_option("--ext", a->extensions, "audio-classify: file extensions read from class folders")->delimiter(',');
   cmd->add_option("--init", a->init, "Start from this model folder (pretrained LM or checkpoint) instead of a new model");
   add_model_options(cmd, a->model);
   cmd->add_option("--config", a->config, "New model with the architecture of this config.json (either family) instead of the flags");
-  cmd->add_option("--length,-L", a->length, "lm: window length in bases; classify: crop longer sequences to this (0: never)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--steps", a->opt.steps, "Optimizer steps")->check(CLI::PositiveNumber);
-  cmd->add_option("--batch", a->opt.batch, "Sequences per step")->check(CLI::PositiveNumber);
-  cmd->add_option("--accumulate", a->opt.accumulate, "Micro-batches per step (gradient accumulation)")->check(CLI::PositiveNumber);
-  cmd->add_option("--lr", a->opt.adam.lr, "Peak learning rate")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", a->opt.warmup, "Linear warmup steps")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--min-lr-ratio", a->opt.min_lr_ratio, "Cosine floor as a fraction of --lr")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--weight-decay", a->opt.adam.weight_decay, "AdamW decay (weight matrices only)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--beta2", a->opt.adam.beta2, "AdamW beta2")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--clip", a->opt.clip, "Gradient clipping: max global L2 norm (0: off)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--length,-L", a->length, "lm: window length in bases, up to 2^26; classify: crop longer sequences to this (0: never)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 26));
+  cmd->add_option("--steps", a->opt.steps, "Optimizer steps")->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+  cmd->add_option("--batch", a->opt.batch, "Sequences per step")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  cmd->add_option("--accumulate", a->opt.accumulate, "Micro-batches per step (gradient accumulation)")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  cmd->add_option("--lr", a->opt.adam.lr, "Peak learning rate, above 0 and at most 10")->check(finite_range(1e-12, 10.0));
+  cmd->add_option("--warmup", a->opt.warmup, "Linear warmup steps")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  cmd->add_option("--min-lr-ratio", a->opt.min_lr_ratio, "Cosine floor as a fraction of --lr")->check(finite_range(0.0, 1.0));
+  cmd->add_option("--weight-decay", a->opt.adam.weight_decay, "AdamW decay (weight matrices only), 0 to 10")->check(finite_range(0.0, 10.0));
+  cmd->add_option("--beta2", a->opt.adam.beta2, "AdamW beta2")->check(finite_range(0.0, 1.0));
+  cmd->add_option("--clip", a->opt.clip, "Gradient clipping: max global L2 norm (0: off)")->check(finite_range(0.0, 1e12));
   cmd->add_option("--seed", a->opt.seed, "Seed of initialisation, data order and augmentation");
   cmd->add_flag("--no-rc", a->no_rc, "No reverse-complement augmentation");
   cmd->add_flag("--recompute", a->recompute, "Recompute each layer's activations in the backward (less memory, ~1.3x time)");
   cli::add_device_option(cmd, a->device);
-  cmd->add_option("--log-every", a->opt.log_every, "Steps between metric lines")->check(CLI::PositiveNumber);
-  cmd->add_option("--eval-every", a->opt.eval_every, "Steps between validations (0: at the end only)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--save-every", a->opt.save_every, "Steps between checkpoints (0: at the end only)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--keep", a->opt.keep_checkpoints, "Checkpoints kept (oldest removed)")->check(CLI::PositiveNumber);
+  cmd->add_option("--log-every", a->opt.log_every, "Steps between metric lines")->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+  cmd->add_option("--eval-every", a->opt.eval_every, "Steps between validations (0: at the end only)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  cmd->add_option("--save-every", a->opt.save_every, "Steps between checkpoints (0: at the end only)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  cmd->add_option("--keep", a->opt.keep_checkpoints, "Checkpoints kept (oldest removed)")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_option("--metrics", a->metrics, "Metrics file, .jsonl or .csv (default OUT/metrics.jsonl)");
   cmd->add_flag("--resume", a->opt.resume, "Continue from the latest checkpoint in OUT (same options)");
-  cmd->add_option("--max-minutes", a->opt.max_minutes, "Stop after this many minutes, saving a checkpoint")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--force", a->force, "Start over in an OUT that holds an earlier run (its checkpoints and model are removed)")
+      ->excludes("--resume");
+  cmd->add_option("--max-minutes", a->opt.max_minutes, "Stop after this many minutes, saving a checkpoint (0: no limit)")->check(finite_range(0.0, 1e7));
   cmd->add_flag("--baseline", a->baseline, "lm: also report order-0..8 Markov baselines on the validation windows");
   cmd->callback([a] { run(*a); });
 }

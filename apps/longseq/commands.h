@@ -20,4 +20,8 @@ void add_classify_audio(CLI::App& app);
 const std::string& command_line();
 void set_command_line(int argc, char** argv);
 
+// What the out-of-memory message suggests; each command names its own sizes ("a smaller --window").
+void set_oom_hint(std::string hint);
+const std::string& oom_hint();
+
 }  // namespace longseq::cli

@@ -4,15 +4,21 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "core/temp_paths.h"
 #include "core/threads.h"
+
+#include <htslib/hts.h>
 
 #include <cstdio>
 
 namespace longseq::cli {
 namespace {
 std::string g_command_line;
+std::string g_oom_hint = "use smaller inputs or sizes, or fewer --threads";
 }
 const std::string& command_line() { return g_command_line; }
+void set_oom_hint(std::string hint) { g_oom_hint = std::move(hint); }
+const std::string& oom_hint() { return g_oom_hint; }
 void set_command_line(int argc, char** argv) {
   g_command_line.clear();
   for (int i = 0; i < argc; ++i) {
@@ -25,16 +31,26 @@ void set_command_line(int argc, char** argv) {
 }  // namespace longseq::cli
 
 int main(int argc, char** argv) {
+  longseq::install_signal_cleanup();  // first: before any thread exists (see core/temp_paths.h)
   CLI::App app{"longseq: long-sequence models (Mamba, Hyena) over million-length DNA and audio", "longseq"};
   app.set_version_flag("--version", std::string("longseq ") + LONGSEQ_VERSION);
   int threads = 0;
   std::string log_level = "info";
   bool quiet = false;
-  app.add_option("--threads,-@", threads, "Worker threads (default: one per core)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads,-@", threads, fmt::format("Worker threads, 1 to {} (default 0: one per core)", longseq::kMaxThreads))
+      ->check(CLI::Range(0, longseq::kMaxThreads));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   app.add_flag("--quiet,-q", quiet, "Only errors on stderr; no progress");
   app.require_subcommand(1);
+  // One line per mistake, ending with where to look (CLI11's default adds a second line).
+  app.failure_message([](const CLI::App* top, const CLI::Error& e) {
+    const auto used = top->get_subcommands();  // the subcommand given, if any
+    if (!used.empty()) return fmt::format("longseq: error: {} (see `longseq {} --help`)\n", e.what(), used.front()->get_name());
+    std::string names;  // no or an unknown subcommand: name them
+    for (const CLI::App* sub : top->get_subcommands([](const CLI::App*) { return true; })) names += (names.empty() ? "" : ", ") + sub->get_name();
+    return fmt::format("longseq: error: {}; subcommands: {} (see `longseq --help`)\n", e.what(), names);
+  });
   app.fallthrough();
 
   longseq::cli::add_info(app);
@@ -50,6 +66,9 @@ int main(int argc, char** argv) {
   try {
     app.parse_complete_callback([&] {
       longseq::init_logging(quiet ? "error" : log_level);
+      // htslib's own "[E::...]" lines would precede (and repeat) longseq's one-line error; they are
+      // shown only when debugging.
+      hts_set_log_level(log_level == "trace" ? HTS_LOG_DEBUG : log_level == "debug" ? HTS_LOG_WARNING : HTS_LOG_OFF);
       longseq::Progress::set_quiet(quiet);
       longseq::set_num_threads(threads);
     });
@@ -60,7 +79,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "longseq: error: %s\n", e.what());
     return 1;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "longseq: error: out of memory (use a smaller --chunk/--batch or fewer threads)\n");
+    std::fprintf(stderr, "longseq: error: out of memory (%s)\n", longseq::cli::oom_hint().c_str());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "longseq: internal error: %s (please report it with the command line)\n", e.what());

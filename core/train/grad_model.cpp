@@ -152,6 +152,7 @@ void GradModel<T>::save(const std::filesystem::path& dir) const {
   nlohmann::json cfg = config_json();
   if (head_ == Head::Classifier) cfg["longseq_head"] = {{"type", "classifier"}, {"classes", classes_}, {"labels", labels_}};
   if (audio_) cfg["longseq_audio"] = audio_->to_json();
+  if (train_length_ > 0) cfg["longseq_train_length"] = train_length_;
   AtomicFile f(dir / "config.json");
   f.write(cfg.dump(2) + "\n");
   f.commit();

@@ -91,6 +91,9 @@ class GradModel {
   double class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad, std::vector<double>* logits = nullptr);
   // Per-layer recomputation in the backward (activation memory of one layer instead of all).
   void set_recompute(bool on) { recompute_ = on; }
+  // The window length a language model is trained on, saved as config.json's longseq_train_length
+  // so that scoring can say when it runs windows the model never saw (0: not recorded).
+  void set_train_length(int64_t length) { train_length_ = length; }
   // Runs the backbone's forward and backward on `ops` (null: back to the CPU). Weights and
   // optimizer stay on the host; each sequence uploads the weights and downloads the gradients.
   // Throws for families or model kinds without a device path.
@@ -149,6 +152,7 @@ class GradModel {
   int64_t lm_head_ = -1;  // offset of the LM head (the embedding's when tied)
   std::vector<T> fin_, dfin_;
   bool recompute_ = false;
+  int64_t train_length_ = 0;
   std::vector<std::string> labels_;
   std::optional<AudioSpec> audio_;
 };

@@ -6,6 +6,7 @@
 #include "core/memory.h"
 #include "core/progress.h"
 #include "core/safetensors.h"
+#include "core/temp_paths.h"
 #include "core/threads.h"
 
 #include <fmt/format.h>
@@ -153,6 +154,7 @@ std::string checkpoint_name(int64_t step) { return fmt::format("checkpoint-{:07d
 void save_checkpoint(const GradModel<float>& model, const AdamW& adam, const TrainOptions& o, int64_t step, const nlohmann::json& last) {
   const fs::path final_dir = o.out_dir / checkpoint_name(step), tmp = o.out_dir / ("." + checkpoint_name(step) + ".tmp");
   fs::remove_all(tmp);
+  TempPathGuard guard(tmp);  // a signal while it is written removes it
   model.save(tmp);
   adam.save(tmp / "optimizer.safetensors");
   nlohmann::json state = {{"step", step}, {"seed", o.seed}, {"batch", o.batch}, {"accumulate", o.accumulate},
@@ -172,6 +174,7 @@ void save_checkpoint(const GradModel<float>& model, const AdamW& adam, const Tra
 void save_final_model(const GradModel<float>& model, const fs::path& out_dir) {
   const fs::path dir = out_dir / "model", tmp = out_dir / ".model.tmp";
   fs::remove_all(tmp);
+  TempPathGuard guard(tmp);
   model.save(tmp);
   fs::remove_all(dir);
   fs::rename(tmp, dir);
@@ -312,6 +315,12 @@ TrainSummary train_model(GradModel<float>& model, const TrainTask& task, const T
     }
     loss *= scale;
     const double norm = clip_grad_norm(grad, o.clip);
+    // A NaN or infinite loss or gradient would spread into every weight at this step: stop before it
+    // does, keeping the checkpoints already written.
+    LS_CHECK(std::isfinite(loss) && std::isfinite(norm),
+             "training diverged at step {}: loss {}, gradient norm {}; the weights were not updated. Lower --lr, raise --warmup or "
+             "set --clip, and start again (or --resume from the last checkpoint in {})",
+             step + 1, loss, norm, o.out_dir.string());
     adam.step(model.weights(), grad, lr);
     progress.add(1);
     const bool last = step + 1 == o.steps;

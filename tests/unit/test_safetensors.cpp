@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
 
 using namespace longseq;
@@ -155,4 +156,22 @@ TEST(Safetensors, RandomCorruptionNeverCrashes) {
     }
   }
   EXPECT_GT(errors, 50);
+}
+
+TEST(Safetensors, NonFiniteWeightsAreRefusedNamingTheTensor) {
+  TempDir dir;
+  const float nan = std::nanf("");
+  write_safetensors(dir / "w.safetensors", {{"ok", Tensor::from_vector(std::vector<float>{1, 2}, {2})},
+                                            {"bad.weight", Tensor::from_vector(std::vector<float>{1, 2, nan, 4}, {2, 2})},
+                                            {"half", Tensor::from_vector(std::vector<float>{1, INFINITY}, {2}).to(DType::F16)}});
+  const auto f = SafetensorsFile::open(dir / "w.safetensors");
+  EXPECT_NO_THROW(f.load_f32("ok"));
+  EXPECT_NO_THROW(f.view("bad.weight"));  // the raw view is not a weight load
+  try {
+    f.load_f32("bad.weight");
+    ADD_FAILURE() << "no error for a NaN weight";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'bad.weight' holds a non-finite value (nan at flat index 2)"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(f.load_f32("half"), Error);
 }

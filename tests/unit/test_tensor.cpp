@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <numeric>
 
 using namespace longseq;
@@ -109,4 +110,29 @@ TEST(Tensor, ZeroSizedAndBadShapes) {
   EXPECT_THROW(Tensor::empty({-1, 3}), Error);
   EXPECT_THROW(iota({2, 2}).slice(0, 1, 2), Error);
   EXPECT_THROW(iota({2, 2}).select(2, 0), Error);
+}
+
+TEST(Tensor, FirstNonFiniteFindsTheFirstNanOrInfinity) {
+  using longseq::first_non_finite;
+  using longseq::Tensor;
+  for (const int64_t n : {1, 7, 1023, 1024, 1025, 5000}) {
+    std::vector<float> v(size_t(n), 0.5f);
+    EXPECT_EQ(first_non_finite(Tensor::from_vector(v, {n})), -1) << n;
+    for (const float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+      for (const int64_t at : {int64_t(0), n / 2, n - 1}) {
+        std::vector<float> w = v;
+        w[size_t(at)] = bad;
+        if (at + 1 < n) w[size_t(n - 1)] = bad;  // a later one too: the first is reported
+        EXPECT_EQ(first_non_finite(Tensor::from_vector(w, {n})), at) << n << " " << at;
+      }
+    }
+  }
+  // the largest finite float and subnormals are finite; strided views and F16 are checked as values
+  std::vector<float> edge = {3.4028235e38f, -3.4028235e38f, 1e-45f, -0.0f};
+  EXPECT_EQ(first_non_finite(Tensor::from_vector(edge, {4})), -1);
+  Tensor m = Tensor::from_vector(std::vector<float>{1, 2, INFINITY, 4, 5, 6}, {2, 3});
+  EXPECT_EQ(first_non_finite(m.transpose(0, 1)), 4);  // row-major index in the view: (2, 0)
+  EXPECT_EQ(first_non_finite(m.to(longseq::DType::F16)), 2);
+  const std::vector<int64_t> ids = {1, 2};
+  EXPECT_EQ(first_non_finite(Tensor::from_ids(ids)), -1);
 }
