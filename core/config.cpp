@@ -1,5 +1,8 @@
 #include "core/config.h"
 
+#include <cmath>
+#include <cstdint>
+
 #include "core/error.h"
 #include "core/fileio.h"
 
@@ -43,8 +46,12 @@ const nlohmann::json& Config::require(const std::string& key, const char* type) 
 
 int64_t Config::get_int(const std::string& key) const {
   const auto& v = require(key, "integer");
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)) invalid(key, "is too large, got " + v.dump());
   if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float() && v.get<double>() == double(int64_t(v.get<double>()))) return int64_t(v.get<double>());
+  if (v.is_number_float()) {  // 4.0 is 4; checked before the cast, which is undefined outside int64's range (found by fuzzing)
+    const double d = v.get<double>();
+    if (std::isfinite(d) && d == std::floor(d) && d >= -9.2e18 && d <= 9.2e18) return int64_t(d);
+  }
   invalid(key, "must be an integer, got " + v.dump());
 }
 

@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <optional>
+#include <sstream>
 
 namespace longseq {
 
@@ -75,6 +77,25 @@ std::filesystem::path cache_dir() {
   return base / "longseq" / "faidx";
 }
 
+// Checks each entry of a .fai (name, length, offset, bases per line, bytes per line): htslib divides
+// by the bases per line when it fetches, so a contig with bases but an empty line layout (a NUL or a
+// stray byte in the sequence, a hand-edited index) would end the process with SIGFPE (found by
+// fuzzing). Throws naming the contig.
+void check_index(const std::string& fai, const std::string& fasta) {
+  std::ifstream in(fai);
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    const size_t tab = line.find('\t');
+    std::istringstream f(tab == std::string::npos ? std::string() : line.substr(tab + 1));
+    int64_t len = -1, offset = -1, bases = -1, bytes = -1;
+    f >> len >> offset >> bases >> bytes;
+    LS_CHECK(f && len >= 0 && offset >= 0 && bases >= 0 && bytes >= bases && (len == 0 || bases > 0),
+             "{}: contig '{}' has an inconsistent line layout in its index {} (line {}: a stray or NUL byte in the sequence, or a "
+             "stale index); fix the FASTA (e.g. `seqkit seq -w 60`) and delete the .fai",
+             fasta, line.substr(0, tab), fai, n);
+  }
+}
+
 }  // namespace
 
 FastaReader FastaReader::open(const std::filesystem::path& path) {
@@ -114,6 +135,7 @@ FastaReader FastaReader::open(const std::filesystem::path& path) {
   }
   r.impl_->fai = fai_load3(fn.c_str(), fai.c_str(), bgzipped ? gzi.c_str() : nullptr, FAI_CREATE);
   if (!r.impl_->fai) fail("{}: cannot load or build the FASTA index (is it a valid FASTA file?)", fn);
+  check_index(fai, fn);
   return r;
 }
 

@@ -88,6 +88,15 @@ class Reliability : public ::testing::Test {
                               .c_str()),
               0);
     ASSERT_EQ(std::system(("sox -n -r 16000 -b 16 " + q(*dir_ / "short.wav") + " synth 0.74 sine 440 2>/dev/null").c_str()), 0);
+    // Two classes of short tones for audio training.
+    for (const auto& [label, base] : {std::pair{"low", 200}, std::pair{"high", 2000}})
+      for (int i = 0; i < 4; ++i) {
+        fs::create_directories(*dir_ / "tones" / label);
+        ASSERT_EQ(std::system(fmt::format("sox -n -r 16000 -b 16 {} synth 0.3 sine {} 2>/dev/null",
+                                          q(*dir_ / "tones" / label / fmt::format("{}.wav", i)), base + 37 * i)
+                                  .c_str()),
+                  0);
+      }
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -242,7 +251,8 @@ TEST_F(Reliability, ThreadCountsAreBoundedAndThreadFailuresAreErrors) {
   EXPECT_TRUE(temp_leftovers(t.path()).empty());
 }
 
-// Every family and command that promises it: byte-identical output for 1, 2, 3 and 7 threads.
+// Every family and command that promises it: byte-identical output for 1, 2, 3 and 7 threads
+// (training: the final weights, for DNA language models, DNA classifiers and audio classifiers).
 TEST_F(Reliability, SameBytesForAnyThreadCount) {
   TempDir t;
   write_safetensors(t / "ids.safetensors",
@@ -275,13 +285,19 @@ TEST_F(Reliability, SameBytesForAnyThreadCount) {
                   .exit_code,
               0);
     ASSERT_EQ(run_cli(th + "classify -m " + dir + "/cls-run/model " + q(t / "cls.tsv") + " -o " + dir + "/cls.tsv").exit_code, 0);
+    ASSERT_EQ(run_cli(th + "train --task audio-classify --data " + q(at("tones")) +
+                      " --d-model 8 --n-layer 1 --clip-seconds 0.2 --filters 16 --batch 4 --steps 2 --val-fraction 0.25 -o " + dir +
+                      "/audio-run")
+                  .exit_code,
+              0);
     ASSERT_EQ(run_cli(th + "classify-audio -m " + digits() + " " + q(at("short.wav")) + " --window 0.25 --hop 0.1 --top-k 3 --combine -o " +
                       dir + "/audio")
                   .exit_code,
               0);
     for (const std::string out : {"mamba.vcf", "hyena.vcf", "mamba.ll", "hyena.ll", "mamba.st", "hyena.st",
                                   "mamba-run/model/model.safetensors", "hyena-run/model/model.safetensors",
-                                  "cls-run/model/model.safetensors", "cls.tsv", "audio/results.csv"}) {
+                                  "cls-run/model/model.safetensors", "cls.tsv", "audio/results.csv",
+                                  "audio-run/model/model.safetensors"}) {
       std::string bytes = file_bytes(fs::path(dir) / out);
       if (out.ends_with(".vcf"))  // the provenance header line names the command, --threads included
         bytes.erase(bytes.find("##longseqCommand"), bytes.find('\n', bytes.find("##longseqCommand")) - bytes.find("##longseqCommand"));
