@@ -264,9 +264,11 @@ TEST_F(Reliability, SameBytesForAnyThreadCount) {
     const std::string th = fmt::format("-q --threads {} ", n), dir = (t / fmt::format("t{}", n)).string();
     fs::create_directories(dir);
     for (const char* family : {"mamba", "hyena"}) {
-      const std::string m = q(at(family)), f = family;
+      // The shipped chr20 models (d_model 128, MLP 512): products deep enough that a K-blocking chosen
+      // from the thread count changes the rounding (tiny models hide it).
+      const std::string f = family, m = q(fs::path(LONGSEQ_SOURCE_DIR) / "models" / ("chr20-" + f));
       ASSERT_EQ(run_cli(th + "score-variants -r " + ref() + " -m " + m + " -i " + q(at("in.vcf.gz")) +
-                        " --regions 20:1-10000000 --window 512 --batch 7 -o " + dir + "/" + f + ".vcf")
+                        " --regions 20:1-6000000 --window 512 --batch 7 -o " + dir + "/" + f + ".vcf")
                     .exit_code,
                 0);
       ASSERT_EQ(run_cli(th + "loglik -m " + m + " --fasta " + q(at("small.fa")) + " --region 20:1-500 -o " + dir + "/" + f +
