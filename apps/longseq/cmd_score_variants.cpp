@@ -27,11 +27,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <chrono>
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -242,8 +244,10 @@ class ScoreVariants {
     in_.reset(hts_open(a_.input.c_str(), "r"));
     LS_CHECK(in_, "{}: cannot open the input VCF/BCF (check the path; '-' reads stdin)", a_.input);
     const htsFormat* f = hts_get_format(in_.get());
-    LS_CHECK(f->category == variant_data, "{}: is not a VCF or BCF file (detected {}); give a .vcf, .vcf.gz or .bcf", a_.input,
-             hts_format_description(f));
+    if (f->category != variant_data) {
+      const std::unique_ptr<char, decltype(&std::free)> what(hts_format_description(f), &std::free);  // malloc'd by htslib
+      fail("{}: is not a VCF or BCF file (detected {}); give a .vcf, .vcf.gz or .bcf", a_.input, what ? what.get() : "unknown");
+    }
     hdr_.reset(bcf_hdr_read(in_.get()));
     LS_CHECK(hdr_, "{}: cannot read the VCF header (truncated file, or a #CHROM line with spaces instead of tabs? check with 'bcftools view -h')", a_.input);
     LS_CHECK(bcf_hdr_id2int(hdr_.get(), BCF_DT_ID, a_.tag.c_str()) < 0 ||
