@@ -3,7 +3,7 @@
 #include "audio/audio_file.h"
 #include "core/error.h"
 #include "core/random.h"
-#include "core/train/split.h"
+#include "core/data/split.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -136,7 +136,7 @@ AudioClassifyTask::AudioClassifyTask(const std::vector<AudioClip>& train, const 
   for (const auto& c : train) train_.push_back({load_clip(c, sample_rate), label_id(labels, c)});
   for (const auto& c : val) {
     const std::vector<float> s = load_clip(c, sample_rate);
-    train::Example e;
+    Example e;
     e.ids = mu_law_window(s, (int64_t(s.size()) - clip_samples) / 2, clip_samples, level_rms);  // centred (padded when short)
     e.label = label_id(labels, c);
     val_.push_back(std::move(e));
@@ -144,8 +144,8 @@ AudioClassifyTask::AudioClassifyTask(const std::vector<AudioClip>& train, const 
   LS_CHECK(!train_.empty(), "no training clips");
 }
 
-train::Example AudioClassifyTask::sample(uint64_t seed, int64_t step, int64_t index) const {
-  Rng rng = train::example_rng(seed, step, index);
+Example AudioClassifyTask::sample(uint64_t seed, int64_t step, int64_t index) const {
+  Rng rng = example_rng(seed, step, index);
   const Clip& clip = train_[size_t(rng.below(train_.size()))];
   const int64_t n = clip_samples_, len = int64_t(clip.samples.size());
   // Crop (or centre, when short) before augmenting, so the work is per window, not per recording.
@@ -174,7 +174,7 @@ train::Example AudioClassifyTask::sample(uint64_t seed, int64_t step, int64_t in
     const double sd = std::sqrt(power / std::pow(10.0, snr / 10));
     for (float& v : x) v += float(sd * rng.normal());
   }
-  train::Example e;
+  Example e;
   e.ids = mu_law_window(x, 0, n, level_rms_);
   e.label = clip.label;
   return e;

@@ -5,7 +5,7 @@
 // gain, time shift, added noise and a small speed change. The model reads 8-bit mu-law codes.
 #pragma once
 
-#include "core/train/trainer.h"
+#include "core/data/task.h"
 
 #include <filesystem>
 #include <string>
@@ -38,15 +38,15 @@ struct AudioAugment {
                                // microphones, rooms, soundfonts), up to +-15 dB between low and high bands
 };
 
-class AudioClassifyTask final : public train::TrainTask {
+class AudioClassifyTask final : public TrainTask {
  public:
   // Decodes every clip (resampled to sample_rate) and fits it to clip_samples: longer clips are
   // cropped (training: at a random offset per example; validation: centred), shorter ones padded
   // with silence. labels: class names in id order. level_rms: see mu_law_window (the model's).
   AudioClassifyTask(const std::vector<AudioClip>& train, const std::vector<AudioClip>& val, const std::vector<std::string>& labels,
                     int sample_rate, int64_t clip_samples, const AudioAugment& augment, double level_rms = 0);
-  train::Example sample(uint64_t seed, int64_t step, int64_t index) const override;
-  const std::vector<train::Example>& validation() const override { return val_; }
+  Example sample(uint64_t seed, int64_t step, int64_t index) const override;
+  const std::vector<Example>& validation() const override { return val_; }
   bool classification() const override { return true; }
   std::string token_unit() const override { return "sample"; }
   int64_t train_clips() const { return int64_t(train_.size()); }
@@ -57,7 +57,7 @@ class AudioClassifyTask final : public train::TrainTask {
     int64_t label;
   };
   std::vector<Clip> train_;
-  std::vector<train::Example> val_;
+  std::vector<Example> val_;
   int64_t clip_samples_;
   double rate_, level_rms_;
   AudioAugment augment_;

@@ -1,6 +1,6 @@
 #include "genomics/dna_tasks.h"
 
-#include "core/train/split.h"
+#include "core/data/split.h"
 
 #include "core/error.h"
 #include "core/fileio.h"
@@ -15,10 +15,8 @@ namespace longseq {
 
 namespace {
 
-using train::example_rng;
-
-train::Example lm_example(const std::vector<int64_t>& window) {
-  train::Example e;
+Example lm_example(const std::vector<int64_t>& window) {
+  Example e;
   e.ids.assign(window.begin(), window.end() - 1);
   e.targets.assign(window.begin() + 1, window.end());
   return e;
@@ -39,7 +37,7 @@ DnaLmTask::DnaLmTask(const DnaCorpus& corpus, int64_t length, bool reverse_compl
   for (const auto& w : windows_) val_.push_back(lm_example(w));
 }
 
-train::Example DnaLmTask::sample(uint64_t seed, int64_t step, int64_t index) const {
+Example DnaLmTask::sample(uint64_t seed, int64_t step, int64_t index) const {
   Rng rng = example_rng(seed, step, index);
   std::vector<int64_t> w;
   corpus_.sample(rng, length_ + 1, rc_, w);
@@ -89,10 +87,10 @@ std::vector<LabelledSequence> read_labelled_sequences(const std::filesystem::pat
   return out;
 }
 
-std::vector<std::string> label_set(const std::vector<LabelledSequence>& data) { return train::labels_of(data); }
+std::vector<std::string> label_set(const std::vector<LabelledSequence>& data) { return labels_of(data); }
 
 void split_validation(std::vector<LabelledSequence>& train, std::vector<LabelledSequence>& val, double fraction, uint64_t seed) {
-  train::split_validation_by_label(train, val, fraction, seed);
+  split_validation_by_label(train, val, fraction, seed);
 }
 
 DnaClassifyTask::DnaClassifyTask(const std::vector<LabelledSequence>& train, const std::vector<LabelledSequence>& val,
@@ -104,7 +102,7 @@ DnaClassifyTask::DnaClassifyTask(const std::vector<LabelledSequence>& train, con
     LS_CHECK(it != labels.end(), "sequence '{}' has label '{}', which the model does not know (labels: {})", s.name, s.label,
              fmt::join(labels, ", "));
     LS_CHECK(!s.sequence.empty(), "sequence '{}' is empty", s.name);
-    train::Example e;
+    Example e;
     e.ids = encode(tokenizer, s.sequence);
     if (centre_crop && crop_ > 0 && int64_t(e.ids.size()) > crop_) {
       const int64_t off = (int64_t(e.ids.size()) - crop_) / 2;
@@ -122,9 +120,9 @@ DnaClassifyTask::DnaClassifyTask(const std::vector<LabelledSequence>& train, con
   for (int k = 0; k < 4; ++k) complement_[size_t(tokenizer.id(b[k]))] = tokenizer.id(b[3 - k]);
 }
 
-train::Example DnaClassifyTask::sample(uint64_t seed, int64_t step, int64_t index) const {
+Example DnaClassifyTask::sample(uint64_t seed, int64_t step, int64_t index) const {
   Rng rng = example_rng(seed, step, index);
-  train::Example e = train_[size_t(rng.below(train_.size()))];
+  Example e = train_[size_t(rng.below(train_.size()))];
   if (crop_ > 0 && int64_t(e.ids.size()) > crop_) {
     const int64_t off = int64_t(rng.below(uint64_t(int64_t(e.ids.size()) - crop_ + 1)));
     e.ids = std::vector<int64_t>(e.ids.begin() + off, e.ids.begin() + off + crop_);

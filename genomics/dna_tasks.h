@@ -1,9 +1,9 @@
-// Training tasks over DNA for core/train's loop: next-base language modelling on a FASTA corpus, and
-// sequence classification from a TSV (`sequence<TAB>label`) or a folder with one sub-folder of FASTA
+// Training tasks over DNA (core/data/task.h, run by core/train's loop): next-base language
+// modelling on a FASTA corpus, and sequence classification from a TSV (`sequence<TAB>label`) or a folder with one sub-folder of FASTA
 // files per class. Examples are drawn from (seed, step, index) alone, so resumed runs are exact.
 #pragma once
 
-#include "core/train/trainer.h"
+#include "core/data/task.h"
 #include "genomics/dna_dataset.h"
 
 #include <filesystem>
@@ -13,11 +13,11 @@
 namespace longseq {
 
 // Random windows of length + 1 bases: ids are the first `length`, targets the last `length`.
-class DnaLmTask final : public train::TrainTask {
+class DnaLmTask final : public TrainTask {
  public:
   DnaLmTask(const DnaCorpus& corpus, int64_t length, bool reverse_complement, int64_t val_windows);
-  train::Example sample(uint64_t seed, int64_t step, int64_t index) const override;
-  const std::vector<train::Example>& validation() const override { return val_; }
+  Example sample(uint64_t seed, int64_t step, int64_t index) const override;
+  const std::vector<Example>& validation() const override { return val_; }
   bool classification() const override { return false; }
   std::string token_unit() const override { return "base"; }
   // The validation windows (length + 1 bases each), e.g. for the Markov baselines.
@@ -28,7 +28,7 @@ class DnaLmTask final : public train::TrainTask {
   int64_t length_;
   bool rc_;
   std::vector<std::vector<int64_t>> windows_;
-  std::vector<train::Example> val_;
+  std::vector<Example> val_;
 };
 
 struct LabelledSequence {
@@ -40,18 +40,18 @@ struct LabelledSequence {
 // and line for malformed input.
 std::vector<LabelledSequence> read_labelled_sequences(const std::filesystem::path& path);
 
-class DnaClassifyTask final : public train::TrainTask {
+class DnaClassifyTask final : public TrainTask {
  public:
   // labels: the class names in id order. Train examples are cropped to `crop` bases at a random
   // offset when longer (0: never); validation examples are cropped at their centre.
   DnaClassifyTask(const std::vector<LabelledSequence>& train, const std::vector<LabelledSequence>& val,
                   const std::vector<std::string>& labels, const DnaTokenizer& tokenizer, int64_t crop, bool reverse_complement);
-  train::Example sample(uint64_t seed, int64_t step, int64_t index) const override;
-  const std::vector<train::Example>& validation() const override { return val_; }
+  Example sample(uint64_t seed, int64_t step, int64_t index) const override;
+  const std::vector<Example>& validation() const override { return val_; }
   bool classification() const override { return true; }
 
  private:
-  std::vector<train::Example> train_, val_;
+  std::vector<Example> train_, val_;
   std::vector<int64_t> complement_;
   int64_t crop_;
   bool rc_;

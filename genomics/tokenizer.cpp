@@ -17,7 +17,7 @@ bool is_iupac_ambiguity(char c) {
 }
 }  // namespace
 
-DnaTokenizer DnaTokenizer::hyenadna() {
+DnaTokenizer DnaTokenizer::standard() {
   DnaTokenizer t;
   t.map_.fill(-1);
   t.inverse_.fill('?');
@@ -34,7 +34,7 @@ DnaTokenizer DnaTokenizer::hyenadna() {
 DnaTokenizer DnaTokenizer::from_config(const Config& config, int64_t vocab_size) {
   const auto* spec = config.find("longseq_tokenizer");
   if (!spec) {
-    DnaTokenizer t = hyenadna();
+    DnaTokenizer t = standard();
     if (t.max_id() >= vocab_size)
       config.invalid("vocab_size", "is too small for the DNA character ids (need > 11); add a \"longseq_tokenizer\" mapping");
     return t;

@@ -1,5 +1,5 @@
-// DNA character tokenizer with the HyenaDNA/Caduceus vocabulary (specials 0-6, A=7 C=8 G=9 T=10
-// N=11), shared by every DNA model longseq runs or trains. A model folder may override the mapping
+// DNA character tokenizer with the vocabulary of the released character-level DNA models (specials
+// 0-6, A=7 C=8 G=9 T=10 N=11), shared by every DNA model longseq runs or trains. A model folder may override the mapping
 // with a "longseq_tokenizer" object in config.json: {"type": "char", "vocab": {"A": 0, ...}, "unk": "N"}.
 #pragma once
 
@@ -21,9 +21,9 @@ struct TokenizeStats {
 
 class DnaTokenizer {
  public:
-  // HyenaDNA's ids.
-  static DnaTokenizer hyenadna();
-  // From config.json's "longseq_tokenizer" when present, else hyenadna(). Throws naming the key when
+  // The released models' ids (above).
+  static DnaTokenizer standard();
+  // From config.json's "longseq_tokenizer" when present, else standard(). Throws naming the key when
   // the mapping is invalid or does not fit `vocab_size`.
   static DnaTokenizer from_config(const Config& config, int64_t vocab_size);
 

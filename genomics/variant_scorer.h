@@ -1,8 +1,8 @@
 // Variant-effect scores from a causal DNA language model: dLL = log P(alt window) - log P(ref window).
 // Both windows of a strand start at the same genomic position on the strand's reading direction, so
 // every position before the variant cancels exactly; only the allele and what follows it is run per
-// allele (LanguageModel::score_continuations: Mamba runs the shared prefix once and carries its
-// state). Multi-allelic sites share the ref side. The reverse strand reads the reverse complement,
+// allele (LanguageModel::score_continuations: a recurrent model runs the shared prefix once and
+// carries its state). Multi-allelic sites share the ref side. The reverse strand reads the reverse complement,
 // anchored at the window's other end. Windows near a contig end are shifted inside it, never padded.
 //
 // Window convention (documented in `longseq score-variants --help` and docs/VARIANTS.md):

@@ -10,7 +10,7 @@
 #pragma once
 
 #include "kernels/causal_conv1d.h"
-#include "core/ops/activations.h"
+#include "kernels/activations.h"
 #include "kernels/block_scan.cuh"  // kLanes
 
 #include <type_traits>

@@ -1,6 +1,6 @@
 #include "kernels/convert.h"
 
-#include "core/dtype.h"
+#include "kernels/half.h"
 #include "kernels/cuda_check.h"
 
 namespace longseq::cuda {

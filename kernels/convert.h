@@ -1,5 +1,5 @@
 // Device conversion of half-precision weights (F16/BF16) to F32. The per-element conversion is
-// core/dtype.h's f16_to_f32 / bf16_to_f32, shared with the CPU path and tested there.
+// kernels/half.h's f16_to_f32 / bf16_to_f32, shared with the CPU path and tested there.
 #pragma once
 
 #include <cstdint>

@@ -2,7 +2,7 @@
 // and line, and the CUDA error string.
 #pragma once
 
-#include "core/error.h"
+#include "kernels/error.h"
 
 #include <cuda_runtime.h>
 

@@ -3,7 +3,7 @@
 // maps lane = channel, so a token's row is one coalesced access.
 #pragma once
 
-#include "core/ops/activations.h"
+#include "kernels/activations.h"
 #include "kernels/block_scan.cuh"
 #include "kernels/elementwise.h"
 

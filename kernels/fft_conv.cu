@@ -2,7 +2,7 @@
 // n-point rows cached per (n, rows) for the process (plans hold their work areas, so building one
 // per call would allocate and free every time); channel blocks sized so the working set stays
 // within a quarter of the free device memory (at most 2 GiB), whatever L is.
-#include "core/ops/fft_size.h"
+#include "kernels/fft_size.h"
 #include "kernels/cuda_check.h"
 #include "kernels/device_util.h"
 #include "kernels/fft_conv.cuh"

@@ -10,7 +10,7 @@
 // which may overwrite spec, as cuFFT's does).
 #pragma once
 
-#include "core/dtype.h"  // LS_HD
+#include "kernels/half.h"  // LS_HD
 #include "kernels/block_scan.cuh"  // kLanes
 #include "kernels/elementwise.cuh"  // bld_at, column sums
 #include "kernels/fft_conv.h"

@@ -47,7 +47,7 @@ struct FftConvBwdParams {
   float* __restrict__ dbias = nullptr;
 };
 
-// The FFT size for length L: the smallest even 2^a 3^b 5^c 7^d >= 2L - 1 (core/ops/fft_size.h, as on
+// The FFT size for length L: the smallest even 2^a 3^b 5^c 7^d >= 2L - 1 (kernels/fft_size.h, as on
 // the CPU; cuFFT's fast radices).
 int64_t fft_conv_size(int64_t length);
 

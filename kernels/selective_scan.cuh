@@ -12,8 +12,8 @@
 // (selective_scan_segmented): blocks = (D / 32) x B x segments.
 #pragma once
 
-#include "core/dtype.h"
-#include "core/ops/activations.h"
+#include "kernels/half.h"
+#include "kernels/activations.h"
 #include "kernels/block_scan.cuh"
 #include "kernels/selective_scan.h"
 
@@ -28,7 +28,7 @@ struct ScanPair {
 };
 LS_HD ScanPair scan_combine(ScanPair p, ScanPair q) { return {p.a * q.a, q.a * p.b + q.b}; }
 
-// Storage <-> fp32 (core/dtype.h's conversions: round to nearest even, as __float2bfloat16_rn).
+// Storage <-> fp32 (kernels/half.h's conversions: round to nearest even, as __float2bfloat16_rn).
 LS_HD float to_f32(float x) { return x; }
 LS_HD float to_f32(Bf16 x) { return bf16_to_f32(x.bits); }
 LS_HD float to_f32(F16 x) { return f16_to_f32(x.bits); }

@@ -44,7 +44,7 @@ void run(const ClassifyArgs& a) {
   LS_CHECK(proto->head() == train::Head::Classifier,
            "{} is a language model, not a classifier (train one with `longseq train --task classify`)", a.model);
   const auto inputs = read_inputs(a.input);
-  const DnaTokenizer tok = DnaTokenizer::hyenadna();
+  const DnaTokenizer tok = DnaTokenizer::standard();
   const auto& labels = proto->labels();
   std::vector<std::vector<double>> probs(inputs.size());
   std::vector<std::unique_ptr<train::GradModel<float>>> workers;

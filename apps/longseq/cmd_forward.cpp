@@ -4,7 +4,7 @@
 #include "apps/longseq/commands.h"
 #include "core/error.h"
 #include "core/fileio.h"
-#include "core/models/lm.h"
+#include "core/families/family.h"
 #include "core/safetensors.h"
 #include "core/train/grad_model.h"
 

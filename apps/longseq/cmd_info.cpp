@@ -2,7 +2,7 @@
 // count, tensor table, memory per 1k tokens), in plain text or JSON.
 #include "apps/longseq/commands.h"
 #include "core/backend.h"
-#include "core/models/summary.h"
+#include "core/families/family.h"
 #include "core/threads.h"
 
 #include <fmt/format.h>

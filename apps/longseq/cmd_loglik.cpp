@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/models/lm.h"
-#include "core/models/mamba_device.h"
+#include "core/families/family.h"
 #include "core/ops/embedding.h"
 #include "core/progress.h"
 #include "genomics/fasta.h"
@@ -88,7 +88,7 @@ void run(const LoglikArgs& a) {
   fmt::print(out, "#chrom\tpos\tbase\tlogprob\n");
 
   // The sink fetches the bases its rows predict itself: families differ in how they interleave
-  // pulling ids and emitting logits (Hyena pulls the whole window first).
+  // pulling ids and emitting logits (a global convolution pulls the whole window first).
   TokenizeStats stats;
   double sum = 0;
   int64_t scored = 0;

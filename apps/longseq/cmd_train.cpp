@@ -11,7 +11,7 @@
 #include "core/model_dir.h"
 #include "core/train/trainer.h"
 #include "audio/audio_dataset.h"
-#include "core/train/split.h"
+#include "core/data/split.h"
 #include "genomics/dna_tasks.h"
 #include "genomics/markov.h"
 
@@ -43,8 +43,10 @@ struct TrainArgs {
 };
 
 // audio: the pooling stages a new model gets (an --init model keeps its own).
+// train_length > 0: a new language model is sized for windows of that length.
 std::unique_ptr<train::GradModel<float>> build_model(const TrainArgs& a, const std::vector<std::string>& labels,
-                                                     const std::optional<train::AudioSpec>& audio = std::nullopt) {
+                                                     const std::optional<train::AudioSpec>& audio = std::nullopt,
+                                                     int64_t train_length = 0) {
   std::unique_ptr<train::GradModel<float>> m;
   if (!a.init.empty()) {
     m = train::load_grad_model<float>(a.init);
@@ -52,7 +54,7 @@ std::unique_ptr<train::GradModel<float>> build_model(const TrainArgs& a, const s
     LS_CHECK(m->audio().has_value() == audio.has_value(), "--init {}: {} model for a {} task", a.init,
              m->audio() ? "a raw-audio" : "a token", audio ? "raw-audio" : "token");
   } else {
-    const auto lm = a.config.empty() ? new_model(a.model, a.opt.seed) : new_model_from_config(a.config, a.opt.seed);
+    const auto lm = a.config.empty() ? new_model(a.model, train_length, a.opt.seed) : new_model_from_config(a.config, a.opt.seed);
     spdlog::info("new model: {}", describe_model(*lm));
     m = train::make_grad_model<float>(*lm);
     if (audio) m->set_audio(*audio, a.opt.seed);
@@ -90,7 +92,7 @@ void report(const train::TrainSummary& s, const train::GradModel<float>& m, int6
 
 void run_lm(TrainArgs& a) {
   LS_CHECK(!a.reference.empty(), "--task lm needs a FASTA (-r/--reference)");
-  const DnaTokenizer tokenizer = DnaTokenizer::hyenadna();
+  const DnaTokenizer tokenizer = DnaTokenizer::standard();
   DnaCorpusOptions co{a.contigs, a.val_fraction, a.val_contigs};
   const DnaCorpus corpus = DnaCorpus::load(a.reference, tokenizer, co);
   const DnaLmTask task(corpus, a.length, !a.no_rc, a.val_windows);
@@ -103,9 +105,7 @@ void run_lm(TrainArgs& a) {
     for (const auto& s : scores) spdlog::info("Markov order {}: {:.4f} bits/base", s.order, s.bits_per_base);
     spdlog::info("Markov orders 0..8 fitted and scored in {:.1f} s", secs);
   }
-  if (a.init.empty() && a.config.empty() && a.model.family == "hyenadna" && a.model.max_seq_len < a.length + 2)
-    a.model.max_seq_len = a.length + 2;
-  auto model = build_model(a, {});
+  auto model = build_model(a, {}, std::nullopt, a.length);
   LS_CHECK(model->head() == train::Head::LanguageModel, "--task lm cannot train a classifier checkpoint ({})", a.init);
   model->set_train_length(a.length);
   spdlog::info("{} trainable parameters; {} steps of {} windows of {} bases", parameter_count(*model), a.opt.steps, a.opt.batch,
@@ -125,7 +125,7 @@ void run_classify(TrainArgs& a) {
   const auto labels = label_set(train_set);
   LS_CHECK(labels.size() >= 2, "{}: only one label ('{}'); a classifier needs at least two", a.data, labels.front());
   auto model = build_model(a, labels);
-  const DnaClassifyTask task(train_set, val_set, model->labels(), DnaTokenizer::hyenadna(), a.length, !a.no_rc);
+  const DnaClassifyTask task(train_set, val_set, model->labels(), DnaTokenizer::standard(), a.length, !a.no_rc);
   spdlog::info("data: {} training and {} validation sequences, {} classes ({})", train_set.size(), val_set.size(), labels.size(),
                fmt::join(labels, ", "));
   spdlog::info("{} trainable parameters; {} steps of {} sequences", parameter_count(*model), a.opt.steps, a.opt.batch);
@@ -140,14 +140,14 @@ void run_audio(TrainArgs& a) {
   if (!a.val_data.empty())
     val_set = read_audio_clips(a.val_data, a.extensions);
   else
-    train::split_validation_by_label(train_set, val_set, a.val_fraction, a.opt.seed);
-  const auto labels = train::labels_of(train_set);
+    split_validation_by_label(train_set, val_set, a.val_fraction, a.opt.seed);
+  const auto labels = labels_of(train_set);
   LS_CHECK(labels.size() >= 2, "{}: only one label ('{}'); a classifier needs at least two", a.data, labels.front());
   train::AudioSpec spec{.sample_rate = a.sample_rate, .clip_samples = 0, .pool = a.pool, .filters = a.filters, .frame = a.frame,
                         .learn_filters = a.learn_filters, .band_norm = a.band_norm, .level_rms = a.level_rms};
   const int64_t stride = spec.stride();
   spec.clip_samples = std::max<int64_t>(stride, int64_t(std::llround(a.clip_seconds * a.sample_rate / double(stride))) * stride);
-  if (a.init.empty() && a.config.empty()) a.model.vocab = 256;  // mu-law codes
+  if (a.init.empty() && a.config.empty()) a.model.values["vocab"] = 256;  // mu-law codes
   a.augment.enabled = !a.no_augment;
   auto model = build_model(a, labels, spec);
   const train::AudioSpec& used = *model->audio();
@@ -232,9 +232,7 @@ void run(TrainArgs& a) {
 
 void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
-  a->model.d_model = 128;
-  a->model.n_layer = 2;
-  a->model.max_seq_len = 1026;
+  a->model.values = {{"d_model", 128}, {"n_layer", 2}};  // train's defaults where they differ from init's
   auto* cmd = app.add_subcommand(
       "train", "Train a DNA language model (--task lm), a sequence classifier (--task classify) or a raw-audio classifier (--task audio-classify)");
   cmd->add_option("--task", a->task, "lm, classify or audio-classify")->check(CLI::IsMember({"lm", "classify", "audio-classify"}));
@@ -271,7 +269,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--ext", a->extensions, "audio-classify: file extensions read from class folders")->delimiter(',');
   cmd->add_option("--init", a->init, "Start from this model folder (pretrained LM or checkpoint) instead of a new model");
   add_model_options(cmd, a->model);
-  cmd->add_option("--config", a->config, "New model with the architecture of this config.json (either family) instead of the flags");
+  cmd->add_option("--config", a->config, "New model with the architecture of this config.json (any family longseq can create) instead of the flags");
   cmd->add_option("--length,-L", a->length, "lm: window length in bases, up to 2^26; classify: crop longer sequences to this (0: never)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 26));
   cmd->add_option("--steps", a->opt.steps, "Optimizer steps")->check(CLI::Range(int64_t(1), int64_t(1) << 40));

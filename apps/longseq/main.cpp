@@ -32,7 +32,7 @@ void set_command_line(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   longseq::install_signal_cleanup();  // first: before any thread exists (see core/temp_paths.h)
-  CLI::App app{"longseq: long-sequence models (Mamba, Hyena) over million-length DNA and audio", "longseq"};
+  CLI::App app{"longseq: long-sequence models (state spaces, long convolutions) over million-length DNA and audio", "longseq"};
   app.set_version_flag("--version", std::string("longseq ") + LONGSEQ_VERSION);
   int threads = 0;
   std::string log_level = "info";

@@ -1,8 +1,9 @@
 // Architecture options shared by `longseq init` and `longseq train` (a new model from flags), so
-// both build models the same way.
+// both build models the same way. The flags come from the family registry
+// (core/families/family.h: all_arch_options), so a new family's options appear without edits here.
 #pragma once
 
-#include "core/models/lm.h"
+#include "core/families/family.h"
 
 #include <CLI/CLI.hpp>
 
@@ -12,22 +13,19 @@
 namespace longseq::cli {
 
 struct ModelArgs {
-  std::string family = "mamba";
-  int64_t d_model = 64, n_layer = 2, vocab = 12, d_state = 16, d_conv = 4, expand = 2;
-  int64_t d_inner = 0, max_seq_len = 1026, filter_order = 64, emb_dim = 5, short_filter = 3;
+  std::string family = default_family().name();
+  ArchValues values;  // every architecture option, filled with its default by add_model_options
 };
 
-// Registers --family, --d-model, --n-layer, ... on `cmd`.
+// Registers --family and every family's architecture flags (--d-model, --n-layer, ...) on `cmd`.
 void add_model_options(CLI::App* cmd, ModelArgs& a);
-// A freshly initialised model (the family's reference initialisation), deterministic in `seed`.
-std::unique_ptr<LanguageModel> new_model(const ModelArgs& a, uint64_t seed);
-// The same from a config.json of either family (Mamba-1 state-spaces/HF, HyenaDNA HF). Throws naming
-// the file and key for invalid configs.
-std::unique_ptr<LanguageModel> new_model_from_config(const std::string& config_json, uint64_t seed);
+// A freshly initialised model (the family's reference initialisation), deterministic in `seed`;
+// train_length > 0 is the window it will be trained on.
+std::unique_ptr<LanguageModel> new_model(const ModelArgs& a, int64_t train_length, uint64_t seed);
 // Registers --device (cpu or cuda) on `cmd`; the value goes to `device`.
 void add_device_option(CLI::App* cmd, std::string& device);
 
-// A one-line description ("mamba, d_model 64, 2 layers, ...").
+// A one-line description (family, d_model, layers, vocabulary, longest input).
 std::string describe_model(const LanguageModel& model);
 
 }  // namespace longseq::cli

@@ -4,7 +4,7 @@
 #include "core/fileio.h"
 #include "core/random.h"
 #include "core/models/weights.h"
-#include "core/ops/activations.h"
+#include "kernels/activations.h"
 #include "core/ops/causal_conv1d.h"
 #include "core/ops/embedding.h"
 #include "core/ops/gemm.h"

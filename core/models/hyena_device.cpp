@@ -1,7 +1,7 @@
 #include "core/models/hyena_device.h"
 
 #include "core/error.h"
-#include "core/ops/fft_size.h"
+#include "kernels/fft_size.h"
 
 #include <algorithm>
 

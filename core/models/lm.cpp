@@ -1,10 +1,6 @@
 #include "core/models/lm.h"
 
 #include "core/error.h"
-#include "core/models/hyena.h"
-#include "core/models/hyena_config.h"
-#include "core/models/mamba.h"
-#include "core/models/mamba_config.h"
 #include "core/ops/embedding.h"
 
 namespace longseq {
@@ -47,21 +43,6 @@ ContinuationScores LanguageModel::score_continuations(std::span<const int64_t> p
     out.suffix[s] = n > 0 ? sum_next_logprobs(logits.slice(0, first - 1, n), ids.data() + first, n) : 0.0;
   }
   return out;
-}
-
-std::unique_ptr<LanguageModel> load_language_model(const ModelDir& dir) {
-  LS_CHECK(!dir.config.has("longseq_audio"), "{}: this is a raw-audio classifier (longseq_audio); run it with `longseq classify-audio`",
-           dir.config.source());
-  return load_backbone_model(dir);
-}
-
-std::unique_ptr<LanguageModel> load_backbone_model(const ModelDir& dir) {
-  const std::string type = dir.config.get_string("model_type", "");
-  if (type == "caduceus")
-    fail("{}: Caduceus models can be inspected (longseq info) but not run yet", dir.dir.string());
-  if (looks_like_hyena(dir.config)) return HyenaModel::load(dir);
-  if (looks_like_mamba(dir.config)) return MambaModel::load(dir);
-  fail("{}: unknown model family (model_type '{}'); longseq runs Mamba-1 and HyenaDNA models", dir.config.source(), type);
 }
 
 }  // namespace longseq

@@ -1,5 +1,6 @@
-// The interface every language model family implements, so `forward`, `loglik` and the variant
-// scorer work the same on Mamba and Hyena. Letters: L length, d d_model, V padded vocabulary.
+// The interface every language model implements, so `forward`, `loglik` and the variant scorer work
+// the same on every family (loading and creating them: core/families/family.h). Letters: L length,
+// d d_model, V padded vocabulary.
 #pragma once
 
 #include "core/model_dir.h"
@@ -66,12 +67,5 @@ class LanguageModel {
 
 // Sum over rows r < n of logits[r, next[r]] - logsumexp(logits[r, :]).
 double sum_next_logprobs(const Tensor& logits, const int64_t* next, int64_t n);
-
-// Recognises the family from config.json and loads it. Throws naming the file and the problem.
-// Refuses raw-audio classifiers (config key "longseq_audio"): their pooling stages run only in the
-// training model (core/train/grad_model.h).
-std::unique_ptr<LanguageModel> load_language_model(const ModelDir& dir);
-// The same without that check: the backbone that core/train builds its trainable models on.
-std::unique_ptr<LanguageModel> load_backbone_model(const ModelDir& dir);
 
 }  // namespace longseq

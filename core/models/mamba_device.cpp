@@ -1,7 +1,6 @@
 #include "core/models/mamba_device.h"
 
 #include "core/error.h"
-#include "core/models/hyena_device.h"
 
 #include <fmt/format.h>
 
@@ -180,16 +179,6 @@ ContinuationScores MambaDeviceModel::score_continuations(std::span<const int64_t
     out.suffix.push_back(run_scored(suffix, s, c));
   }
   return out;
-}
-
-std::unique_ptr<LanguageModel> make_device_model(std::unique_ptr<LanguageModel> model, const std::string& device) {
-  if (device == "cpu") return model;
-  LS_CHECK(device == "cuda", "unknown device '{}'; use cpu or cuda", device);
-  const bool mamba = dynamic_cast<MambaModel*>(model.get()), hyena = dynamic_cast<HyenaModel*>(model.get());
-  LS_CHECK(mamba || hyena, "--device cuda: the {} family has no device path; use --device cpu", model->family());
-  std::shared_ptr<DeviceOps> ops(make_cuda_ops());  // before the model changes hands: this may throw
-  if (mamba) return std::make_unique<MambaDeviceModel>(std::shared_ptr<const MambaModel>(static_cast<MambaModel*>(model.release())), ops);
-  return std::make_unique<HyenaDeviceModel>(std::shared_ptr<const HyenaModel>(static_cast<HyenaModel*>(model.release())), ops);
 }
 
 }  // namespace longseq

@@ -49,9 +49,4 @@ class MambaDeviceModel final : public LanguageModel {
   mutable std::mutex mutex_;  // one chunk at a time through the shared buffers
 };
 
-// The model on `device` ("cpu": returned as is; "cuda": MambaDeviceModel or HyenaDeviceModel on
-// make_cuda_ops()). Throws for an unknown device, a family without a device path, or no usable
-// device.
-std::unique_ptr<LanguageModel> make_device_model(std::unique_ptr<LanguageModel> model, const std::string& device);
-
 }  // namespace longseq

@@ -7,7 +7,7 @@
 // depend only on the sizes, never on the thread count, so results are identical for any --threads.
 #pragma once
 
-#include "core/ops/fft_size.h"
+#include "kernels/fft_size.h"
 #include "core/tensor.h"
 
 #include <mutex>

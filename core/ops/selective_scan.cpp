@@ -1,7 +1,7 @@
 #include "core/ops/selective_scan.h"
 
 #include "core/error.h"
-#include "core/ops/activations.h"
+#include "kernels/activations.h"
 #include "core/ops/simd.h"
 
 #include <omp.h>

@@ -1,13 +1,10 @@
 #include "core/train/grad_model.h"
 
 #include "core/error.h"
+#include "core/families/family.h"
 #include "core/fileio.h"
-#include "core/models/hyena.h"
-#include "core/models/mamba.h"
 #include "core/model_dir.h"
 #include "core/safetensors.h"
-#include "core/train/hyena_grad.h"
-#include "core/train/mamba_grad.h"
 
 #include <algorithm>
 #include <cmath>
@@ -18,8 +15,8 @@ namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) { return s.ends_with(suffix); }
 
-// Decay only matrices: biases, norm weights, D and freq are vectors; A_log and the HyenaDNA
-// positional features are excluded by name as the originals do.
+// Decay only matrices: biases, norm weights, D and freq are vectors; A_log and the implicit
+// filters' positional features are excluded by name as the originals do.
 bool decays(const std::string& name, const Shape& shape) {
   const int64_t dims = std::count_if(shape.begin(), shape.end(), [](int64_t s) { return s > 1; });
   return dims >= 2 && !ends_with(name, "A_log") && !ends_with(name, "pos_emb.z") && !ends_with(name, ".freq");
@@ -239,13 +236,12 @@ void load_saved_tensor(GradModel<T>& model, const ModelDir& dir, const std::stri
 
 template <class T>
 std::unique_ptr<GradModel<T>> make_grad_model(const LanguageModel& model, const ModelDir* dir) {
+  const Family& family = family_named(model.family());
   std::unique_ptr<GradModel<T>> out;
-  if (const auto* m = dynamic_cast<const MambaModel*>(&model))
-    out = std::make_unique<MambaGrad<T>>(*m);
-  else if (const auto* h = dynamic_cast<const HyenaModel*>(&model))
-    out = std::make_unique<HyenaGrad<T>>(*h);
+  if constexpr (std::is_same_v<T, float>)
+    out = family.trainable_f32(model);
   else
-    fail("training is implemented for Mamba-1 and HyenaDNA models, not '{}'", model.family());
+    out = family.trainable_f64(model);
   if (!dir) return out;
   if (dir->config.has("longseq_audio")) {
     out->set_audio(AudioSpec::from_json(dir->config.json().at("longseq_audio"), dir->config.source()), 0);

@@ -1,8 +1,8 @@
 // A trainable copy of a language model: every tensor of the checkpoint in one flat array of T under
 // its released name (so gradients, optimizer state and checkpoints share one layout and one naming),
 // plus forward + backward of one sequence. float trains; double is for the finite-difference checks.
-// Built from a loaded or freshly initialised MambaModel / HyenaModel and written back in the same
-// config.json + model.safetensors form the loaders read.
+// Built from a loaded or freshly initialised model by its family (Family::trainable_f32) and
+// written back in the same config.json + model.safetensors form the loaders read.
 #pragma once
 
 #include "core/device/ops.h"
@@ -25,7 +25,7 @@ struct ParamInfo {
   std::string name;  // released name, e.g. backbone.layers.0.mixer.A_log
   Shape shape;
   int64_t offset = 0, numel = 0;
-  bool trainable = true;  // false for buffers (HyenaDNA pos_emb.t, modulation.deltas)
+  bool trainable = true;  // false for buffers (fixed positional grids, decay rates)
   bool decay = true;      // AdamW weight decay applies (not to biases, norms, A_log, D, freq, pos_emb.z)
 };
 
@@ -55,7 +55,7 @@ enum class Head {
 // (L, d) viewed as (L/p, p*d), then a linear layer back to d. Stage 0's pool turns samples into
 // frames, so the layers never run at the sample rate. Stage 0 reads either the samples' embeddings
 // or, with a filterbank front end, `filters` log-power bands of overlapping `frame`-sample frames
-// taken every pool[0] samples: Mamba-1's real decays cannot resonate, so pitch and timbre (periods
+// taken every pool[0] samples: an SSM's real decays cannot resonate, so pitch and timbre (periods
 // of 2-10 ms) must be resolved before the layers. Stored in config.json as "longseq_audio".
 struct AudioSpec {
   int64_t sample_rate = 16000;
@@ -161,8 +161,8 @@ class GradModel {
 // classifier head. Not const: the model keeps its activations (use one clone per thread).
 std::vector<double> class_probabilities(GradModel<float>& model, std::span<const int64_t> ids);
 
-// A trainable model from a loaded one (Mamba-1 or HyenaDNA; a classifier head in config.json is
-// restored with its weights). Throws for families that cannot be trained.
+// A trainable model from a loaded one (through its family, core/families/family.h; a classifier
+// head in config.json is restored with its weights). Throws for families that cannot be trained.
 template <class T>
 std::unique_ptr<GradModel<T>> make_grad_model(const LanguageModel& model, const ModelDir* dir = nullptr);
 // Loads config.json + model.safetensors (a checkpoint written by save(), or a released model).

@@ -6,7 +6,7 @@
 // in a device array laid out like the host's flat table, downloaded once per sequence; the LM head
 // and loss stay on the host.
 #include "core/error.h"
-#include "core/ops/fft_size.h"
+#include "kernels/fft_size.h"
 #include "core/train/device_steps.h"
 #include "core/train/hyena_grad.h"
 

@@ -5,6 +5,7 @@
 // validation, metrics (stdout, JSONL or CSV) and checkpoints that `--resume` continues exactly.
 #pragma once
 
+#include "core/data/task.h"
 #include "core/train/grad_model.h"
 #include "core/train/optimizer.h"
 
@@ -15,23 +16,6 @@
 #include <vector>
 
 namespace longseq::train {
-
-struct Example {
-  std::vector<int64_t> ids;
-  std::vector<int64_t> targets;  // language modelling: next-token targets (< 0 ignored)
-  int64_t label = -1;            // classification
-};
-
-class TrainTask {
- public:
-  virtual ~TrainTask() = default;
-  // Example `index` of the batch at `step`; a pure function of (seed, step, index).
-  virtual Example sample(uint64_t seed, int64_t step, int64_t index) const = 0;
-  // The fixed validation set (may be empty).
-  virtual const std::vector<Example>& validation() const = 0;
-  virtual bool classification() const = 0;
-  virtual std::string token_unit() const { return "token"; }  // "base" for DNA
-};
 
 struct TrainOptions {
   int64_t steps = 1000;

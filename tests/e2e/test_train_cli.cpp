@@ -127,7 +127,7 @@ TEST(TrainCli, ResumeErrors) {
 TEST(TrainCli, CorpusWindowsAvoidNAndMarkovLearnsStructure) {
   TempDir tmp;
   const auto fasta = write_fasta(tmp);
-  const DnaCorpus corpus = DnaCorpus::load(fasta, DnaTokenizer::hyenadna(), {});
+  const DnaCorpus corpus = DnaCorpus::load(fasta, DnaTokenizer::standard(), {});
   EXPECT_NEAR(double(corpus.val_bases()) / double(corpus.train_bases() + corpus.val_bases()), 0.2, 0.01);
   Rng rng(3);
   std::vector<int64_t> w;

@@ -18,7 +18,7 @@ namespace {
 
 struct Setup {
   std::unique_ptr<longseq::MambaModel> model;
-  longseq::DnaTokenizer tok = longseq::DnaTokenizer::hyenadna();
+  longseq::DnaTokenizer tok = longseq::DnaTokenizer::standard();
   std::optional<longseq::FastaReader> fasta;
   std::optional<longseq::VariantScorer> scorer;
   Setup() {

@@ -4,6 +4,7 @@
 // each family (every gradient against the CPU trainer in float64), and the shipped audio
 // classifier; skips without a CUDA build or device. The same
 // model code runs on the emulated device in tests/unit/test_device_model.cpp.
+#include "core/families/family.h"
 #include "core/backend.h"
 #include "core/model_dir.h"
 #include "core/models/mamba_device.h"

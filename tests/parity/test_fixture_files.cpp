@@ -1,6 +1,7 @@
 // The reference fixtures (../shared/fixtures) open cleanly, and `summarize_model` counts exactly the
 // parameters the official PyTorch code has: for mamba_tiny and hyena_tiny that set is independently
 // listed by grads.safetensors (one grad.<name> per Parameter, shared ones once).
+#include "core/families/family.h"
 #include "core/models/summary.h"
 #include "tests/testing.h"
 

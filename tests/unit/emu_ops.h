@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "kernels/emu/cuda_emu.h"
 #include "core/ops/fft_conv.h"
-#include "core/ops/fft_size.h"
+#include "kernels/fft_size.h"
 #include "kernels/causal_conv1d.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/fft_conv.cuh"

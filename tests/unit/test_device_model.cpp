@@ -2,6 +2,7 @@
 // (tests/unit/emu_ops.h: the CUDA kernel source on the CPU) against the float64 model oracle and
 // the CPU model: whole sequence, chunked streaming (chunks of 1, 7 and more than the sequence),
 // shared-prefix continuation scores, RMSNorm and LayerNorm variants; and the CLI-facing errors.
+#include "core/families/family.h"
 #include "core/backend.h"
 #include "core/models/hyena_device.h"
 #include "core/models/mamba_device.h"

@@ -25,7 +25,7 @@ void write_fasta(const std::filesystem::path& p) {
 }  // namespace
 
 TEST(Tokenizer, HyenaDnaIds) {
-  const DnaTokenizer t = DnaTokenizer::hyenadna();
+  const DnaTokenizer t = DnaTokenizer::standard();
   TokenizeStats s;
   std::vector<int64_t> ids(10);
   t.encode("ACGTNacgRX", ids.data(), &s);

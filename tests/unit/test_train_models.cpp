@@ -3,6 +3,7 @@
 // respect to every parameter matches central finite differences; per-layer recomputation gives the
 // same gradient; a saved checkpoint loads back to the same weights.
 #include "audio/audio_dataset.h"
+#include "core/families/family.h"
 #include "core/models/hyena.h"
 #include "core/models/mamba.h"
 #include "core/random.h"

@@ -100,7 +100,7 @@ TEST(VariantScorer, FastPathEqualsTwoFullWindows) {
   const std::string contig = random_dna(500, 1);
   write_fasta(dir / "ref.fa", {{"c1", contig}});
   const FastaReader fasta = FastaReader::open(dir / "ref.fa");
-  const DnaTokenizer tok = DnaTokenizer::hyenadna();
+  const DnaTokenizer tok = DnaTokenizer::standard();
   const int64_t W = 101;
   const auto sub = [&](int64_t p, int64_t n) { return contig.substr(size_t(p), size_t(n)); };
   const std::vector<Case> cases = {
@@ -146,7 +146,7 @@ TEST(VariantScorer, ReverseStrandEqualsForwardOnTheReverseComplement) {
   const std::string contig = random_dna(400, 2), rc = reverse_complement(contig);
   write_fasta(dir / "ref.fa", {{"plus", contig}, {"minus", rc}});
   const FastaReader fasta = FastaReader::open(dir / "ref.fa");
-  const DnaTokenizer tok = DnaTokenizer::hyenadna();
+  const DnaTokenizer tok = DnaTokenizer::standard();
   const int64_t W = 81, Lc = 400;  // odd W: SNV windows mirror exactly
   for (const std::string family : {"mamba", "hyenadna"}) {
     const auto model = tiny_model(family);
@@ -170,7 +170,7 @@ TEST(VariantScorer, SkipReasons) {
   for (int64_t i = 150; i < 200; ++i) contig[size_t(i)] = 'N';  // an N run
   write_fasta(dir / "ref.fa", {{"chr7", contig}, {"MT", random_dna(100, 4)}});
   const FastaReader fasta = FastaReader::open(dir / "ref.fa");
-  const DnaTokenizer tok = DnaTokenizer::hyenadna();
+  const DnaTokenizer tok = DnaTokenizer::standard();
   const auto model = tiny_model("mamba");
   const VariantScorer scorer(*model, tok, fasta, {.window = 61});
   const std::string r50(1, contig[50]);
@@ -210,6 +210,6 @@ TEST(VariantScorer, WindowLongerThanTheModelIsAnError) {
   write_fasta(dir / "ref.fa", {{"c", random_dna(200, 5)}});
   const FastaReader fasta = FastaReader::open(dir / "ref.fa");
   const auto model = tiny_model("hyenadna");  // max_seq_len 130
-  EXPECT_THROW(VariantScorer(*model, DnaTokenizer::hyenadna(), fasta, {.window = 131}), Error);
-  EXPECT_THROW(VariantScorer(*model, DnaTokenizer::hyenadna(), fasta, {.window = 1}), Error);
+  EXPECT_THROW(VariantScorer(*model, DnaTokenizer::standard(), fasta, {.window = 131}), Error);
+  EXPECT_THROW(VariantScorer(*model, DnaTokenizer::standard(), fasta, {.window = 1}), Error);
 }

@@ -2,7 +2,7 @@
 // by the CPU reference paths and the CUDA kernels.
 #pragma once
 
-#include "core/dtype.h"
+#include "kernels/half.h"
 
 #include <cmath>
 

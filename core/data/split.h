@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace longseq::train {
+namespace longseq {
 
 // The generator of example `index` of the batch at `step`: tasks draw examples from this alone, so a
 // resumed run sees exactly the batches an uninterrupted one would.
@@ -43,4 +43,4 @@ std::vector<std::string> labels_of(const std::vector<Item>& data) {
   return {s.begin(), s.end()};
 }
 
-}  // namespace longseq::train
+}  // namespace longseq

@@ -1,0 +1,115 @@
+// A model family is one description that the whole toolkit dispatches through: how to recognise its
+// config.json, summarise it for `info`, load, create (from `init`/`train` flags or a config), save,
+// train and move it to a device. Every family is listed once in core/families/registry.cpp (as
+// llama.cpp lists its architectures in one table); commands, the trainer and the scorers call the
+// registry functions below and never name a family, so adding one edits no command.
+// A family implements what it supports and leaves the rest to the defaults, which refuse with one
+// line naming the family and what to use instead.
+#pragma once
+
+#include "core/config.h"
+#include "core/model_dir.h"
+#include "core/models/lm.h"
+#include "core/models/summary.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace longseq {
+
+class DeviceOps;
+namespace train {
+template <class T>
+class GradModel;
+}
+
+// One architecture flag of `init` and `train` (--key-with-dashes), shared by the families that read
+// it: one value, one default and one range for all of them.
+struct ArchOption {
+  std::string key;   // config-style name, e.g. "d_state"
+  std::string help;  // what it sets, without the family names (the registry adds them)
+  int64_t fallback = 0, lo = 0, hi = 0;
+};
+// Values of the architecture flags by key (every option of every family, defaults filled in).
+using ArchValues = std::map<std::string, int64_t>;
+
+class Family {
+ public:
+  virtual ~Family() = default;
+  // As in `--family` and LanguageModel::family(), e.g. "mamba".
+  virtual std::string name() const = 0;
+  // For messages and --help, e.g. "Mamba-1 (mamba_ssm)".
+  virtual std::string title() const = 0;
+  // True when config.json describes a model of this family (in any of its released formats).
+  virtual bool recognizes(const Config& config) const = 0;
+  // Fills family, format, hyperparameters, memory estimate and notes (counts are the registry's).
+  virtual void summarize(const ModelDir& dir, ModelSummary& summary) const = 0;
+  // Stored tensors that are buffers, not parameters (counted apart by `info`).
+  virtual bool is_buffer(const std::string& tensor_name) const;
+  // The model for inference on the CPU. Throws naming the file and tensor for bad weights.
+  virtual std::unique_ptr<LanguageModel> load(const ModelDir& dir) const = 0;
+
+  // The architecture flags this family reads (the shared ones included).
+  virtual std::vector<ArchOption> arch_options() const;
+  // config.json of a new model from the flags; train_length > 0 is the window it will be trained
+  // on (a family with a fixed longest input makes room for it).
+  virtual nlohmann::json new_config(const ArchValues& values, int64_t train_length) const;
+  // A new model with the family's reference initialisation, deterministic in `seed`.
+  virtual std::unique_ptr<LanguageModel> random(const Config& config, uint64_t seed) const;
+  // Writes config.json + model.safetensors (released names), each atomically; `model` is of this
+  // family (LanguageModel::family() == name()).
+  virtual void save(const LanguageModel& model, const std::filesystem::path& dir) const;
+
+  // Trainable copies of a loaded or new model of this family (float trains; double is for the
+  // finite-difference checks).
+  virtual std::unique_ptr<train::GradModel<float>> trainable_f32(const LanguageModel& model) const;
+  virtual std::unique_ptr<train::GradModel<double>> trainable_f64(const LanguageModel& model) const;
+
+  // The model on a device; `model` is of this family and `ops` shared with the result.
+  virtual std::unique_ptr<LanguageModel> on_device(std::shared_ptr<const LanguageModel> model,
+                                                   std::shared_ptr<DeviceOps> ops) const;
+  // What runs on a device, for --help ("" when nothing), e.g. "inference and training".
+  virtual std::string device_support() const;
+};
+
+// Every family, in the registry's order.
+const std::vector<const Family*>& families();
+// The family whose recognizes() accepts `config`. Throws naming the file, its model_type and the
+// families longseq knows.
+const Family& family_of(const Config& config);
+// The family named `name`. Throws listing the names.
+const Family& family_named(const std::string& name);
+// The family of a new model when none is named (--family's default).
+const Family& default_family();
+// The names of the families that can create new models (for --family).
+std::vector<std::string> creatable_family_names();
+
+// Every architecture option of every family, merged by key; `help` ends with the families that read
+// it. Throws when two families declare one key with different defaults or ranges (a registry bug).
+std::vector<ArchOption> all_arch_options();
+// For --device's help: which families run what on a device.
+std::string device_support_summary();
+
+// Loads config.json + weights as the family's model. Refuses raw-audio classifiers (config key
+// "longseq_audio"): their pooling stages run only in the training model (core/train/grad_model.h).
+std::unique_ptr<LanguageModel> load_language_model(const ModelDir& dir);
+// The same without that check: the backbone that core/train builds its trainable models on.
+std::unique_ptr<LanguageModel> load_backbone_model(const ModelDir& dir);
+// See Family::summarize; the tensor counts and sizes are filled in here.
+ModelSummary summarize_model(const ModelDir& dir);
+// A new model of `family` from the architecture flags (see Family::new_config).
+std::unique_ptr<LanguageModel> new_model(const std::string& family, const ArchValues& values, int64_t train_length, uint64_t seed);
+// A new model with the architecture of a config.json of any family. Throws naming the file.
+std::unique_ptr<LanguageModel> new_model_from_config(const std::filesystem::path& config_json, uint64_t seed);
+// See Family::save.
+void save_model(const LanguageModel& model, const std::filesystem::path& dir);
+// The model on `device`: "cpu" returns it as is; "cuda" runs it through make_cuda_ops(). Throws for
+// an unknown device, a family without a device path, or no usable device.
+std::unique_ptr<LanguageModel> make_device_model(std::unique_ptr<LanguageModel> model, const std::string& device);
+
+}  // namespace longseq
