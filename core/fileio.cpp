@@ -98,8 +98,8 @@ AtomicFile::AtomicFile(std::filesystem::path target) : target_(std::move(target)
   }
 }
 
-// Like mkstemp, but the name is registered for signal cleanup before the file exists, so no moment
-// is left in which a signal could strand an unregistered temp. Returns the descriptor or -1 (errno set).
+// Like mkstemp, but the name is registered for signal cleanup and the file created under the
+// registry's lock, so no moment is left in which a signal could strand an unregistered temp. Returns the descriptor or -1 (errno set).
 int AtomicFile::create_temp(const std::filesystem::path& dir, const std::string& name) {
   static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   thread_local std::mt19937_64 rng(std::random_device{}() ^ (uint64_t(::getpid()) << 32));
@@ -107,10 +107,12 @@ int AtomicFile::create_temp(const std::filesystem::path& dir, const std::string&
     std::string suffix(6, ' ');
     for (char& c : suffix) c = kChars[rng() % (sizeof kChars - 1)];
     temp_ = fmt::format("{}/.{}.tmp.{}", dir.string(), name, suffix);
-    guard_ = TempPathGuard(temp_);
-    const int fd = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = -1, err = 0;
+    guard_ = TempPathGuard(temp_, [&] {
+      fd = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      err = errno;
+    });
     if (fd >= 0) return fd;
-    const int err = errno;
     guard_.release();
     temp_.clear();
     errno = err;
@@ -164,13 +166,12 @@ void AtomicFile::commit() {
   umask(mask);
   std::error_code ec;
   std::filesystem::permissions(temp_, static_cast<std::filesystem::perms>(0666 & ~mask), ec);
-  std::filesystem::rename(temp_, target_, ec);
+  guard_.finish([&] { std::filesystem::rename(temp_, target_, ec); });
   if (ec) {
     discard();
     fail("{}: cannot rename the finished temp file into place: {}", target_.string(), ec.message());
   }
   temp_.clear();
-  guard_.release();
 }
 
 std::string read_text_file(const std::filesystem::path& path) {

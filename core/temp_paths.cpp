@@ -87,6 +87,34 @@ TempPathGuard::TempPathGuard(const std::filesystem::path& path) {
   r.paths.emplace(id_, path);
 }
 
+TempPathGuard::TempPathGuard(const std::filesystem::path& path, const std::function<void()>& create) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  id_ = r.next++;
+  r.paths.emplace(id_, path);
+  try {
+    create();
+  } catch (...) {
+    r.paths.erase(id_);
+    id_ = 0;
+    throw;
+  }
+}
+
+void TempPathGuard::finish(const std::function<void()>& fn) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.paths.erase(id_);
+  id_ = 0;
+  fn();
+}
+
+void create_directories_guarded(const std::filesystem::path& dir) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  std::filesystem::create_directories(dir);
+}
+
 TempPathGuard& TempPathGuard::operator=(TempPathGuard&& other) noexcept {
   if (this != &other) {
     release();

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 
 namespace longseq {
 
@@ -20,13 +21,19 @@ namespace longseq {
 void install_signal_cleanup();
 
 // A registered temp path: removed (a file, or a folder with its contents) if the process is ended by
-// a handled signal or exits while it is registered. Register a path before creating it: once a
-// signal arrives, registration blocks until the process is gone, so nothing new is left behind. Destroying or releasing the registration does not
-// remove the path: the owner either renamed it into place or removes it itself.
+// a handled signal or exits while it is registered. Whatever creates, renames or fills in place a
+// registered path runs under the registry's lock (the constructor's `create`, finish(),
+// create_directories_guarded), and the signal watcher takes that lock for good before it removes
+// anything: so a path is made either before the cleanup (and removed by it) or never, and a rename
+// cannot land in a folder while the cleanup empties it. Destroying or releasing the registration
+// does not remove the path: the owner either renamed it into place or removes it itself.
 class TempPathGuard {
  public:
   TempPathGuard() = default;
   explicit TempPathGuard(const std::filesystem::path& path);
+  // Registers `path` and runs `create` (which makes it); when `create` throws, the path is forgotten
+  // and the exception passes on.
+  TempPathGuard(const std::filesystem::path& path, const std::function<void()>& create);
   ~TempPathGuard() { release(); }
   TempPathGuard(TempPathGuard&& other) noexcept : id_(other.id_) { other.id_ = 0; }
   TempPathGuard& operator=(TempPathGuard&& other) noexcept;
@@ -34,10 +41,16 @@ class TempPathGuard {
   TempPathGuard& operator=(const TempPathGuard&) = delete;
   // Forgets the path (after it was renamed into place or removed).
   void release() noexcept;
+  // Runs `fn` (the rename into place) and forgets the path, with no cleanup in between.
+  void finish(const std::function<void()>& fn);
 
  private:
   uint64_t id_ = 0;
 };
+
+// std::filesystem::create_directories under the registry's lock: folders inside a registered temp
+// folder are never re-made after the cleanup removed it (the call blocks until the process is gone).
+void create_directories_guarded(const std::filesystem::path& dir);
 
 // Paths registered now (for tests).
 size_t registered_temp_paths();

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/fileio.h"
+#include "core/temp_paths.h"
 #include "core/random.h"
 #include "core/models/weights.h"
 #include "core/ops/causal_conv1d.h"
@@ -148,7 +149,7 @@ std::vector<std::pair<std::string, Tensor>> MambaModel::named_parameters() const
 }
 
 void MambaModel::save(const std::filesystem::path& dir) const {
-  std::filesystem::create_directories(dir);
+  create_directories_guarded(dir);  // not re-made inside a temp folder a signal's cleanup removed
   AtomicFile cfg(dir / "config.json");
   cfg.write(mamba_config_json(cfg_).dump(2) + "\n");
   cfg.commit();

@@ -16,7 +16,7 @@ constexpr int64_t kTileRows = 256;
 // Eigen never starts threads of its own. A tile product that runs inside a parallel region whose
 // nested team is inactive (a scorer thread calling linear) sees omp_get_num_threads() == 1, and
 // Eigen would then "parallelize" it with omp_get_max_threads() threads: one thread runs it, but with
-// the K-blocking chosen for several, so results changed with --threads (HyenaDNA's scores in the
+// the K-blocking chosen for several, so results changed with --threads (a long-convolution model's scores in the
 // 5th digit). Set once when this file's library is loaded, before any product runs.
 [[maybe_unused]] const bool kEigenSingleThreaded = (Eigen::setNbThreads(1), true);
 constexpr int64_t kTileCols = 512;

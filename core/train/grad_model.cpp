@@ -3,11 +3,14 @@
 #include "core/error.h"
 #include "core/families/family.h"
 #include "core/fileio.h"
+#include "core/temp_paths.h"
 #include "core/model_dir.h"
+#include "core/random.h"
 #include "core/safetensors.h"
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 namespace longseq::train {
 
@@ -40,17 +43,6 @@ const ParamInfo& ParamTable::find(const std::string& name) const {
   for (const auto& p : list_)
     if (p.name == name) return p;
   fail("no parameter named '{}' in this model", name);
-}
-
-template <class T>
-void GradModel<T>::load_from(const std::vector<std::pair<std::string, Tensor>>& named, const std::vector<std::string>& buffers) {
-  for (const auto& [name, t] : named)
-    table_.add(name, t.shape(), std::find(buffers.begin(), buffers.end(), name) == buffers.end());
-  weights_.assign(size_t(table_.size()), T(0));
-  for (const auto& [name, t] : named) {
-    const std::vector<float> v = t.contiguous().to_vector();
-    std::copy(v.begin(), v.end(), weights_.begin() + table_.find(name).offset);
-  }
 }
 
 int64_t AudioSpec::stride() const {
@@ -100,9 +92,139 @@ AudioSpec AudioSpec::from_json(const nlohmann::json& j, const std::string& sourc
   return a;
 }
 
+// Everything of one pass that lives on the backend. Per step: the normalised input and each
+// layer's saved activations (one shared set when recomputing); the stream entering every step.
 template <class T>
-void GradModel<T>::add_pooling(const AudioSpec&, uint64_t) {
-  fail("down-pooling stages (audio models) are implemented for the mamba family, not '{}'; use --family mamba", family());
+struct GradModel<T>::Buffers {
+  struct Acts {
+    explicit Acts(nn::Backend<T>& backend) : normed(backend), norm(backend), op(backend) {}
+    nn::Arena<T> normed, norm, op;
+  };
+  explicit Buffers(nn::Backend<T>& backend)
+      : be(backend), stream(backend), stage_in(backend), final_saved(backend), work(backend), model(backend) {}
+  ~Buffers() {
+    if (ids) be.free_ids(ids);
+  }
+  int64_t* ids_for(int64_t n) {
+    if (n > ids_size) {
+      if (ids) be.free_ids(std::exchange(ids, nullptr));
+      ids = be.alloc_ids(n);
+      ids_size = n;
+    }
+    return ids;
+  }
+  nn::Backend<T>& be;
+  nn::Arena<T> stream, stage_in, final_saved;
+  std::vector<Acts> acts;
+  nn::Arena<T> work;   // the layers' backward temporaries
+  nn::Arena<T> model;  // the model's: see kSlot*
+  nn::Buf<T> weights, grads;  // device copies of the flat table (unused on the host)
+  int64_t* ids = nullptr;
+  int64_t ids_size = 0;
+};
+
+namespace {
+// Slots of Buffers::model.
+constexpr size_t kResidualGrad = 0, kFinalGrad = 1, kNormedGrad = 2, kNormGrad = 3, kStageGrad = 4, kFin = 5, kRecomputeOut = 6;
+}  // namespace
+
+template <class T>
+GradModel<T>::GradModel(const GradModelSpec& spec)
+    : family_(spec.family), config_(spec.config), d_model_(spec.d_model), backend_(nn::cpu_backend<T>()) {
+  for (const auto& [name, t] : spec.tensors)
+    table_.add(name, t.shape(), std::find(spec.buffers.begin(), spec.buffers.end(), name) == spec.buffers.end());
+  weights_.assign(size_t(table_.size()), T(0));
+  for (const auto& [name, t] : spec.tensors) {
+    const std::vector<float> v = t.contiguous().to_vector();
+    std::copy(v.begin(), v.end(), weights_.begin() + table_.find(name).offset);
+  }
+  emb_ = table_.find(spec.embedding).offset;
+  lm_head_ = table_.find(spec.lm_head).offset;
+  vocab_ = table_.find(spec.lm_head).shape.at(0);
+}
+
+template <class T>
+void GradModel<T>::add_step(int64_t block, std::shared_ptr<const nn::Layer<T>> norm, std::shared_ptr<const nn::Layer<T>> op) {
+  LS_CHECK(block >= (steps_.empty() ? 0 : steps_.back().block), "add_step: blocks out of order");
+  steps_.push_back({block, std::move(norm), std::move(op)});
+  blocks_ = block + 1;
+  buf_.reset();
+}
+
+template <class T>
+void GradModel<T>::set_final_norm(std::shared_ptr<const nn::Layer<T>> norm) {
+  final_norm_ = std::move(norm);
+}
+
+template <class T>
+nn::OffsetOf GradModel<T>::offsets() const {
+  return [this](const std::string& name) { return off(name); };
+}
+
+template <class T>
+std::unique_ptr<GradModel<T>> GradModel<T>::clone() const {
+  auto c = std::unique_ptr<GradModel<T>>(new GradModel<T>(*this));
+  if (ops_) {
+    if constexpr (std::is_same_v<T, float>) c->backend_ = nn::device_backend(ops_);  // its own device buffers
+  }
+  return c;
+}
+
+template <class T>
+GradModel<T>::GradModel(const GradModel& o)
+    : family_(o.family_), config_(o.config_), d_model_(o.d_model_), table_(o.table_), weights_(o.weights_), head_(o.head_),
+      classes_(o.classes_), vocab_(o.vocab_), emb_(o.emb_), lm_head_(o.lm_head_), steps_(o.steps_), blocks_(o.blocks_),
+      final_norm_(o.final_norm_), recompute_(o.recompute_), train_length_(o.train_length_), labels_(o.labels_), audio_(o.audio_),
+      pool_(o.pool_), pool_w_(o.pool_w_), pool_b_(o.pool_b_), fb_w_(o.fb_w_), filters_(o.filters_), frame_(o.frame_),
+      learn_filters_(o.learn_filters_), band_norm_(o.band_norm_), ops_(o.ops_), backend_(o.backend_) {}
+
+template <class T>
+GradModel<T>::~GradModel() = default;
+
+template <class T>
+void GradModel<T>::set_device(std::shared_ptr<DeviceOps> ops) {
+  buf_.reset();
+  if (!ops) {
+    ops_.reset();
+    backend_ = nn::cpu_backend<T>();
+    return;
+  }
+  if constexpr (!std::is_same_v<T, float>) {
+    fail("device training runs in float only");
+  } else {
+    auto be = nn::device_backend(ops);
+    for (const Step& s : steps_) s.op->check(*be);
+    ops_ = std::move(ops);
+    backend_ = std::move(be);
+  }
+}
+
+template <class T>
+int64_t GradModel<T>::stage_opened_by(size_t k) const {
+  if (pool_.empty() || (k > 0 && steps_[k - 1].block == steps_[k].block)) return -1;
+  const int64_t per_stage = blocks_ / int64_t(pool_.size()), b = steps_[k].block;
+  return b % per_stage == 0 ? b / per_stage : -1;
+}
+
+template <class T>
+int64_t GradModel<T>::activation_floats_per_token() const {
+  const int64_t d = d_model_;
+  const int64_t stride = audio_ ? audio_->stride() : 1;
+  double floats = 0, peak = 0, rows = audio_ ? 1.0 / double(filters_ > 0 ? pool_[0] : 1) : 1.0;
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    if (const int64_t s = stage_opened_by(k); s >= 0) {  // the pool's input is kept
+      floats += rows * double(pool_cols(s)) / double(s == 0 && filters_ > 0 ? 1 : pool_[size_t(s)]);
+      if (s > 0 || filters_ == 0) rows /= double(pool_[size_t(s)]);
+    }
+    const double acts = rows * double(d + steps_[k].norm->saved_per_token() + steps_[k].op->saved_per_token());
+    floats += rows * double(d);  // the stream entering the step
+    if (recompute_)
+      peak = std::max(peak, acts);
+    else
+      floats += acts;
+  }
+  const double head = 2.0 * double(d) + (audio_ ? 0.0 : 2.0 * double(vocab_));
+  return int64_t(std::ceil(floats + peak + head / double(stride)));
 }
 
 template <class T>
@@ -111,8 +233,180 @@ void GradModel<T>::set_audio(const AudioSpec& spec, uint64_t seed) {
   LS_CHECK(head_ == Head::LanguageModel, "set_audio before adding the classifier head");
   LS_CHECK(vocab_ >= 256, "an audio model reads 8-bit mu-law codes: its vocabulary must be >= 256, not {}", vocab_);
   (void)AudioSpec::from_json(spec.to_json(), "audio spec");
-  add_pooling(spec, seed);
+  const int64_t d = d_model_, stages = int64_t(spec.pool.size());
+  LS_CHECK(stages >= 1 && blocks_ % stages == 0, "{} layers cannot be split evenly into {} pooling stages; make n_layer a multiple",
+           blocks_, stages);
+  pool_ = spec.pool;
+  filters_ = spec.filters;
+  frame_ = spec.frame;
+  learn_filters_ = spec.learn_filters;
+  band_norm_ = spec.band_norm;
+  if (filters_ > 0) {
+    fb_w_ = table_.add("backbone.filterbank.weight", {2 * filters_, frame_}, learn_filters_);
+    weights_.resize(size_t(table_.size()));
+    filterbank_init<T>(filters_, frame_, double(spec.sample_rate), w(fb_w_));
+  }
+  Rng rng(seed ^ 0x706f6f6cull);
+  for (int64_t s = 0; s < stages; ++s) {
+    const int64_t fan_in = pool_cols(s);
+    const std::string b = fmt::format("backbone.pool.{}.", s);
+    pool_w_.push_back(table_.add(b + "weight", {d, fan_in}, true));
+    pool_b_.push_back(table_.add(b + "bias", {d}, true));
+    weights_.resize(size_t(table_.size()));
+    const double bound = 1.0 / std::sqrt(double(fan_in));  // torch.nn.Linear's default
+    for (int64_t k = 0; k < d * fan_in + d; ++k) weights_[size_t(pool_w_.back() + k)] = T(rng.uniform(-bound, bound));
+  }
   audio_ = spec;
+  buf_.reset();
+}
+
+template <class T>
+std::vector<T> GradModel<T>::filterbank_forward(std::span<const int64_t> ids) {
+  const int64_t L = int64_t(ids.size()) / pool_[0];
+  frames_.resize(size_t(L * frame_));
+  audio_frames<T>(ids, pool_[0], mat(frames_.data(), L, frame_));
+  fb_y_.assign(size_t(L * 2 * filters_), T(0));
+  linear_forward<T>(mat<const T>(frames_.data(), L, frame_), w(fb_w_), nullptr, mat(fb_y_.data(), L, 2 * filters_));
+  std::vector<T> bands(static_cast<size_t>(L * filters_));
+  log_power_forward<T>(mat<const T>(fb_y_.data(), L, 2 * filters_), mat(bands.data(), L, filters_));
+  if (band_norm_) center_columns<T>(mat(bands.data(), L, filters_));
+  return bands;
+}
+
+template <class T>
+void GradModel<T>::filterbank_backward(const T* dbands_in, int64_t rows, T* grad) {
+  std::vector<T> dbands(dbands_in, dbands_in + rows * filters_), dy(size_t(rows * 2 * filters_), T(0));
+  if (band_norm_) center_columns<T>(mat(dbands.data(), rows, filters_));
+  log_power_backward<T>(mat<const T>(fb_y_.data(), rows, 2 * filters_), mat<const T>(dbands.data(), rows, filters_),
+                        mat(dy.data(), rows, 2 * filters_));
+  linear_backward<T>(mat<const T>(frames_.data(), rows, frame_), w(fb_w_), mat<const T>(dy.data(), rows, 2 * filters_), nullptr,
+                     g(grad, fb_w_), nullptr);
+}
+
+template <class T>
+nn::Params<T> GradModel<T>::params_for(T* device_grad, T* host_grad) {
+  if (backend_->host_memory()) return {weights_.data(), host_grad, weights_.data()};
+  return {buf_->weights.get(), device_grad, weights_.data()};
+}
+
+template <class T>
+void GradModel<T>::backbone_forward(std::span<const int64_t> ids) {
+  LS_CHECK(final_norm_ && !steps_.empty(), "{} training model without layers (a family bug)", family_);
+  const int64_t L0 = int64_t(ids.size()), d = d_model_, S = int64_t(steps_.size());
+  LS_CHECK(L0 >= 1, "{} training: empty sequence", family_);
+  if (audio_)
+    LS_CHECK(L0 % audio_->stride() == 0, "audio model: {} samples is not a multiple of the pooling stride {}", L0, audio_->stride());
+  for (int64_t id : ids) LS_CHECK(id >= 0 && id < vocab_, "token id {} outside the vocabulary of {}", id, vocab_);
+  nn::Backend<T>& be = *backend_;
+  if (!buf_) buf_ = std::make_unique<Buffers>(be);
+  Buffers& b = *buf_;
+  if (!be.host_memory()) {
+    if (b.weights.size() < table_.size()) b.weights = nn::Buf<T>(be, table_.size()), b.grads = nn::Buf<T>(be, table_.size());
+    be.upload(b.weights.get(), weights_.data(), table_.size());
+  }
+  const nn::Params<T> p = params_for(nullptr, nullptr);
+  // Rows entering each step (pooling shortens them); a stage's input is read as (rows after its
+  // pool, pool_cols).
+  rows_.assign(size_t(S + 1), 0);
+  std::vector<int64_t> stage_rows(pool_.size());
+  int64_t L = filters_ > 0 ? L0 / pool_[0] : L0;
+  for (int64_t k = 0; k < S; ++k) {
+    if (const int64_t s = stage_opened_by(size_t(k)); s >= 0) {
+      if (s > 0 || filters_ == 0) L /= pool_[size_t(s)];
+      stage_rows[size_t(s)] = L;
+    }
+    rows_[size_t(k)] = L;
+  }
+  rows_[size_t(S)] = L;
+  const size_t n_acts = recompute_ ? 1 : size_t(S);
+  while (b.acts.size() < n_acts) b.acts.emplace_back(be);
+  const auto stage_in = [&](int64_t s) { return b.stage_in.get(size_t(s), stage_rows[size_t(s)] * pool_cols(s)); };
+  // The first input: a filterbank front end runs on the host (a few MFLOP per clip), embeddings on the backend.
+  T* first = pool_.empty() ? b.stream.get(0, rows_[0] * d) : stage_in(0);
+  if (filters_ > 0) {
+    const std::vector<T> bands = filterbank_forward(ids);
+    be.upload(first, bands.data(), int64_t(bands.size()));
+  } else {
+    int64_t* dev_ids = b.ids_for(L0);
+    be.upload_ids(dev_ids, ids.data(), L0);
+    be.embedding(dev_ids, p.at(emb_), vocab_, mat(first, L0, d));
+  }
+  for (int64_t k = 0; k < S; ++k) {
+    const Step& st = steps_[size_t(k)];
+    const int64_t Lk = rows_[size_t(k)];
+    T* x = b.stream.get(size_t(k), Lk * d);
+    if (const int64_t s = stage_opened_by(size_t(k)); s >= 0)  // down-pool: (rows, d) read as (rows / p, p d) -> (rows / p, d)
+      be.linear(mat<const T>(stage_in(s), Lk, pool_cols(s)), p.at(pool_w_[size_t(s)]), p.at(pool_b_[size_t(s)]), mat(x, Lk, d));
+    typename Buffers::Acts& a = b.acts[recompute_ ? 0 : size_t(k)];
+    const Mat<T> normed = a.normed.mat(0, Lk, d);
+    st.norm->forward(be, p, mat<const T>(x, Lk, d), normed, a.norm);
+    const int64_t next_stage = k + 1 < S ? stage_opened_by(size_t(k + 1)) : -1;
+    T* y = next_stage >= 0 ? stage_in(next_stage) : b.stream.get(size_t(k + 1), Lk * d);
+    st.op->forward(be, p, normed, mat(y, Lk, d), a.op);
+    be.add(y, x, Lk * d);  // step output = input + branch
+  }
+  const Mat<T> fin = b.model.mat(kFin, L, d);
+  final_norm_->forward(be, p, mat<const T>(b.stream.get(size_t(S), L * d), L, d), fin, b.final_saved);
+  fin_.resize(size_t(L * d));
+  dfin_.resize(size_t(L * d));
+  be.download(fin_.data(), fin.data, L * d);
+}
+
+template <class T>
+void GradModel<T>::backbone_backward(std::span<const int64_t> ids, T* grad) {
+  nn::Backend<T>& be = *backend_;
+  LS_CHECK(buf_ && !rows_.empty(), "{} training: backward without a forward", family_);
+  Buffers& b = *buf_;
+  const int64_t d = d_model_, S = int64_t(steps_.size()), L0 = int64_t(ids.size());
+  if (!be.host_memory()) be.zero(b.grads.get(), table_.size());
+  const nn::Params<T> p = params_for(b.grads.get(), grad);
+  // The residual gradient's buffer also holds a stage input's gradient.
+  int64_t longest = 0;
+  for (int64_t k = 0; k <= S; ++k) longest = std::max(longest, rows_[size_t(k)] * d);
+  for (int64_t k = 0; k < S; ++k)
+    if (const int64_t s = stage_opened_by(size_t(k)); s >= 0) longest = std::max(longest, rows_[size_t(k)] * pool_cols(s));
+  T* dres = b.model.get(kResidualGrad, longest);
+  int64_t L = rows_[size_t(S)];
+  T* dfin = b.model.get(kFinalGrad, L * d);
+  be.upload(dfin, dfin_.data(), L * d);
+  final_norm_->backward(be, p, mat<const T>(b.stream.get(size_t(S), L * d), L, d), mat<const T>(dfin, L, d), mat(dres, L, d),
+                        b.final_saved, b.work);
+  for (int64_t k = S - 1; k >= 0; --k) {
+    const Step& st = steps_[size_t(k)];
+    L = rows_[size_t(k)];
+    typename Buffers::Acts& a = b.acts[recompute_ ? 0 : size_t(k)];
+    const Mat<const T> x = mat<const T>(b.stream.get(size_t(k), L * d), L, d);
+    const Mat<T> normed = a.normed.mat(0, L, d);
+    if (recompute_) {
+      st.norm->forward(be, p, x, normed, a.norm);
+      st.op->forward(be, p, normed, b.model.mat(kRecomputeOut, L, d), a.op);
+    }
+    const Mat<T> dnormed = b.model.mat(kNormedGrad, L, d), dx = b.model.mat(kNormGrad, L, d);
+    st.op->backward(be, p, normed, mat<const T>(dres, L, d), dnormed, a.op, b.work);
+    st.norm->backward(be, p, x, dnormed, dx, a.norm, b.work);
+    be.add(dres, dx.data, L * d);  // the residual path carries dres through unchanged
+    if (const int64_t s = stage_opened_by(size_t(k)); s >= 0) {  // back through the down-pool into the stage input
+      const int64_t cols = pool_cols(s);
+      const bool stem = s == 0 && filters_ > 0, need_dx = !stem || learn_filters_;
+      Mat<T> dstage = b.model.mat(kStageGrad, L, cols);
+      be.linear_backward(mat<const T>(b.stage_in.get(size_t(s), L * cols), L, cols), p.at(pool_w_[size_t(s)]), mat<const T>(dres, L, d),
+                         need_dx ? &dstage : nullptr, false, p.grad(pool_w_[size_t(s)]), p.grad(pool_b_[size_t(s)]));
+      if (need_dx) be.copy(dres, dstage.data, L * cols);  // the previous step's output gradient (or the stem's)
+    }
+  }
+  if (filters_ == 0) {
+    be.embedding_backward(b.ids, mat<const T>(dres, L0, d), p.grad(emb_), vocab_);
+  } else if (learn_filters_) {  // the filterbank's backward on the host, where its forward ran
+    const int64_t rows0 = L0 / pool_[0];
+    std::vector<T> dbands(static_cast<size_t>(rows0 * filters_));
+    be.download(dbands.data(), dres, rows0 * filters_);
+    filterbank_backward(dbands.data(), rows0, grad);
+  }
+  if (!be.host_memory() && grad) {
+    std::vector<T> gd(static_cast<size_t>(table_.size()));
+    be.download(gd.data(), b.grads.get(), table_.size());
+    for (size_t i = 0; i < gd.size(); ++i) grad[i] += gd[i];
+  }
 }
 
 template <class T>
@@ -145,8 +439,8 @@ std::vector<std::pair<std::string, Tensor>> GradModel<T>::named_tensors() const 
 
 template <class T>
 void GradModel<T>::save(const std::filesystem::path& dir) const {
-  std::filesystem::create_directories(dir);
-  nlohmann::json cfg = config_json();
+  create_directories_guarded(dir);  // not re-made inside a temp folder a signal's cleanup removed
+  nlohmann::json cfg = config_;
   if (head_ == Head::Classifier) cfg["longseq_head"] = {{"type", "classifier"}, {"classes", classes_}, {"labels", labels_}};
   if (audio_) cfg["longseq_audio"] = audio_->to_json();
   if (train_length_ > 0) cfg["longseq_train_length"] = train_length_;
@@ -154,11 +448,6 @@ void GradModel<T>::save(const std::filesystem::path& dir) const {
   f.write(cfg.dump(2) + "\n");
   f.commit();
   write_safetensors(dir / "model.safetensors", named_tensors(), {{"format", "pt"}, {"producer", "longseq " LONGSEQ_VERSION}});
-}
-
-template <class T>
-void GradModel<T>::set_device(std::shared_ptr<DeviceOps> ops) {
-  LS_CHECK(!ops, "--device {}: {} models train on the CPU only for now; use --device cpu", ops->name(), family());
 }
 
 template <class T>

@@ -5,8 +5,8 @@
 // written back in the same config.json + model.safetensors form the loaders read.
 #pragma once
 
-#include "core/device/ops.h"
 #include "core/models/lm.h"
+#include "core/nn/layers.h"
 #include "core/train/grad_ops.h"
 
 #include <nlohmann/json.hpp>
@@ -18,6 +18,10 @@
 #include <span>
 #include <string>
 #include <vector>
+
+namespace longseq {
+class DeviceOps;
+}
 
 namespace longseq::train {
 
@@ -72,10 +76,30 @@ struct AudioSpec {
   static AudioSpec from_json(const nlohmann::json& j, const std::string& source);
 };
 
+// How a family describes its trainable model to GradModel: the tensors (released names; `buffers`
+// are kept but not trained), the token embedding and LM head (one name when tied), and the config
+// written back by save(). The residual steps, x += op(norm(x)), are added with add_step.
+struct GradModelSpec {
+  std::string family;
+  nlohmann::json config;  // config.json as the family writes it
+  int64_t d_model = 0;
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  std::vector<std::string> buffers;
+  std::string embedding, lm_head;
+};
+
 template <class T>
 class GradModel {
  public:
-  virtual ~GradModel() = default;
+  explicit GradModel(const GradModelSpec& spec);
+  ~GradModel();
+  // Appends a residual step x += op(norm(x)) to block `block` (blocks in order; audio pooling
+  // stages split the blocks evenly), and sets the final norm before the heads.
+  void add_step(int64_t block, std::shared_ptr<const nn::Layer<T>> norm, std::shared_ptr<const nn::Layer<T>> op);
+  void set_final_norm(std::shared_ptr<const nn::Layer<T>> norm);
+  // Offsets of the table's tensors by name (-1: absent), for the family's layer constructors.
+  nn::OffsetOf offsets() const;
+
   const ParamTable& params() const { return table_; }
   std::vector<T>& weights() { return weights_; }
   const std::vector<T>& weights() const { return weights_; }
@@ -89,17 +113,17 @@ class GradModel {
   // Classification: cross-entropy of the pooled logits against `label` (< 0: no loss, e.g. to
   // predict; `logits` receives the class logits). Same gradient contract.
   double class_loss(std::span<const int64_t> ids, int64_t label, double scale, T* grad, std::vector<double>* logits = nullptr);
-  // Per-layer recomputation in the backward (activation memory of one layer instead of all).
+  // Per-step recomputation in the backward (activation memory of one step instead of all).
   void set_recompute(bool on) { recompute_ = on; }
   // The window length a language model is trained on, saved as config.json's longseq_train_length
   // so that scoring can say when it runs windows the model never saw (0: not recorded).
   void set_train_length(int64_t length) { train_length_ = length; }
-  // Runs the backbone's forward and backward on `ops` (null: back to the CPU). Weights and
+  // Runs the backbone's forward and backward on `ops` (null: back to the CPU), in float. Weights and
   // optimizer stay on the host; each sequence uploads the weights and downloads the gradients.
-  // Throws for families or model kinds without a device path.
-  virtual void set_device(std::shared_ptr<DeviceOps> ops);
-  // Activation floats held per token during a forward + backward (for the docs and --help).
-  virtual int64_t activation_floats_per_token() const = 0;
+  // Throws when a layer exceeds the device's kernels (e.g. a conv wider than they are built for).
+  void set_device(std::shared_ptr<DeviceOps> ops);
+  // Activation floats held per input token during a forward + backward (for the docs and --help).
+  int64_t activation_floats_per_token() const;
 
   // Adds a sequence-classification head, `classifier.weight` (classes, d) and `classifier.bias`
   // (classes), zero-initialised; the LM head stays in the table (and the file) but is unused.
@@ -107,8 +131,8 @@ class GradModel {
   const std::vector<std::string>& labels() const { return labels_; }
 
   // Turns this model into a raw-waveform model: adds the pooling layers `backbone.pool.<s>.weight`
-  // (d, p*d) and `.bias` (d), initialised like torch.nn.Linear from `seed`. Throws for families
-  // without pooling, for a layer count not divisible by the stages, or a vocabulary under 256.
+  // (d, p*d) and `.bias` (d), initialised like torch.nn.Linear from `seed` (and the filterbank
+  // front end). Throws for a block count not divisible by the stages, or a vocabulary under 256.
   void set_audio(const AudioSpec& spec, uint64_t seed);
   const std::optional<AudioSpec>& audio() const { return audio_; }
   // Final positions for an input of L tokens (L / stride for audio models).
@@ -118,24 +142,35 @@ class GradModel {
   // model.safetensors with the released names, each atomically. Loadable by load_grad_model, and by
   // load_language_model (which ignores a classifier head).
   void save(const std::filesystem::path& dir) const;
-  virtual nlohmann::json config_json() const = 0;
+  nlohmann::json config_json() const { return config_; }
   // An independent copy (weights and activation buffers), one per worker thread.
-  virtual std::unique_ptr<GradModel<T>> clone() const = 0;
-  virtual std::string family() const = 0;
-  virtual int64_t d_model() const = 0;
+  std::unique_ptr<GradModel<T>> clone() const;
+  std::string family() const { return family_; }
+  int64_t d_model() const { return d_model_; }
   // Copy of a parameter as an F32 tensor, for tests and tools.
   Tensor tensor(const std::string& name) const;
   std::vector<std::pair<std::string, Tensor>> named_tensors() const;
 
- protected:
-  // Adds the pooling (and filterbank) parameters for `spec` (see set_audio); families without pooling throw.
-  virtual void add_pooling(const AudioSpec& spec, uint64_t seed);
-  // The family's backbone: fills fin_ (output_length(L), d), the final normalised hidden states; the backward
-  // starts from dfin_ and adds every parameter's gradient into grad.
-  virtual void backbone_forward(std::span<const int64_t> ids) = 0;
-  virtual void backbone_backward(std::span<const int64_t> ids, T* grad) = 0;
-  // Fills the table and weights from named tensors; names in `buffers` are not trainable.
-  void load_from(const std::vector<std::pair<std::string, Tensor>>& named, const std::vector<std::string>& buffers);
+ private:
+  struct Step {
+    int64_t block = 0;
+    std::shared_ptr<const nn::Layer<T>> norm, op;
+  };
+  struct Buffers;  // everything of one pass that lives on the backend (grad_model.cpp)
+  GradModel(const GradModel& other);  // for clone(): the buffers are not copied
+
+  // Fills fin_ (output_length(L), d), the final normalised hidden states; the backward starts from
+  // dfin_ and adds every parameter's gradient into grad.
+  void backbone_forward(std::span<const int64_t> ids);
+  void backbone_backward(std::span<const int64_t> ids, T* grad);
+  // The pooling stage that step k opens, or -1.
+  int64_t stage_opened_by(size_t k) const;
+  // Stage s's input width: filterbank bands, or pool[s] rows of the stream.
+  int64_t pool_cols(int64_t s) const { return s == 0 && filters_ > 0 ? filters_ : pool_[size_t(s)] * d_model_; }
+  // The raw-audio front end on the host: frames -> filter pairs -> log power, (L / hop, filters).
+  std::vector<T> filterbank_forward(std::span<const int64_t> ids);
+  void filterbank_backward(const T* dbands, int64_t rows, T* grad);
+  nn::Params<T> params_for(T* device_grad, T* host_grad);
   // The LM head's loss from the final hidden states `fin` (L, d): fills dfin (overwritten) when grad.
   double lm_head_loss(Mat<const T> fin, int64_t head_offset, std::span<const int64_t> targets, double scale, T* grad,
                       Mat<T> dfin);
@@ -144,17 +179,33 @@ class GradModel {
   T* g(T* grad, int64_t offset) const { return grad && offset >= 0 ? grad + offset : nullptr; }
   T* w(int64_t offset) { return offset < 0 ? nullptr : weights_.data() + offset; }
   int64_t off(const std::string& name) const { return table_.has(name) ? table_.find(name).offset : -1; }
+
+  std::string family_;
+  nlohmann::json config_;
+  int64_t d_model_ = 0;
   ParamTable table_;
   std::vector<T> weights_;
   Head head_ = Head::LanguageModel;
   int64_t classes_ = 0;
-  int64_t vocab_ = 0;    // LM head rows (padded vocabulary)
-  int64_t lm_head_ = -1;  // offset of the LM head (the embedding's when tied)
+  int64_t vocab_ = 0;     // LM head rows (padded vocabulary)
+  int64_t emb_ = -1;      // the token embedding
+  int64_t lm_head_ = -1;  // the LM head (the embedding's offset when tied)
+  std::vector<Step> steps_;
+  int64_t blocks_ = 0;
+  std::shared_ptr<const nn::Layer<T>> final_norm_;
   std::vector<T> fin_, dfin_;
   bool recompute_ = false;
   int64_t train_length_ = 0;
   std::vector<std::string> labels_;
   std::optional<AudioSpec> audio_;
+  std::vector<int64_t> pool_, pool_w_, pool_b_;  // audio models: factor and parameter offsets per stage
+  int64_t fb_w_ = -1, filters_ = 0, frame_ = 0;  // filterbank front end: weight offset, bands, frame length
+  bool learn_filters_ = false, band_norm_ = false;
+  std::vector<T> frames_, fb_y_;  // the filterbank's input frames (L/hop, frame) and filter outputs (L/hop, 2 filters)
+  std::vector<int64_t> rows_;     // stream rows entering each step (pooling shortens them), and after the last
+  std::shared_ptr<DeviceOps> ops_;
+  std::shared_ptr<nn::Backend<T>> backend_;
+  std::unique_ptr<Buffers> buf_;
 };
 
 // Class probabilities (softmax of the classifier's logits) for one input; the model must have a

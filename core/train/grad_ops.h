@@ -2,33 +2,22 @@
 // (training) and double (the finite-difference checks in the tests), on plain row-major matrix views
 // of one sequence (llm.c style: the model owns the buffers, the ops own only arithmetic).
 // Conventions: a backward ADDS into every gradient it is given (callers zero them), so uses of a
-// shared parameter (tied embedding, HyenaDNA's one Sin `freq`) sum without extra code; a null
+// shared parameter (tied embedding, an implicit filter's one Sin `freq`) sum without extra code; a null
 // gradient pointer means "not needed". Work is split over rows or channels in blocks whose bounds
 // depend only on the sizes and every cross-block reduction runs in a fixed order, so gradients are
 // bit-identical for any thread count. Letters: L length, D channels, N state size, V vocabulary.
 #pragma once
+
+#include "core/nn/mat.h"
 
 #include <cstdint>
 #include <span>
 
 namespace longseq::train {
 
-// A row-major matrix window: rows x cols with row stride ld (elements), unit column stride.
-template <class T>
-struct Mat {
-  T* data = nullptr;
-  int64_t rows = 0, cols = 0, ld = 0;
-  T* row(int64_t r) const { return data + r * ld; }
-  T& at(int64_t r, int64_t c) const { return data[r * ld + c]; }
-  Mat<T> cols_slice(int64_t c0, int64_t n) const { return {data + c0, rows, n, ld}; }
-  Mat<T> rows_slice(int64_t r0, int64_t n) const { return {data + r0 * ld, n, cols, ld}; }
-  operator Mat<const T>() const { return {data, rows, cols, ld}; }
-};
-
-template <class T>
-Mat<T> mat(T* data, int64_t rows, int64_t cols) {
-  return {data, rows, cols, cols};
-}
+// Row-major matrix windows (core/nn/mat.h), shared with the layers' backends.
+using nn::Mat;
+using nn::mat;
 
 // y (M, O) = x (M, K) w (O, K)^T + b (O, may be null).
 template <class T>

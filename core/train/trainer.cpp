@@ -154,7 +154,7 @@ std::string checkpoint_name(int64_t step) { return fmt::format("checkpoint-{:07d
 void save_checkpoint(const GradModel<float>& model, const AdamW& adam, const TrainOptions& o, int64_t step, const nlohmann::json& last) {
   const fs::path final_dir = o.out_dir / checkpoint_name(step), tmp = o.out_dir / ("." + checkpoint_name(step) + ".tmp");
   fs::remove_all(tmp);
-  TempPathGuard guard(tmp);  // a signal while it is written removes it
+  TempPathGuard guard(tmp, [&] { fs::create_directories(tmp); });  // a signal while it is written removes it
   model.save(tmp);
   adam.save(tmp / "optimizer.safetensors");
   nlohmann::json state = {{"step", step}, {"seed", o.seed}, {"batch", o.batch}, {"accumulate", o.accumulate},
@@ -162,7 +162,7 @@ void save_checkpoint(const GradModel<float>& model, const AdamW& adam, const Tra
   for (const auto& [k, v] : o.run_info) state["run"][k] = v;
   write_text_atomic(tmp / "trainer_state.json", state.dump(2) + "\n");
   fs::remove_all(final_dir);
-  fs::rename(tmp, final_dir);  // the folder appears complete or not at all
+  guard.finish([&] { fs::rename(tmp, final_dir); });  // the folder appears complete or not at all
   write_text_atomic(o.out_dir / "latest", checkpoint_name(step) + "\n");
   std::vector<fs::path> all;
   for (const auto& e : fs::directory_iterator(o.out_dir))
@@ -174,10 +174,10 @@ void save_checkpoint(const GradModel<float>& model, const AdamW& adam, const Tra
 void save_final_model(const GradModel<float>& model, const fs::path& out_dir) {
   const fs::path dir = out_dir / "model", tmp = out_dir / ".model.tmp";
   fs::remove_all(tmp);
-  TempPathGuard guard(tmp);
+  TempPathGuard guard(tmp, [&] { fs::create_directories(tmp); });
   model.save(tmp);
   fs::remove_all(dir);
-  fs::rename(tmp, dir);
+  guard.finish([&] { fs::rename(tmp, dir); });
 }
 
 void load_weights(GradModel<float>& model, const fs::path& file) {

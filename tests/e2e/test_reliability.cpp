@@ -39,13 +39,18 @@ void expect_one_line_error(const CliResult& r, const std::string& what) {
 }
 
 // Hidden temp files or folders (".name.tmp...") left in `dir`.
+// Hidden temp files and folders under dir. While a job still runs, entries come and go under the
+// walk: a walk that loses one (an entry removed between listing and visiting) starts again.
 std::vector<std::string> temp_leftovers(const fs::path& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.starts_with(".") && name.find(".tmp") != std::string::npos) out.push_back(e.path().string());
+  for (int attempt = 0;; ++attempt) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.starts_with(".") && name.find(".tmp") != std::string::npos) out.push_back(it->path().string());
+    }
+    if (!ec || attempt == 100) return out;
   }
-  return out;
 }
 
 // (1, L) I64 token ids, as `forward` reads them.

@@ -188,12 +188,17 @@ TEST(DeviceModel, EmulatedAudioClassifierMatchesTheCpu) {
   // Raw-audio classifiers on the device: the filterbank front end (learned, band-normalised; on the
   // host) with two pooling stages (GEMMs on the device), and the embedding stem. Class probabilities
   // equal the CPU model's, and one training example's gradients equal the CPU trainer's float64
-  // gradients tensor by tensor (pools, filterbank and every layer).
+  // gradients tensor by tensor (pools, filterbank and every layer). The stages wrap any backbone:
+  // Mamba blocks, and HyenaDNA blocks with the filterbank.
   MambaConfig c = device_config(true);
   c.vocab_size = 256, c.padded_vocab = 256, c.n_layer = 2;
-  for (bool filterbank : {true, false}) {
-    SCOPED_TRACE(::testing::Message() << "filterbank " << filterbank);
-    const auto base = MambaModel::random(c, 81);
+  HyenaConfig h;
+  h.d_model = 16, h.n_layer = 2, h.d_inner = 32, h.vocab_size = 256, h.padded_vocab = 256, h.max_seq_len = 64, h.filter_order = 8;
+  h.activation_freq = 10;
+  for (const auto& [hyena, filterbank] : {std::pair{false, true}, std::pair{false, false}, std::pair{true, true}}) {
+    SCOPED_TRACE(::testing::Message() << (hyena ? "hyenadna" : "mamba") << ", filterbank " << filterbank);
+    const std::unique_ptr<LanguageModel> base = hyena ? std::unique_ptr<LanguageModel>(HyenaModel::random(h, 81))
+                                                      : std::unique_ptr<LanguageModel>(MambaModel::random(c, 81));
     auto cpu = train::make_grad_model<float>(*base);
     auto m64 = train::make_grad_model<double>(*base);
     const train::AudioSpec spec{.sample_rate = 8000, .clip_samples = 96, .pool = {4, 3}, .filters = filterbank ? 5 : 0,

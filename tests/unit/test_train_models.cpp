@@ -146,6 +146,19 @@ TEST(TrainModels, ClassifierHeadGradients) {
   }
 }
 
+namespace {
+// A classifier's loss and gradient with and without per-step recomputation: the same bits
+// (recompute is left off again).
+void expect_recompute_identical(GradModel<float>& f, const std::vector<int64_t>& ids, int64_t label) {
+  std::vector<float> a(size_t(f.params().size()), 0.0f), b = a;
+  const double la = f.class_loss(ids, label, 1.0, a.data());
+  f.set_recompute(true);
+  EXPECT_EQ(f.class_loss(ids, label, 1.0, b.data()), la);
+  EXPECT_EQ(a, b);
+  f.set_recompute(false);
+}
+}  // namespace
+
 TEST(TrainModels, RecomputeGivesTheSameGradient) {
   for (const bool hyena : {false, true}) {
     auto gm = hyena ? make_grad_model<float>(*HyenaModel::random(tiny_hyena(), 2))
@@ -202,23 +215,38 @@ TEST(TrainModels, AudioPoolingStages) {
   auto f = make_grad_model<float>(*MambaModel::random(c, 6));
   f->set_audio(spec, 4);
   f->add_classifier({"x", "y"});
-  std::vector<float> a(size_t(f->params().size()), 0.0f), b = a;
-  const double la = f->class_loss(ids, 0, 1.0, a.data());
-  f->set_recompute(true);
-  EXPECT_EQ(f->class_loss(ids, 0, 1.0, b.data()), la);
-  EXPECT_EQ(a, b);
-  f->set_recompute(false);
+  expect_recompute_identical(*f, ids, 0);
   f->save(tmp / "audio");
   const auto back = load_grad_model<float>(tmp / "audio");
   ASSERT_TRUE(back->audio().has_value());
   EXPECT_EQ(back->audio()->pool, spec.pool);
   EXPECT_EQ(back->weights(), f->weights());
   EXPECT_THROW(load_language_model(ModelDir::open(tmp / "audio")), Error);  // pooling runs only in the training model
-  // Families without pooling, and layer counts that do not split into the stages, refuse.
+  // A vocabulary that cannot hold the mu-law codes, and layer counts that do not split into the stages, refuse.
   auto h = make_grad_model<float>(*HyenaModel::random(tiny_hyena(), 1));
   EXPECT_THROW(h->set_audio(spec, 1), Error);
   auto odd = make_grad_model<float>(*MambaModel::random(c, 7));
   EXPECT_THROW(odd->set_audio({.sample_rate = 8000, .clip_samples = 24, .pool = {2, 2, 2}}, 1), Error);
+}
+
+// Any backbone: the same front end and pooling stages around HyenaDNA blocks (a Hyena operator and a
+// GELU MLP per block), with FD gradients of every parameter and recomputation giving the same bits.
+TEST(TrainModels, AudioStagesAroundHyenaBlocks) {
+  HyenaConfig c = tiny_hyena();
+  c.vocab_size = 256;
+  c.padded_vocab = 256;
+  auto gm = make_grad_model<double>(*HyenaModel::random(c, 5));
+  const AudioSpec spec{.sample_rate = 8000, .clip_samples = 24, .pool = {4, 3}, .filters = 3, .frame = 6, .learn_filters = true};
+  gm->set_audio(spec, 3);
+  gm->add_classifier({"a", "b"});
+  EXPECT_EQ(gm->output_length(24), 2);
+  perturb(*gm, 17);
+  const auto ids = ids_of(24, 0, 256, 18);
+  check_model_gradients("hyenadna audio", *gm, [&](double* g) { return gm->class_loss(ids, 1, 1.0, g); });
+  auto f = make_grad_model<float>(*HyenaModel::random(c, 6));
+  f->set_audio(spec, 4);
+  f->add_classifier({"x", "y"});
+  expect_recompute_identical(*f, ids, 0);
 }
 
 // The filterbank front end: overlapping frames (6 samples every 4) -> learned (cos, sin) pairs -> log

@@ -1,0 +1,169 @@
+// The one op set every layer (core/nn/layers.h) is written against: memory, transfers and the
+// forward/backward pairs of the layers' arithmetic, on Mat views (core/nn/mat.h) of the backend's
+// memory. An op is declared once here; each backend implements all of them: the CPU
+// (cpu_backend.cpp: core/train/grad_ops.h, float and double) and a device (device_backend.cpp:
+// the CUDA kernels through DeviceOps, float; the tests' emulated device runs the same kernel
+// source on the CPU). A layer's code therefore runs unchanged on every backend, and one test per
+// layer compares the backends.
+// Gradient contract: activation gradients (dx, du, ...) are WRITTEN, unless an `accumulate` flag
+// says otherwise; parameter gradients (dw, db, ...) are ADDED, so a parameter used twice (a tied
+// embedding, one Sin frequency used by three layers) sums without extra code. Null gradient
+// pointers mean "not needed". Letters: L rows (tokens), D channels, N state size, V vocabulary.
+#pragma once
+
+#include "core/nn/mat.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace longseq {
+class DeviceOps;
+}
+
+namespace longseq::nn {
+
+// Causal depthwise conv over the rows of x (L, D): out[t, c] = act(b[c] + sum_k w[c, k] x[t-W+1+k, c]),
+// rows before t = 0 read as zeros; act = SiLU when `silu`.
+template <class T>
+struct ConvArgs {
+  Mat<const T> x;
+  const T* w = nullptr;  // (D, W)
+  const T* b = nullptr;  // (D) or null
+  int64_t W = 0;
+  bool silu = false;
+};
+
+// Selective scan (core/ops/selective_scan.h for the math) of one sequence from a zero state.
+template <class T>
+struct ScanArgs {
+  Mat<const T> u, delta, B, C, z;  // u, delta, z (L, D); B, C (L, N); z.data null: no gate
+  const T* A = nullptr;             // (D, N)
+  const T* Dskip = nullptr;         // (D) or null
+  const T* delta_bias = nullptr;    // (D) or null
+  bool softplus = true;
+};
+template <class T>
+struct ScanGradOut {
+  Mat<T> du, ddelta, dB, dC, dz;  // written; dz unused without z
+  T* dA = nullptr;                // (D, N), written
+  T* dDskip = nullptr;            // (D), added
+  T* ddelta_bias = nullptr;       // (D), added
+};
+
+// Gated long convolution: y[t, c] = gate[t, c] * (sum_{s <= t} k[s, c] u[t - s, c] + bias[c] u[t, c]).
+template <class T>
+struct FftConvArgs {
+  Mat<const T> u, k, gate;  // (L, D) each; gate.data null: no gate
+  const T* bias = nullptr;  // (D) or null
+};
+
+template <class T>
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  // True when the backend's pointers are host memory (the model then uses its host arrays in place).
+  virtual bool host_memory() const = 0;
+  // The kernels' limits (the CPU has none): a layer checks them before it runs (Layer::check).
+  virtual int64_t max_conv_width() const = 0;
+  virtual int64_t max_scan_states() const = 0;
+
+  // ---- memory (uninitialised; release with the matching free) ----
+  virtual T* alloc(int64_t n) = 0;
+  virtual void free(T* p) = 0;
+  virtual int64_t* alloc_ids(int64_t n) = 0;
+  virtual void free_ids(int64_t* p) = 0;
+  virtual void upload(T* dst, const T* host, int64_t n) = 0;
+  virtual void upload_ids(int64_t* dst, const int64_t* host, int64_t n) = 0;
+  virtual void download(T* host, const T* src, int64_t n) = 0;
+  virtual void copy(T* dst, const T* src, int64_t n) = 0;
+  virtual void zero(T* p, int64_t n) = 0;
+
+  // ---- element-wise ----
+  virtual void add(T* y, const T* x, int64_t n) = 0;  // y += x
+  // out = a * b element by element (out may be a).
+  virtual void mul(Mat<const T> a, Mat<const T> b, Mat<T> out) = 0;
+  // y = gelu_tanh(x); dx = dy * gelu_tanh'(x) (dx may be dy).
+  virtual void gelu(const T* x, T* y, int64_t n) = 0;
+  virtual void gelu_backward(const T* x, const T* dy, T* dx, int64_t n) = 0;
+  // y[r, c] = sin(freq[c] x[r, c]); dx written, dfreq[c] += sum_r cos(freq x) dy x.
+  virtual void sin_columns(Mat<const T> x, const T* freq, Mat<T> y) = 0;
+  virtual void sin_columns_backward(Mat<const T> x, const T* freq, Mat<const T> dy, Mat<T> dx, T* dfreq) = 0;
+
+  // ---- layers' ops ----
+  // out[l] = table[ids[l]] (ids: backend memory, each in [0, V)); dtable[ids[l]] += dout[l].
+  virtual void embedding(const int64_t* ids, const T* table, int64_t V, Mat<T> out) = 0;
+  virtual void embedding_backward(const int64_t* ids, Mat<const T> dout, T* dtable, int64_t V) = 0;
+  // RMSNorm (b null, mean unused) or LayerNorm over the columns; mean and rstd (L) saved.
+  virtual void norm(bool rms, double eps, Mat<const T> x, const T* w, const T* b, Mat<T> y, T* mean, T* rstd) = 0;
+  virtual void norm_backward(bool rms, double eps, Mat<const T> x, const T* w, const T* b, const T* mean, const T* rstd,
+                             Mat<const T> dy, Mat<T> dx, T* dw, T* db) = 0;
+  // y (M, O) = x (M, K) w (O, K)^T + b; dx (written, or added with accumulate_dx) = dy w.
+  virtual void linear(Mat<const T> x, const T* w, const T* b, Mat<T> y) = 0;
+  virtual void linear_backward(Mat<const T> x, const T* w, Mat<const T> dy, Mat<T>* dx, bool accumulate_dx, T* dw, T* db) = 0;
+  virtual void conv1d(const ConvArgs<T>& a, Mat<T> out) = 0;
+  virtual void conv1d_backward(const ConvArgs<T>& a, Mat<const T> dout, Mat<T> dx, T* dw, T* db) = 0;
+  // `saved` (scan_saved_size floats) holds what this backend's backward recomputes from.
+  virtual int64_t scan_saved_size(int64_t L, int64_t D, int64_t N) const = 0;
+  virtual void scan(const ScanArgs<T>& a, Mat<T> y, T* saved) = 0;
+  virtual void scan_backward(const ScanArgs<T>& a, const T* saved, Mat<const T> dy, const ScanGradOut<T>& g) = 0;
+  // `saved` (fft_conv_saved_size floats) likewise; dk and dgate are written, dbias added.
+  virtual int64_t fft_conv_saved_size(int64_t L, int64_t D) const = 0;
+  virtual void fft_conv(const FftConvArgs<T>& a, Mat<T> y, T* saved) = 0;
+  virtual void fft_conv_backward(const FftConvArgs<T>& a, const T* saved, Mat<const T> dy, Mat<T> du, Mat<T> dk, Mat<T> dgate,
+                                 T* dbias) = 0;
+};
+
+// An owned array of one backend's memory; movable, freed on destruction.
+template <class T>
+class Buf {
+ public:
+  Buf() = default;
+  Buf(Backend<T>& be, int64_t n) : be_(&be), p_(be.alloc(std::max<int64_t>(n, 1))), n_(n) {}
+  Buf(Buf&& o) noexcept : be_(o.be_), p_(std::exchange(o.p_, nullptr)), n_(o.n_) {}
+  Buf& operator=(Buf&& o) noexcept {
+    std::swap(be_, o.be_), std::swap(p_, o.p_), std::swap(n_, o.n_);
+    return *this;
+  }
+  Buf(const Buf&) = delete;
+  ~Buf() {
+    if (p_) be_->free(p_);
+  }
+  T* get() const { return p_; }
+  int64_t size() const { return n_; }
+
+ private:
+  Backend<T>* be_ = nullptr;
+  T* p_ = nullptr;
+  int64_t n_ = 0;
+};
+
+// Arrays reused from call to call: slot i keeps the largest size asked of it.
+template <class T>
+class Arena {
+ public:
+  explicit Arena(Backend<T>& be) : be_(&be) {}
+  T* get(size_t slot, int64_t n) {
+    if (slot >= bufs_.size()) bufs_.resize(slot + 1);
+    if (bufs_[slot].size() < n || !bufs_[slot].get()) bufs_[slot] = Buf<T>(*be_, n);
+    return bufs_[slot].get();
+  }
+  Mat<T> mat(size_t slot, int64_t rows, int64_t cols) { return nn::mat(get(slot, rows * cols), rows, cols); }
+  Backend<T>& backend() const { return *be_; }
+
+ private:
+  Backend<T>* be_;
+  std::vector<Buf<T>> bufs_;
+};
+
+// The CPU backend (one shared instance per precision).
+template <class T>
+std::shared_ptr<Backend<T>> cpu_backend();
+// A device backend over `ops` (float: the kernels compute in fp32).
+std::shared_ptr<Backend<float>> device_backend(std::shared_ptr<DeviceOps> ops);
+
+}  // namespace longseq::nn

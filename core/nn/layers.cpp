@@ -1,0 +1,277 @@
+// The layers of layers.h. Each forward lists its saved slots; each backward walks the forward's
+// steps in reverse with the backend's backward ops (written activation gradients, added parameter
+// gradients: backend.h).
+#include "core/nn/layers.h"
+
+#include "core/error.h"
+
+#include <cmath>
+#include <vector>
+
+namespace longseq::nn {
+
+namespace {
+
+int64_t required(const OffsetOf& off, const std::string& name) {
+  const int64_t o = off(name);
+  LS_CHECK(o >= 0, "the model has no tensor '{}'", name);
+  return o;
+}
+
+// ---- norms -----------------------------------------------------------------------------------
+
+template <class T>
+class Norm final : public Layer<T> {
+ public:
+  Norm(const OffsetOf& off, const std::string& prefix, bool rms, double eps)
+      : w_(required(off, prefix + "weight")), b_(rms ? -1 : required(off, prefix + "bias")), rms_(rms), eps_(eps) {}
+  // saved: 0 mean, 1 rstd (L each)
+  void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, Arena<T>& s) const override {
+    be.norm(rms_, eps_, x, p.at(w_), p.at(b_), y, s.get(0, x.rows), s.get(1, x.rows));
+  }
+  void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dy, Mat<T> dx, Arena<T>& s, Arena<T>&) const override {
+    be.norm_backward(rms_, eps_, x, p.at(w_), p.at(b_), s.get(0, x.rows), s.get(1, x.rows), dy, dx, p.grad(w_), p.grad(b_));
+  }
+  int64_t saved_per_token() const override { return 2; }
+
+ private:
+  int64_t w_, b_;
+  bool rms_;
+  double eps_;
+};
+
+// ---- Mamba-1 mixer -----------------------------------------------------------------------------
+
+template <class T>
+class MambaMixer final : public Layer<T> {
+ public:
+  MambaMixer(const OffsetOf& off, const std::string& m, const MambaMixerShape& s)
+      : s_(s),
+        in_w_(required(off, m + "in_proj.weight")), in_b_(off(m + "in_proj.bias")),
+        conv_w_(required(off, m + "conv1d.weight")), conv_b_(off(m + "conv1d.bias")),
+        x_w_(required(off, m + "x_proj.weight")),
+        dt_w_(required(off, m + "dt_proj.weight")), dt_b_(required(off, m + "dt_proj.bias")),
+        A_log_(required(off, m + "A_log")), D_(required(off, m + "D")),
+        out_w_(required(off, m + "out_proj.weight")), out_b_(off(m + "out_proj.bias")) {}
+
+  void check(const Backend<T>& be) const override {
+    LS_CHECK(s_.W <= be.max_conv_width() && s_.N <= be.max_scan_states(),
+             "--device {}: d_conv {} or d_state {} exceeds the kernels' limits ({} and {}); use --device cpu", be.name(), s_.W, s_.N,
+             be.max_conv_width(), be.max_scan_states());
+  }
+
+  // saved: 0 x|z (L, 2D), 1 conv out (L, D), 2 dt|B|C (L, R+2N), 3 delta (L, D), 4 y (L, D), 5 scan's own, 6 A (D, N)
+  void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> out, Arena<T>& s) const override {
+    const int64_t L = x.rows, D = s_.D, N = s_.N, R = s_.R, X = R + 2 * N;
+    const Mat<T> xz = s.mat(0, L, 2 * D), xc = s.mat(1, L, D), xdbl = s.mat(2, L, X), delta = s.mat(3, L, D), y = s.mat(4, L, D);
+    T* A = s.get(6, D * N);
+    std::vector<T> host_A(static_cast<size_t>(D * N));
+    const T* A_log = p.host_at(A_log_);
+    for (int64_t k = 0; k < D * N; ++k) host_A[size_t(k)] = -std::exp(A_log[k]);
+    be.upload(A, host_A.data(), D * N);
+    be.linear(x, p.at(in_w_), p.at(in_b_), xz);
+    be.conv1d({.x = xz.cols_slice(0, D), .w = p.at(conv_w_), .b = p.at(conv_b_), .W = s_.W, .silu = true}, xc);
+    be.linear(xc, p.at(x_w_), nullptr, xdbl);
+    be.linear(xdbl.cols_slice(0, R), p.at(dt_w_), nullptr, delta);  // bias and softplus in the scan
+    be.scan(scan_args(p, s, L), y, s.get(5, be.scan_saved_size(L, D, N)));
+    be.linear(y, p.at(out_w_), p.at(out_b_), out);
+  }
+
+  void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dout, Mat<T> dx, Arena<T>& s, Arena<T>& w) const override {
+    const int64_t L = x.rows, D = s_.D, N = s_.N, R = s_.R, X = R + 2 * N;
+    const Mat<T> xz = s.mat(0, L, 2 * D), xc = s.mat(1, L, D), xdbl = s.mat(2, L, X), y = s.mat(4, L, D);
+    Mat<T> dy = w.mat(0, L, D), dxz = w.mat(1, L, 2 * D), dxc = w.mat(2, L, D), ddelta = w.mat(3, L, D), dxdbl = w.mat(4, L, X);
+    T *dA = w.get(5, D * N), *dA_log = w.get(6, D * N);
+    be.linear_backward(y, p.at(out_w_), dout, &dy, false, p.grad(out_w_), p.grad(out_b_));
+    be.scan_backward(scan_args(p, s, L), s.get(5, be.scan_saved_size(L, D, N)), dy,
+                     {.du = dxc, .ddelta = ddelta, .dB = dxdbl.cols_slice(R, N), .dC = dxdbl.cols_slice(R + N, N),
+                      .dz = dxz.cols_slice(D, D), .dA = dA, .dDskip = p.grad(D_), .ddelta_bias = p.grad(dt_b_)});
+    if (T* gA = p.grad(A_log_)) {  // A = -exp(A_log): dA_log = dA * A
+      be.mul(mat<const T>(dA, 1, D * N), mat<const T>(s.get(6, D * N), 1, D * N), mat(dA_log, 1, D * N));
+      be.add(gA, dA_log, D * N);
+    }
+    Mat<T> ddt_in = dxdbl.cols_slice(0, R);
+    be.linear_backward(xdbl.cols_slice(0, R), p.at(dt_w_), ddelta, &ddt_in, false, p.grad(dt_w_), nullptr);
+    be.linear_backward(xc, p.at(x_w_), dxdbl, &dxc, true, p.grad(x_w_), nullptr);
+    be.conv1d_backward({.x = xz.cols_slice(0, D), .w = p.at(conv_w_), .b = p.at(conv_b_), .W = s_.W, .silu = true}, dxc,
+                       dxz.cols_slice(0, D), p.grad(conv_w_), p.grad(conv_b_));
+    be.linear_backward(x, p.at(in_w_), dxz, &dx, false, p.grad(in_w_), p.grad(in_b_));
+  }
+
+  int64_t saved_per_token() const override { return 2 * s_.D + s_.D + (s_.R + 2 * s_.N) + s_.D + s_.D; }
+
+ private:
+  ScanArgs<T> scan_args(const Params<T>& p, Arena<T>& s, int64_t L) const {
+    const int64_t D = s_.D, N = s_.N, R = s_.R, X = R + 2 * N;
+    const Mat<T> xz = s.mat(0, L, 2 * D), xdbl = s.mat(2, L, X);
+    return {.u = s.mat(1, L, D), .delta = s.mat(3, L, D), .B = xdbl.cols_slice(R, N), .C = xdbl.cols_slice(R + N, N),
+            .z = xz.cols_slice(D, D), .A = s.get(6, D * N), .Dskip = p.at(D_), .delta_bias = p.at(dt_b_), .softplus = true};
+  }
+
+  MambaMixerShape s_;
+  int64_t in_w_, in_b_, conv_w_, conv_b_, x_w_, dt_w_, dt_b_, A_log_, D_, out_w_, out_b_;
+};
+
+// ---- Hyena operator ------------------------------------------------------------------------------
+
+template <class T>
+class HyenaOperator final : public Layer<T> {
+ public:
+  HyenaOperator(const OffsetOf& off, const std::string& m, const HyenaShape& s)
+      : s_(s),
+        in_w_(required(off, m + "in_proj.weight")), in_b_(required(off, m + "in_proj.bias")),
+        sw_(required(off, m + "short_filter.weight")), sb_(required(off, m + "short_filter.bias")),
+        out_w_(required(off, m + "out_proj.weight")), out_b_(required(off, m + "out_proj.bias")),
+        fbias_(required(off, m + "filter_fn.bias")), z_(required(off, m + "filter_fn.pos_emb.z")),
+        t_(required(off, m + "filter_fn.pos_emb.t")), deltas_(required(off, m + "filter_fn.modulation.deltas")),
+        freq_(required(off, m + "filter_fn.implicit_filter.1.freq")) {
+    const std::string f = m + "filter_fn.implicit_filter.";
+    for (int64_t k = 0; k <= s_.inner; ++k) {
+      mlp_w_.push_back(required(off, f + std::to_string(2 * k) + ".weight"));
+      mlp_b_.push_back(k < s_.inner ? required(off, f + std::to_string(2 * k) + ".bias") : -1);
+    }
+  }
+
+  void check(const Backend<T>& be) const override {
+    LS_CHECK(s_.W <= be.max_conv_width(), "--device {}: short_filter_order {} exceeds the conv kernel's limit {}; use --device cpu",
+             be.name(), s_.W, be.max_conv_width());
+  }
+
+  // saved: 0 in_proj out p (L, 3d), 1 short conv out c (L, 3d), 2 x1 * v (L, d), 3 filter k (L, d),
+  // 4 the long conv's own, 5 gated output (L, d), 6 modulation (L, d), 7 + 2j / 8 + 2j the filter
+  // MLP's j-th pre- and post-sin activations (L, O)
+  void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> out, Arena<T>& s) const override {
+    const int64_t L = x.rows, d = s_.d;
+    LS_CHECK(L <= s_.max_len, "sequence of {} tokens exceeds the implicit filter's max_seq_len {} (use a shorter --length)", L, s_.max_len);
+    const Mat<T> pr = s.mat(0, L, 3 * d), c = s.mat(1, L, 3 * d), gv = s.mat(2, L, d), yv = s.mat(5, L, d);
+    be.linear(x, p.at(in_w_), p.at(in_b_), pr);  // x0 | x1 | v
+    be.conv1d({.x = pr, .w = p.at(sw_), .b = p.at(sb_), .W = s_.W, .silu = false}, c);
+    be.mul(c.cols_slice(d, d), c.cols_slice(2 * d, d), gv);
+    filter_forward(be, p, L, s);
+    be.fft_conv({.u = gv, .k = s.mat(3, L, d), .gate = c.cols_slice(0, d), .bias = p.at(fbias_)}, yv,
+                s.get(4, be.fft_conv_saved_size(L, d)));
+    be.linear(yv, p.at(out_w_), p.at(out_b_), out);
+  }
+
+  void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dout, Mat<T> dx, Arena<T>& s, Arena<T>& w) const override {
+    const int64_t L = x.rows, d = s_.d;
+    const Mat<T> pr = s.mat(0, L, 3 * d), c = s.mat(1, L, 3 * d), gv = s.mat(2, L, d), yv = s.mat(5, L, d);
+    Mat<T> dyv = w.mat(0, L, d), dgv = w.mat(1, L, d), dk = w.mat(2, L, d), dc = w.mat(3, L, 3 * d), dp = w.mat(4, L, 3 * d);
+    be.linear_backward(yv, p.at(out_w_), dout, &dyv, false, p.grad(out_w_), p.grad(out_b_));
+    be.fft_conv_backward({.u = gv, .k = s.mat(3, L, d), .gate = c.cols_slice(0, d), .bias = p.at(fbias_)},
+                         s.get(4, be.fft_conv_saved_size(L, d)), dyv, dgv, dk, dc.cols_slice(0, d), p.grad(fbias_));
+    filter_backward(be, p, L, s, w);
+    be.mul(dgv, c.cols_slice(2 * d, d), dc.cols_slice(d, d));  // x1 * v
+    be.mul(dgv, c.cols_slice(d, d), dc.cols_slice(2 * d, d));
+    be.conv1d_backward({.x = pr, .w = p.at(sw_), .b = p.at(sb_), .W = s_.W, .silu = false}, dc, dp, p.grad(sw_), p.grad(sb_));
+    be.linear_backward(x, p.at(in_w_), dp, &dx, false, p.grad(in_w_), p.grad(in_b_));
+  }
+
+  int64_t saved_per_token() const override { return 3 * s_.d + 3 * s_.d + 4 * s_.d + 2 * s_.O * s_.inner + s_.d; }
+
+ private:
+  // k (L, d) = (MLP over z[:L]) * modulation, into saved slot 3. The modulation exp(-t |deltas|) +
+  // shift depends on buffers only: made on the host.
+  void filter_forward(Backend<T>& be, const Params<T>& p, int64_t L, Arena<T>& s) const {
+    const int64_t d = s_.d, O = s_.O;
+    std::vector<T> mod(static_cast<size_t>(L * d));
+    const T *t = p.host_at(t_), *deltas = p.host_at(deltas_);
+    for (int64_t r = 0; r < L; ++r)
+      for (int64_t c = 0; c < d; ++c) mod[size_t(r * d + c)] = std::exp(-t[r] * std::abs(deltas[c])) + T(s_.modulation_shift);
+    be.upload(s.get(6, L * d), mod.data(), L * d);
+    Mat<const T> h = mat(p.at(z_), L, s_.E);
+    for (int64_t j = 0; j < s_.inner; ++j) {
+      const Mat<T> pre = s.mat(size_t(7 + 2 * j), L, O), post = s.mat(size_t(8 + 2 * j), L, O);
+      be.linear(h, p.at(mlp_w_[size_t(j)]), p.at(mlp_b_[size_t(j)]), pre);
+      be.sin_columns(pre, p.at(freq_), post);
+      h = post;
+    }
+    const Mat<T> k = s.mat(3, L, d);
+    be.linear(h, p.at(mlp_w_.back()), nullptr, k);
+    be.mul(k, s.mat(6, L, d), k);
+  }
+
+  // From dk (work slot 2, overwritten): the filter MLP's gradients, freq's summed over its uses, z's rows [:L].
+  void filter_backward(Backend<T>& be, const Params<T>& p, int64_t L, Arena<T>& s, Arena<T>& w) const {
+    const int64_t d = s_.d, O = s_.O, E = s_.E;
+    Mat<T> dk = w.mat(2, L, d), dh = w.mat(5, L, O), dpre = w.mat(6, L, O), dprev = w.mat(7, L, O);
+    be.mul(dk, s.mat(6, L, d), dk);
+    const Mat<T> last = s.mat(size_t(8 + 2 * (s_.inner - 1)), L, O);
+    be.linear_backward(last, p.at(mlp_w_.back()), dk, &dh, false, p.grad(mlp_w_.back()), nullptr);
+    for (int64_t j = s_.inner - 1; j >= 0; --j) {
+      be.sin_columns_backward(s.mat(size_t(7 + 2 * j), L, O), p.at(freq_), dh, dpre, p.grad(freq_));
+      if (j == 0) {  // into pos_emb.z's rows [:L] (added: z is a parameter)
+        Mat<T> dz = mat(p.grad(z_), L, E);
+        be.linear_backward(mat(p.at(z_), L, E), p.at(mlp_w_[0]), dpre, dz.data ? &dz : nullptr, true, p.grad(mlp_w_[0]),
+                           p.grad(mlp_b_[0]));
+      } else {
+        be.linear_backward(s.mat(size_t(8 + 2 * (j - 1)), L, O), p.at(mlp_w_[size_t(j)]), dpre, &dprev, false,
+                           p.grad(mlp_w_[size_t(j)]), p.grad(mlp_b_[size_t(j)]));
+        std::swap(dh, dprev);
+      }
+    }
+  }
+
+  HyenaShape s_;
+  int64_t in_w_, in_b_, sw_, sb_, out_w_, out_b_, fbias_, z_, t_, deltas_, freq_;
+  std::vector<int64_t> mlp_w_, mlp_b_;
+};
+
+// ---- GELU MLP ----------------------------------------------------------------------------------
+
+template <class T>
+class GeluMlp final : public Layer<T> {
+ public:
+  GeluMlp(const OffsetOf& off, const std::string& m, int64_t d_inner)
+      : di_(d_inner), fc1w_(required(off, m + "fc1.weight")), fc1b_(required(off, m + "fc1.bias")),
+        fc2w_(required(off, m + "fc2.weight")), fc2b_(required(off, m + "fc2.bias")) {}
+  // saved: 0 fc1 out (L, d_inner), 1 its GELU (L, d_inner)
+  void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, Arena<T>& s) const override {
+    const int64_t L = x.rows;
+    const Mat<T> h = s.mat(0, L, di_), g = s.mat(1, L, di_);
+    be.linear(x, p.at(fc1w_), p.at(fc1b_), h);
+    be.gelu(h.data, g.data, L * di_);
+    be.linear(g, p.at(fc2w_), p.at(fc2b_), y);
+  }
+  void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dy, Mat<T> dx, Arena<T>& s, Arena<T>& w) const override {
+    const int64_t L = x.rows;
+    Mat<T> dg = w.mat(0, L, di_);
+    be.linear_backward(s.mat(1, L, di_), p.at(fc2w_), dy, &dg, false, p.grad(fc2w_), p.grad(fc2b_));
+    be.gelu_backward(s.get(0, L * di_), dg.data, dg.data, L * di_);
+    be.linear_backward(x, p.at(fc1w_), dg, &dx, false, p.grad(fc1w_), p.grad(fc1b_));
+  }
+  int64_t saved_per_token() const override { return 2 * di_; }
+
+ private:
+  int64_t di_, fc1w_, fc1b_, fc2w_, fc2b_;
+};
+
+}  // namespace
+
+template <class T>
+std::shared_ptr<const Layer<T>> make_norm(const OffsetOf& off, const std::string& prefix, bool rms, double eps) {
+  return std::make_shared<const Norm<T>>(off, prefix, rms, eps);
+}
+template <class T>
+std::shared_ptr<const Layer<T>> make_mamba_mixer(const OffsetOf& off, const std::string& prefix, const MambaMixerShape& s) {
+  return std::make_shared<const MambaMixer<T>>(off, prefix, s);
+}
+template <class T>
+std::shared_ptr<const Layer<T>> make_hyena_operator(const OffsetOf& off, const std::string& prefix, const HyenaShape& s) {
+  return std::make_shared<const HyenaOperator<T>>(off, prefix, s);
+}
+template <class T>
+std::shared_ptr<const Layer<T>> make_gelu_mlp(const OffsetOf& off, const std::string& prefix, int64_t d_inner) {
+  return std::make_shared<const GeluMlp<T>>(off, prefix, d_inner);
+}
+
+#define LONGSEQ_INSTANTIATE(T)                                                                                           \
+  template std::shared_ptr<const Layer<T>> make_norm<T>(const OffsetOf&, const std::string&, bool, double);                  \
+  template std::shared_ptr<const Layer<T>> make_mamba_mixer<T>(const OffsetOf&, const std::string&, const MambaMixerShape&); \
+  template std::shared_ptr<const Layer<T>> make_hyena_operator<T>(const OffsetOf&, const std::string&, const HyenaShape&);   \
+  template std::shared_ptr<const Layer<T>> make_gelu_mlp<T>(const OffsetOf&, const std::string&, int64_t);
+LONGSEQ_INSTANTIATE(float)
+LONGSEQ_INSTANTIATE(double)
+#undef LONGSEQ_INSTANTIATE
+
+}  // namespace longseq::nn

@@ -1,0 +1,80 @@
+// The layer types models are made of, each written once against the op set of core/nn/backend.h:
+// one forward that keeps what its backward needs, one backward (llm.c-style pairs), for every
+// backend and precision. A layer maps (L, d_in) to (L, d_out) and names its parameters relative to
+// a prefix (the released names: mamba_ssm's mixer, the HyenaDNA port's operator); the family that
+// uses it gives the prefix, so its tensor-name table is written once. The residual structure around
+// layers (x += op(norm(x))), pooling and heads belong to the model (core/train/grad_model.h).
+// Letters: L tokens, d model width, D inner channels, N state size, R dt rank, W conv width,
+// O implicit-filter width, E positional features.
+#pragma once
+
+#include "core/nn/backend.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace longseq::nn {
+
+// One pass's view of a model's flat parameter table: on the backend (w, and g for the gradients,
+// null when none are wanted) and on the host (for small tensors derived there, e.g. A = -exp(A_log)).
+template <class T>
+struct Params {
+  const T* w = nullptr;
+  T* g = nullptr;
+  const T* host = nullptr;
+  const T* at(int64_t offset) const { return offset < 0 ? nullptr : w + offset; }
+  T* grad(int64_t offset) const { return g && offset >= 0 ? g + offset : nullptr; }
+  const T* host_at(int64_t offset) const { return offset < 0 ? nullptr : host + offset; }
+};
+
+// Offset of a named tensor in the flat table, or -1 when the model has none of that name.
+using OffsetOf = std::function<int64_t(const std::string& name)>;
+
+template <class T>
+class Layer {  // immutable after construction: model copies share it, the Arenas carry a pass's data
+ public:
+  virtual ~Layer() = default;
+  // Throws naming the layer and the limit when `be` cannot run it (a kernel's width or state size).
+  virtual void check(const Backend<T>& be) const { (void)be; }
+  // y from x; `saved` keeps what backward needs (its slots belong to this layer for the pass).
+  virtual void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, Arena<T>& saved) const = 0;
+  // dx (written) from dy, the forward's input x and `saved`; parameter gradients are added into p.g.
+  // `work` holds temporaries (any slot, reused by every layer).
+  virtual void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dy, Mat<T> dx, Arena<T>& saved,
+                        Arena<T>& work) const = 0;
+  // Floats kept in `saved` per token (for the memory estimate).
+  virtual int64_t saved_per_token() const = 0;
+};
+
+// RMSNorm or LayerNorm over d: <prefix>weight, <prefix>bias (LayerNorm).
+template <class T>
+std::shared_ptr<const Layer<T>> make_norm(const OffsetOf& off, const std::string& prefix, bool rms, double eps);
+
+// mamba_ssm's Mamba-1 mixer, in_proj to out_proj (<prefix>in_proj.weight, conv1d.*, x_proj.weight,
+// dt_proj.*, A_log, D, out_proj.*; biases optional as the checkpoint has them).
+struct MambaMixerShape {
+  int64_t d = 0, D = 0, N = 0, R = 0, W = 0;
+};
+template <class T>
+std::shared_ptr<const Layer<T>> make_mamba_mixer(const OffsetOf& off, const std::string& prefix, const MambaMixerShape& s);
+
+// The HyenaDNA port's order-2 Hyena operator, in_proj to out_proj (<prefix>in_proj.*, short_filter.*,
+// out_proj.*, filter_fn.{bias, pos_emb.z, pos_emb.t, modulation.deltas, implicit_filter.<2k>.weight
+// / .bias, implicit_filter.1.freq}): x0 | x1 | v = short_conv(in_proj(x)), y = x0 * (k * (x1 v) +
+// bias x1 v) with k the implicit filter (an MLP with sin activations over positional features,
+// times an exponential decay), rows [:L] of its max-length grid.
+struct HyenaShape {
+  int64_t d = 0, W = 0, O = 0, E = 0, inner = 0;  // inner: Linear+Sin pairs before the last Linear
+  int64_t max_len = 0;                            // rows of the positional grid
+  double modulation_shift = 0.05;
+};
+template <class T>
+std::shared_ptr<const Layer<T>> make_hyena_operator(const OffsetOf& off, const std::string& prefix, const HyenaShape& s);
+
+// fc2(gelu_tanh(fc1(x))), d -> d_inner -> d: <prefix>fc1.*, <prefix>fc2.*.
+template <class T>
+std::shared_ptr<const Layer<T>> make_gelu_mlp(const OffsetOf& off, const std::string& prefix, int64_t d_inner);
+
+}  // namespace longseq::nn
