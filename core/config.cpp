@@ -86,4 +86,11 @@ int64_t Config::get_int_in(const std::string& key, int64_t lo, int64_t hi) const
   return v;
 }
 
+int64_t round_up_multiple(int64_t v, int64_t multiple) { return multiple > 1 ? (v + multiple - 1) / multiple * multiple : v; }
+
+int64_t pad_multiple(const Config& c) {
+  if (!c.has("pad_vocab_size_multiple")) return 8;
+  return c.get_int_in("pad_vocab_size_multiple", 1, 1 << 16);
+}
+
 }  // namespace longseq

@@ -47,4 +47,9 @@ class Config {
   nlohmann::json json_;
 };
 
+// v rounded up to a multiple of `multiple` (v itself for multiple <= 1): padded vocabularies.
+int64_t round_up_multiple(int64_t v, int64_t multiple);
+// The config's pad_vocab_size_multiple, default 8 (mamba_ssm's and transformers' default), validated.
+int64_t pad_multiple(const Config& c);
+
 }  // namespace longseq

@@ -41,9 +41,9 @@ using ArchValues = std::map<std::string, int64_t>;
 class Family {
  public:
   virtual ~Family() = default;
-  // As in `--family` and LanguageModel::family(), e.g. "mamba".
+  // As in `--family` and LanguageModel::family().
   virtual std::string name() const = 0;
-  // For messages and --help, e.g. "Mamba-1 (mamba_ssm)".
+  // For messages and --help (the architecture's usual name).
   virtual std::string title() const = 0;
   // True when config.json describes a model of this family (in any of its released formats).
   virtual bool recognizes(const Config& config) const = 0;

@@ -1,12 +1,12 @@
 // The HyenaDNA family (the Hugging Face port of LongSafari/hyenadna-*): how the registry recognises,
 // summarises, creates, saves, trains and moves it to a device.
 #include "core/device/ops.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "core/families/family.h"
 #include "core/models/hyena.h"
 #include "core/models/hyena_config.h"
 #include "core/models/hyena_device.h"
-#include "core/models/mamba_config.h"
 #include "core/nn/layers.h"
 #include "core/train/grad_model.h"
 

@@ -18,11 +18,12 @@ namespace longseq {
 const Family& mamba_family();
 const Family& hyenadna_family();
 const Family& caduceus_family();
+const Family& hybrid_family();
 
 namespace {
 
 // In order of precedence when two families could read one config.json.
-std::vector<const Family*> make_list() { return {&caduceus_family(), &hyenadna_family(), &mamba_family()}; }
+std::vector<const Family*> make_list() { return {&hybrid_family(), &caduceus_family(), &hyenadna_family(), &mamba_family()}; }
 
 std::string known_names() {
   std::vector<std::string> names;

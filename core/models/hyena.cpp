@@ -5,6 +5,7 @@
 #include "core/temp_paths.h"
 #include "core/random.h"
 #include "core/models/weights.h"
+#include "core/nn/layers.h"
 #include "kernels/activations.h"
 #include "core/ops/causal_conv1d.h"
 #include "core/ops/embedding.h"
@@ -25,31 +26,16 @@ constexpr float kBlockNormEps = HyenaModel::kBlockNormEps;  // nn.LayerNorm defa
 constexpr float kModulationShift = 0.05f;  // ExponentialModulation shift in the HF port
 constexpr int64_t kTokenBlock = 512;     // rows per token block (one thread's unit of work)
 
-// The positional grid of the port, built for max_seq_len: z = [t, cos(f w), -sin(f w)].
+// The positional grid of the port, built for max_seq_len (the Hyena operator's definition, core/nn/layers.h).
 void positional_grid(int64_t seq_len, int64_t emb_dim, Tensor& z, Tensor& t) {
-  const int64_t bands = (emb_dim - 1) / 2;
   z = Tensor::empty({seq_len, emb_dim});
   t = Tensor::empty({seq_len, 1});
-  for (int64_t i = 0; i < seq_len; ++i) {
-    const double ti = seq_len > 1 ? double(i) / double(seq_len - 1) : 0.0;
-    const double w = 2 * M_PI * double(i) / double(seq_len);
-    float* zr = z.data<float>() + i * emb_dim;
-    zr[0] = float(ti);
-    t.data<float>()[i] = float(ti);
-    for (int64_t b = 0; b < bands; ++b) {
-      const double f = bands > 1 ? 1e-4 + (double(bands - 1) - 1e-4) * double(b) / double(bands - 1) : 1e-4;
-      zr[1 + b] = float(std::cos(f * w));
-      zr[1 + bands + b] = float(-std::sin(f * w));
-    }
-  }
+  nn::hyena_positional_grid(seq_len, emb_dim, z.data<float>(), t.data<float>());
 }
 
 Tensor default_deltas(int64_t d) {
-  const double target = 1e-2, fast = 0.3, slow = 1.5;
-  const double max_decay = std::log(target) / fast, min_decay = std::log(target) / slow;
   Tensor out = Tensor::empty({d});
-  for (int64_t i = 0; i < d; ++i)
-    out.data<float>()[i] = float(d > 1 ? min_decay + (max_decay - min_decay) * double(i) / double(d - 1) : min_decay);
+  nn::hyena_default_deltas(d, out.data<float>());
   return out;
 }
 

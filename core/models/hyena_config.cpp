@@ -1,6 +1,5 @@
 #include "core/models/hyena_config.h"
 
-#include "core/models/mamba_config.h"
 
 namespace longseq {
 

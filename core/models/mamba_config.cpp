@@ -6,10 +6,6 @@
 
 namespace longseq {
 
-int64_t round_up_multiple(int64_t v, int64_t multiple) {
-  return multiple > 1 ? (v + multiple - 1) / multiple * multiple : v;
-}
-
 std::string MambaConfig::embedding_name() const {
   return format == Format::HuggingFace ? "backbone.embeddings.weight" : "backbone.embedding.weight";
 }
@@ -41,11 +37,6 @@ int64_t parse_dt_rank(const Config& c, const std::string& key, int64_t d_model) 
 }
 
 }  // namespace
-
-int64_t pad_multiple(const Config& c) {
-  if (!c.has("pad_vocab_size_multiple")) return 8;  // the default of mamba_ssm and transformers alike
-  return c.get_int_in("pad_vocab_size_multiple", 1, 1 << 16);
-}
 
 MambaConfig parse_mamba_config(const Config& c) {
   MambaConfig m;

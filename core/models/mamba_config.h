@@ -42,8 +42,5 @@ MambaConfig parse_mamba_config(const Config& c);
 // with the matching tensor names handled by the model).
 nlohmann::json mamba_config_json(const MambaConfig& c);
 
-int64_t round_up_multiple(int64_t v, int64_t multiple);
-// pad_vocab_size_multiple, default 8, validated.
-int64_t pad_multiple(const Config& c);
 
 }  // namespace longseq

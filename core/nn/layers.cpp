@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -273,5 +274,119 @@ std::shared_ptr<const Layer<T>> make_gelu_mlp(const OffsetOf& off, const std::st
 LONGSEQ_INSTANTIATE(float)
 LONGSEQ_INSTANTIATE(double)
 #undef LONGSEQ_INSTANTIATE
+
+}  // namespace longseq::nn
+
+// ---- parameter declarations (names, shapes, reference initialisation) ----------------------------
+
+namespace longseq::nn {
+
+namespace {
+
+// Every element from `draw`.
+ParamDecl drawn(std::string name, Shape shape, std::function<double(Rng&)> draw) {
+  const int64_t n = shape_numel(shape);
+  return {std::move(name), std::move(shape), false, [n, draw](Rng& rng, float* out) {
+            for (int64_t i = 0; i < n; ++i) out[i] = float(draw(rng));
+          }};
+}
+ParamDecl uniform(std::string name, Shape shape, double bound) {
+  return drawn(std::move(name), std::move(shape), [bound](Rng& r) { return r.uniform(-bound, bound); });
+}
+ParamDecl normal(std::string name, Shape shape, double std) {
+  return drawn(std::move(name), std::move(shape), [std](Rng& r) { return std * r.normal(); });
+}
+ParamDecl constant(std::string name, Shape shape, float value, bool buffer = false) {
+  const int64_t n = shape_numel(shape);
+  return {std::move(name), std::move(shape), buffer, [n, value](Rng&, float* out) { std::fill(out, out + n, value); }};
+}
+
+}  // namespace
+
+ParamDecls norm_params(const std::string& prefix, int64_t d, bool rms) {
+  ParamDecls p{constant(prefix + "weight", {d}, 1.0f)};
+  if (!rms) p.push_back(constant(prefix + "bias", {d}, 0.0f));
+  return p;
+}
+
+ParamDecls mamba_mixer_params(const std::string& m, const MambaMixerShape& s, int64_t n_layer) {
+  const int64_t d = s.d, D = s.D, N = s.N, R = s.R, W = s.W;
+  ParamDecl dt_bias{m + "dt_proj.bias", {D}, false, [D](Rng& rng, float* out) {
+                      for (int64_t i = 0; i < D; ++i) {  // dt log-uniform in [1e-3, 1e-1], bias = softplus^-1(dt)
+                        const double dt = std::max(1e-4, std::exp(rng.uniform(std::log(1e-3), std::log(1e-1))));
+                        out[i] = float(dt + std::log(-std::expm1(-dt)));
+                      }
+                    }};
+  ParamDecl A_log{m + "A_log", {D, N}, false, [D, N](Rng&, float* out) {
+                    for (int64_t i = 0; i < D; ++i)
+                      for (int64_t n = 0; n < N; ++n) out[i * N + n] = float(std::log(double(n + 1)));
+                  }};
+  return {uniform(m + "in_proj.weight", {2 * D, d}, 1.0 / std::sqrt(double(d))),
+          uniform(m + "conv1d.weight", {D, 1, W}, 1.0 / std::sqrt(double(W))),
+          uniform(m + "conv1d.bias", {D}, 1.0 / std::sqrt(double(W))),
+          uniform(m + "x_proj.weight", {R + 2 * N, D}, 1.0 / std::sqrt(double(D))),
+          uniform(m + "dt_proj.weight", {D, R}, 1.0 / std::sqrt(double(R))),
+          std::move(dt_bias),
+          std::move(A_log),
+          constant(m + "D", {D}, 1.0f),
+          // Kaiming-uniform, then rescaled by 1/sqrt(n_layer) as mamba_ssm's rescale_prenorm_residual does.
+          uniform(m + "out_proj.weight", {d, D}, 1.0 / std::sqrt(double(D)) / std::sqrt(double(n_layer)))};
+}
+
+void hyena_positional_grid(int64_t length, int64_t emb_dim, float* z, float* t) {
+  const int64_t bands = (emb_dim - 1) / 2;
+  for (int64_t i = 0; i < length; ++i) {
+    const double ti = length > 1 ? double(i) / double(length - 1) : 0.0;
+    const double w = 2 * M_PI * double(i) / double(length);
+    float* zr = z + i * emb_dim;
+    zr[0] = float(ti);
+    t[i] = float(ti);
+    for (int64_t b = 0; b < bands; ++b) {
+      const double f = bands > 1 ? 1e-4 + (double(bands - 1) - 1e-4) * double(b) / double(bands - 1) : 1e-4;
+      zr[1 + b] = float(std::cos(f * w));
+      zr[1 + bands + b] = float(-std::sin(f * w));
+    }
+  }
+}
+
+void hyena_default_deltas(int64_t d, float* deltas) {
+  const double target = 1e-2, fast = 0.3, slow = 1.5;
+  const double max_decay = std::log(target) / fast, min_decay = std::log(target) / slow;
+  for (int64_t i = 0; i < d; ++i) deltas[i] = float(d > 1 ? min_decay + (max_decay - min_decay) * double(i) / double(d - 1) : min_decay);
+}
+
+ParamDecls hyena_operator_params(const std::string& m, const HyenaShape& s, double resid_std, double activation_freq) {
+  const int64_t d = s.d, O = s.O, E = s.E, S = s.max_len, W = s.W;
+  const std::string f = m + "filter_fn.";
+  ParamDecls p{normal(m + "in_proj.weight", {3 * d, d}, 0.02),
+               constant(m + "in_proj.bias", {3 * d}, 0.0f),
+               uniform(m + "short_filter.weight", {3 * d, 1, W}, 1.0 / std::sqrt(double(W))),
+               uniform(m + "short_filter.bias", {3 * d}, 1.0 / std::sqrt(double(W))),
+               normal(m + "out_proj.weight", {d, d}, resid_std),
+               constant(m + "out_proj.bias", {d}, 0.0f),
+               normal(f + "bias", {d}, 1.0)};
+  p.push_back({f + "pos_emb.z", {1, S, E}, false, [S, E](Rng&, float* out) {
+                 std::vector<float> t(static_cast<size_t>(S));
+                 hyena_positional_grid(S, E, out, t.data());
+               }});
+  p.push_back({f + "pos_emb.t", {1, S, 1}, true, [S, E](Rng&, float* out) {
+                 std::vector<float> z(static_cast<size_t>(S * E));
+                 hyena_positional_grid(S, E, z.data(), out);
+               }});
+  p.push_back({f + "modulation.deltas", {1, 1, d}, true, [d](Rng&, float* out) { hyena_default_deltas(d, out); }});
+  for (int64_t k = 0; k <= s.inner; ++k) {
+    const std::string lin = f + "implicit_filter." + std::to_string(2 * k) + ".";
+    const int64_t in = k == 0 ? E : O, out = k == s.inner ? d : O;
+    p.push_back(uniform(lin + "weight", {out, in}, 1.0 / std::sqrt(double(in))));
+    if (k < s.inner) p.push_back(uniform(lin + "bias", {out}, 1.0 / std::sqrt(double(in))));
+  }
+  p.push_back(constant(f + "implicit_filter.1.freq", {1, O}, float(activation_freq)));
+  return p;
+}
+
+ParamDecls gelu_mlp_params(const std::string& m, int64_t d, int64_t d_inner, double resid_std) {
+  return {normal(m + "fc1.weight", {d_inner, d}, 0.02), constant(m + "fc1.bias", {d_inner}, 0.0f),
+          normal(m + "fc2.weight", {d, d_inner}, resid_std), constant(m + "fc2.bias", {d}, 0.0f)};
+}
 
 }  // namespace longseq::nn

@@ -9,6 +9,8 @@
 #pragma once
 
 #include "core/nn/backend.h"
+#include "core/random.h"
+#include "core/tensor.h"
 
 #include <functional>
 #include <memory>
@@ -32,6 +34,18 @@ struct Params {
 // Offset of a named tensor in the flat table, or -1 when the model has none of that name.
 using OffsetOf = std::function<int64_t(const std::string& name)>;
 
+// A layer's parameter as it declares it: the full name, shape, whether it is a buffer (stored,
+// never trained) and its reference initialisation (fills shape_numel(shape) floats from `rng`). A
+// model description built from these lists has one table of names for creation, loading, saving and
+// training.
+struct ParamDecl {
+  std::string name;
+  Shape shape;
+  bool buffer = false;
+  std::function<void(Rng& rng, float* out)> init;
+};
+using ParamDecls = std::vector<ParamDecl>;
+
 template <class T>
 class Layer {  // immutable after construction: model copies share it, the Arenas carry a pass's data
  public:
@@ -51,6 +65,7 @@ class Layer {  // immutable after construction: model copies share it, the Arena
 // RMSNorm or LayerNorm over d: <prefix>weight, <prefix>bias (LayerNorm).
 template <class T>
 std::shared_ptr<const Layer<T>> make_norm(const OffsetOf& off, const std::string& prefix, bool rms, double eps);
+ParamDecls norm_params(const std::string& prefix, int64_t d, bool rms);
 
 // mamba_ssm's Mamba-1 mixer, in_proj to out_proj (<prefix>in_proj.weight, conv1d.*, x_proj.weight,
 // dt_proj.*, A_log, D, out_proj.*; biases optional as the checkpoint has them).
@@ -59,6 +74,9 @@ struct MambaMixerShape {
 };
 template <class T>
 std::shared_ptr<const Layer<T>> make_mamba_mixer(const OffsetOf& off, const std::string& prefix, const MambaMixerShape& s);
+// mamba_ssm's defaults (conv bias, no in/out_proj bias) and initialisation: dt log-uniform in
+// [1e-3, 1e-1] through the dt_proj bias, S4D-real A_log, out_proj scaled by 1/sqrt(n_layer).
+ParamDecls mamba_mixer_params(const std::string& prefix, const MambaMixerShape& s, int64_t n_layer);
 
 // The HyenaDNA port's order-2 Hyena operator, in_proj to out_proj (<prefix>in_proj.*, short_filter.*,
 // out_proj.*, filter_fn.{bias, pos_emb.z, pos_emb.t, modulation.deltas, implicit_filter.<2k>.weight
@@ -72,9 +90,18 @@ struct HyenaShape {
 };
 template <class T>
 std::shared_ptr<const Layer<T>> make_hyena_operator(const OffsetOf& off, const std::string& prefix, const HyenaShape& s);
+// The HF port's initialisation: normal(0, 0.02) projections (out_proj with resid_std), default conv
+// and implicit-filter init, freq = activation_freq, the positional grid and decay rates below.
+ParamDecls hyena_operator_params(const std::string& prefix, const HyenaShape& s, double resid_std, double activation_freq);
+// The implicit filter's positional features over a grid of `length` positions: z = [t, cos(f w),
+// -sin(f w)] (length, emb_dim) and t (length, 1), as the HyenaDNA port builds them.
+void hyena_positional_grid(int64_t length, int64_t emb_dim, float* z, float* t);
+// The port's default decay rates of the exponential modulation, one per channel (d).
+void hyena_default_deltas(int64_t d, float* deltas);
 
 // fc2(gelu_tanh(fc1(x))), d -> d_inner -> d: <prefix>fc1.*, <prefix>fc2.*.
 template <class T>
 std::shared_ptr<const Layer<T>> make_gelu_mlp(const OffsetOf& off, const std::string& prefix, int64_t d_inner);
+ParamDecls gelu_mlp_params(const std::string& prefix, int64_t d, int64_t d_inner, double resid_std);
 
 }  // namespace longseq::nn

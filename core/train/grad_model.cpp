@@ -451,6 +451,18 @@ void GradModel<T>::save(const std::filesystem::path& dir) const {
 }
 
 template <class T>
+Tensor GradModel<T>::logits(std::span<const int64_t> ids) {
+  LS_CHECK(!audio_, "an audio model has no language-model head; run it with `longseq classify-audio`");
+  backbone_forward(ids);
+  const int64_t L = int64_t(ids.size()), d = d_model_;
+  std::vector<T> out(static_cast<size_t>(L * vocab_));
+  linear_forward<T>(mat<const T>(fin_.data(), L, d), w(lm_head_), nullptr, mat(out.data(), L, vocab_));
+  Tensor t = Tensor::empty({L, vocab_});
+  std::transform(out.begin(), out.end(), t.data<float>(), [](T v) { return float(v); });
+  return t;
+}
+
+template <class T>
 double GradModel<T>::lm_loss(std::span<const int64_t> ids, std::span<const int64_t> targets, double scale, T* grad) {
   LS_CHECK(targets.size() == ids.size(), "lm_loss: {} targets for {} tokens", targets.size(), ids.size());
   LS_CHECK(!audio_, "an audio model has no language-model head; train it with --task audio-classify");

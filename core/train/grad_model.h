@@ -147,6 +147,11 @@ class GradModel {
   std::unique_ptr<GradModel<T>> clone() const;
   std::string family() const { return family_; }
   int64_t d_model() const { return d_model_; }
+  int64_t vocab_size() const { return vocab_; }  // LM head rows
+  int64_t blocks() const { return blocks_; }
+  // The LM head's logits (L, V) of a language model for `ids`: the layers' forward, for inference
+  // through the same code that trains (families without an inference class of their own).
+  Tensor logits(std::span<const int64_t> ids);
   // Copy of a parameter as an F32 tensor, for tests and tools.
   Tensor tensor(const std::string& name) const;
   std::vector<std::pair<std::string, Tensor>> named_tensors() const;

@@ -244,3 +244,54 @@ TEST(TrainCli, DeviceCudaFailsCleanlyWithoutAGpu) {
     EXPECT_FALSE(std::filesystem::exists(tmp / family / "model" / "model.safetensors")) << family;
   }
 }
+
+TEST(TrainCli, HybridFromConfigAloneTrainsScoresAndRuns) {
+  // A Mamba/Hyena stripe written as config.json only (the hybrid family, docs/ARCHITECTURE.md):
+  // `init --config`, `train --config` (the loss falls; 1 and 2 threads give the same weights), `info`,
+  // `loglik` and `score-variants` on the trained model.
+  TempDir tmp;
+  const auto fasta = write_fasta(tmp);
+  const nlohmann::json stripe = {{"model_type", "longseq-hybrid"}, {"d_model", 16}, {"n_layer", 2}, {"vocab_size", 12},
+                                 {"layers", {"mamba", "hyena"}}, {"mamba", {{"d_state", 8}}},
+                                 {"hyena", {{"d_inner", 32}, {"max_seq_len", 130}, {"filter_order", 8}}}};
+  {
+    std::ofstream(tmp / "stripe.json") << stripe.dump(2);
+  }
+  ASSERT_EQ(run_cli("init --config " + (tmp / "stripe.json").string() + " -o " + (tmp / "init").string()).exit_code, 0);
+  const auto train = [&](const std::string& out, int threads) {
+    return run_cli(fmt::format("--threads {} train --task lm -r {} -o {} --config {} --length 64 --batch 4 --steps 9 --warmup 2 "
+                               "--lr 3e-3 --log-every 1 --eval-every 3 --val-windows 8 --seed 7",
+                               threads, fasta.string(), (tmp / out).string(), (tmp / "stripe.json").string()));
+  };
+  const CliResult a = train("a", 2), b = train("b", 1);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const auto rows = read_metrics(tmp / "a/metrics.jsonl");
+  ASSERT_EQ(rows.size(), 9u);
+  EXPECT_LT(rows.back()["loss"].get<double>(), rows.front()["loss"].get<double>());
+  EXPECT_EQ(read_all(tmp / "a/model/model.safetensors"), read_all(tmp / "b/model/model.safetensors"));
+  const std::string model = (tmp / "a/model").string();
+  const CliResult info = run_cli("info --no-tensors " + model);
+  EXPECT_NE(info.out.find("mamba,hyena"), std::string::npos) << info.out;
+  const CliResult ll = run_cli("loglik -m " + model + " --fasta " + fasta.string() + " --region chr1:1-100");
+  ASSERT_EQ(ll.exit_code, 0) << ll.err;
+  EXPECT_NE(ll.out.find("#bits_per_base"), std::string::npos);
+  // Three SNVs on chr1 with their true reference bases.
+  const std::string genome = read_all(fasta);
+  const std::string chr1 = [&] {
+    std::string s;
+    std::istringstream in(genome);
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line) && !line.starts_with(">")) s += line;
+    return s;
+  }();
+  std::ofstream vcf(tmp / "calls.vcf");
+  vcf << "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=" << chr1.size() << ">\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n";
+  for (int pos : {200, 5000, 25000}) vcf << "chr1\t" << pos << "\t.\t" << chr1[size_t(pos - 1)] << "\t" << (chr1[size_t(pos - 1)] == 'A' ? 'C' : 'A') << "\t.\t.\t.\n";
+  vcf.close();
+  const CliResult sv = run_cli("score-variants -r " + fasta.string() + " -m " + model + " -i " + (tmp / "calls.vcf").string() + " -o " +
+                               (tmp / "scored.vcf").string() + " --window 64");
+  ASSERT_EQ(sv.exit_code, 0) << sv.err;
+  EXPECT_NE(sv.err.find("3 scored"), std::string::npos) << sv.err;
+}

@@ -4,6 +4,7 @@
 // same gradient; a saved checkpoint loads back to the same weights.
 #include "audio/audio_dataset.h"
 #include "core/families/family.h"
+#include "core/fileio.h"
 #include "core/models/hyena.h"
 #include "core/models/mamba.h"
 #include "core/random.h"
@@ -317,4 +318,44 @@ TEST(TrainModels, FilterbankInitResolvesATone) {
   const double power = std::exp(z[size_t(t * K + best)] * kLogPowerScale + kLogPowerShift) - kLogPowerEps;
   EXPECT_NEAR(power, 0.25, 0.25 * 0.05);  // amplitude 0.5 -> power 0.25 (mu-law rounding aside)
   EXPECT_LT(z[size_t(t * K)], z[size_t(t * K + best)] - 2.0);  // 40 Hz band: far below
+}
+
+// The hybrid family: blocks from config.json alone. A config listing only Mamba blocks reads a
+// Mamba-1 model's own files (the same names) and gives its logits; a Mamba/Hyena stripe's gradients
+// match finite differences; save + load gives back the same model.
+TEST(TrainModels, HybridFromConfigAlone) {
+  TempDir tmp;
+  const MambaConfig mc = tiny_mamba();
+  const auto mamba = MambaModel::random(mc, 21);
+  mamba->save(tmp / "m");
+  const nlohmann::json only_mamba = {{"model_type", "longseq-hybrid"}, {"d_model", mc.d_model}, {"n_layer", mc.n_layer},
+                                     {"vocab_size", mc.vocab_size}, {"layers", {"mamba"}},
+                                     {"mamba", {{"d_state", mc.d_state}, {"d_conv", mc.d_conv}, {"expand", 2}, {"dt_rank", mc.dt_rank}}}};
+  write_text_atomic(tmp / "m/config.json", only_mamba.dump());
+  const auto as_hybrid = load_language_model(ModelDir::open(tmp / "m"));
+  EXPECT_EQ(as_hybrid->family(), "hybrid");
+  const Tensor ids = Tensor::from_ids(ids_of(13, 0, 12, 22));
+  const auto want = mamba->forward(ids, {}).logits.to_vector(), got = as_hybrid->forward(ids, {}).logits.to_vector();
+  ASSERT_EQ(got.size(), want.size());
+  double max_abs = 0;
+  for (size_t i = 0; i < got.size(); ++i) max_abs = std::max(max_abs, double(std::abs(got[i] - want[i])));
+  EXPECT_LE(max_abs, 1e-5) << "hybrid of Mamba blocks vs Mamba-1";
+
+  const nlohmann::json stripe = {{"model_type", "longseq-hybrid"}, {"d_model", 8}, {"n_layer", 2}, {"vocab_size", 12},
+                                 {"layers", {"mamba", "hyena"}}, {"rms_norm", false},
+                                 {"mamba", {{"d_state", 4}, {"expand", 2}}},
+                                 {"hyena", {{"d_inner", 16}, {"max_seq_len", 16}, {"filter_order", 8}, {"emb_dim", 3}}}};
+  write_text_atomic(tmp / "stripe.json", stripe.dump());
+  const auto model = new_model_from_config(tmp / "stripe.json", 5);
+  EXPECT_EQ(model->max_length(), 16);
+  auto gm = make_grad_model<double>(*model);
+  perturb(*gm, 6);
+  const auto sids = ids_of(11, 0, 12, 7), targets = next_token_targets(sids);
+  const double scale = 1.0 / 10;
+  check_model_gradients("hybrid mamba+hyena", *gm, [&](double* g) { return gm->lm_loss(sids, targets, scale, g) * scale; });
+  save_model(*model, tmp / "s");
+  const auto back = load_language_model(ModelDir::open(tmp / "s"));
+  const Tensor s_ids = Tensor::from_ids(sids);
+  EXPECT_EQ(back->forward(s_ids, {}).logits.to_vector(), model->forward(s_ids, {}).logits.to_vector());
+  EXPECT_THROW(model->forward(Tensor::from_ids(ids_of(17, 0, 12, 8)), {}), Error);  // past the Hyena blocks' max_seq_len
 }
