@@ -1,8 +1,9 @@
 // The device a model runs on, behind one interface: memory, transfers and the kernels the models
 // need, with the plain parameter structs of kernels/*.h. Two implementations: the CUDA one
-// (kernels/cuda_ops.cpp, real device memory and the kernels' host entries) and, in the tests, an
-// emulated one that runs the same kernel source on the CPU (tests/unit/emu_ops.h), so the model
-// code written against this interface is verified on machines without a GPU.
+// (core/device/cuda_ops.cpp, real device memory and the kernels' host entries) and, in the tests,
+// an emulated one that runs the same kernel source on the CPU (tests/unit/emu_ops.h), so the code
+// written against this interface (the layers' device backend, core/nn/device_backend.cpp, and the
+// inference models' device classes) is verified on machines without a GPU.
 // Pointers returned by alloc* are device pointers of this implementation; none may be used with
 // another. Every call throws longseq::Error on failure; calls are not thread-safe (callers
 // serialise).

@@ -1,11 +1,12 @@
 // The device models on a real GPU against the CPU models: Mamba (a random model streamed in several
 // chunk sizes, the shipped chr20 model on 10,000 tokens, the shared-prefix continuation scores the
 // variant scorer uses), HyenaDNA (the shipped chr20 model on a full window), a training step of
-// each family (every gradient against the CPU trainer in float64), and the shipped audio
-// classifier; skips without a CUDA build or device. The same
+// each family (every gradient against the CPU trainer in float64), a hybrid stripe from config.json,
+// and the shipped audio classifier; skips without a CUDA build or device. The same
 // model code runs on the emulated device in tests/unit/test_device_model.cpp.
 #include "core/families/family.h"
 #include "core/backend.h"
+#include "core/fileio.h"
 #include "core/model_dir.h"
 #include "core/models/mamba_device.h"
 #include "core/train/grad_model.h"
@@ -117,4 +118,22 @@ TEST(Gpu, AudioClassifierOnTheDeviceMatchesTheCpu) {
   const auto want = train::class_probabilities(*cpu, ids), got = train::class_probabilities(*dev, ids);
   ASSERT_EQ(got.size(), want.size());
   for (size_t k = 0; k < got.size(); ++k) EXPECT_NEAR(got[k], want[k], 1e-4) << k;
+}
+
+TEST(Gpu, HybridOnTheDeviceMatchesTheCpu) {
+  if (!cuda_compiled() || cuda_device_count() == 0) GTEST_SKIP() << cuda_device_summary();
+  // A Mamba/Hyena stripe from config.json alone (the hybrid family): logits of a 1,000-token window,
+  // and a training step against the CPU trainer's float64 gradients.
+  TempDir tmp;
+  const nlohmann::json stripe = {{"model_type", "longseq-hybrid"}, {"d_model", 64}, {"n_layer", 4}, {"vocab_size", 12},
+                                 {"layers", {"mamba", "hyena"}}, {"mamba", {{"d_state", 16}}},
+                                 {"hyena", {{"d_inner", 256}, {"max_seq_len", 1026}, {"filter_order", 64}}}};
+  write_text_atomic(tmp / "stripe.json", stripe.dump());
+  const std::shared_ptr<const LanguageModel> cpu = new_model_from_config(tmp / "stripe.json", 17);
+  const auto dev = family_named("hybrid").on_device(cpu, std::shared_ptr<DeviceOps>(make_cuda_ops()));
+  const Tensor ids = ids_of(1000, 12);
+  expect_same_logits(dev->forward(ids, {}).logits.to_vector(), cpu->forward(ids, {}).logits.to_vector(), "hybrid");
+  auto m64 = train::make_grad_model<double>(*cpu);
+  auto m32 = train::make_grad_model<float>(*cpu);
+  expect_device_step_matches(*m64, *m32, ids_of(512, 12));
 }
