@@ -77,6 +77,30 @@ class Family {
   virtual std::string device_support() const;
 };
 
+// The members a family writes the same way when its models are one class M with save(dir): saving,
+// the trainable copies and the device model come from two functions of the family (Derived):
+//   template <class T> static std::unique_ptr<train::GradModel<T>> trainable(const M&);
+//   static std::unique_ptr<LanguageModel> device(std::shared_ptr<const M>, std::shared_ptr<DeviceOps>);
+template <class Derived, class M>
+class ModelClassFamily : public Family {
+ public:
+  void save(const LanguageModel& model, const std::filesystem::path& dir) const override { of(model).save(dir); }
+  std::unique_ptr<train::GradModel<float>> trainable_f32(const LanguageModel& model) const override {
+    return Derived::template trainable<float>(of(model));
+  }
+  std::unique_ptr<train::GradModel<double>> trainable_f64(const LanguageModel& model) const override {
+    return Derived::template trainable<double>(of(model));
+  }
+  std::unique_ptr<LanguageModel> on_device(std::shared_ptr<const LanguageModel> model, std::shared_ptr<DeviceOps> ops) const override {
+    of(*model);  // throws std::bad_cast for a model of another family (a caller bug)
+    return Derived::device(std::static_pointer_cast<const M>(model), std::move(ops));
+  }
+  std::string device_support() const override { return "inference and training"; }
+
+ protected:
+  static const M& of(const LanguageModel& model) { return dynamic_cast<const M&>(model); }
+};
+
 // Every family, in the registry's order.
 const std::vector<const Family*>& families();
 // The family whose recognizes() accepts `config`. Throws naming the file, its model_type and the

@@ -142,10 +142,19 @@ std::unique_ptr<LanguageModel> language_model(const HybridConfig& h, std::vector
   return std::make_unique<LayerLanguageModel>(build<float>(h, std::move(tensors)), h.has("hyena") ? h.hyena.max_len : 0);
 }
 
-const LayerLanguageModel& as_layers(const LanguageModel& m) { return dynamic_cast<const LayerLanguageModel&>(m); }
-
-class HybridFamily final : public Family {
+class HybridFamily final : public ModelClassFamily<HybridFamily, LayerLanguageModel> {
  public:
+  template <class T>
+  static std::unique_ptr<train::GradModel<T>> trainable(const LayerLanguageModel& m) {
+    if constexpr (std::is_same_v<T, float>)
+      return m.layers().clone();
+    else
+      return build<T>(parse(Config::parse(m.layers().config_json().dump(), "hybrid config")), m.layers().named_tensors());
+  }
+  static std::unique_ptr<LanguageModel> device(std::shared_ptr<const LayerLanguageModel> model, std::shared_ptr<DeviceOps> ops) {
+    return model->on_device(std::move(ops));
+  }
+
   std::string name() const override { return "hybrid"; }
   std::string title() const override { return "hybrid (layers from config.json)"; }
   bool recognizes(const Config& c) const override { return c.get_string("model_type", "") == "longseq-hybrid"; }
@@ -192,19 +201,6 @@ class HybridFamily final : public Family {
     }
     return language_model(h, std::move(tensors));
   }
-
-  void save(const LanguageModel& model, const std::filesystem::path& dir) const override { as_layers(model).layers().save(dir); }
-
-  std::unique_ptr<train::GradModel<float>> trainable_f32(const LanguageModel& m) const override { return as_layers(m).layers().clone(); }
-  std::unique_ptr<train::GradModel<double>> trainable_f64(const LanguageModel& m) const override {
-    const auto& g = as_layers(m).layers();
-    return build<double>(parse(Config::parse(g.config_json().dump(), "hybrid config")), g.named_tensors());
-  }
-
-  std::unique_ptr<LanguageModel> on_device(std::shared_ptr<const LanguageModel> model, std::shared_ptr<DeviceOps> ops) const override {
-    return as_layers(*model).on_device(std::move(ops));
-  }
-  std::string device_support() const override { return "inference and training"; }
 };
 
 }  // namespace

@@ -18,38 +18,39 @@ namespace longseq {
 
 namespace {
 
-const HyenaModel& as_hyena(const LanguageModel& m) { return dynamic_cast<const HyenaModel&>(m); }
-
-// The trainable model: blocks of x += hyena(LN1(x)); x += mlp(LN2(x)). pos_emb.t and
-// modulation.deltas are buffers (and freq when the config does not train it), as in the original.
-template <class T>
-std::unique_ptr<train::GradModel<T>> trainable(const HyenaModel& model) {
-  const HyenaConfig& c = model.config();
-  auto named = model.named_parameters();
-  std::vector<std::string> buffers;
-  for (const auto& [name, t] : named)
-    if (name.ends_with("pos_emb.t") || name.ends_with("modulation.deltas") || (!c.train_freq && name.ends_with(".freq")))
-      buffers.push_back(name);
-  const std::string emb = "hyena.backbone.embeddings.word_embeddings.weight";
-  const bool untied = std::any_of(named.begin(), named.end(), [](const auto& t) { return t.first == "lm_head.weight"; });
-  auto g = std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = "hyenadna", .config = hyena_config_json(c),
-                                                                      .d_model = c.d_model, .tensors = std::move(named),
-                                                                      .buffers = std::move(buffers), .embedding = emb,
-                                                                      .lm_head = untied ? "lm_head.weight" : emb});
-  const nn::OffsetOf off = g->offsets();
-  const nn::HyenaShape shape{.d = c.d_model, .W = c.short_filter_order, .O = c.filter_order, .E = c.emb_dim,
-                             .inner = c.num_inner_mlps + 1, .max_len = c.max_seq_len};
-  for (int64_t i = 0; i < c.n_layer; ++i) {
-    const std::string b = fmt::format("hyena.backbone.layers.{}.", i);
-    g->add_step(i, nn::make_norm<T>(off, b + "norm1.", false, HyenaModel::kBlockNormEps), nn::make_hyena_operator<T>(off, b + "mixer.", shape));
-    g->add_step(i, nn::make_norm<T>(off, b + "norm2.", false, HyenaModel::kBlockNormEps), nn::make_gelu_mlp<T>(off, b + "mlp.", c.d_inner));
+class HyenaFamily final : public ModelClassFamily<HyenaFamily, HyenaModel> {
+ public:
+  // The trainable model: blocks of x += hyena(LN1(x)); x += mlp(LN2(x)). pos_emb.t and
+  // modulation.deltas are buffers (and freq when the config does not train it), as in the original.
+  template <class T>
+  static std::unique_ptr<train::GradModel<T>> trainable(const HyenaModel& model) {
+    const HyenaConfig& c = model.config();
+    auto named = model.named_parameters();
+    std::vector<std::string> buffers;
+    for (const auto& [name, t] : named)
+      if (name.ends_with("pos_emb.t") || name.ends_with("modulation.deltas") || (!c.train_freq && name.ends_with(".freq")))
+        buffers.push_back(name);
+    const std::string emb = "hyena.backbone.embeddings.word_embeddings.weight";
+    const bool untied = std::any_of(named.begin(), named.end(), [](const auto& t) { return t.first == "lm_head.weight"; });
+    auto g = std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = "hyenadna", .config = hyena_config_json(c),
+                                                                        .d_model = c.d_model, .tensors = std::move(named),
+                                                                        .buffers = std::move(buffers), .embedding = emb,
+                                                                        .lm_head = untied ? "lm_head.weight" : emb});
+    const nn::OffsetOf off = g->offsets();
+    const nn::HyenaShape shape{.d = c.d_model, .W = c.short_filter_order, .O = c.filter_order, .E = c.emb_dim,
+                               .inner = c.num_inner_mlps + 1, .max_len = c.max_seq_len};
+    for (int64_t i = 0; i < c.n_layer; ++i) {
+      const std::string b = fmt::format("hyena.backbone.layers.{}.", i);
+      g->add_step(i, nn::make_norm<T>(off, b + "norm1.", false, HyenaModel::kBlockNormEps), nn::make_hyena_operator<T>(off, b + "mixer.", shape));
+      g->add_step(i, nn::make_norm<T>(off, b + "norm2.", false, HyenaModel::kBlockNormEps), nn::make_gelu_mlp<T>(off, b + "mlp.", c.d_inner));
   }
   g->set_final_norm(nn::make_norm<T>(off, "hyena.backbone.ln_f.", false, c.layer_norm_eps));
   return g;
-}
+  }
+  static std::unique_ptr<LanguageModel> device(std::shared_ptr<const HyenaModel> model, std::shared_ptr<DeviceOps> ops) {
+    return std::make_unique<HyenaDeviceModel>(std::move(model), std::move(ops));
+  }
 
-class HyenaFamily final : public Family {
- public:
   std::string name() const override { return "hyenadna"; }
   std::string title() const override { return "HyenaDNA"; }
   bool recognizes(const Config& c) const override { return looks_like_hyena(c); }
@@ -114,21 +115,6 @@ class HyenaFamily final : public Family {
   std::unique_ptr<LanguageModel> random(const Config& config, uint64_t seed) const override {
     return HyenaModel::random(parse_hyena_config(config), seed);
   }
-
-  void save(const LanguageModel& model, const std::filesystem::path& dir) const override { as_hyena(model).save(dir); }
-
-  std::unique_ptr<train::GradModel<float>> trainable_f32(const LanguageModel& m) const override {
-    return trainable<float>(as_hyena(m));
-  }
-  std::unique_ptr<train::GradModel<double>> trainable_f64(const LanguageModel& m) const override {
-    return trainable<double>(as_hyena(m));
-  }
-
-  std::unique_ptr<LanguageModel> on_device(std::shared_ptr<const LanguageModel> model, std::shared_ptr<DeviceOps> ops) const override {
-    as_hyena(*model);  // throws std::bad_cast for a model of another family (a caller bug)
-    return std::make_unique<HyenaDeviceModel>(std::static_pointer_cast<const HyenaModel>(model), std::move(ops));
-  }
-  std::string device_support() const override { return "inference and training"; }
 };
 
 }  // namespace

@@ -17,32 +17,33 @@ namespace {
 
 std::string yes_no(bool b) { return b ? "true" : "false"; }
 
-const MambaModel& as_mamba(const LanguageModel& m) { return dynamic_cast<const MambaModel&>(m); }
-
-// The trainable model: blocks of x += mixer(norm(x)) under the state-spaces names (checkpoints are
-// written in that format).
-template <class T>
-std::unique_ptr<train::GradModel<T>> trainable(const MambaModel& model) {
-  MambaConfig c = model.config();
-  c.format = MambaConfig::Format::StateSpaces;
-  auto named = model.named_parameters();
-  named.front().first = "backbone.embedding.weight";
-  const std::string emb = named.front().first;
-  auto g = std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = "mamba", .config = mamba_config_json(c),
-                                                                      .d_model = c.d_model, .tensors = std::move(named), .buffers = {},
-                                                                      .embedding = emb, .lm_head = c.tie_embeddings ? emb : "lm_head.weight"});
-  const nn::OffsetOf off = g->offsets();
-  const nn::MambaMixerShape shape{.d = c.d_model, .D = c.d_inner, .N = c.d_state, .R = c.dt_rank, .W = c.d_conv};
-  for (int64_t i = 0; i < c.n_layer; ++i) {
-    const std::string b = fmt::format("backbone.layers.{}.", i);
-    g->add_step(i, nn::make_norm<T>(off, b + "norm.", c.rms_norm, c.norm_eps), nn::make_mamba_mixer<T>(off, b + "mixer.", shape));
+class MambaFamily final : public ModelClassFamily<MambaFamily, MambaModel> {
+ public:
+  // The trainable model: blocks of x += mixer(norm(x)) under the state-spaces names (checkpoints are
+  // written in that format).
+  template <class T>
+  static std::unique_ptr<train::GradModel<T>> trainable(const MambaModel& model) {
+    MambaConfig c = model.config();
+    c.format = MambaConfig::Format::StateSpaces;
+    auto named = model.named_parameters();
+    named.front().first = "backbone.embedding.weight";
+    const std::string emb = named.front().first;
+    auto g = std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = "mamba", .config = mamba_config_json(c),
+                                                                        .d_model = c.d_model, .tensors = std::move(named), .buffers = {},
+                                                                        .embedding = emb, .lm_head = c.tie_embeddings ? emb : "lm_head.weight"});
+    const nn::OffsetOf off = g->offsets();
+    const nn::MambaMixerShape shape{.d = c.d_model, .D = c.d_inner, .N = c.d_state, .R = c.dt_rank, .W = c.d_conv};
+    for (int64_t i = 0; i < c.n_layer; ++i) {
+      const std::string b = fmt::format("backbone.layers.{}.", i);
+      g->add_step(i, nn::make_norm<T>(off, b + "norm.", c.rms_norm, c.norm_eps), nn::make_mamba_mixer<T>(off, b + "mixer.", shape));
   }
   g->set_final_norm(nn::make_norm<T>(off, "backbone.norm_f.", c.rms_norm, c.norm_eps));
   return g;
-}
+  }
+  static std::unique_ptr<LanguageModel> device(std::shared_ptr<const MambaModel> model, std::shared_ptr<DeviceOps> ops) {
+    return std::make_unique<MambaDeviceModel>(std::move(model), std::move(ops));
+  }
 
-class MambaFamily final : public Family {
- public:
   std::string name() const override { return "mamba"; }
   std::string title() const override { return "Mamba-1"; }
   bool recognizes(const Config& c) const override { return looks_like_mamba(c); }
@@ -97,21 +98,6 @@ class MambaFamily final : public Family {
   std::unique_ptr<LanguageModel> random(const Config& config, uint64_t seed) const override {
     return MambaModel::random(parse_mamba_config(config), seed);
   }
-
-  void save(const LanguageModel& model, const std::filesystem::path& dir) const override { as_mamba(model).save(dir); }
-
-  std::unique_ptr<train::GradModel<float>> trainable_f32(const LanguageModel& m) const override {
-    return trainable<float>(as_mamba(m));
-  }
-  std::unique_ptr<train::GradModel<double>> trainable_f64(const LanguageModel& m) const override {
-    return trainable<double>(as_mamba(m));
-  }
-
-  std::unique_ptr<LanguageModel> on_device(std::shared_ptr<const LanguageModel> model, std::shared_ptr<DeviceOps> ops) const override {
-    as_mamba(*model);  // throws std::bad_cast for a model of another family (a caller bug)
-    return std::make_unique<MambaDeviceModel>(std::static_pointer_cast<const MambaModel>(model), std::move(ops));
-  }
-  std::string device_support() const override { return "inference and training"; }
 };
 
 }  // namespace

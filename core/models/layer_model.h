@@ -28,6 +28,8 @@ class LayerLanguageModel final : public LanguageModel {
   using LanguageModel::stream_logits;
 
   const train::GradModel<float>& layers() const { return *model_; }
+  // config.json + model.safetensors (the layers' names), each atomically.
+  void save(const std::filesystem::path& dir) const { model_->save(dir); }
   // The same model on `ops` (a copy of the weights on the device).
   std::unique_ptr<LayerLanguageModel> on_device(std::shared_ptr<DeviceOps> ops) const;
 
