@@ -10,8 +10,23 @@ LayerLanguageModel::LayerLanguageModel(std::unique_ptr<train::GradModel<float>> 
 Tensor LayerLanguageModel::logits(std::span<const int64_t> ids) const {
   LS_CHECK(max_length_ == 0 || int64_t(ids.size()) <= max_length_,
            "{}: input of {} tokens exceeds the model's longest input {} (score a shorter window)", family(), ids.size(), max_length_);
+  if (on_device_) {
+    const std::lock_guard lock(mutex_);
+    return model_->logits(ids);
+  }
+  std::unique_ptr<train::GradModel<float>> copy;
+  {
+    const std::lock_guard lock(mutex_);
+    if (!spare_.empty()) {
+      copy = std::move(spare_.back());
+      spare_.pop_back();
+    }
+  }
+  if (!copy) copy = model_->clone();  // the same weights and layers: the same logits in any copy
+  const Tensor out = copy->logits(ids);
   const std::lock_guard lock(mutex_);
-  return model_->logits(ids);
+  spare_.push_back(std::move(copy));
+  return out;
 }
 
 ForwardOutputs LayerLanguageModel::forward(const Tensor& ids, const ForwardOptions& options) const {
@@ -38,7 +53,9 @@ void LayerLanguageModel::stream_logits(int64_t length, const IdSource& source, i
 std::unique_ptr<LayerLanguageModel> LayerLanguageModel::on_device(std::shared_ptr<DeviceOps> ops) const {
   auto copy = model_->clone();
   copy->set_device(std::move(ops));
-  return std::make_unique<LayerLanguageModel>(std::move(copy), max_length_);
+  auto out = std::make_unique<LayerLanguageModel>(std::move(copy), max_length_);
+  out->on_device_ = true;
+  return out;
 }
 
 }  // namespace longseq

@@ -2,7 +2,9 @@
 // grad_model.h: the layers of core/nn on a backend), for families described only by their layers
 // (e.g. the hybrid family). A window is one pass (not streamed chunk by chunk: a family whose layers
 // are all recurrent streams through its own inference class until the layers carry state); hidden
-// states are not exposed yet. Calls are serialised: one model copy holds the activations.
+// states are not exposed yet. Calls from several threads (the variant scorer's) each take a copy of
+// the model from a pool, since a copy holds its activations; on a device they are serialised through
+// one copy (DeviceOps calls are not thread-safe).
 #pragma once
 
 #include "core/models/lm.h"
@@ -10,6 +12,7 @@
 
 #include <memory>
 #include <mutex>
+#include <vector>
 
 namespace longseq {
 
@@ -37,7 +40,9 @@ class LayerLanguageModel final : public LanguageModel {
   Tensor logits(std::span<const int64_t> ids) const;
   std::unique_ptr<train::GradModel<float>> model_;
   int64_t max_length_;
-  mutable std::mutex mutex_;
+  bool on_device_ = false;
+  mutable std::mutex mutex_;                                       // guards spare_ (and model_ on a device)
+  mutable std::vector<std::unique_ptr<train::GradModel<float>>> spare_;  // idle copies for concurrent callers
 };
 
 }  // namespace longseq
