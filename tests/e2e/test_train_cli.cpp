@@ -248,7 +248,7 @@ TEST(TrainCli, DeviceCudaFailsCleanlyWithoutAGpu) {
 TEST(TrainCli, HybridFromConfigAloneTrainsScoresAndRuns) {
   // A Mamba/Hyena stripe written as config.json only (the hybrid family, docs/ARCHITECTURE.md):
   // `init --config`, `train --config` (the loss falls; 1 and 2 threads give the same weights), `info`,
-  // `loglik` and `score-variants` on the trained model.
+  // `loglik` and `score-variants` (1 and 2 threads give the same file) on the trained model.
   TempDir tmp;
   const auto fasta = write_fasta(tmp);
   const nlohmann::json stripe = {{"model_type", "longseq-hybrid"}, {"d_model", 16}, {"n_layer", 2}, {"vocab_size", 12},
@@ -290,8 +290,20 @@ TEST(TrainCli, HybridFromConfigAloneTrainsScoresAndRuns) {
   vcf << "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=" << chr1.size() << ">\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n";
   for (int pos : {200, 5000, 25000}) vcf << "chr1\t" << pos << "\t.\t" << chr1[size_t(pos - 1)] << "\t" << (chr1[size_t(pos - 1)] == 'A' ? 'C' : 'A') << "\t.\t.\t.\n";
   vcf.close();
-  const CliResult sv = run_cli("score-variants -r " + fasta.string() + " -m " + model + " -i " + (tmp / "calls.vcf").string() + " -o " +
-                               (tmp / "scored.vcf").string() + " --window 64");
+  const auto score = [&](int threads, const std::string& out) {
+    return run_cli(fmt::format("--threads {} score-variants -r {} -m {} -i {} -o {} --window 64", threads, fasta.string(), model,
+                               (tmp / "calls.vcf").string(), (tmp / out).string()));
+  };
+  const CliResult sv = score(2, "scored2.vcf"), sv1 = score(1, "scored1.vcf");
   ASSERT_EQ(sv.exit_code, 0) << sv.err;
+  ASSERT_EQ(sv1.exit_code, 0) << sv1.err;
   EXPECT_NE(sv.err.find("3 scored"), std::string::npos) << sv.err;
+  const auto records = [&](const std::string& name) {  // all but the header line that records the command
+    std::istringstream in(read_all(tmp / name));
+    std::string line, out;
+    while (std::getline(in, line))
+      if (!line.starts_with("##longseqCommand")) out += line + "\n";
+    return out;
+  };
+  EXPECT_EQ(records("scored1.vcf"), records("scored2.vcf"));  // one model copy per thread, the same scores
 }
