@@ -232,7 +232,8 @@ TEST(DeviceModel, EmulatedAudioClassifierMatchesTheCpu) {
 
 TEST(DeviceModel, EmulatedHybridMatchesTheCpu) {
   // A Mamba/Hyena stripe from config.json alone on the emulated device: logits equal the CPU's,
-  // one training sequence's gradients equal the float64 ones tensor by tensor.
+  // one training sequence's gradients equal the float64 ones tensor by tensor, with and without
+  // recomputation.
   TempDir tmp;
   const nlohmann::json stripe = {{"model_type", "longseq-hybrid"}, {"d_model", 8}, {"n_layer", 2}, {"vocab_size", 12},
                                  {"layers", {"hyena", "mamba"}}, {"mamba", {{"d_state", 4}, {"d_conv", 4}}},
@@ -247,5 +248,7 @@ TEST(DeviceModel, EmulatedHybridMatchesTheCpu) {
   auto m64 = train::make_grad_model<double>(*cpu);
   auto m32 = train::make_grad_model<float>(*cpu);
   m32->set_device(std::make_shared<EmuOps>());
+  expect_lm_step_matches(*m64, *m32, test_ids(13, 12, 5));
+  m32->set_recompute(true);  // the same layers re-run inside the backward, on the device too
   expect_lm_step_matches(*m64, *m32, test_ids(13, 12, 5));
 }
