@@ -7,7 +7,8 @@
 // Usage: gpu-bench [--length L] [--channels D] [--hyena-channels D] [--reps R] [--only NAME]
 #include "core/backend.h"
 #include "core/models/hyena_device.h"
-#include "core/models/mamba_device.h"
+#include "core/families/family.h"
+#include "core/models/mamba_config.h"
 #include "kernels/causal_conv1d.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/cuda_check.h"
@@ -182,9 +183,9 @@ int main(int argc, char** argv) {
       };
       MambaConfig mc;  // mamba-130m: d 768, 24 layers, D 1536, N 16
       mc.d_model = 768, mc.n_layer = 24, mc.vocab_size = 12, mc.padded_vocab = 16, mc.d_state = 16, mc.d_inner = 1536, mc.dt_rank = 48;
-      std::shared_ptr<const MambaModel> mamba = MambaModel::random(mc, 1);
+      const auto mamba = make_device_model(new_model_from_json(mamba_config_json(mc), 1), "cuda");
+      const LanguageModel& dev = *mamba;
       const int64_t chunk = 65536;
-      const MambaDeviceModel dev(mamba, std::shared_ptr<DeviceOps>(make_cuda_ops()), chunk);
       const Tensor ids = ids_of(L, mc.vocab_size);
       const double ms = median_ms([&] { dev.stream_logits(ids, chunk, [](int64_t, const Tensor&) {}); }, std::min(reps, 3));
       fmt::print("| mamba-130m shape, loglik stream | L={} chunk={} | {:.1f} | - | - | {:.0f} tokens/s |\n", L, chunk, ms, double(L) / (ms / 1e3));

@@ -2,7 +2,9 @@
 // in chunks, logits reduced on the fly as loglik does), decode tokens/s (chunk = 1), and the process
 // peak RSS, which is the figure for the bounded-memory claim: run one length per process to compare.
 #include "core/memory.h"
-#include "core/models/mamba.h"
+#include "core/families/family.h"
+#include "core/models/layer_model.h"
+#include "core/models/mamba_config.h"
 #include "core/random.h"
 #include "core/threads.h"
 
@@ -35,7 +37,8 @@ int main(int argc, char** argv) {
   c.padded_vocab = round_up_multiple(vocab, 8);
   c.d_inner = 2 * d_model;
   c.dt_rank = (d_model + 15) / 16;
-  const auto model = MambaModel::random(c, 1);
+  const auto owned = new_model_from_json(mamba_config_json(c), 1);
+  const auto* model = dynamic_cast<const LayerLanguageModel*>(owned.get());
   const size_t weights_rss = peak_rss_bytes();
   fmt::print("mamba d_model={} n_layer={} vocab={} threads={} chunk={}  (weights loaded: peak RSS {:.0f} MiB)\n", d_model,
              n_layer, vocab, num_threads(), chunk, double(weights_rss) / (1 << 20));
@@ -54,13 +57,14 @@ int main(int argc, char** argv) {
                double(L) / s, double(peak_rss_bytes()) / (1 << 20), double(memory_stats().peak) / (1 << 20), checksum);
   }
   if (decode > 0) {
-    MambaModel::State state = model->new_state();
-    Tensor id = Tensor::zeros({1}, DType::I64), logits = Tensor::empty({1, model->vocab_size()});
-    model->forward_chunk(id, state, &logits, nullptr, nullptr);  // warm-up
+    LayerLanguageModel::Sequence seq = model->start();
+    int64_t id = 0;
+    std::vector<float> logits(size_t(model->vocab_size()));
+    seq.run({&id, 1}, logits.data());  // warm-up
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < decode; ++i) {
-      id.data<int64_t>()[0] = i % vocab;
-      model->forward_chunk(id, state, &logits, nullptr, nullptr);
+      id = i % vocab;
+      seq.run({&id, 1}, logits.data());
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     fmt::print("decode {} steps: {:.1f} tokens/s ({:.2f} ms/token)\n", decode, double(decode) / s, 1e3 * s / double(decode));

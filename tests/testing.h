@@ -6,7 +6,10 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/families/family.h"
+#include "core/models/layer_model.h"
 #include "core/models/lm.h"
+#include "core/models/mamba_config.h"
 #include "core/random.h"
 #include "core/safetensors.h"
 #include "core/tensor.h"
@@ -26,6 +29,16 @@
 namespace longseq::testing {
 
 // A model's logits streamed in chunks of `chunk` tokens, concatenated (L x V floats).
+// A new Mamba-1 model with mamba_ssm's initialisation (through the registry), deterministic in seed.
+inline std::unique_ptr<LayerLanguageModel> random_mamba(const MambaConfig& c, uint64_t seed) {
+  auto m = new_model_from_json(mamba_config_json(c), seed);
+  return std::unique_ptr<LayerLanguageModel>(&dynamic_cast<LayerLanguageModel&>(*m.release()));
+}
+// Every tensor of a layer-described model under its name (file order).
+inline std::vector<std::pair<std::string, Tensor>> named_parameters(const LanguageModel& m) {
+  return dynamic_cast<const LayerLanguageModel&>(m).layers().named_tensors();
+}
+
 inline std::vector<float> streamed_logits(const LanguageModel& m, const Tensor& ids, int64_t chunk) {
   std::vector<float> out;
   m.stream_logits(ids, chunk, [&](int64_t, const Tensor& lg) {

@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/model_dir.h"
+#include "core/models/layer_model.h"
 #include "core/models/lm.h"
 #include "core/models/summary.h"
 
@@ -101,6 +102,34 @@ class ModelClassFamily : public Family {
   static const M& of(const LanguageModel& model) { return dynamic_cast<const M&>(model); }
 };
 
+// A family described by its layers (core/nn/layers.h): its models are LayerLanguageModels
+// (core/models/layer_model.h) whose layers live in a GradModel<float>, so the trainable copies and
+// the device model come from one function of the family (Derived):
+//   template <class T> static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config,
+//                                                                         std::vector<std::pair<std::string, Tensor>> tensors);
+// (tensors under the family's names; config as save() writes it).
+template <class Derived>
+class LayerFamily : public ModelClassFamily<Derived, LayerLanguageModel> {
+ public:
+  template <class T>
+  static std::unique_ptr<train::GradModel<T>> trainable(const LayerLanguageModel& m) {
+    if constexpr (std::is_same_v<T, float>)
+      return m.layers().clone();
+    else
+      return Derived::template build<T>(m.layers().config_json(), m.layers().named_tensors());
+  }
+  static std::unique_ptr<LanguageModel> device(std::shared_ptr<const LayerLanguageModel> model, std::shared_ptr<DeviceOps> ops) {
+    return model->on_device(std::move(ops));
+  }
+
+ protected:
+  // The inference model over `tensors` (moved in: held once).
+  static std::unique_ptr<LanguageModel> language_model(const nlohmann::json& config, std::vector<std::pair<std::string, Tensor>> tensors,
+                                                       int64_t max_length) {
+    return std::make_unique<LayerLanguageModel>(Derived::template build<float>(config, std::move(tensors)), max_length);
+  }
+};
+
 // Every family, in the registry's order.
 const std::vector<const Family*>& families();
 // The family whose recognizes() accepts `config`. Throws naming the file, its model_type and the
@@ -130,6 +159,8 @@ ModelSummary summarize_model(const ModelDir& dir);
 std::unique_ptr<LanguageModel> new_model(const std::string& family, const ArchValues& values, int64_t train_length, uint64_t seed);
 // A new model with the architecture of a config.json of any family. Throws naming the file.
 std::unique_ptr<LanguageModel> new_model_from_config(const std::filesystem::path& config_json, uint64_t seed);
+// The same from config.json's content (tools and tests).
+std::unique_ptr<LanguageModel> new_model_from_json(const nlohmann::json& config, uint64_t seed);
 // See Family::save.
 void save_model(const LanguageModel& model, const std::filesystem::path& dir);
 // The model on `device`: "cpu" returns it as is; "cuda" runs it through make_cuda_ops(). Throws for

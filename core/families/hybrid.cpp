@@ -115,7 +115,7 @@ nn::ParamDecls declarations(const HybridConfig& h) {
 }
 
 template <class T>
-std::unique_ptr<train::GradModel<T>> build(const HybridConfig& h, std::vector<std::pair<std::string, Tensor>> tensors) {
+std::unique_ptr<train::GradModel<T>> build_model(const HybridConfig& h, std::vector<std::pair<std::string, Tensor>> tensors) {
   std::vector<std::string> buffers;
   for (const nn::ParamDecl& p : declarations(h))
     if (p.buffer) buffers.push_back(p.name);
@@ -138,21 +138,11 @@ std::unique_ptr<train::GradModel<T>> build(const HybridConfig& h, std::vector<st
   return g;
 }
 
-std::unique_ptr<LanguageModel> language_model(const HybridConfig& h, std::vector<std::pair<std::string, Tensor>> tensors) {
-  return std::make_unique<LayerLanguageModel>(build<float>(h, std::move(tensors)), h.has("hyena") ? h.hyena.max_len : 0);
-}
-
-class HybridFamily final : public ModelClassFamily<HybridFamily, LayerLanguageModel> {
+class HybridFamily final : public LayerFamily<HybridFamily> {
  public:
   template <class T>
-  static std::unique_ptr<train::GradModel<T>> trainable(const LayerLanguageModel& m) {
-    if constexpr (std::is_same_v<T, float>)
-      return m.layers().clone();
-    else
-      return build<T>(parse(Config::parse(m.layers().config_json().dump(), "hybrid config")), m.layers().named_tensors());
-  }
-  static std::unique_ptr<LanguageModel> device(std::shared_ptr<const LayerLanguageModel> model, std::shared_ptr<DeviceOps> ops) {
-    return model->on_device(std::move(ops));
+  static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config, std::vector<std::pair<std::string, Tensor>> tensors) {
+    return build_model<T>(parse(Config::parse(config.dump(), "hybrid config")), std::move(tensors));
   }
 
   std::string name() const override { return "hybrid"; }
@@ -187,7 +177,7 @@ class HybridFamily final : public ModelClassFamily<HybridFamily, LayerLanguageMo
     std::vector<std::pair<std::string, Tensor>> tensors;
     for (const nn::ParamDecl& p : declarations(h)) tensors.emplace_back(p.name, w.get(p.name, p.shape));
     w.check_all_used("hybrid");
-    return language_model(h, std::move(tensors));
+    return language_model(h.json, std::move(tensors), h.has("hyena") ? h.hyena.max_len : 0);
   }
 
   std::unique_ptr<LanguageModel> random(const Config& config, uint64_t seed) const override {
@@ -199,7 +189,7 @@ class HybridFamily final : public ModelClassFamily<HybridFamily, LayerLanguageMo
       p.init(rng, t.data<float>());
       tensors.emplace_back(p.name, std::move(t));
     }
-    return language_model(h, std::move(tensors));
+    return language_model(h.json, std::move(tensors), h.has("hyena") ? h.hyena.max_len : 0);
   }
 };
 

@@ -1,12 +1,13 @@
-// The Mamba-1 family (mamba_ssm's MambaLMHeadModel, state-spaces and Hugging Face formats): how the
-// registry recognises, summarises, creates, saves, trains and moves it to a device.
-#include "core/device/ops.h"
+// The Mamba-1 family (mamba_ssm's MambaLMHeadModel, state-spaces and Hugging Face formats),
+// described by its layers: one table of tensors (declarations(), the state-spaces names) serves
+// creation, loading, saving, training and `info`; inference runs the layers (streamed chunk by chunk
+// with each mixer's conv and SSM state carried, core/models/layer_model.h).
 #include "core/error.h"
 #include "core/families/family.h"
-#include "core/models/mamba.h"
 #include "core/models/mamba_config.h"
-#include "core/models/mamba_device.h"
+#include "core/models/weights.h"
 #include "core/nn/layers.h"
+#include "core/random.h"
 #include "core/train/grad_model.h"
 
 #include <fmt/format.h>
@@ -17,31 +18,49 @@ namespace {
 
 std::string yes_no(bool b) { return b ? "true" : "false"; }
 
-class MambaFamily final : public ModelClassFamily<MambaFamily, MambaModel> {
+std::string block_prefix(int64_t i) { return fmt::format("backbone.layers.{}.", i); }
+constexpr const char* kEmbedding = "backbone.embedding.weight";  // the state-spaces name (HF: embeddings)
+
+nn::MambaMixerShape mixer_shape(const MambaConfig& c) {
+  return {.d = c.d_model, .D = c.d_inner, .N = c.d_state, .R = c.dt_rank, .W = c.d_conv, .bias = c.bias, .conv_bias = c.conv_bias};
+}
+
+nn::ParamDecl normal_rows(std::string name, int64_t V, int64_t d) {
+  return {std::move(name), {V, d}, false, [n = V * d](Rng& r, float* out) {
+            for (int64_t i = 0; i < n; ++i) out[i] = float(0.02 * r.normal());
+          }};
+}
+
+// The family's tensors in file order (V: the embedding's rows, the padded vocabulary unless a file
+// stores fewer).
+nn::ParamDecls declarations(const MambaConfig& c, int64_t V) {
+  nn::ParamDecls p{normal_rows(kEmbedding, V, c.d_model)};
+  const auto append = [&](nn::ParamDecls more) { p.insert(p.end(), more.begin(), more.end()); };
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    append(nn::norm_params(block_prefix(i) + "norm.", c.d_model, c.rms_norm));
+    append(nn::mamba_mixer_params(block_prefix(i) + "mixer.", mixer_shape(c), c.n_layer));
+  }
+  append(nn::norm_params("backbone.norm_f.", c.d_model, c.rms_norm));
+  if (!c.tie_embeddings) p.push_back(normal_rows("lm_head.weight", V, c.d_model));
+  return p;
+}
+
+class MambaFamily final : public LayerFamily<MambaFamily> {
  public:
-  // The trainable model: blocks of x += mixer(norm(x)) under the state-spaces names (checkpoints are
-  // written in that format).
+  // Blocks of x += mixer(norm(x)) over `tensors` (state-spaces names); `config` as mamba_config_json writes it.
   template <class T>
-  static std::unique_ptr<train::GradModel<T>> trainable(const MambaModel& model) {
-    MambaConfig c = model.config();
-    c.format = MambaConfig::Format::StateSpaces;
-    auto named = model.named_parameters();
-    named.front().first = "backbone.embedding.weight";
-    const std::string emb = named.front().first;
-    auto g = std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = "mamba", .config = mamba_config_json(c),
-                                                                        .d_model = c.d_model, .tensors = std::move(named), .buffers = {},
-                                                                        .embedding = emb, .lm_head = c.tie_embeddings ? emb : "lm_head.weight"});
+  static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config, std::vector<std::pair<std::string, Tensor>> tensors) {
+    const MambaConfig c = parse_mamba_config(Config::parse(config.dump(), "Mamba-1 config"));
+    auto g = std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = "mamba", .config = config, .d_model = c.d_model,
+                                                                        .tensors = std::move(tensors), .buffers = {}, .embedding = kEmbedding,
+                                                                        .lm_head = c.tie_embeddings ? kEmbedding : "lm_head.weight"});
     const nn::OffsetOf off = g->offsets();
-    const nn::MambaMixerShape shape{.d = c.d_model, .D = c.d_inner, .N = c.d_state, .R = c.dt_rank, .W = c.d_conv};
     for (int64_t i = 0; i < c.n_layer; ++i) {
-      const std::string b = fmt::format("backbone.layers.{}.", i);
-      g->add_step(i, nn::make_norm<T>(off, b + "norm.", c.rms_norm, c.norm_eps), nn::make_mamba_mixer<T>(off, b + "mixer.", shape));
-  }
-  g->set_final_norm(nn::make_norm<T>(off, "backbone.norm_f.", c.rms_norm, c.norm_eps));
-  return g;
-  }
-  static std::unique_ptr<LanguageModel> device(std::shared_ptr<const MambaModel> model, std::shared_ptr<DeviceOps> ops) {
-    return std::make_unique<MambaDeviceModel>(std::move(model), std::move(ops));
+      const std::string b = block_prefix(i);
+      g->add_step(i, nn::make_norm<T>(off, b + "norm.", c.rms_norm, c.norm_eps), nn::make_mamba_mixer<T>(off, b + "mixer.", mixer_shape(c)));
+    }
+    g->set_final_norm(nn::make_norm<T>(off, "backbone.norm_f.", c.rms_norm, c.norm_eps));
+    return g;
   }
 
   std::string name() const override { return "mamba"; }
@@ -69,7 +88,25 @@ class MambaFamily final : public ModelClassFamily<MambaFamily, MambaModel> {
       s.notes.push_back("lm_head.weight is tied to " + c.embedding_name() + " (stored once)");
   }
 
-  std::unique_ptr<LanguageModel> load(const ModelDir& dir) const override { return MambaModel::load(dir); }
+  // Either released format; written back in the state-spaces one. A tied model whose file also
+  // stores lm_head.weight keeps that head (as mamba_ssm would use it), so the logits are the file's.
+  std::unique_ptr<LanguageModel> load(const ModelDir& dir) const override {
+    MambaConfig c = parse_mamba_config(dir.config);
+    WeightLoader w(dir.weights);
+    const std::string file_embedding = c.embedding_name();
+    LS_CHECK(w.has(file_embedding), "{}: missing tensor '{}' (is this a Mamba-1 checkpoint in the {} format?)",
+             dir.weights.path().string(), file_embedding, c.format == MambaConfig::Format::HuggingFace ? "Hugging Face" : "state-spaces");
+    const int64_t V = dir.weights.info(file_embedding).shape.at(0);
+    LS_CHECK(V == c.padded_vocab || V == c.vocab_size, "{}: '{}' has {} rows; config vocab_size {} pads to {}",
+             dir.weights.path().string(), file_embedding, V, c.vocab_size, c.padded_vocab);
+    if (c.tie_embeddings && w.has("lm_head.weight")) c.tie_embeddings = false;
+    c.format = MambaConfig::Format::StateSpaces;
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (const nn::ParamDecl& p : declarations(c, V))
+      tensors.emplace_back(p.name, w.get(p.name == kEmbedding ? file_embedding : p.name, p.shape));
+    w.check_all_used("Mamba-1");
+    return language_model(mamba_config_json(c), std::move(tensors), 0);
+  }
 
   std::vector<ArchOption> arch_options() const override {
     return {{"d_model", "Model width", 64, 1, int64_t(1) << 16},
@@ -96,7 +133,16 @@ class MambaFamily final : public ModelClassFamily<MambaFamily, MambaModel> {
   }
 
   std::unique_ptr<LanguageModel> random(const Config& config, uint64_t seed) const override {
-    return MambaModel::random(parse_mamba_config(config), seed);
+    MambaConfig c = parse_mamba_config(config);
+    c.format = MambaConfig::Format::StateSpaces;
+    Rng rng(seed);
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (const nn::ParamDecl& p : declarations(c, c.padded_vocab)) {
+      Tensor t = Tensor::empty(p.shape);
+      p.init(rng, t.data<float>());
+      tensors.emplace_back(p.name, std::move(t));
+    }
+    return language_model(mamba_config_json(c), std::move(tensors), 0);
   }
 };
 

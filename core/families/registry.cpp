@@ -127,6 +127,11 @@ std::unique_ptr<LanguageModel> new_model_from_config(const std::filesystem::path
   return family_of(config).random(config, seed);
 }
 
+std::unique_ptr<LanguageModel> new_model_from_json(const nlohmann::json& config_json, uint64_t seed) {
+  const Config config = Config::parse(config_json.dump(), "config");
+  return family_of(config).random(config, seed);
+}
+
 void save_model(const LanguageModel& model, const std::filesystem::path& dir) { family_named(model.family()).save(model, dir); }
 
 std::unique_ptr<LanguageModel> make_device_model(std::unique_ptr<LanguageModel> model, const std::string& device) {

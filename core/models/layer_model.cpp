@@ -1,60 +1,270 @@
 #include "core/models/layer_model.h"
 
 #include "core/error.h"
+#include "core/nn/backend.h"
+
+#include <fmt/format.h>
 
 namespace longseq {
 
-LayerLanguageModel::LayerLanguageModel(std::unique_ptr<train::GradModel<float>> model, int64_t max_length)
-    : model_(std::move(model)), max_length_(max_length) {}
+namespace {
+// Slots of Session::acts.
+constexpr size_t kStream = 0, kNormed = 1, kBranch = 2, kLogits = 3;
+}  // namespace
 
-Tensor LayerLanguageModel::logits(std::span<const int64_t> ids) const {
-  LS_CHECK(max_length_ == 0 || int64_t(ids.size()) <= max_length_,
-           "{}: input of {} tokens exceeds the model's longest input {} (score a shorter window)", family(), ids.size(), max_length_);
-  if (on_device_) {
-    const std::lock_guard lock(mutex_);
-    return model_->logits(ids);
+// One caller's buffers: the stream and its normalised copy, the branch output, the logits, the
+// layers' temporaries, and each layer's derived constants (made on first use, kept for the model's
+// life since its weights never change).
+struct LayerLanguageModel::Session {
+  Session(nn::Backend<float>& be, size_t layers) : acts(be), work(be) {
+    for (size_t i = 0; i < layers; ++i) derived.push_back(std::make_unique<nn::Derived<float>>(be));
   }
-  std::unique_ptr<train::GradModel<float>> copy;
-  {
-    const std::lock_guard lock(mutex_);
-    if (!spare_.empty()) {
-      copy = std::move(spare_.back());
-      spare_.pop_back();
+  ~Session() {
+    if (ids) acts.backend().free_ids(ids);
+  }
+  int64_t* ids_for(int64_t n) {
+    if (n > ids_size) {
+      if (ids) acts.backend().free_ids(std::exchange(ids, nullptr));
+      ids = acts.backend().alloc_ids(n);
+      ids_size = n;
     }
+    return ids;
   }
-  if (!copy) copy = model_->clone();  // the same weights and layers: the same logits in any copy
-  const Tensor out = copy->logits(ids);
-  const std::lock_guard lock(mutex_);
-  spare_.push_back(std::move(copy));
+  nn::Arena<float> acts, work;
+  std::vector<std::unique_ptr<nn::Derived<float>>> derived;  // per step: norm, op; then the final norm
+  int64_t* ids = nullptr;
+  int64_t ids_size = 0;
+};
+
+struct LayerLanguageModel::Sequence::States {
+  std::vector<nn::Buf<float>> per_step;  // empty for a step without state
+};
+
+struct LayerLanguageModel::Outputs {
+  int64_t row0 = 0;                 // rows of the pass within the outputs
+  float* logits = nullptr;          // (n, V) at the pass's rows, host
+  std::vector<Tensor>* hidden = nullptr;  // per block (L, d)
+  Tensor* final_hidden = nullptr;   // (L, d)
+};
+
+LayerLanguageModel::LayerLanguageModel(std::shared_ptr<const train::GradModel<float>> model, int64_t max_length)
+    : model_(std::move(model)), max_length_(max_length), backend_(nn::cpu_backend<float>()) {
+  LS_CHECK(!model_->steps().empty(), "{}: a model without layers (a family bug)", model_->family());
+  for (const auto& s : model_->steps()) streams_ = streams_ && s.norm->streams() && s.op->streams();
+}
+
+LayerLanguageModel::~LayerLanguageModel() = default;
+
+std::unique_ptr<LayerLanguageModel> LayerLanguageModel::on_device(std::shared_ptr<DeviceOps> ops) const {
+  auto out = std::make_unique<LayerLanguageModel>(model_, max_length_);
+  out->backend_ = nn::device_backend(ops);
+  for (const auto& s : model_->steps()) s.op->check(*out->backend_);
+  out->ops_ = std::move(ops);
+  const std::vector<float>& w = model_->weights();
+  out->device_weights_ = std::make_unique<nn::Buf<float>>(*out->backend_, int64_t(w.size()));
+  out->backend_->upload(out->device_weights_->get(), w.data(), int64_t(w.size()));
   return out;
 }
 
+nn::Params<float> LayerLanguageModel::params() const {
+  const float* host = model_->weights().data();
+  return {.w = device_weights_ ? device_weights_->get() : host, .g = nullptr, .host = host};
+}
+
+std::shared_ptr<LayerLanguageModel::Session> LayerLanguageModel::session() const {
+  std::unique_ptr<Session> s;
+  {
+    const std::lock_guard lock(pool_mutex_);
+    if (!pool_.empty()) s = std::move(pool_.back()), pool_.pop_back();
+  }
+  if (!s) s = std::make_unique<Session>(*backend_, 2 * model_->steps().size() + 1);
+  return std::shared_ptr<Session>(s.release(), [this](Session* p) {
+    const std::lock_guard lock(pool_mutex_);
+    pool_.emplace_back(p);
+  });
+}
+
+std::unique_lock<std::mutex> LayerLanguageModel::device_lock() const {
+  return ops_ ? std::unique_lock<std::mutex>(device_mutex_) : std::unique_lock<std::mutex>();
+}
+
+void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence::States* states, const Outputs& out) const {
+  const int64_t n = int64_t(ids.size()), d = d_model(), V = vocab_size();
+  if (n == 0) return;
+  for (int64_t id : ids) LS_CHECK(id >= 0 && id < V, "{}: token id {} outside the vocabulary of {}", family(), id, V);
+  nn::Backend<float>& be = *backend_;
+  const nn::Params<float> p = params();
+  int64_t* dev_ids = s.ids_for(n);
+  be.upload_ids(dev_ids, ids.data(), n);
+  const nn::Mat<float> x = s.acts.mat(kStream, n, d), normed = s.acts.mat(kNormed, n, d), y = s.acts.mat(kBranch, n, d);
+  be.embedding(dev_ids, p.at(model_->embedding_offset()), V, x);
+  const auto& steps = model_->steps();
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const auto& st = steps[k];
+    float* state = states ? states->per_step[k].get() : nullptr;
+    st.norm->infer(be, p, x, normed, nullptr, *s.derived[2 * k], s.work);
+    st.op->infer(be, p, normed, y, state, *s.derived[2 * k + 1], s.work);
+    be.add(x.data, y.data, n * d);
+    const bool block_ends = k + 1 == steps.size() || steps[k + 1].block != st.block;
+    if (out.hidden && block_ends) be.download((*out.hidden)[size_t(st.block)].data<float>() + out.row0 * d, x.data, n * d);
+  }
+  model_->final_norm().infer(be, p, x, normed, nullptr, *s.derived.back(), s.work);
+  if (out.final_hidden) be.download(out.final_hidden->data<float>() + out.row0 * d, normed.data, n * d);
+  if (out.logits) {
+    const nn::Mat<float> lg = s.acts.mat(kLogits, n, V);
+    be.linear(normed, p.at(model_->lm_head_offset()), nullptr, lg);
+    be.download(out.logits, lg.data, n * V);
+  }
+}
+
+// ---- sequences ---------------------------------------------------------------------------------
+
+LayerLanguageModel::Sequence::Sequence(const LayerLanguageModel& model, std::unique_ptr<States> states)
+    : model_(&model), states_(std::move(states)) {}
+LayerLanguageModel::Sequence::~Sequence() = default;
+LayerLanguageModel::Sequence::Sequence(Sequence&&) noexcept = default;
+
+LayerLanguageModel::Sequence LayerLanguageModel::start() const {
+  LS_CHECK(streams_, "{}: this model has a layer that sees the whole window (e.g. a long convolution) and cannot run token by token",
+           family());
+  const auto lock = device_lock();
+  auto states = std::make_unique<Sequence::States>();
+  for (const auto& st : model_->steps()) {
+    const int64_t n = st.op->state_size();
+    states->per_step.emplace_back();
+    if (n == 0) continue;
+    states->per_step.back() = nn::Buf<float>(*backend_, n);
+    backend_->zero(states->per_step.back().get(), n);
+  }
+  return Sequence(*this, std::move(states));
+}
+
+LayerLanguageModel::Sequence LayerLanguageModel::Sequence::copy() const {
+  const auto lock = model_->device_lock();
+  nn::Backend<float>& be = *model_->backend_;
+  auto states = std::make_unique<States>();
+  for (const nn::Buf<float>& b : states_->per_step) {
+    states->per_step.emplace_back();
+    if (!b.get()) continue;
+    states->per_step.back() = nn::Buf<float>(be, b.size());
+    be.copy(states->per_step.back().get(), b.get(), b.size());
+  }
+  Sequence out(*model_, std::move(states));
+  out.position_ = position_;
+  return out;
+}
+
+void LayerLanguageModel::Sequence::run(std::span<const int64_t> ids, float* logits) {
+  LS_CHECK(int64_t(ids.size()) <= kMaxChunk, "{}: {} tokens in one call (at most {})", model_->family(), ids.size(), kMaxChunk);
+  const auto lock = model_->device_lock();
+  const auto s = model_->session();
+  model_->pass(*s, ids, states_.get(), {.logits = logits});
+  position_ += int64_t(ids.size());
+}
+
+// ---- the LanguageModel interface ---------------------------------------------------------------
+
 ForwardOutputs LayerLanguageModel::forward(const Tensor& ids, const ForwardOptions& options) const {
-  LS_CHECK(!options.hidden, "{}: hidden states are not available for this family yet; run without them", family());
   LS_CHECK(ids.dim() == 1, "{}: expected 1-D token ids, got {}", family(), ids.describe());
+  LS_CHECK(options.chunk >= 1, "chunk must be >= 1, got {}", options.chunk);
   const Tensor id64 = ids.dtype() == DType::I64 ? ids.contiguous() : ids.to(DType::I64);
+  const int64_t L = id64.size(0), d = d_model();
+  LS_CHECK(max_length_ == 0 || L <= max_length_, "{}: input of {} tokens exceeds the model's longest input {} (score a shorter window)",
+           family(), L, max_length_);
+  const std::span<const int64_t> all(id64.data<int64_t>(), size_t(L));
   ForwardOutputs out;
-  out.logits = logits(std::span<const int64_t>(id64.data<int64_t>(), size_t(id64.size(0))));
+  out.logits = Tensor::empty({L, vocab_size()});
+  if (options.hidden) {
+    for (int64_t i = 0; i < n_layer(); ++i) out.hidden.push_back(Tensor::empty({L, d}));
+    out.final_hidden = Tensor::empty({L, d});
+  }
+  const auto outputs = [&](int64_t row0) {
+    return Outputs{.row0 = row0, .logits = out.logits.data<float>() + row0 * vocab_size(), .hidden = options.hidden ? &out.hidden : nullptr,
+                   .final_hidden = options.hidden ? &out.final_hidden : nullptr};
+  };
+  if (!streams_) {
+    const auto lock = device_lock();
+    pass(*session(), all, nullptr, outputs(0));
+    return out;
+  }
+  Sequence seq = start();
+  const auto lock = device_lock();
+  const auto s = session();
+  const int64_t chunk = std::min(options.chunk, kMaxChunk);
+  for (int64_t t0 = 0; t0 < L; t0 += chunk) pass(*s, all.subspan(size_t(t0), size_t(std::min(chunk, L - t0))), seq.states_.get(), outputs(t0));
+  const auto& steps = model_->steps();
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const nn::Buf<float>& b = seq.states_->per_step[k];
+    if (!b.get()) continue;
+    std::vector<float> host(size_t(b.size()));
+    backend_->download(host.data(), b.get(), b.size());
+    for (auto& [name, t] : steps[k].op->state_tensors(host.data())) out.extra.emplace_back(fmt::format("{}_{}", name, steps[k].block), t);
+  }
   return out;
 }
 
 void LayerLanguageModel::stream_logits(int64_t length, const IdSource& source, int64_t chunk, const LogitsSink& sink) const {
   LS_CHECK(chunk >= 1, "chunk must be >= 1, got {}", chunk);
-  Tensor ids = Tensor::empty({length}, DType::I64);
-  for (int64_t t0 = 0; t0 < length; t0 += chunk) {
-    Tensor part = ids.slice(0, t0, std::min(chunk, length - t0));
-    source(t0, part);
+  if (!streams_) {  // the whole window at once, handed out chunk by chunk
+    Tensor ids = Tensor::empty({length}, DType::I64);
+    for (int64_t t0 = 0; t0 < length; t0 += chunk) {
+      Tensor part = ids.slice(0, t0, std::min(chunk, length - t0));
+      source(t0, part);
+    }
+    if (length == 0) return;
+    const Tensor lg = forward(ids, {}).logits;
+    for (int64_t t0 = 0; t0 < length; t0 += chunk) sink(t0, lg.slice(0, t0, std::min(chunk, length - t0)));
+    return;
   }
-  if (length == 0) return;
-  const Tensor lg = logits(std::span<const int64_t>(ids.data<int64_t>(), size_t(length)));
-  for (int64_t t0 = 0; t0 < length; t0 += chunk) sink(t0, lg.slice(0, t0, std::min(chunk, length - t0)));
+  chunk = std::min(chunk, kMaxChunk);
+  Sequence seq = start();
+  const auto lock = device_lock();
+  const auto s = session();
+  const int64_t cap = std::min(chunk, std::max<int64_t>(length, 1));
+  Tensor ids = Tensor::empty({cap}, DType::I64), logits = Tensor::empty({cap, vocab_size()});
+  for (int64_t t0 = 0; t0 < length; t0 += chunk) {
+    const int64_t n = std::min(chunk, length - t0);
+    Tensor id = ids.slice(0, 0, n), lg = logits.slice(0, 0, n);
+    source(t0, id);
+    pass(*s, std::span<const int64_t>(id.data<int64_t>(), size_t(n)), seq.states_.get(), {.logits = lg.data<float>()});
+    sink(t0, lg);
+  }
 }
 
-std::unique_ptr<LayerLanguageModel> LayerLanguageModel::on_device(std::shared_ptr<DeviceOps> ops) const {
-  auto copy = model_->clone();
-  copy->set_device(std::move(ops));
-  auto out = std::make_unique<LayerLanguageModel>(std::move(copy), max_length_);
-  out->on_device_ = true;
+double LayerLanguageModel::run_scored(std::span<const int64_t> ids, Sequence& seq, std::vector<float>& carry) const {
+  const int64_t L = int64_t(ids.size()), V = vocab_size();
+  const auto s = session();
+  Tensor logits = Tensor::empty({std::min(kScoreChunk, std::max<int64_t>(L, 1)), V});
+  double sum = 0;
+  for (int64_t t0 = 0; t0 < L; t0 += kScoreChunk) {
+    const int64_t n = std::min(kScoreChunk, L - t0);
+    const std::span<const int64_t> part = ids.subspan(size_t(t0), size_t(n));
+    if (!carry.empty()) sum += sum_next_logprobs(Tensor::from_vector(carry, {1, V}), part.data(), 1);
+    const Tensor lg = logits.slice(0, 0, n);
+    pass(*s, part, seq.states_.get(), {.logits = lg.data<float>()});
+    seq.position_ += n;
+    sum += sum_next_logprobs(lg, part.data() + 1, n - 1);
+    carry = lg.select(0, n - 1).to_vector();
+  }
+  return sum;
+}
+
+ContinuationScores LayerLanguageModel::score_continuations(std::span<const int64_t> prefix,
+                                                           std::span<const std::vector<int64_t>> suffixes) const {
+  if (!streams_) return LanguageModel::score_continuations(prefix, suffixes);
+  ContinuationScores out;
+  Sequence seq = start();
+  std::vector<float> carry;
+  {
+    const auto lock = device_lock();
+    out.prefix = run_scored(prefix, seq, carry);
+  }
+  for (const auto& suffix : suffixes) {
+    Sequence branch = seq.copy();
+    std::vector<float> c = carry;
+    const auto lock = device_lock();
+    out.suffix.push_back(run_scored(suffix, branch, c));
+  }
   return out;
 }
 

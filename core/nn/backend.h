@@ -26,8 +26,10 @@ class DeviceOps;
 
 namespace longseq::nn {
 
-// Causal depthwise conv over the rows of x (L, D): out[t, c] = act(b[c] + sum_k w[c, k] x[t-W+1+k, c]),
-// rows before t = 0 read as zeros; act = SiLU when `silu`.
+// Causal depthwise conv over the rows of x (L, D): out[t, c] = act(b[c] + sum_k w[c, k] x[t-W+1+k, c]);
+// act = SiLU when `silu`. Rows before t = 0 read as zeros, or, with a `state` (inference that
+// continues a sequence), as the state's last W - 1 rows; the state then becomes the last W inputs
+// of (state, x), mamba_ssm's conv_state transposed, so chunk after chunk equals one pass.
 template <class T>
 struct ConvArgs {
   Mat<const T> x;
@@ -35,9 +37,12 @@ struct ConvArgs {
   const T* b = nullptr;  // (D) or null
   int64_t W = 0;
   bool silu = false;
+  T* state = nullptr;  // (W, D), oldest first, or null
 };
 
-// Selective scan (core/ops/selective_scan.h for the math) of one sequence from a zero state.
+// Selective scan (core/ops/selective_scan.h for the math) of one sequence, from a zero state or,
+// with a `state` (inference that continues a sequence), from it; the state then holds the SSM state
+// after the last row.
 template <class T>
 struct ScanArgs {
   Mat<const T> u, delta, B, C, z;  // u, delta, z (L, D); B, C (L, N); z.data null: no gate
@@ -45,6 +50,7 @@ struct ScanArgs {
   const T* Dskip = nullptr;         // (D) or null
   const T* delta_bias = nullptr;    // (D) or null
   bool softplus = true;
+  T* state = nullptr;  // (D, N) or null
 };
 template <class T>
 struct ScanGradOut {
@@ -107,7 +113,8 @@ class Backend {
   virtual void linear_backward(Mat<const T> x, const T* w, Mat<const T> dy, Mat<T>* dx, bool accumulate_dx, T* dw, T* db) = 0;
   virtual void conv1d(const ConvArgs<T>& a, Mat<T> out) = 0;
   virtual void conv1d_backward(const ConvArgs<T>& a, Mat<const T> dout, Mat<T> dx, T* dw, T* db) = 0;
-  // `saved` (scan_saved_size floats) holds what this backend's backward recomputes from.
+  // `saved` (scan_saved_size floats) holds what this backend's backward recomputes from; null when
+  // no backward follows (inference), and then `a.state` may be set.
   virtual int64_t scan_saved_size(int64_t L, int64_t D, int64_t N) const = 0;
   virtual void scan(const ScanArgs<T>& a, Mat<T> y, T* saved) = 0;
   virtual void scan_backward(const ScanArgs<T>& a, const T* saved, Mat<const T> dy, const ScanGradOut<T>& g) = 0;
@@ -158,6 +165,26 @@ class Arena {
  private:
   Backend<T>* be_;
   std::vector<Buf<T>> bufs_;
+};
+
+// Values derived from a model's weights alone (A = -exp(A_log), a filter's modulation), made once
+// by an inference model and reused by every call: slot i is made by `make(ptr)` the first time it
+// is asked for. Owned by one caller at a time (like an Arena).
+template <class T>
+class Derived {
+ public:
+  explicit Derived(Backend<T>& be) : arena_(be) {}
+  template <class Make>
+  const T* get(size_t slot, int64_t n, Make&& make) {
+    if (slot >= made_.size()) made_.resize(slot + 1, false);
+    T* p = arena_.get(slot, n);
+    if (!made_[slot]) make(p), made_[slot] = true;
+    return p;
+  }
+
+ private:
+  Arena<T> arena_;
+  std::vector<bool> made_;
 };
 
 // The CPU backend (one shared instance per precision).

@@ -1,10 +1,14 @@
 // The CPU backend of the layers' op set: host memory, and the ops of core/train/grad_ops.h
 // (Eigen GEMMs, FFTW, deterministic blocked loops: the same bits for any thread count) in float
-// (training) or double (the finite-difference checks). grad_ops' backwards add into every
-// gradient; where backend.h says "written", the target is zeroed first.
+// (training) or double (the finite-difference checks). In float the conv and, when nothing is saved
+// for a backward (inference), the scan are core/ops' SIMD paths, which carry the streaming state
+// themselves. grad_ops' backwards add into every gradient; where backend.h says "written", the
+// target is zeroed first.
 #include "core/nn/backend.h"
 
 #include "core/error.h"
+#include "core/ops/causal_conv1d.h"
+#include "core/ops/selective_scan.h"
 #include "core/train/grad_ops.h"
 
 #include <cmath>
@@ -38,12 +42,54 @@ constexpr int64_t kScanChunk = 256;  // tokens per saved scan state (the backwar
 template <class T>
 train::ScanGrad<T> scan_grad(const ScanArgs<T>& a) {
   return {.u = a.u, .delta = a.delta, .B = a.B, .C = a.C, .z = a.z, .A = a.A, .Dskip = a.Dskip, .delta_bias = a.delta_bias,
-          .softplus = a.softplus, .chunk = kScanChunk};
+          .h0 = a.state, .softplus = a.softplus, .chunk = kScanChunk};
 }
 
 template <class T>
 train::ConvGrad<T> conv_grad(const ConvArgs<T>& a) {
-  return {.x = a.x, .w = a.w, .b = a.b, .W = a.W, .silu = a.silu};
+  return {.x = a.x, .w = a.w, .b = a.b, .init = a.state && a.W > 1 ? a.state + a.x.cols : nullptr, .W = a.W, .silu = a.silu};
+}
+
+// A host array as a tensor view (rows, cols) with row stride m.ld, for core/ops (borrowed: the
+// caller keeps the memory alive).
+Tensor view(Mat<const float> m) {
+  static const std::shared_ptr<const void> kBorrowed = std::make_shared<char>();
+  const int64_t ld = std::max(m.ld, m.cols), rows = std::max<int64_t>(m.rows, 1);
+  auto storage = Storage::borrow(const_cast<float*>(m.data), size_t(rows * ld) * sizeof(float), kBorrowed);
+  return Tensor::from_storage(storage, 0, {rows, ld}, DType::F32).slice(1, 0, m.cols).slice(0, 0, m.rows);
+}
+Tensor view(const float* p, Shape shape) {
+  const int64_t n = shape_numel(shape);
+  return view(mat(p, 1, n)).reshape(std::move(shape));
+}
+
+// core/ops' conv (float, SIMD), which advances the state (W rows) itself.
+void fast_conv1d(const ConvArgs<float>& a, Mat<float> out) {
+  const int64_t D = a.x.cols;
+  causal_conv1d({.x = view(a.x).unsqueeze(0), .weight = view(a.w, {D, a.W}), .bias = a.b ? view(a.b, {D}) : Tensor{},
+                 .out = view(Mat<const float>(out)).unsqueeze(0), .state = a.state ? view(a.state, {1, a.W, D}) : Tensor{},
+                 .silu = a.silu});
+}
+
+// core/ops' scan (float, SIMD over channels), from and into the state when there is one.
+void fast_scan(const ScanArgs<float>& a, Mat<float> y) {
+  const int64_t D = a.u.cols, N = a.B.cols;
+  const auto seq = [](Mat<const float> m) { return m.data ? view(m).unsqueeze(0) : Tensor{}; };
+  selective_scan({.u = seq(a.u), .delta = seq(a.delta), .A = view(a.A, {D, N}), .B = seq(a.B), .C = seq(a.C),
+                  .Dskip = a.Dskip ? view(a.Dskip, {D}) : Tensor{}, .z = seq(a.z), .delta_bias = a.delta_bias ? view(a.delta_bias, {D}) : Tensor{},
+                  .delta_softplus = a.softplus, .y = view(Mat<const float>(y)).unsqueeze(0),
+                  .state = a.state ? view(a.state, {1, D, N}) : Tensor{}, .use_initial_state = a.state != nullptr});
+}
+
+// The state (W, D) becomes the last W rows of (state, x).
+template <class T>
+void advance_conv_state(T* state, int64_t W, Mat<const T> x) {
+  const int64_t L = x.rows, D = x.cols;
+  for (int64_t r = 0; r < W; ++r) {  // ascending: a row is read before it is overwritten
+    const int64_t src = r + L;
+    const T* from = src < W ? state + src * D : x.row(src - W);
+    std::copy(from, from + D, state + r * D);
+  }
 }
 
 template <class T>
@@ -128,13 +174,26 @@ class CpuBackend final : public Backend<T> {
     if (dx && !accumulate_dx) zero_mat(*dx);
     train::linear_backward<T>(x, w, dy, dx, dw, db);
   }
-  void conv1d(const ConvArgs<T>& a, Mat<T> out) override { train::causal_conv1d_forward<T>(conv_grad(a), out); }
+  void conv1d(const ConvArgs<T>& a, Mat<T> out) override {
+    if constexpr (std::is_same_v<T, float>) {
+      fast_conv1d(a, out);
+    } else {
+      train::causal_conv1d_forward<T>(conv_grad(a), out);
+      if (a.state) advance_conv_state(a.state, a.W, a.x);
+    }
+  }
   void conv1d_backward(const ConvArgs<T>& a, Mat<const T> dout, Mat<T> dx, T* dw, T* db) override {
     zero_mat(dx);
     train::causal_conv1d_backward<T>(conv_grad(a), dout, dx, dw, db, nullptr);
   }
   int64_t scan_saved_size(int64_t L, int64_t D, int64_t N) const override { return train::scan_chunks(L, kScanChunk) * D * N; }
-  void scan(const ScanArgs<T>& a, Mat<T> y, T* saved) override { train::selective_scan_forward<T>(scan_grad(a), y, saved, nullptr); }
+  void scan(const ScanArgs<T>& a, Mat<T> y, T* saved) override {
+    if constexpr (std::is_same_v<T, float>) {
+      if (!saved) return fast_scan(a, y);
+    }
+    std::vector<T> unsaved(saved ? 0 : size_t(scan_saved_size(a.u.rows, a.u.cols, a.B.cols)));
+    train::selective_scan_forward<T>(scan_grad(a), y, saved ? saved : unsaved.data(), a.state);
+  }
   void scan_backward(const ScanArgs<T>& a, const T* saved, Mat<const T> dy, const ScanGradOut<T>& g) override {
     for (Mat<T> m : {g.du, g.ddelta, g.dB, g.dC}) zero_mat(m);
     if (a.z.data) zero_mat(g.dz);

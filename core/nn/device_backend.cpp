@@ -95,7 +95,12 @@ class DeviceBackend final : public Backend<float> {
       o_.add(db, sums, O);
     }
   }
-  void conv1d(const ConvArgs<float>& a, Mat<float> out) override { o_.conv1d(conv_params(a, out.data, out.ld)); }
+  void conv1d(const ConvArgs<float>& a, Mat<float> out) override {
+    cuda::CausalConv1dParams p = conv_params(a, out.data, out.ld);
+    if (a.state && a.W > 1) p.init = a.state + a.x.cols;  // the kernel reads the last W - 1 rows
+    o_.conv1d(p);
+    if (a.state) advance_conv_state(a);
+  }
   void conv1d_backward(const ConvArgs<float>& a, Mat<const float> dout, Mat<float> dx, float* dw, float* db) override {
     const int64_t D = a.x.cols;
     float *pw = scratch(0, D * a.W), *pb = a.b ? scratch(1, D) : nullptr;
@@ -109,7 +114,10 @@ class DeviceBackend final : public Backend<float> {
   void scan(const ScanArgs<float>& a, Mat<float> y, float*) override {
     cuda::SelectiveScanParams p = scan_params(a);
     p.y = y.data, p.y_b = 0, p.y_l = y.ld;
+    const int64_t DN = a.u.cols * a.B.cols;
+    if (a.state) p.h0 = a.state, p.h_last = scratch(3, DN);  // the kernel's input and output do not alias
     o_.scan(p);
+    if (a.state) o_.copy(a.state, p.h_last, DN);
   }
   void scan_backward(const ScanArgs<float>& a, const float*, Mat<const float> dy, const ScanGradOut<float>& g) override {
     const int64_t D = a.u.cols, N = a.B.cols;
@@ -148,6 +156,15 @@ class DeviceBackend final : public Backend<float> {
     if (slot >= scratch_.size()) scratch_.resize(slot + 1);
     if (scratch_[slot].size() < n) scratch_[slot] = DeviceArray<float>(o_, std::max<int64_t>(n, 1));
     return scratch_[slot].get();
+  }
+  // The state becomes the last W rows of (state, x): row by row (W is at most kConvMaxWidth), oldest
+  // first, so a row is read before it is overwritten.
+  void advance_conv_state(const ConvArgs<float>& a) {
+    const int64_t L = a.x.rows, D = a.x.cols, W = a.W;
+    for (int64_t r = 0; r < W; ++r) {
+      const int64_t src = r + L;  // row of (state, x)
+      o_.copy(a.state + r * D, src < W ? a.state + src * D : a.x.data + (src - W) * a.x.ld, D);
+    }
   }
   static cuda::CausalConv1dParams conv_params(const ConvArgs<float>& a, float* out, int64_t out_l) {
     return {.batch = 1, .length = a.x.rows, .channels = a.x.cols, .width = a.W, .x = a.x.data, .x_b = 0, .x_l = a.x.ld, .weight = a.w,

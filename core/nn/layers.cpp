@@ -63,19 +63,24 @@ class MambaMixer final : public Layer<T> {
 
   // saved: 0 x|z (L, 2D), 1 conv out (L, D), 2 dt|B|C (L, R+2N), 3 delta (L, D), 4 y (L, D), 5 scan's own, 6 A (D, N)
   void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> out, Arena<T>& s) const override {
-    const int64_t L = x.rows, D = s_.D, N = s_.N, R = s_.R, X = R + 2 * N;
-    const Mat<T> xz = s.mat(0, L, 2 * D), xc = s.mat(1, L, D), xdbl = s.mat(2, L, X), delta = s.mat(3, L, D), y = s.mat(4, L, D);
-    T* A = s.get(6, D * N);
-    std::vector<T> host_A(static_cast<size_t>(D * N));
-    const T* A_log = p.host_at(A_log_);
-    for (int64_t k = 0; k < D * N; ++k) host_A[size_t(k)] = -std::exp(A_log[k]);
-    be.upload(A, host_A.data(), D * N);
-    be.linear(x, p.at(in_w_), p.at(in_b_), xz);
-    be.conv1d({.x = xz.cols_slice(0, D), .w = p.at(conv_w_), .b = p.at(conv_b_), .W = s_.W, .silu = true}, xc);
-    be.linear(xc, p.at(x_w_), nullptr, xdbl);
-    be.linear(xdbl.cols_slice(0, R), p.at(dt_w_), nullptr, delta);  // bias and softplus in the scan
-    be.scan(scan_args(p, s, L), y, s.get(5, be.scan_saved_size(L, D, N)));
-    be.linear(y, p.at(out_w_), p.at(out_b_), out);
+    T* A = s.get(6, s_.D * s_.N);
+    make_A(be, p, A);
+    run(be, p, x, out, s, A, nullptr, s.get(5, be.scan_saved_size(x.rows, s_.D, s_.N)));
+  }
+  // state: the conv's last W inputs (W, D), then the SSM state (D, N).
+  int64_t state_size() const override { return s_.W * s_.D + s_.D * s_.N; }
+  void infer(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, T* state, Derived<T>& derived, Arena<T>& work) const override {
+    const T* A = derived.get(0, s_.D * s_.N, [&](T* a) { make_A(be, p, a); });
+    run(be, p, x, y, work, A, state, nullptr);
+  }
+  // mamba_ssm's names and layouts: ssm_state (1, D, N); conv_state (1, D, W), oldest input first.
+  std::vector<std::pair<std::string, Tensor>> state_tensors(const T* h) const override {
+    const int64_t D = s_.D, N = s_.N, W = s_.W;
+    Tensor conv = Tensor::empty({1, D, W}), ssm = Tensor::empty({1, D, N});
+    for (int64_t k = 0; k < W; ++k)
+      for (int64_t c = 0; c < D; ++c) conv.data<float>()[c * W + k] = float(h[k * D + c]);
+    for (int64_t i = 0; i < D * N; ++i) ssm.data<float>()[i] = float(h[W * D + i]);
+    return {{"ssm_state", ssm}, {"conv_state", conv}};
   }
 
   void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dout, Mat<T> dx, Arena<T>& s, Arena<T>& w) const override {
@@ -84,7 +89,7 @@ class MambaMixer final : public Layer<T> {
     Mat<T> dy = w.mat(0, L, D), dxz = w.mat(1, L, 2 * D), dxc = w.mat(2, L, D), ddelta = w.mat(3, L, D), dxdbl = w.mat(4, L, X);
     T *dA = w.get(5, D * N), *dA_log = w.get(6, D * N);
     be.linear_backward(y, p.at(out_w_), dout, &dy, false, p.grad(out_w_), p.grad(out_b_));
-    be.scan_backward(scan_args(p, s, L), s.get(5, be.scan_saved_size(L, D, N)), dy,
+    be.scan_backward(scan_args(p, s, L, s.get(6, D * N), nullptr), s.get(5, be.scan_saved_size(L, D, N)), dy,
                      {.du = dxc, .ddelta = ddelta, .dB = dxdbl.cols_slice(R, N), .dC = dxdbl.cols_slice(R + N, N),
                       .dz = dxz.cols_slice(D, D), .dA = dA, .dDskip = p.grad(D_), .ddelta_bias = p.grad(dt_b_)});
     if (T* gA = p.grad(A_log_)) {  // A = -exp(A_log): dA_log = dA * A
@@ -102,11 +107,32 @@ class MambaMixer final : public Layer<T> {
   int64_t saved_per_token() const override { return 2 * s_.D + s_.D + (s_.R + 2 * s_.N) + s_.D + s_.D; }
 
  private:
-  ScanArgs<T> scan_args(const Params<T>& p, Arena<T>& s, int64_t L) const {
+  // A = -exp(A_log), made on the host and uploaded.
+  void make_A(Backend<T>& be, const Params<T>& p, T* A) const {
+    std::vector<T> host_A(static_cast<size_t>(s_.D * s_.N));
+    const T* A_log = p.host_at(A_log_);
+    for (size_t k = 0; k < host_A.size(); ++k) host_A[k] = -std::exp(A_log[k]);
+    be.upload(A, host_A.data(), s_.D * s_.N);
+  }
+
+  // The forward into slots 0-4 of `s` (see forward), from and into `state` (conv, then SSM) when given;
+  // the scan keeps what its backward needs in scan_saved (null: nothing).
+  void run(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> out, Arena<T>& s, const T* A, T* state, T* scan_saved) const {
+    const int64_t L = x.rows, D = s_.D, N = s_.N, R = s_.R, X = R + 2 * N;
+    const Mat<T> xz = s.mat(0, L, 2 * D), xc = s.mat(1, L, D), xdbl = s.mat(2, L, X), delta = s.mat(3, L, D), y = s.mat(4, L, D);
+    be.linear(x, p.at(in_w_), p.at(in_b_), xz);
+    be.conv1d({.x = xz.cols_slice(0, D), .w = p.at(conv_w_), .b = p.at(conv_b_), .W = s_.W, .silu = true, .state = state}, xc);
+    be.linear(xc, p.at(x_w_), nullptr, xdbl);
+    be.linear(xdbl.cols_slice(0, R), p.at(dt_w_), nullptr, delta);  // bias and softplus in the scan
+    be.scan(scan_args(p, s, L, A, state ? state + s_.W * D : nullptr), y, scan_saved);
+    be.linear(y, p.at(out_w_), p.at(out_b_), out);
+  }
+
+  ScanArgs<T> scan_args(const Params<T>& p, Arena<T>& s, int64_t L, const T* A, T* state) const {
     const int64_t D = s_.D, N = s_.N, R = s_.R, X = R + 2 * N;
     const Mat<T> xz = s.mat(0, L, 2 * D), xdbl = s.mat(2, L, X);
     return {.u = s.mat(1, L, D), .delta = s.mat(3, L, D), .B = xdbl.cols_slice(R, N), .C = xdbl.cols_slice(R + N, N),
-            .z = xz.cols_slice(D, D), .A = s.get(6, D * N), .Dskip = p.at(D_), .delta_bias = p.at(dt_b_), .softplus = true};
+            .z = xz.cols_slice(D, D), .A = A, .Dskip = p.at(D_), .delta_bias = p.at(dt_b_), .softplus = true, .state = state};
   }
 
   MambaMixerShape s_;
@@ -137,6 +163,7 @@ class HyenaOperator final : public Layer<T> {
     LS_CHECK(s_.W <= be.max_conv_width(), "--device {}: short_filter_order {} exceeds the conv kernel's limit {}; use --device cpu",
              be.name(), s_.W, be.max_conv_width());
   }
+  bool streams() const override { return false; }  // the long convolution sees the whole window
 
   // saved: 0 in_proj out p (L, 3d), 1 short conv out c (L, 3d), 2 x1 * v (L, d), 3 filter k (L, d),
   // 4 the long conv's own, 5 gated output (L, d), 6 modulation (L, d), 7 + 2j / 8 + 2j the filter
@@ -321,16 +348,19 @@ ParamDecls mamba_mixer_params(const std::string& m, const MambaMixerShape& s, in
                     for (int64_t i = 0; i < D; ++i)
                       for (int64_t n = 0; n < N; ++n) out[i * N + n] = float(std::log(double(n + 1)));
                   }};
-  return {uniform(m + "in_proj.weight", {2 * D, d}, 1.0 / std::sqrt(double(d))),
-          uniform(m + "conv1d.weight", {D, 1, W}, 1.0 / std::sqrt(double(W))),
-          uniform(m + "conv1d.bias", {D}, 1.0 / std::sqrt(double(W))),
-          uniform(m + "x_proj.weight", {R + 2 * N, D}, 1.0 / std::sqrt(double(D))),
-          uniform(m + "dt_proj.weight", {D, R}, 1.0 / std::sqrt(double(R))),
-          std::move(dt_bias),
-          std::move(A_log),
-          constant(m + "D", {D}, 1.0f),
-          // Kaiming-uniform, then rescaled by 1/sqrt(n_layer) as mamba_ssm's rescale_prenorm_residual does.
-          uniform(m + "out_proj.weight", {d, D}, 1.0 / std::sqrt(double(D)) / std::sqrt(double(n_layer)))};
+  ParamDecls p{uniform(m + "in_proj.weight", {2 * D, d}, 1.0 / std::sqrt(double(d)))};
+  if (s.bias) p.push_back(constant(m + "in_proj.bias", {2 * D}, 0.0f));
+  p.push_back(uniform(m + "conv1d.weight", {D, 1, W}, 1.0 / std::sqrt(double(W))));
+  if (s.conv_bias) p.push_back(uniform(m + "conv1d.bias", {D}, 1.0 / std::sqrt(double(W))));
+  p.push_back(uniform(m + "x_proj.weight", {R + 2 * N, D}, 1.0 / std::sqrt(double(D))));
+  p.push_back(uniform(m + "dt_proj.weight", {D, R}, 1.0 / std::sqrt(double(R))));
+  p.push_back(std::move(dt_bias));
+  p.push_back(std::move(A_log));
+  p.push_back(constant(m + "D", {D}, 1.0f));
+  // Kaiming-uniform, then rescaled by 1/sqrt(n_layer) as mamba_ssm's rescale_prenorm_residual does.
+  p.push_back(uniform(m + "out_proj.weight", {d, D}, 1.0 / std::sqrt(double(D)) / std::sqrt(double(n_layer))));
+  if (s.bias) p.push_back(constant(m + "out_proj.bias", {d}, 0.0f));
+  return p;
 }
 
 void hyena_positional_grid(int64_t length, int64_t emb_dim, float* z, float* t) {

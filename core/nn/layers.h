@@ -60,6 +60,27 @@ class Layer {  // immutable after construction: model copies share it, the Arena
                         Arena<T>& work) const = 0;
   // Floats kept in `saved` per token (for the memory estimate).
   virtual int64_t saved_per_token() const = 0;
+
+  // ---- inference: the forward without keeping anything for a backward ----
+  // True when running a sequence in pieces, each continuing from the state the previous one left,
+  // equals one pass (token-wise layers and recurrences); false for global ones (a long convolution).
+  virtual bool streams() const { return true; }
+  // Floats of state a sequence carries from piece to piece (zeros at its start); 0 for none.
+  virtual int64_t state_size() const { return 0; }
+  // y from x. `state` (state_size() floats, on the backend; null for a layer without one) is
+  // continued and left after x's last row; `derived` keeps values made from the weights alone for the
+  // next call; `work` holds temporaries. The default runs forward with `work` as its saved slots.
+  virtual void infer(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, T* state, Derived<T>& derived,
+                     Arena<T>& work) const {
+    (void)state, (void)derived;
+    forward(be, p, x, y, work);
+  }
+  // A state (host copy) as the named tensors the reference code reports (e.g. mamba_ssm's
+  // ssm_state (1, D, N) and conv_state (1, D, W)); empty for a layer without one.
+  virtual std::vector<std::pair<std::string, Tensor>> state_tensors(const T* host_state) const {
+    (void)host_state;
+    return {};
+  }
 };
 
 // RMSNorm or LayerNorm over d: <prefix>weight, <prefix>bias (LayerNorm).
@@ -71,11 +92,12 @@ ParamDecls norm_params(const std::string& prefix, int64_t d, bool rms);
 // dt_proj.*, A_log, D, out_proj.*; biases optional as the checkpoint has them).
 struct MambaMixerShape {
   int64_t d = 0, D = 0, N = 0, R = 0, W = 0;
+  bool bias = false, conv_bias = true;  // in_proj/out_proj biases; the conv's
 };
 template <class T>
 std::shared_ptr<const Layer<T>> make_mamba_mixer(const OffsetOf& off, const std::string& prefix, const MambaMixerShape& s);
-// mamba_ssm's defaults (conv bias, no in/out_proj bias) and initialisation: dt log-uniform in
-// [1e-3, 1e-1] through the dt_proj bias, S4D-real A_log, out_proj scaled by 1/sqrt(n_layer).
+// mamba_ssm's initialisation: dt log-uniform in [1e-3, 1e-1] through the dt_proj bias, S4D-real
+// A_log, out_proj scaled by 1/sqrt(n_layer), zero in/out_proj biases (when the shape has them).
 ParamDecls mamba_mixer_params(const std::string& prefix, const MambaMixerShape& s, int64_t n_layer);
 
 // The HyenaDNA port's order-2 Hyena operator, in_proj to out_proj (<prefix>in_proj.*, short_filter.*,

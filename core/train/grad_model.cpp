@@ -129,14 +129,17 @@ constexpr size_t kResidualGrad = 0, kFinalGrad = 1, kNormedGrad = 2, kNormGrad =
 }  // namespace
 
 template <class T>
-GradModel<T>::GradModel(const GradModelSpec& spec)
+GradModel<T>::GradModel(GradModelSpec spec)
     : family_(spec.family), config_(spec.config), d_model_(spec.d_model), backend_(nn::cpu_backend<T>()) {
   for (const auto& [name, t] : spec.tensors)
     table_.add(name, t.shape(), std::find(spec.buffers.begin(), spec.buffers.end(), name) == spec.buffers.end());
-  weights_.assign(size_t(table_.size()), T(0));
-  for (const auto& [name, t] : spec.tensors) {
+  // Appended in table order, each tensor dropped once copied: a model handed over by value is never
+  // held twice (a 130M-parameter model peaks at its size, not double).
+  weights_.reserve(size_t(table_.size()));
+  for (auto& [name, t] : spec.tensors) {
     const std::vector<float> v = t.contiguous().to_vector();
-    std::copy(v.begin(), v.end(), weights_.begin() + table_.find(name).offset);
+    weights_.insert(weights_.end(), v.begin(), v.end());
+    t = Tensor{};
   }
   emb_ = table_.find(spec.embedding).offset;
   lm_head_ = table_.find(spec.lm_head).offset;
@@ -448,18 +451,6 @@ void GradModel<T>::save(const std::filesystem::path& dir) const {
   f.write(cfg.dump(2) + "\n");
   f.commit();
   write_safetensors(dir / "model.safetensors", named_tensors(), {{"format", "pt"}, {"producer", "longseq " LONGSEQ_VERSION}});
-}
-
-template <class T>
-Tensor GradModel<T>::logits(std::span<const int64_t> ids) {
-  LS_CHECK(!audio_, "an audio model has no language-model head; run it with `longseq classify-audio`");
-  backbone_forward(ids);
-  const int64_t L = int64_t(ids.size()), d = d_model_;
-  std::vector<T> out(static_cast<size_t>(L * vocab_));
-  linear_forward<T>(mat<const T>(fin_.data(), L, d), w(lm_head_), nullptr, mat(out.data(), L, vocab_));
-  Tensor t = Tensor::empty({L, vocab_});
-  std::transform(out.begin(), out.end(), t.data<float>(), [](T v) { return float(v); });
-  return t;
 }
 
 template <class T>

@@ -91,7 +91,7 @@ struct GradModelSpec {
 template <class T>
 class GradModel {
  public:
-  explicit GradModel(const GradModelSpec& spec);
+  explicit GradModel(GradModelSpec spec);  // takes the tensors: pass them by move to hold them once
   ~GradModel();
   // Appends a residual step x += op(norm(x)) to block `block` (blocks in order; audio pooling
   // stages split the blocks evenly), and sets the final norm before the heads.
@@ -149,18 +149,21 @@ class GradModel {
   int64_t d_model() const { return d_model_; }
   int64_t vocab_size() const { return vocab_; }  // LM head rows
   int64_t blocks() const { return blocks_; }
-  // The LM head's logits (L, V) of a language model for `ids`: the layers' forward, for inference
-  // through the same code that trains (families without an inference class of their own).
-  Tensor logits(std::span<const int64_t> ids);
+  // The structure inference runs through (core/models/layer_model.h): the residual steps in order,
+  // the final norm, and the embedding and LM head tensors (offsets in weights()).
+  struct Step {
+    int64_t block = 0;
+    std::shared_ptr<const nn::Layer<T>> norm, op;
+  };
+  const std::vector<Step>& steps() const { return steps_; }
+  const nn::Layer<T>& final_norm() const { return *final_norm_; }
+  int64_t embedding_offset() const { return emb_; }
+  int64_t lm_head_offset() const { return lm_head_; }
   // Copy of a parameter as an F32 tensor, for tests and tools.
   Tensor tensor(const std::string& name) const;
   std::vector<std::pair<std::string, Tensor>> named_tensors() const;
 
  private:
-  struct Step {
-    int64_t block = 0;
-    std::shared_ptr<const nn::Layer<T>> norm, op;
-  };
   struct Buffers;  // everything of one pass that lives on the backend (grad_model.cpp)
   GradModel(const GradModel& other);  // for clone(): the buffers are not copied
 

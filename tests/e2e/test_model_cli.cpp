@@ -1,6 +1,6 @@
 // `longseq init`, `forward` and `loglik` end to end: outputs match the in-process model and the
 // reference fixtures, streaming chunk sizes do not change results, bad input fails cleanly.
-#include "core/models/mamba.h"
+#include "core/models/mamba_config.h"
 #include "core/safetensors.h"
 #include "core/backend.h"
 #include "tests/testing.h"
@@ -67,7 +67,7 @@ TEST(ModelCli, InitThenLoglikTextIsChunkInvariant) {
   EXPECT_NEAR(sa["mean"], sum / double(ra.size()), 1e-5);
   EXPECT_EQ(sa["scored"], double(seq.size() - 1));
   // The same numbers from the library directly.
-  const auto model = MambaModel::load(ModelDir::open(m));
+  const auto model = load_language_model(ModelDir::open(m));
   Tensor ids = Tensor::empty({int64_t(seq.size())}, DType::I64);
   for (size_t i = 0; i < seq.size(); ++i) {
     const char c = char(std::toupper(static_cast<unsigned char>(seq[i])));

@@ -1,7 +1,8 @@
 // VCF/BCF records through htslib into the variant scorer, as `longseq score-variants` reads them:
 // header, records (errors checked as the command checks them), contig-name mapping, allele checks,
 // window building from a fixed reference and a scoring run with a tiny random Mamba model.
-#include "core/models/mamba.h"
+#include "core/families/family.h"
+#include "core/models/mamba_config.h"
 #include "genomics/fasta.h"
 #include "genomics/tokenizer.h"
 #include "genomics/variant_scorer.h"
@@ -17,7 +18,7 @@
 namespace {
 
 struct Setup {
-  std::unique_ptr<longseq::MambaModel> model;
+  std::unique_ptr<longseq::LanguageModel> model;
   longseq::DnaTokenizer tok = longseq::DnaTokenizer::standard();
   std::optional<longseq::FastaReader> fasta;
   std::optional<longseq::VariantScorer> scorer;
@@ -28,7 +29,7 @@ struct Setup {
     fasta.emplace(longseq::FastaReader::open(fa));
     longseq::MambaConfig c;
     c.d_model = 8, c.n_layer = 1, c.vocab_size = 12, c.padded_vocab = 16, c.d_inner = 16, c.dt_rank = 1;
-    model = longseq::MambaModel::random(c, 1);
+    model = longseq::new_model_from_json(longseq::mamba_config_json(c), 1);
     scorer.emplace(*model, tok, *fasta, longseq::ScoreOptions{.window = 16});
   }
 };

@@ -8,7 +8,8 @@
 #include "core/backend.h"
 #include "core/fileio.h"
 #include "core/model_dir.h"
-#include "core/models/mamba_device.h"
+#include "core/device/ops.h"
+#include "core/models/layer_model.h"
 #include "core/train/grad_model.h"
 #include "tests/testing.h"
 
@@ -55,8 +56,9 @@ TEST(Gpu, MambaDeviceModelMatchesTheCpuModel) {
   if (!cuda_compiled() || cuda_device_count() == 0) GTEST_SKIP() << cuda_device_summary();
   MambaConfig c;
   c.d_model = 128, c.n_layer = 4, c.vocab_size = 12, c.padded_vocab = 16, c.d_state = 16, c.d_inner = 256, c.dt_rank = 8;
-  std::shared_ptr<const MambaModel> cpu = MambaModel::random(c, 7);
-  const MambaDeviceModel dev(cpu, std::shared_ptr<DeviceOps>(make_cuda_ops()), 4096);
+  const auto cpu = random_mamba(c, 7);
+  const auto dev_model = cpu->on_device(std::shared_ptr<DeviceOps>(make_cuda_ops()));
+  const LanguageModel& dev = *dev_model;
   const Tensor ids = ids_of(5000, c.vocab_size);
   const auto want = streamed_logits(*cpu, ids, 4096);
   for (int64_t chunk : {int64_t(1000), int64_t(4096), int64_t(333)}) expect_same_logits(streamed_logits(dev, ids, chunk), want, "random model");
@@ -91,7 +93,7 @@ TEST(Gpu, MambaTrainingOnTheDeviceMatchesFloat64Gradients) {
   if (!cuda_compiled() || cuda_device_count() == 0) GTEST_SKIP() << cuda_device_summary();
   MambaConfig c;
   c.d_model = 64, c.n_layer = 2, c.vocab_size = 12, c.padded_vocab = 16, c.d_state = 16, c.d_inner = 128, c.dt_rank = 4;
-  const auto cpu = MambaModel::random(c, 9);
+  const auto cpu = random_mamba(c, 9);
   auto m64 = train::make_grad_model<double>(*cpu);
   auto m32 = train::make_grad_model<float>(*cpu);
   expect_device_step_matches(*m64, *m32, ids_of(2000, c.vocab_size));

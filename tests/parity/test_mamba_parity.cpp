@@ -2,7 +2,8 @@
 // (scan_op_small) and the whole model (mamba_tiny: logits, every hidden state, final states, one
 // decode step). Rule: max abs error <= 2 x the official float32 run's error + 1e-6, and relative
 // L2 error <= 1e-5, per tensor.
-#include "core/models/mamba.h"
+#include "core/families/family.h"
+#include "core/models/layer_model.h"
 #include "core/ops/selective_scan.h"
 #include "tests/parity/parity.h"
 #include "tests/testing.h"
@@ -34,7 +35,7 @@ TEST(MambaParity, ScanOpSmall) {
 TEST(MambaParity, TinyModel) {
   LONGSEQ_REQUIRE_FIXTURE(dir, "mamba_tiny");
   const ModelDir md = ModelDir::open(dir);
-  const auto model = MambaModel::load(md);
+  const auto model = load_language_model(md);
   const auto io = SafetensorsFile::open(dir / "io.safetensors");
   const Tensor ids = io.view("input_ids").select(0, 0);
   for (int64_t chunk : {int64_t(4096), int64_t(333), int64_t(1)}) {
@@ -49,11 +50,13 @@ TEST(MambaParity, TinyModel) {
 
 TEST(MambaParity, DecodeStepFromStates) {
   LONGSEQ_REQUIRE_FIXTURE(dir, "mamba_tiny");
-  const auto model = MambaModel::load(ModelDir::open(dir));
+  const auto model = load_language_model(ModelDir::open(dir));
   const auto io = SafetensorsFile::open(dir / "io.safetensors");
-  MambaModel::State state = model->new_state();
-  model->forward_chunk(io.view("input_ids").select(0, 0), state, nullptr, nullptr, nullptr);
+  const auto& layers = dynamic_cast<const LayerLanguageModel&>(*model);
+  LayerLanguageModel::Sequence seq = layers.start();
+  const Tensor prompt = io.view("input_ids").select(0, 0).to(DType::I64), step = io.view("step_input_id").to(DType::I64);
+  seq.run({prompt.data<int64_t>(), size_t(prompt.numel())}, nullptr);
   Tensor logits = Tensor::empty({1, model->vocab_size()});
-  model->forward_chunk(io.view("step_input_id"), state, &logits, nullptr, nullptr);
+  seq.run({step.data<int64_t>(), 1}, logits.data<float>());
   expect_parity(logits, io, "step_logits");
 }

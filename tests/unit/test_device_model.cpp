@@ -6,7 +6,7 @@
 #include "core/fileio.h"
 #include "core/backend.h"
 #include "core/models/hyena_device.h"
-#include "core/models/mamba_device.h"
+#include "core/models/layer_model.h"
 #include "core/train/grad_model.h"
 #include "tests/oracles.h"
 #include "tests/testing.h"
@@ -67,15 +67,16 @@ TEST(DeviceModel, EmulatedMambaMatchesTheFloat64Oracle) {
   for (bool rms : {true, false}) {
     SCOPED_TRACE(::testing::Message() << "rms " << rms);
     const MambaConfig cfg = device_config(rms);
-    std::shared_ptr<const MambaModel> cpu = MambaModel::random(cfg, rms ? 31 : 32);
+    const auto cpu = random_mamba(cfg, rms ? 31 : 32);
     std::map<std::string, std::vector<float>> params;
-    for (const auto& [k, v] : cpu->named_parameters()) params[k] = v.to_vector();
+    for (const auto& [k, v] : named_parameters(*cpu)) params[k] = v.to_vector();
     const Tensor ids = test_ids(61, cfg.vocab_size, 5);
     std::vector<int64_t> id_vec(size_t(ids.size(0)));
     for (int64_t t = 0; t < ids.size(0); ++t) id_vec[size_t(t)] = ids.data<int64_t>()[t];
     const std::vector<double> ref = mamba_oracle(cfg, params, id_vec);
     const auto cpu_logits = cpu->forward(ids, {.chunk = 4096}).logits.to_vector();
-    const MambaDeviceModel dev(cpu, std::make_shared<EmuOps>(), 40);
+    const auto dev_model = cpu->on_device(std::make_shared<EmuOps>());
+    const LanguageModel& dev = *dev_model;
     for (int64_t chunk : {int64_t(1), int64_t(7), int64_t(40)}) {
       SCOPED_TRACE(::testing::Message() << "chunk " << chunk);
       // Token by token (decode) on the first 9 tokens: the logits of a prefix are the oracle's first rows.
@@ -90,7 +91,7 @@ TEST(DeviceModel, EmulatedMambaMatchesTheFloat64Oracle) {
       const auto ec = compare(got, cpu_want);
       EXPECT_LE(ec.max_abs, 1e-5 * std::max(1.0, ec.max_ref)) << "vs CPU model";
     }
-    const auto whole = dev.forward(ids, {.chunk = 4096}).logits.to_vector();  // chunks capped at the device's 40
+    const auto whole = dev.forward(ids, {.chunk = 4096}).logits.to_vector();
     EXPECT_LE(compare(whole, ref).rel_l2, 1e-5);
   }
 }
@@ -98,8 +99,9 @@ TEST(DeviceModel, EmulatedMambaMatchesTheFloat64Oracle) {
 TEST(DeviceModel, EmulatedContinuationScoresEqualTheCpuModel) {
   // The variant scorer's path: the prefix runs once, each suffix from a copy of the device state.
   const MambaConfig cfg = device_config(true);
-  std::shared_ptr<const MambaModel> cpu = MambaModel::random(cfg, 41);
-  const MambaDeviceModel dev(cpu, std::make_shared<EmuOps>(), 16);
+  const auto cpu = random_mamba(cfg, 41);
+  const auto dev_model = cpu->on_device(std::make_shared<EmuOps>());
+  const LanguageModel& dev = *dev_model;
   std::vector<int64_t> prefix(37);
   for (size_t i = 0; i < prefix.size(); ++i) prefix[i] = int64_t((i * 5 + 1) % 12);
   const std::vector<std::vector<int64_t>> suffixes{{1, 2, 3}, {4}, std::vector<int64_t>(20, 7)};
@@ -109,16 +111,35 @@ TEST(DeviceModel, EmulatedContinuationScoresEqualTheCpuModel) {
   for (size_t s = 0; s < got.suffix.size(); ++s) EXPECT_NEAR(got.suffix[s], want.suffix[s], 1e-4 * std::max(1.0, std::abs(want.suffix[s]))) << s;
 }
 
+TEST(DeviceModel, HiddenStatesAndFinalStatesMatchTheCpu) {
+  // The layers' outputs the parity fixtures compare (hidden states per block, the final norm's
+  // output, each mixer's final conv and SSM state) come from the device as from the CPU.
+  const MambaConfig cfg = device_config(true);
+  const auto cpu = random_mamba(cfg, 51);
+  const auto dev = cpu->on_device(std::make_shared<EmuOps>());
+  const Tensor ids = test_ids(23, 12, 1);
+  const ForwardOutputs want = cpu->forward(ids, {.hidden = true, .chunk = 5}), got = dev->forward(ids, {.hidden = true, .chunk = 7});
+  ASSERT_EQ(got.hidden.size(), want.hidden.size());
+  for (size_t i = 0; i < want.hidden.size(); ++i)
+    EXPECT_LE(compare(got.hidden[i].to_vector(), want.hidden[i].to_vector()).max_abs, 1e-5) << "hidden " << i;
+  EXPECT_LE(compare(got.final_hidden.to_vector(), want.final_hidden.to_vector()).max_abs, 1e-5);
+  ASSERT_EQ(got.extra.size(), 2 * want.hidden.size());
+  for (size_t k = 0; k < want.extra.size(); ++k) {
+    EXPECT_EQ(got.extra[k].first, want.extra[k].first);
+    EXPECT_LE(compare(got.extra[k].second.to_vector(), want.extra[k].second.to_vector()).max_abs, 1e-5) << want.extra[k].first;
+  }
+}
+
 TEST(DeviceModel, RefusesWhatItCannotRun) {
   const MambaConfig cfg = device_config(true);
-  std::shared_ptr<const MambaModel> cpu = MambaModel::random(cfg, 51);
-  const MambaDeviceModel dev(cpu, std::make_shared<EmuOps>(), 8);
-  EXPECT_THROW(dev.forward(test_ids(5, 12, 1), {.hidden = true}), Error);  // hidden states: CPU only for now
-  EXPECT_THROW(make_device_model(MambaModel::random(cfg, 52), "tpu"), Error);
+  EXPECT_THROW(make_device_model(random_mamba(cfg, 52), "tpu"), Error);
   if (cuda_device_count() == 0) {
-    EXPECT_THROW(make_device_model(MambaModel::random(cfg, 53), "cuda"), Error);
+    EXPECT_THROW(make_device_model(random_mamba(cfg, 53), "cuda"), Error);
   }
-  EXPECT_EQ(make_device_model(MambaModel::random(cfg, 54), "cpu")->family(), "mamba");
+  EXPECT_EQ(make_device_model(random_mamba(cfg, 54), "cpu")->family(), "mamba");
+  MambaConfig wide = cfg;
+  wide.d_conv = cuda::kConvMaxWidth + 1;
+  EXPECT_THROW(random_mamba(wide, 55)->on_device(std::make_shared<EmuOps>()), Error);  // the conv kernels' width
 }
 
 TEST(DeviceModel, EmulatedHyenaMatchesTheFloat64Oracle) {
@@ -152,7 +173,7 @@ TEST(DeviceModel, EmulatedMambaTrainingMatchesFloat64Gradients) {
   // device buffers are re-sized), the loss too.
   for (bool rms : {true, false}) {
     const MambaConfig cfg = device_config(rms);
-    const auto cpu = MambaModel::random(cfg, rms ? 71 : 72);
+    const auto cpu = random_mamba(cfg, rms ? 71 : 72);
     auto m64 = train::make_grad_model<double>(*cpu);
     auto m32 = train::make_grad_model<float>(*cpu);
     m32->set_device(std::make_shared<EmuOps>());
@@ -162,7 +183,7 @@ TEST(DeviceModel, EmulatedMambaTrainingMatchesFloat64Gradients) {
       expect_lm_step_matches(*m64, *m32, ids);
     }
   }
-  auto m64 = train::make_grad_model<double>(*MambaModel::random(device_config(true), 73));
+  auto m64 = train::make_grad_model<double>(*random_mamba(device_config(true), 73));
   EXPECT_THROW(m64->set_device(std::make_shared<EmuOps>()), Error);  // the device path trains in float only
 }
 
@@ -199,7 +220,7 @@ TEST(DeviceModel, EmulatedAudioClassifierMatchesTheCpu) {
   for (const auto& [hyena, filterbank] : {std::pair{false, true}, std::pair{false, false}, std::pair{true, true}}) {
     SCOPED_TRACE(::testing::Message() << (hyena ? "hyenadna" : "mamba") << ", filterbank " << filterbank);
     const std::unique_ptr<LanguageModel> base = hyena ? std::unique_ptr<LanguageModel>(HyenaModel::random(h, 81))
-                                                      : std::unique_ptr<LanguageModel>(MambaModel::random(c, 81));
+                                                      : std::unique_ptr<LanguageModel>(random_mamba(c, 81));
     auto cpu = train::make_grad_model<float>(*base);
     auto m64 = train::make_grad_model<double>(*base);
     const train::AudioSpec spec{.sample_rate = 8000, .clip_samples = 96, .pool = {4, 3}, .filters = filterbank ? 5 : 0,

@@ -1,7 +1,7 @@
 // The Mamba-1 model against the float64 oracle (always runs, no fixtures needed): random shapes, odd
 // lengths, L = 1; chunked streaming equals one pass; save/load and the Hugging Face layout give the
 // same model; broken checkpoints give errors naming the tensor.
-#include "core/models/mamba.h"
+#include "core/models/mamba_config.h"
 #include "tests/oracles.h"
 #include "tests/testing.h"
 
@@ -24,9 +24,9 @@ MambaConfig small_config(int64_t d_model, int64_t n_layer, int64_t vocab, int64_
   return c;
 }
 
-std::map<std::string, std::vector<float>> param_map(const MambaModel& m) {
+std::map<std::string, std::vector<float>> param_map(const LanguageModel& m) {
   std::map<std::string, std::vector<float>> p;
-  for (const auto& [k, v] : m.named_parameters()) p[k] = v.to_vector();
+  for (const auto& [k, v] : named_parameters(m)) p[k] = v.to_vector();
   return p;
 }
 
@@ -47,7 +47,7 @@ TEST(MambaModel, MatchesFloat64Oracle) {
   };
   for (const Case& c : {Case{16, 1, 12, 16, 1}, Case{24, 2, 10, 8, 37}, Case{40, 3, 12, 16, 101}, Case{8, 2, 5, 4, 64}}) {
     const MambaConfig cfg = small_config(c.d, c.layers, c.V, c.N);
-    const auto model = MambaModel::random(cfg, uint64_t(c.d * 7 + c.L));
+    const auto model = random_mamba(cfg, uint64_t(c.d * 7 + c.L));
     const Tensor ids = random_ids(c.L, c.V, 3);
     const auto ref = mamba_oracle(cfg, param_map(*model), as_vec(ids));
     const auto got = model->forward(ids, {.chunk = 4096}).logits.to_vector();
@@ -61,16 +61,16 @@ TEST(MambaModel, LayerNormVariantMatchesOracle) {
   MambaConfig cfg = small_config(24, 2, 12, 16);
   cfg.rms_norm = false;
   cfg.tie_embeddings = false;
-  const auto model = MambaModel::random(cfg, 21);
+  const auto model = random_mamba(cfg, 21);
   // Give the LayerNorm biases and the untied head non-trivial values through a save/edit/load cycle.
   TempDir dir;
   model->save(dir / "m");
-  auto params = model->named_parameters();
+  auto params = named_parameters(*model);
   for (auto& [name, t] : params)
     if (name.ends_with(".bias") && name.find("norm") != std::string::npos)
       t = Tensor::from_vector(random_vector(size_t(t.numel()), 77), t.shape());
   write_safetensors(dir / "m/model.safetensors", params);
-  const auto loaded = MambaModel::load(ModelDir::open(dir / "m"));
+  const auto loaded = load_language_model(ModelDir::open(dir / "m"));
   const Tensor ids = random_ids(29, 12, 5);
   const ErrorStats e = compare(loaded->forward(ids, {}).logits.to_vector(), mamba_oracle(cfg, param_map(*loaded), as_vec(ids)));
   EXPECT_LE(e.max_abs, 1e-5 * std::max(1.0, e.max_ref));
@@ -78,7 +78,7 @@ TEST(MambaModel, LayerNormVariantMatchesOracle) {
 }
 
 TEST(MambaModel, ChunkedStreamingEqualsOnePass) {
-  const auto model = MambaModel::random(small_config(32, 2, 12, 16), 5);
+  const auto model = random_mamba(small_config(32, 2, 12, 16), 5);
   const Tensor ids = random_ids(203, 12, 9);
   const auto whole = model->forward(ids, {.hidden = true, .chunk = 4096});
   for (int64_t chunk : {1, 2, 7, 64, 202}) {
@@ -100,34 +100,34 @@ TEST(MambaModel, ChunkedStreamingEqualsOnePass) {
 
 TEST(MambaModel, SaveLoadAndHuggingFaceLayout) {
   TempDir dir;
-  const auto model = MambaModel::random(small_config(32, 2, 12, 16), 8);
+  const auto model = random_mamba(small_config(32, 2, 12, 16), 8);
   model->save(dir / "ss");
   const Tensor ids = random_ids(50, 12, 4);
   const auto want = model->forward(ids, {}).logits.to_vector();
-  EXPECT_EQ(MambaModel::load(ModelDir::open(dir / "ss"))->forward(ids, {}).logits.to_vector(), want);
+  EXPECT_EQ(load_language_model(ModelDir::open(dir / "ss"))->forward(ids, {}).logits.to_vector(), want);
 
   // The same weights in the transformers MambaForCausalLM layout.
   std::filesystem::create_directories(dir / "hf");
   std::ofstream(dir / "hf/config.json") << R"({"model_type": "mamba", "hidden_size": 32, "num_hidden_layers": 2,
       "vocab_size": 16, "state_size": 16, "conv_kernel": 4, "expand": 2, "intermediate_size": 64, "time_step_rank": 2,
       "layer_norm_epsilon": 1e-5, "use_conv_bias": true, "use_bias": false, "tie_word_embeddings": true})";
-  auto params = model->named_parameters();
+  auto params = named_parameters(*model);
   params.front().first = "backbone.embeddings.weight";
   write_safetensors(dir / "hf/model.safetensors", params);
-  const auto hf = MambaModel::load(ModelDir::open(dir / "hf"));
-  EXPECT_EQ(hf->config().format, MambaConfig::Format::HuggingFace);
+  const auto hf = load_language_model(ModelDir::open(dir / "hf"));
+  EXPECT_EQ(summarize_model(ModelDir::open(dir / "hf")).format, "huggingface");
   EXPECT_EQ(hf->forward(ids, {}).logits.to_vector(), want);
 }
 
 TEST(MambaModel, BrokenCheckpointsNameTheTensor) {
   TempDir dir;
-  const auto model = MambaModel::random(small_config(16, 2, 12, 8), 2);
+  const auto model = random_mamba(small_config(16, 2, 12, 8), 2);
   model->save(dir / "m");
-  const auto params = model->named_parameters();
+  const auto params = named_parameters(*model);
   auto expect_error = [&](std::vector<std::pair<std::string, Tensor>> p, const std::string& needle) {
     write_safetensors(dir / "m/model.safetensors", p);
     try {
-      MambaModel::load(ModelDir::open(dir / "m"));
+      load_language_model(ModelDir::open(dir / "m"));
       ADD_FAILURE() << "no error for " << needle;
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
@@ -145,7 +145,7 @@ TEST(MambaModel, BrokenCheckpointsNameTheTensor) {
 }
 
 TEST(MambaModel, TokenOutsideVocabularyIsAnError) {
-  const auto model = MambaModel::random(small_config(16, 1, 12, 8), 1);
+  const auto model = random_mamba(small_config(16, 1, 12, 8), 1);
   Tensor ids = random_ids(10, 12, 1);
   ids.data<int64_t>()[4] = 99;
   EXPECT_THROW(model->forward(ids, {}), Error);

@@ -5,7 +5,7 @@
 // contig ends, on both strands and both reductions. Plus: strand symmetry on a reverse-complemented
 // contig, and every skip reason.
 #include "core/models/hyena.h"
-#include "core/models/mamba.h"
+#include "core/models/mamba_config.h"
 #include "core/random.h"
 #include "genomics/variant_scorer.h"
 #include "tests/testing.h"
@@ -42,7 +42,7 @@ std::unique_ptr<LanguageModel> tiny_model(const std::string& family) {
     c.d_state = 8;
     c.d_inner = 32;
     c.dt_rank = 1;
-    return MambaModel::random(c, 11);
+    return random_mamba(c, 11);
   }
   HyenaConfig c;
   c.d_model = 16;
