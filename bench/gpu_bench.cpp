@@ -6,7 +6,7 @@
 // The "model" rows run the device models end to end (mamba-130m and hyenadna-large-1m shapes).
 // Usage: gpu-bench [--length L] [--channels D] [--hyena-channels D] [--reps R] [--only NAME]
 #include "core/backend.h"
-#include "core/models/hyena_device.h"
+#include "core/models/hyena_config.h"
 #include "core/families/family.h"
 #include "core/models/mamba_config.h"
 #include "kernels/causal_conv1d.h"
@@ -191,8 +191,8 @@ int main(int argc, char** argv) {
       fmt::print("| mamba-130m shape, loglik stream | L={} chunk={} | {:.1f} | - | - | {:.0f} tokens/s |\n", L, chunk, ms, double(L) / (ms / 1e3));
       HyenaConfig hc;  // hyenadna-large-1m: d 256, 8 layers, d_inner 1024
       hc.d_model = 256, hc.n_layer = 8, hc.d_inner = 1024, hc.vocab_size = 12, hc.padded_vocab = 16, hc.max_seq_len = L + 2;
-      std::shared_ptr<const HyenaModel> hyena = HyenaModel::random(hc, 2);
-      const HyenaDeviceModel hdev(hyena, std::shared_ptr<DeviceOps>(make_cuda_ops()));
+      const auto hyena = make_device_model(new_model_from_json(hyena_config_json(hc), 2), "cuda");
+      const LanguageModel& hdev = *hyena;
       const auto start = std::chrono::steady_clock::now();
       hdev.forward(ids, {});  // the first call of a length also computes the filters and their spectra
       const double first = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -1,7 +1,8 @@
 // hyena-bench: whole-model HyenaDNA time per token and process peak RSS at one or more window
 // lengths (run one length per process to compare peak RSS across lengths).
 #include "core/memory.h"
-#include "core/models/hyena.h"
+#include "core/families/family.h"
+#include "core/models/hyena_config.h"
 #include "core/models/mamba_config.h"
 #include "core/random.h"
 #include "core/threads.h"
@@ -33,7 +34,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   set_num_threads(threads);
   c.padded_vocab = round_up_multiple(c.vocab_size, 8);
-  const auto model = HyenaModel::random(c, 1);
+  const auto model = new_model_from_json(hyena_config_json(c), 1);
   fmt::print("hyenadna d_model={} n_layer={} d_inner={} max_seq_len={} threads={} (weights: peak RSS {:.0f} MiB)\n", c.d_model,
              c.n_layer, c.d_inner, c.max_seq_len, num_threads(), double(peak_rss_bytes()) / (1 << 20));
   for (int64_t L : lengths) {

@@ -9,6 +9,7 @@
 #include "core/families/family.h"
 #include "core/models/layer_model.h"
 #include "core/models/lm.h"
+#include "core/models/hyena_config.h"
 #include "core/models/mamba_config.h"
 #include "core/random.h"
 #include "core/safetensors.h"
@@ -32,6 +33,11 @@ namespace longseq::testing {
 // A new Mamba-1 model with mamba_ssm's initialisation (through the registry), deterministic in seed.
 inline std::unique_ptr<LayerLanguageModel> random_mamba(const MambaConfig& c, uint64_t seed) {
   auto m = new_model_from_json(mamba_config_json(c), seed);
+  return std::unique_ptr<LayerLanguageModel>(&dynamic_cast<LayerLanguageModel&>(*m.release()));
+}
+// A new HyenaDNA model with the HF port's initialisation (through the registry), deterministic in seed.
+inline std::unique_ptr<LayerLanguageModel> random_hyena(const HyenaConfig& c, uint64_t seed) {
+  auto m = new_model_from_json(hyena_config_json(c), seed);
   return std::unique_ptr<LayerLanguageModel>(&dynamic_cast<LayerLanguageModel&>(*m.release()));
 }
 // Every tensor of a layer-described model under its name (file order).

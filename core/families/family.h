@@ -106,8 +106,8 @@ class ModelClassFamily : public Family {
 // (core/models/layer_model.h) whose layers live in a GradModel<float>, so the trainable copies and
 // the device model come from one function of the family (Derived):
 //   template <class T> static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config,
-//                                                                         std::vector<std::pair<std::string, Tensor>> tensors);
-// (tensors under the family's names; config as save() writes it).
+//                                                                         train::WeightSource weights);
+// (tensors under the family's names, or its declarations and a seed; config as save() writes it).
 template <class Derived>
 class LayerFamily : public ModelClassFamily<Derived, LayerLanguageModel> {
  public:
@@ -116,17 +116,16 @@ class LayerFamily : public ModelClassFamily<Derived, LayerLanguageModel> {
     if constexpr (std::is_same_v<T, float>)
       return m.layers().clone();
     else
-      return Derived::template build<T>(m.layers().config_json(), m.layers().named_tensors());
+      return Derived::template build<T>(m.layers().config_json(), {.tensors = m.layers().named_tensors()});
   }
   static std::unique_ptr<LanguageModel> device(std::shared_ptr<const LayerLanguageModel> model, std::shared_ptr<DeviceOps> ops) {
     return model->on_device(std::move(ops));
   }
 
  protected:
-  // The inference model over `tensors` (moved in: held once).
-  static std::unique_ptr<LanguageModel> language_model(const nlohmann::json& config, std::vector<std::pair<std::string, Tensor>> tensors,
-                                                       int64_t max_length) {
-    return std::make_unique<LayerLanguageModel>(Derived::template build<float>(config, std::move(tensors)), max_length);
+  // The inference model over `weights` (moved in: held once).
+  static std::unique_ptr<LanguageModel> language_model(const nlohmann::json& config, train::WeightSource weights, int64_t max_length) {
+    return std::make_unique<LayerLanguageModel>(Derived::template build<float>(config, std::move(weights)), max_length);
   }
 };
 

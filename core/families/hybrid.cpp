@@ -2,7 +2,7 @@
 // config.json lists them, so a Mamba/Hyena stripe (as StripedHyena and Jamba stripe theirs) needs a
 // config and no C++. It is written only from the layers' own declarations (core/nn/layers.h): one
 // table of names, shapes and initialisations serves creation, loading, saving and training, and
-// inference runs the same layers (core/models/layer_model.h).
+// inference runs the same layers (core/models/layer_model.h), streamed when every block streams.
 //
 // config.json:
 //   {"model_type": "longseq-hybrid", "d_model": 64, "n_layer": 4, "vocab_size": 12,
@@ -115,13 +115,13 @@ nn::ParamDecls declarations(const HybridConfig& h) {
 }
 
 template <class T>
-std::unique_ptr<train::GradModel<T>> build_model(const HybridConfig& h, std::vector<std::pair<std::string, Tensor>> tensors) {
+std::unique_ptr<train::GradModel<T>> build_model(const HybridConfig& h, train::WeightSource weights) {
   std::vector<std::string> buffers;
   for (const nn::ParamDecl& p : declarations(h))
     if (p.buffer) buffers.push_back(p.name);
   const std::string emb = "backbone.embedding.weight";
   auto g = std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = "hybrid", .config = h.json, .d_model = h.d_model,
-                                                                      .tensors = std::move(tensors), .buffers = std::move(buffers),
+                                                                      .weights = std::move(weights), .buffers = std::move(buffers),
                                                                       .embedding = emb, .lm_head = h.tie_embeddings ? emb : "lm_head.weight"});
   const nn::OffsetOf off = g->offsets();
   for (int64_t i = 0; i < h.n_layer; ++i) {
@@ -141,8 +141,8 @@ std::unique_ptr<train::GradModel<T>> build_model(const HybridConfig& h, std::vec
 class HybridFamily final : public LayerFamily<HybridFamily> {
  public:
   template <class T>
-  static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config, std::vector<std::pair<std::string, Tensor>> tensors) {
-    return build_model<T>(parse(Config::parse(config.dump(), "hybrid config")), std::move(tensors));
+  static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config, train::WeightSource weights) {
+    return build_model<T>(parse(Config::parse(config.dump(), "hybrid config")), std::move(weights));
   }
 
   std::string name() const override { return "hybrid"; }
@@ -164,7 +164,8 @@ class HybridFamily final : public LayerFamily<HybridFamily> {
     int64_t saved = 0;
     for (const std::string& b : h.blocks) saved += b == "mamba" ? 6 * h.mamba.D + 2 * h.mamba.N : 12 * h.d_model + 2 * h.mlp_inner;
     s.activation_bytes_per_token = 4.0 * double(saved + 3 * h.d_model + h.padded_vocab);
-    s.memory_note = "whole window through the training layers: grows linearly with the window length";
+    s.memory_note = h.has("hyena") ? "a whole window per pass (a Hyena block sees it all): grows linearly with the window length"
+                                   : "streamed in chunks with each block's state carried: bounded by the chunk, whatever the length";
   }
 
   bool is_buffer(const std::string& tensor) const override {
@@ -177,19 +178,12 @@ class HybridFamily final : public LayerFamily<HybridFamily> {
     std::vector<std::pair<std::string, Tensor>> tensors;
     for (const nn::ParamDecl& p : declarations(h)) tensors.emplace_back(p.name, w.get(p.name, p.shape));
     w.check_all_used("hybrid");
-    return language_model(h.json, std::move(tensors), h.has("hyena") ? h.hyena.max_len : 0);
+    return language_model(h.json, {.tensors = std::move(tensors)}, h.has("hyena") ? h.hyena.max_len : 0);
   }
 
   std::unique_ptr<LanguageModel> random(const Config& config, uint64_t seed) const override {
     const HybridConfig h = parse(config);
-    Rng rng(seed);
-    std::vector<std::pair<std::string, Tensor>> tensors;
-    for (const nn::ParamDecl& p : declarations(h)) {
-      Tensor t = Tensor::empty(p.shape);
-      p.init(rng, t.data<float>());
-      tensors.emplace_back(p.name, std::move(t));
-    }
-    return language_model(h.json, std::move(tensors), h.has("hyena") ? h.hyena.max_len : 0);
+    return language_model(h.json, {.declarations = declarations(h), .seed = seed}, h.has("hyena") ? h.hyena.max_len : 0);
   }
 };
 

@@ -1,13 +1,14 @@
-// The HyenaDNA family (the Hugging Face port of LongSafari/hyenadna-*): how the registry recognises,
-// summarises, creates, saves, trains and moves it to a device.
-#include "core/device/ops.h"
+// The HyenaDNA family (the Hugging Face port of LongSafari/hyenadna-*), described by its layers:
+// one table of tensors (declarations(), the port's names) serves creation, loading, saving, training
+// and `info`; inference runs the layers (a whole window per pass; on the CPU the Hyena operator's
+// channel-blocked schedule keeps a 1M-token window in a few L x d_model arrays).
 #include "core/config.h"
 #include "core/error.h"
 #include "core/families/family.h"
-#include "core/models/hyena.h"
 #include "core/models/hyena_config.h"
-#include "core/models/hyena_device.h"
+#include "core/models/weights.h"
 #include "core/nn/layers.h"
+#include "core/random.h"
 #include "core/train/grad_model.h"
 
 #include <fmt/format.h>
@@ -18,37 +19,64 @@ namespace longseq {
 
 namespace {
 
-class HyenaFamily final : public ModelClassFamily<HyenaFamily, HyenaModel> {
+constexpr double kBlockNormEps = 1e-5;  // the blocks' nn.LayerNorm default: the port ignores layer_norm_epsilon there
+constexpr const char* kEmbedding = "hyena.backbone.embeddings.word_embeddings.weight";
+
+std::string block_prefix(int64_t i) { return fmt::format("hyena.backbone.layers.{}.", i); }
+
+nn::HyenaShape operator_shape(const HyenaConfig& c) {
+  return {.d = c.d_model, .W = c.short_filter_order, .O = c.filter_order, .E = c.emb_dim, .inner = c.num_inner_mlps + 1,
+          .max_len = c.max_seq_len};
+}
+
+nn::ParamDecl normal_rows(std::string name, int64_t V, int64_t d) {
+  return {std::move(name), {V, d}, false, [n = V * d](Rng& r, float* out) {
+            for (int64_t i = 0; i < n; ++i) out[i] = float(0.02 * r.normal());
+          }};
+}
+
+// The family's tensors in file order (V: the embedding's rows). pos_emb.t and modulation.deltas
+// are buffers, and freq too when the config does not train it.
+nn::ParamDecls declarations(const HyenaConfig& c, int64_t V) {
+  const int64_t d = c.d_model;
+  const double resid_std = 0.02 / std::sqrt(2.0 * double(c.n_layer));
+  nn::ParamDecls p{normal_rows(kEmbedding, V, d)};
+  const auto append = [&](nn::ParamDecls more) { p.insert(p.end(), more.begin(), more.end()); };
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    const std::string b = block_prefix(i);
+    append(nn::norm_params(b + "norm1.", d, false));
+    append(nn::norm_params(b + "norm2.", d, false));
+    append(nn::hyena_operator_params(b + "mixer.", operator_shape(c), resid_std, c.activation_freq));
+    append(nn::gelu_mlp_params(b + "mlp.", d, c.d_inner, resid_std));
+  }
+  append(nn::norm_params("hyena.backbone.ln_f.", d, false));
+  if (!c.tie_embeddings) p.push_back(normal_rows("lm_head.weight", V, d));
+  if (!c.train_freq)
+    for (auto& decl : p) decl.buffer = decl.buffer || decl.name.ends_with(".freq");
+  return p;
+}
+
+class HyenaFamily final : public LayerFamily<HyenaFamily> {
  public:
-  // The trainable model: blocks of x += hyena(LN1(x)); x += mlp(LN2(x)). pos_emb.t and
-  // modulation.deltas are buffers (and freq when the config does not train it), as in the original.
+  // Blocks of x += hyena(LN1(x)); x += mlp(LN2(x)) over `tensors`; `config` as hyena_config_json writes it.
   template <class T>
-  static std::unique_ptr<train::GradModel<T>> trainable(const HyenaModel& model) {
-    const HyenaConfig& c = model.config();
-    auto named = model.named_parameters();
+  static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config, train::WeightSource weights) {
+    const HyenaConfig c = parse_hyena_config(Config::parse(config.dump(), "HyenaDNA config"));
     std::vector<std::string> buffers;
-    for (const auto& [name, t] : named)
-      if (name.ends_with("pos_emb.t") || name.ends_with("modulation.deltas") || (!c.train_freq && name.ends_with(".freq")))
-        buffers.push_back(name);
-    const std::string emb = "hyena.backbone.embeddings.word_embeddings.weight";
-    const bool untied = std::any_of(named.begin(), named.end(), [](const auto& t) { return t.first == "lm_head.weight"; });
-    auto g = std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = "hyenadna", .config = hyena_config_json(c),
-                                                                        .d_model = c.d_model, .tensors = std::move(named),
-                                                                        .buffers = std::move(buffers), .embedding = emb,
-                                                                        .lm_head = untied ? "lm_head.weight" : emb});
+    for (const nn::ParamDecl& p : declarations(c, 1))
+      if (p.buffer) buffers.push_back(p.name);
+    auto g = std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = "hyenadna", .config = config, .d_model = c.d_model,
+                                                                        .weights = std::move(weights), .buffers = std::move(buffers),
+                                                                        .embedding = kEmbedding,
+                                                                        .lm_head = c.tie_embeddings ? kEmbedding : "lm_head.weight"});
     const nn::OffsetOf off = g->offsets();
-    const nn::HyenaShape shape{.d = c.d_model, .W = c.short_filter_order, .O = c.filter_order, .E = c.emb_dim,
-                               .inner = c.num_inner_mlps + 1, .max_len = c.max_seq_len};
     for (int64_t i = 0; i < c.n_layer; ++i) {
-      const std::string b = fmt::format("hyena.backbone.layers.{}.", i);
-      g->add_step(i, nn::make_norm<T>(off, b + "norm1.", false, HyenaModel::kBlockNormEps), nn::make_hyena_operator<T>(off, b + "mixer.", shape));
-      g->add_step(i, nn::make_norm<T>(off, b + "norm2.", false, HyenaModel::kBlockNormEps), nn::make_gelu_mlp<T>(off, b + "mlp.", c.d_inner));
-  }
-  g->set_final_norm(nn::make_norm<T>(off, "hyena.backbone.ln_f.", false, c.layer_norm_eps));
-  return g;
-  }
-  static std::unique_ptr<LanguageModel> device(std::shared_ptr<const HyenaModel> model, std::shared_ptr<DeviceOps> ops) {
-    return std::make_unique<HyenaDeviceModel>(std::move(model), std::move(ops));
+      const std::string b = block_prefix(i);
+      g->add_step(i, nn::make_norm<T>(off, b + "norm1.", false, kBlockNormEps), nn::make_hyena_operator<T>(off, b + "mixer.", operator_shape(c)));
+      g->add_step(i, nn::make_norm<T>(off, b + "norm2.", false, kBlockNormEps), nn::make_gelu_mlp<T>(off, b + "mlp.", c.d_inner));
+    }
+    g->set_final_norm(nn::make_norm<T>(off, "hyena.backbone.ln_f.", false, c.layer_norm_eps));
+    return g;
   }
 
   std::string name() const override { return "hyenadna"; }
@@ -84,7 +112,38 @@ class HyenaFamily final : public ModelClassFamily<HyenaFamily, HyenaModel> {
     return tensor.ends_with("pos_emb.t") || tensor.ends_with("modulation.deltas");
   }
 
-  std::unique_ptr<LanguageModel> load(const ModelDir& dir) const override { return HyenaModel::load(dir); }
+  // Released files may omit the positional grid and decay rates (recomputed from the config, as the
+  // port builds them) and may store the shared Sin frequency under all its aliases. A tied model whose
+  // file also stores lm_head.weight keeps that head.
+  std::unique_ptr<LanguageModel> load(const ModelDir& dir) const override {
+    HyenaConfig c = parse_hyena_config(dir.config);
+    WeightLoader w(dir.weights);
+    LS_CHECK(w.has(kEmbedding), "{}: missing tensor '{}' (is this a HyenaDNA checkpoint in the Hugging Face format?)",
+             dir.weights.path().string(), kEmbedding);
+    const int64_t V = dir.weights.info(kEmbedding).shape.at(0);
+    LS_CHECK(V == c.padded_vocab || V == c.vocab_size, "{}: '{}' has {} rows; config vocab_size {} pads to {}",
+             dir.weights.path().string(), kEmbedding, V, c.vocab_size, c.padded_vocab);
+    if (c.tie_embeddings && w.has("lm_head.weight")) c.tie_embeddings = false;
+    Rng unused(0);
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (const nn::ParamDecl& p : declarations(c, V)) {
+      const bool derived = p.name.ends_with("pos_emb.z") || p.name.ends_with("pos_emb.t") || p.name.ends_with("modulation.deltas");
+      if (derived && !w.has(p.name)) {
+        Tensor t = Tensor::empty(p.shape);
+        p.init(unused, t.data<float>());  // deterministic: the grid and rates of the config
+        tensors.emplace_back(p.name, std::move(t));
+        continue;
+      }
+      tensors.emplace_back(p.name, w.get(p.name, p.shape));
+      if (p.name.ends_with("implicit_filter.1.freq"))  // the shared Sin may also be stored under its aliases
+        for (int64_t k = 1; k < c.num_inner_mlps + 1; ++k) {
+          const std::string alias = p.name.substr(0, p.name.size() - std::string("1.freq").size()) + std::to_string(2 * k + 1) + ".freq";
+          if (w.has(alias)) w.ignore(alias);
+        }
+    }
+    w.check_all_used("HyenaDNA");
+    return language_model(hyena_config_json(c), {.tensors = std::move(tensors)}, c.max_seq_len);
+  }
 
   std::vector<ArchOption> arch_options() const override {
     return {{"d_model", "Model width", 64, 1, int64_t(1) << 16},
@@ -113,7 +172,8 @@ class HyenaFamily final : public ModelClassFamily<HyenaFamily, HyenaModel> {
   }
 
   std::unique_ptr<LanguageModel> random(const Config& config, uint64_t seed) const override {
-    return HyenaModel::random(parse_hyena_config(config), seed);
+    const HyenaConfig c = parse_hyena_config(config);
+    return language_model(hyena_config_json(c), {.declarations = declarations(c, c.padded_vocab), .seed = seed}, c.max_seq_len);
   }
 };
 

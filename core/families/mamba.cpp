@@ -49,10 +49,10 @@ class MambaFamily final : public LayerFamily<MambaFamily> {
  public:
   // Blocks of x += mixer(norm(x)) over `tensors` (state-spaces names); `config` as mamba_config_json writes it.
   template <class T>
-  static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config, std::vector<std::pair<std::string, Tensor>> tensors) {
+  static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config, train::WeightSource weights) {
     const MambaConfig c = parse_mamba_config(Config::parse(config.dump(), "Mamba-1 config"));
     auto g = std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = "mamba", .config = config, .d_model = c.d_model,
-                                                                        .tensors = std::move(tensors), .buffers = {}, .embedding = kEmbedding,
+                                                                        .weights = std::move(weights), .buffers = {}, .embedding = kEmbedding,
                                                                         .lm_head = c.tie_embeddings ? kEmbedding : "lm_head.weight"});
     const nn::OffsetOf off = g->offsets();
     for (int64_t i = 0; i < c.n_layer; ++i) {
@@ -105,7 +105,7 @@ class MambaFamily final : public LayerFamily<MambaFamily> {
     for (const nn::ParamDecl& p : declarations(c, V))
       tensors.emplace_back(p.name, w.get(p.name == kEmbedding ? file_embedding : p.name, p.shape));
     w.check_all_used("Mamba-1");
-    return language_model(mamba_config_json(c), std::move(tensors), 0);
+    return language_model(mamba_config_json(c), {.tensors = std::move(tensors)}, 0);
   }
 
   std::vector<ArchOption> arch_options() const override {
@@ -135,14 +135,7 @@ class MambaFamily final : public LayerFamily<MambaFamily> {
   std::unique_ptr<LanguageModel> random(const Config& config, uint64_t seed) const override {
     MambaConfig c = parse_mamba_config(config);
     c.format = MambaConfig::Format::StateSpaces;
-    Rng rng(seed);
-    std::vector<std::pair<std::string, Tensor>> tensors;
-    for (const nn::ParamDecl& p : declarations(c, c.padded_vocab)) {
-      Tensor t = Tensor::empty(p.shape);
-      p.init(rng, t.data<float>());
-      tensors.emplace_back(p.name, std::move(t));
-    }
-    return language_model(mamba_config_json(c), std::move(tensors), 0);
+    return language_model(mamba_config_json(c), {.declarations = declarations(c, c.padded_vocab), .seed = seed}, 0);
   }
 };
 

@@ -9,15 +9,16 @@ namespace longseq {
 
 namespace {
 // Slots of Session::acts.
-constexpr size_t kStream = 0, kNormed = 1, kBranch = 2, kLogits = 3;
+constexpr size_t kStream = 0, kNormed = 1, kBranch = 2, kLogits = 3, kTempState = 4;
+constexpr int64_t kRowBlock = 4096;  // rows of a streaming step's pass: its activations' bound
 }  // namespace
 
 // One caller's buffers: the stream and its normalised copy, the branch output, the logits, the
 // layers' temporaries, and each layer's derived constants (made on first use, kept for the model's
 // life since its weights never change).
 struct LayerLanguageModel::Session {
-  Session(nn::Backend<float>& be, size_t layers) : acts(be), work(be) {
-    for (size_t i = 0; i < layers; ++i) derived.push_back(std::make_unique<nn::Derived<float>>(be));
+  Session(nn::Backend<float>& be, size_t layers, nn::SharedCache* shared) : acts(be), work(be) {
+    for (size_t i = 0; i < layers; ++i) derived.push_back(std::make_unique<nn::Derived<float>>(be, shared));
   }
   ~Session() {
     if (ids) acts.backend().free_ids(ids);
@@ -48,7 +49,8 @@ struct LayerLanguageModel::Outputs {
 };
 
 LayerLanguageModel::LayerLanguageModel(std::shared_ptr<const train::GradModel<float>> model, int64_t max_length)
-    : model_(std::move(model)), max_length_(max_length), backend_(nn::cpu_backend<float>()) {
+    : model_(std::move(model)), max_length_(max_length), backend_(nn::cpu_backend<float>()),
+      cache_(std::make_unique<nn::SharedCache>(size_t(1) << 30)) {
   LS_CHECK(!model_->steps().empty(), "{}: a model without layers (a family bug)", model_->family());
   for (const auto& s : model_->steps()) streams_ = streams_ && s.norm->streams() && s.op->streams();
 }
@@ -77,7 +79,7 @@ std::shared_ptr<LayerLanguageModel::Session> LayerLanguageModel::session() const
     const std::lock_guard lock(pool_mutex_);
     if (!pool_.empty()) s = std::move(pool_.back()), pool_.pop_back();
   }
-  if (!s) s = std::make_unique<Session>(*backend_, 2 * model_->steps().size() + 1);
+  if (!s) s = std::make_unique<Session>(*backend_, 2 * model_->steps().size() + 1, cache_.get());
   return std::shared_ptr<Session>(s.release(), [this](Session* p) {
     const std::lock_guard lock(pool_mutex_);
     pool_.emplace_back(p);
@@ -96,24 +98,50 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
   const nn::Params<float> p = params();
   int64_t* dev_ids = s.ids_for(n);
   be.upload_ids(dev_ids, ids.data(), n);
-  const nn::Mat<float> x = s.acts.mat(kStream, n, d), normed = s.acts.mat(kNormed, n, d), y = s.acts.mat(kBranch, n, d);
+  const nn::Mat<float> x = s.acts.mat(kStream, n, d);
   be.embedding(dev_ids, p.at(model_->embedding_offset()), V, x);
   const auto& steps = model_->steps();
+  const int64_t row_block = ops_ ? n : kRowBlock;  // a device has the memory for a whole chunk
+  // Step by step over the rows; a streaming step runs row blocks from its state (the sequence's, or
+  // a fresh one for a whole window), so only a block of its activations is ever held.
   for (size_t k = 0; k < steps.size(); ++k) {
     const auto& st = steps[k];
-    float* state = states ? states->per_step[k].get() : nullptr;
-    st.norm->infer(be, p, x, normed, nullptr, *s.derived[2 * k], s.work);
-    st.op->infer(be, p, normed, y, state, *s.derived[2 * k + 1], s.work);
-    be.add(x.data, y.data, n * d);
+    nn::Derived<float>&norm_derived = *s.derived[2 * k], &op_derived = *s.derived[2 * k + 1];
+    if (st.op->streams()) {
+      float* state = states ? states->per_step[k].get() : nullptr;
+      if (!states && st.op->state_size() > 0) {
+        state = s.acts.get(kTempState, st.op->state_size());
+        be.zero(state, st.op->state_size());
+      }
+      for (int64_t r0 = 0; r0 < n; r0 += row_block) {
+        const int64_t rows = std::min(row_block, n - r0);
+        const nn::Mat<float> xb = x.rows_slice(r0, rows), normed = s.acts.mat(kNormed, rows, d), y = s.acts.mat(kBranch, rows, d);
+        st.norm->infer(be, p, xb, normed, nullptr, norm_derived, s.work);
+        st.op->infer(be, p, normed, y, state, op_derived, s.work);
+        be.add(xb.data, y.data, rows * d);
+      }
+    } else {
+      const nn::Mat<float> y = s.acts.mat(kBranch, n, d);
+      if (!st.op->infer_window(be, p, *st.norm, x, y, op_derived, s.work)) {
+        const nn::Mat<float> normed = s.acts.mat(kNormed, n, d);
+        st.norm->infer(be, p, x, normed, nullptr, norm_derived, s.work);
+        st.op->infer(be, p, normed, y, nullptr, op_derived, s.work);
+      }
+      be.add(x.data, y.data, n * d);
+    }
     const bool block_ends = k + 1 == steps.size() || steps[k + 1].block != st.block;
     if (out.hidden && block_ends) be.download((*out.hidden)[size_t(st.block)].data<float>() + out.row0 * d, x.data, n * d);
   }
-  model_->final_norm().infer(be, p, x, normed, nullptr, *s.derived.back(), s.work);
-  if (out.final_hidden) be.download(out.final_hidden->data<float>() + out.row0 * d, normed.data, n * d);
-  if (out.logits) {
-    const nn::Mat<float> lg = s.acts.mat(kLogits, n, V);
-    be.linear(normed, p.at(model_->lm_head_offset()), nullptr, lg);
-    be.download(out.logits, lg.data, n * V);
+  for (int64_t r0 = 0; r0 < n; r0 += row_block) {  // the final norm and the head, a row block at a time
+    const int64_t rows = std::min(row_block, n - r0);
+    const nn::Mat<float> normed = s.acts.mat(kNormed, rows, d);
+    model_->final_norm().infer(be, p, x.rows_slice(r0, rows), normed, nullptr, *s.derived.back(), s.work);
+    if (out.final_hidden) be.download(out.final_hidden->data<float>() + (out.row0 + r0) * d, normed.data, rows * d);
+    if (out.logits) {
+      const nn::Mat<float> lg = s.acts.mat(kLogits, rows, V);
+      be.linear(normed, p.at(model_->lm_head_offset()), nullptr, lg);
+      be.download(out.logits + r0 * V, lg.data, rows * V);
+    }
   }
 }
 
@@ -169,7 +197,7 @@ ForwardOutputs LayerLanguageModel::forward(const Tensor& ids, const ForwardOptio
   LS_CHECK(options.chunk >= 1, "chunk must be >= 1, got {}", options.chunk);
   const Tensor id64 = ids.dtype() == DType::I64 ? ids.contiguous() : ids.to(DType::I64);
   const int64_t L = id64.size(0), d = d_model();
-  LS_CHECK(max_length_ == 0 || L <= max_length_, "{}: input of {} tokens exceeds the model's longest input {} (score a shorter window)",
+  LS_CHECK(max_length_ == 0 || L <= max_length_, "{}: input of {} tokens exceeds the model's max_seq_len {} (score a shorter window)",
            family(), L, max_length_);
   const std::span<const int64_t> all(id64.data<int64_t>(), size_t(L));
   ForwardOutputs out;
@@ -185,6 +213,9 @@ ForwardOutputs LayerLanguageModel::forward(const Tensor& ids, const ForwardOptio
   if (!streams_) {
     const auto lock = device_lock();
     pass(*session(), all, nullptr, outputs(0));
+    if (options.hidden)
+      for (const auto& st : model_->steps())
+        for (auto& [name, t] : st.op->window_tensors(params(), L)) out.extra.emplace_back(fmt::format("{}_{}", name, st.block), t);
     return out;
   }
   Sequence seq = start();

@@ -64,6 +64,9 @@ class LayerLanguageModel final : public LanguageModel {
   int64_t max_chunk() const { return kMaxChunk; }
 
   const train::GradModel<float>& layers() const { return *model_; }
+  // The budget of the values every caller shares (a long convolution's filter spectra per length,
+  // made when a length runs a second time); default 1 GiB, 0 keeps none.
+  void set_cache_bytes(size_t bytes) { cache_->set_budget(bytes); }
   // config.json + model.safetensors (the layers' names), each atomically.
   void save(const std::filesystem::path& dir) const { model_->save(dir); }
   // The same model on `ops` (the weights uploaded once; `ops` is shared with the result).
@@ -89,6 +92,7 @@ class LayerLanguageModel final : public LanguageModel {
   bool streams_ = true;
   std::shared_ptr<nn::Backend<float>> backend_;
   std::shared_ptr<DeviceOps> ops_;  // null on the CPU
+  std::unique_ptr<nn::SharedCache> cache_;
   std::unique_ptr<nn::Buf<float>> device_weights_;
   mutable std::mutex pool_mutex_, device_mutex_;
   mutable std::vector<std::unique_ptr<Session>> pool_;

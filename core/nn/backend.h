@@ -15,7 +15,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -167,24 +170,62 @@ class Arena {
   std::vector<Buf<T>> bufs_;
 };
 
-// Values derived from a model's weights alone (A = -exp(A_log), a filter's modulation), made once
-// by an inference model and reused by every call: slot i is made by `make(ptr)` the first time it
-// is asked for. Owned by one caller at a time (like an Arena).
-template <class T>
-class Derived {
+// Host values made from a model's weights that all its callers share (a long convolution's filter
+// spectra per length), thread-safe. A key's value is made the second time it is asked for, so a
+// one-off window never pays for it, and kept while the total stays within the byte budget.
+class SharedCache {
  public:
-  explicit Derived(Backend<T>& be) : arena_(be) {}
-  template <class Make>
-  const T* get(size_t slot, int64_t n, Make&& make) {
-    if (slot >= made_.size()) made_.resize(slot + 1, false);
-    T* p = arena_.get(slot, n);
-    if (!made_[slot]) make(p), made_[slot] = true;
-    return p;
+  explicit SharedCache(size_t budget_bytes) : budget_(budget_bytes) {}
+  void set_budget(size_t bytes) {
+    const std::lock_guard lock(mutex_);
+    budget_ = bytes;
+  }
+  // The value under (owner, key), or null when it is not (yet) kept; `make` runs outside the lock.
+  template <class V, class Make>
+  std::shared_ptr<const V> get(const void* owner, int64_t key, size_t bytes, Make&& make) {
+    const Key k{owner, key};
+    {
+      const std::lock_guard lock(mutex_);
+      if (auto it = values_.find(k); it != values_.end()) return std::static_pointer_cast<const V>(it->second);
+      if (seen_.insert(k).second || used_ + bytes > budget_) return nullptr;
+    }
+    std::shared_ptr<const V> v = std::make_shared<const V>(make());
+    const std::lock_guard lock(mutex_);
+    if (values_.emplace(k, v).second) used_ += bytes;
+    return v;
   }
 
  private:
+  using Key = std::pair<const void*, int64_t>;
+  std::mutex mutex_;
+  size_t budget_, used_ = 0;
+  std::map<Key, std::shared_ptr<const void>> values_;
+  std::set<Key> seen_;
+};
+
+// Values derived from a model's weights alone (A = -exp(A_log), a filter for a length), made once
+// by an inference model and reused by every call: key i is made by `make(ptr)` the first time it
+// is asked for. Owned by one caller at a time (like an Arena); `shared()` is the model's cache for
+// what all its callers share (null when it has none).
+template <class T>
+class Derived {
+ public:
+  explicit Derived(Backend<T>& be, SharedCache* shared = nullptr) : arena_(be), shared_(shared) {}
+  template <class Make>
+  const T* get(int64_t key, int64_t n, Make&& make) {
+    auto it = slot_.find(key);
+    if (it == slot_.end()) {
+      it = slot_.emplace(key, slot_.size()).first;
+      make(arena_.get(it->second, n));
+    }
+    return arena_.get(it->second, n);
+  }
+  SharedCache* shared() const { return shared_; }
+
+ private:
   Arena<T> arena_;
-  std::vector<bool> made_;
+  std::map<int64_t, size_t> slot_;
+  SharedCache* shared_;
 };
 
 // The CPU backend (one shared instance per precision).

@@ -7,7 +7,9 @@
 #include "core/nn/backend.h"
 
 #include "core/error.h"
+#include "core/nn/host_view.h"
 #include "core/ops/causal_conv1d.h"
+#include "core/ops/simd.h"
 #include "core/ops/selective_scan.h"
 #include "core/train/grad_ops.h"
 
@@ -50,24 +52,19 @@ train::ConvGrad<T> conv_grad(const ConvArgs<T>& a) {
   return {.x = a.x, .w = a.w, .b = a.b, .init = a.state && a.W > 1 ? a.state + a.x.cols : nullptr, .W = a.W, .silu = a.silu};
 }
 
-// A host array as a tensor view (rows, cols) with row stride m.ld, for core/ops (borrowed: the
-// caller keeps the memory alive).
-Tensor view(Mat<const float> m) {
-  static const std::shared_ptr<const void> kBorrowed = std::make_shared<char>();
-  const int64_t ld = std::max(m.ld, m.cols), rows = std::max<int64_t>(m.rows, 1);
-  auto storage = Storage::borrow(const_cast<float*>(m.data), size_t(rows * ld) * sizeof(float), kBorrowed);
-  return Tensor::from_storage(storage, 0, {rows, ld}, DType::F32).slice(1, 0, m.cols).slice(0, 0, m.rows);
-}
-Tensor view(const float* p, Shape shape) {
-  const int64_t n = shape_numel(shape);
-  return view(mat(p, 1, n)).reshape(std::move(shape));
+// GELU (tanh form) in SIMD lanes, threads over large arrays (element-wise: any split gives the same bits).
+void fast_gelu(const float* x, float* y, int64_t n) {
+  const int64_t vec = n / simd::kLanes * simd::kLanes;
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+  for (int64_t i = 0; i < vec; i += simd::kLanes) simd::store(y + i, simd::gelu_tanh(simd::load(x + i)));
+  for (int64_t i = vec; i < n; ++i) y[i] = gelu_tanh(x[i]);
 }
 
 // core/ops' conv (float, SIMD), which advances the state (W rows) itself.
 void fast_conv1d(const ConvArgs<float>& a, Mat<float> out) {
   const int64_t D = a.x.cols;
   causal_conv1d({.x = view(a.x).unsqueeze(0), .weight = view(a.w, {D, a.W}), .bias = a.b ? view(a.b, {D}) : Tensor{},
-                 .out = view(Mat<const float>(out)).unsqueeze(0), .state = a.state ? view(a.state, {1, a.W, D}) : Tensor{},
+                 .out = view(out).unsqueeze(0), .state = a.state ? view(a.state, {1, a.W, D}) : Tensor{},
                  .silu = a.silu});
 }
 
@@ -77,7 +74,7 @@ void fast_scan(const ScanArgs<float>& a, Mat<float> y) {
   const auto seq = [](Mat<const float> m) { return m.data ? view(m).unsqueeze(0) : Tensor{}; };
   selective_scan({.u = seq(a.u), .delta = seq(a.delta), .A = view(a.A, {D, N}), .B = seq(a.B), .C = seq(a.C),
                   .Dskip = a.Dskip ? view(a.Dskip, {D}) : Tensor{}, .z = seq(a.z), .delta_bias = a.delta_bias ? view(a.delta_bias, {D}) : Tensor{},
-                  .delta_softplus = a.softplus, .y = view(Mat<const float>(y)).unsqueeze(0),
+                  .delta_softplus = a.softplus, .y = view(y).unsqueeze(0),
                   .state = a.state ? view(a.state, {1, D, N}) : Tensor{}, .use_initial_state = a.state != nullptr});
 }
 
@@ -125,7 +122,11 @@ class CpuBackend final : public Backend<T> {
     }
   }
   void gelu(const T* x, T* y, int64_t n) override {
-    for (int64_t i = 0; i < n; ++i) y[i] = gelu_tanh(x[i]);
+    if constexpr (std::is_same_v<T, float>) {
+      fast_gelu(x, y, n);
+    } else {
+      for (int64_t i = 0; i < n; ++i) y[i] = gelu_tanh(x[i]);
+    }
   }
   void gelu_backward(const T* x, const T* dy, T* dx, int64_t n) override {
     for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * gelu_tanh_grad(x[i]);

@@ -4,6 +4,8 @@
 #include "core/nn/layers.h"
 
 #include "core/error.h"
+#include "core/nn/hyena_window.h"
+#include "core/threads.h"
 
 #include <algorithm>
 #include <cmath>
@@ -169,16 +171,40 @@ class HyenaOperator final : public Layer<T> {
   // 4 the long conv's own, 5 gated output (L, d), 6 modulation (L, d), 7 + 2j / 8 + 2j the filter
   // MLP's j-th pre- and post-sin activations (L, O)
   void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> out, Arena<T>& s) const override {
+    filter_forward(be, p, x.rows, s);
+    run(be, p, x, out, s, s.mat(3, x.rows, s_.d));
+  }
+  // The filter of a length is made once per caller and kept (it depends on the weights alone).
+  void infer(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, T*, Derived<T>& derived, Arena<T>& work) const override {
     const int64_t L = x.rows, d = s_.d;
-    LS_CHECK(L <= s_.max_len, "sequence of {} tokens exceeds the implicit filter's max_seq_len {} (use a shorter --length)", L, s_.max_len);
-    const Mat<T> pr = s.mat(0, L, 3 * d), c = s.mat(1, L, 3 * d), gv = s.mat(2, L, d), yv = s.mat(5, L, d);
-    be.linear(x, p.at(in_w_), p.at(in_b_), pr);  // x0 | x1 | v
-    be.conv1d({.x = pr, .w = p.at(sw_), .b = p.at(sb_), .W = s_.W, .silu = false}, c);
-    be.mul(c.cols_slice(d, d), c.cols_slice(2 * d, d), gv);
-    filter_forward(be, p, L, s);
-    be.fft_conv({.u = gv, .k = s.mat(3, L, d), .gate = c.cols_slice(0, d), .bias = p.at(fbias_)}, yv,
-                s.get(4, be.fft_conv_saved_size(L, d)));
-    be.linear(yv, p.at(out_w_), p.at(out_b_), out);
+    const T* k = derived.get(L, L * d, [&](T* dst) {
+      filter_forward(be, p, L, work);
+      be.copy(dst, work.get(3, L * d), L * d);
+    });
+    run(be, p, x, y, work, mat(k, L, d));
+  }
+  bool infer_window(Backend<T>& be, const Params<T>& p, const Layer<T>& norm, Mat<const T> x, Mat<T> y, Derived<T>& derived,
+                    Arena<T>& work) const override {
+    if constexpr (std::is_same_v<T, float>) {
+      if (!be.host_memory()) return false;
+      std::vector<std::unique_ptr<Arena<T>>> arenas;  // the norm's, one per thread
+      std::vector<std::unique_ptr<Derived<T>>> unused;
+      for (int i = 0; i < num_threads(); ++i) arenas.push_back(std::make_unique<Arena<T>>(be)), unused.push_back(std::make_unique<Derived<T>>(be));
+      const InputRows input = [&](int64_t r0, Mat<float> out, int slot) {
+        norm.infer(be, p, x.rows_slice(r0, out.rows), out, nullptr, *unused[size_t(slot)], *arenas[size_t(slot)]);
+      };
+      hyena_window(s_, host_weights(p), input, y, derived.shared(), this, work);
+      return true;
+    }
+    return false;
+  }
+  std::vector<std::pair<std::string, Tensor>> window_tensors(const Params<T>& p, int64_t L) const override {
+    if constexpr (std::is_same_v<T, float>) {
+      Tensor k = Tensor::empty({s_.d, L});
+      hyena_filter(s_, host_weights(p), L, k.data<float>());
+      return {{"filter_k", k}};
+    }
+    return {};
   }
 
   void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dout, Mat<T> dx, Arena<T>& s, Arena<T>& w) const override {
@@ -198,10 +224,35 @@ class HyenaOperator final : public Layer<T> {
   int64_t saved_per_token() const override { return 3 * s_.d + 3 * s_.d + 4 * s_.d + 2 * s_.O * s_.inner + s_.d; }
 
  private:
+  // The operator from the filter k (L, d): slots 0, 1, 2, 4, 5 of `s` as in forward.
+  void run(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> out, Arena<T>& s, Mat<const T> k) const {
+    const int64_t L = x.rows, d = s_.d;
+    LS_CHECK(L <= s_.max_len, "sequence of {} tokens exceeds the implicit filter's max_seq_len {} (use a shorter --length)", L, s_.max_len);
+    const Mat<T> pr = s.mat(0, L, 3 * d), c = s.mat(1, L, 3 * d), gv = s.mat(2, L, d), yv = s.mat(5, L, d);
+    be.linear(x, p.at(in_w_), p.at(in_b_), pr);  // x0 | x1 | v
+    be.conv1d({.x = pr, .w = p.at(sw_), .b = p.at(sb_), .W = s_.W, .silu = false}, c);
+    be.mul(c.cols_slice(d, d), c.cols_slice(2 * d, d), gv);
+    be.fft_conv({.u = gv, .k = k, .gate = c.cols_slice(0, d), .bias = p.at(fbias_)}, yv, s.get(4, be.fft_conv_saved_size(L, d)));
+    be.linear(yv, p.at(out_w_), p.at(out_b_), out);
+  }
+
+  HyenaWeights host_weights(const Params<T>& p) const {
+    if constexpr (std::is_same_v<T, float>) {
+      HyenaWeights w{.in_w = p.host_at(in_w_), .in_b = p.host_at(in_b_), .short_w = p.host_at(sw_), .short_b = p.host_at(sb_),
+                     .out_w = p.host_at(out_w_), .out_b = p.host_at(out_b_), .filter_bias = p.host_at(fbias_), .z = p.host_at(z_),
+                     .t = p.host_at(t_), .deltas = p.host_at(deltas_), .freq = p.host_at(freq_), .mlp_w = {}, .mlp_b = {}};
+      for (size_t k = 0; k < mlp_w_.size(); ++k) w.mlp_w.push_back(p.host_at(mlp_w_[k])), w.mlp_b.push_back(p.host_at(mlp_b_[k]));
+      return w;
+    } else {
+      fail("the Hyena operator's CPU window schedule runs in float");
+    }
+  }
+
   // k (L, d) = (MLP over z[:L]) * modulation, into saved slot 3. The modulation exp(-t |deltas|) +
   // shift depends on buffers only: made on the host.
   void filter_forward(Backend<T>& be, const Params<T>& p, int64_t L, Arena<T>& s) const {
     const int64_t d = s_.d, O = s_.O;
+    LS_CHECK(L <= s_.max_len, "sequence of {} tokens exceeds the implicit filter's max_seq_len {} (use a shorter --length)", L, s_.max_len);
     std::vector<T> mod(static_cast<size_t>(L * d));
     const T *t = p.host_at(t_), *deltas = p.host_at(deltas_);
     for (int64_t r = 0; r < L; ++r)

@@ -75,6 +75,21 @@ class Layer {  // immutable after construction: model copies share it, the Arena
     (void)state, (void)derived;
     forward(be, p, x, y, work);
   }
+  // Whole-window inference of this(norm(x)) for a layer that does not stream, into y: true when the
+  // layer has its own schedule for it on this backend (it applies `norm` to row blocks of x itself,
+  // so the normalised window is never held whole: HyenaDNA's 1M-token windows on the CPU); false
+  // (the default) leaves it to the caller, which normalises x and calls infer.
+  virtual bool infer_window(Backend<T>& be, const Params<T>& p, const Layer<T>& norm, Mat<const T> x, Mat<T> y, Derived<T>& derived,
+                            Arena<T>& work) const {
+    (void)be, (void)p, (void)norm, (void)x, (void)y, (void)derived, (void)work;
+    return false;
+  }
+  // Tensors of a window of L tokens that depend on the weights alone, under the reference code's
+  // names (e.g. the Hyena operator's filter_k (d, L)), from the host weights; empty for most layers.
+  virtual std::vector<std::pair<std::string, Tensor>> window_tensors(const Params<T>& p, int64_t L) const {
+    (void)p, (void)L;
+    return {};
+  }
   // A state (host copy) as the named tensors the reference code reports (e.g. mamba_ssm's
   // ssm_state (1, D, N) and conv_state (1, D, W)); empty for a layer without one.
   virtual std::vector<std::pair<std::string, Tensor>> state_tensors(const T* host_state) const {

@@ -131,15 +131,29 @@ constexpr size_t kResidualGrad = 0, kFinalGrad = 1, kNormedGrad = 2, kNormGrad =
 template <class T>
 GradModel<T>::GradModel(GradModelSpec spec)
     : family_(spec.family), config_(spec.config), d_model_(spec.d_model), backend_(nn::cpu_backend<T>()) {
-  for (const auto& [name, t] : spec.tensors)
-    table_.add(name, t.shape(), std::find(spec.buffers.begin(), spec.buffers.end(), name) == spec.buffers.end());
-  // Appended in table order, each tensor dropped once copied: a model handed over by value is never
-  // held twice (a 130M-parameter model peaks at its size, not double).
-  weights_.reserve(size_t(table_.size()));
-  for (auto& [name, t] : spec.tensors) {
-    const std::vector<float> v = t.contiguous().to_vector();
-    weights_.insert(weights_.end(), v.begin(), v.end());
-    t = Tensor{};
+  const auto trained = [&](const std::string& name) { return std::find(spec.buffers.begin(), spec.buffers.end(), name) == spec.buffers.end(); };
+  WeightSource& src = spec.weights;
+  if (src.tensors.empty()) {  // made in place, in declaration order from one generator
+    for (const nn::ParamDecl& d : src.declarations) table_.add(d.name, d.shape, trained(d.name));
+    weights_.assign(size_t(table_.size()), T(0));
+    Rng rng(src.seed);
+    std::vector<float> tmp;
+    for (const nn::ParamDecl& d : src.declarations) {
+      const ParamInfo& info = table_.find(d.name);
+      tmp.resize(size_t(info.numel));
+      d.init(rng, tmp.data());
+      std::copy(tmp.begin(), tmp.end(), weights_.begin() + info.offset);
+    }
+  } else {
+    for (const auto& [name, t] : src.tensors) table_.add(name, t.shape(), trained(name));
+    // Appended in table order, each tensor dropped once copied: a model handed over by value is
+    // held once.
+    weights_.reserve(size_t(table_.size()));
+    for (auto& [name, t] : src.tensors) {
+      const std::vector<float> v = t.contiguous().to_vector();
+      weights_.insert(weights_.end(), v.begin(), v.end());
+      t = Tensor{};
+    }
   }
   emb_ = table_.find(spec.embedding).offset;
   lm_head_ = table_.find(spec.lm_head).offset;

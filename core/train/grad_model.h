@@ -79,11 +79,19 @@ struct AudioSpec {
 // How a family describes its trainable model to GradModel: the tensors (released names; `buffers`
 // are kept but not trained), the token embedding and LM head (one name when tied), and the config
 // written back by save(). The residual steps, x += op(norm(x)), are added with add_step.
+// Where a model's tensors come from: loaded ones (moved in, dropped once copied), or the layers'
+// declarations made in place from `seed` (a new model), so that a model is never held twice.
+struct WeightSource {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  nn::ParamDecls declarations;  // when tensors is empty
+  uint64_t seed = 0;
+};
+
 struct GradModelSpec {
   std::string family;
   nlohmann::json config;  // config.json as the family writes it
   int64_t d_model = 0;
-  std::vector<std::pair<std::string, Tensor>> tensors;
+  WeightSource weights;
   std::vector<std::string> buffers;
   std::string embedding, lm_head;
 };

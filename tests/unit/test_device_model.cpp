@@ -5,7 +5,6 @@
 #include "core/families/family.h"
 #include "core/fileio.h"
 #include "core/backend.h"
-#include "core/models/hyena_device.h"
 #include "core/models/layer_model.h"
 #include "core/train/grad_model.h"
 #include "tests/oracles.h"
@@ -149,10 +148,11 @@ TEST(DeviceModel, EmulatedHyenaMatchesTheFloat64Oracle) {
   HyenaConfig c;
   c.d_model = 16, c.n_layer = 2, c.d_inner = 64, c.vocab_size = 12, c.padded_vocab = 16, c.max_seq_len = 160, c.filter_order = 16;
   c.activation_freq = 10;
-  std::shared_ptr<const HyenaModel> cpu = HyenaModel::random(c, 61);
+  const auto cpu = random_hyena(c, 61);
   std::map<std::string, std::vector<float>> params;
-  for (const auto& [k, v] : cpu->named_parameters()) params[k] = v.to_vector();
-  const HyenaDeviceModel dev(cpu, std::make_shared<EmuOps>());
+  for (const auto& [k, v] : named_parameters(*cpu)) params[k] = v.to_vector();
+  const auto dev_model = cpu->on_device(std::make_shared<EmuOps>());
+  const LanguageModel& dev = *dev_model;
   for (int64_t L : {int64_t(1), int64_t(37), int64_t(37), int64_t(130)}) {
     SCOPED_TRACE(::testing::Message() << "L " << L);
     const Tensor ids = test_ids(L, c.vocab_size, uint64_t(L));
@@ -195,7 +195,7 @@ TEST(DeviceModel, EmulatedHyenaTrainingMatchesFloat64Gradients) {
   HyenaConfig c;
   c.d_model = 16, c.n_layer = 2, c.d_inner = 32, c.vocab_size = 12, c.padded_vocab = 16, c.max_seq_len = 64, c.filter_order = 8;
   c.activation_freq = 10;
-  const auto cpu = HyenaModel::random(c, 91);
+  const auto cpu = random_hyena(c, 91);
   auto m64 = train::make_grad_model<double>(*cpu);
   auto m32 = train::make_grad_model<float>(*cpu);
   m32->set_device(std::make_shared<EmuOps>());
@@ -219,7 +219,7 @@ TEST(DeviceModel, EmulatedAudioClassifierMatchesTheCpu) {
   h.activation_freq = 10;
   for (const auto& [hyena, filterbank] : {std::pair{false, true}, std::pair{false, false}, std::pair{true, true}}) {
     SCOPED_TRACE(::testing::Message() << (hyena ? "hyenadna" : "mamba") << ", filterbank " << filterbank);
-    const std::unique_ptr<LanguageModel> base = hyena ? std::unique_ptr<LanguageModel>(HyenaModel::random(h, 81))
+    const std::unique_ptr<LanguageModel> base = hyena ? std::unique_ptr<LanguageModel>(random_hyena(h, 81))
                                                       : std::unique_ptr<LanguageModel>(random_mamba(c, 81));
     auto cpu = train::make_grad_model<float>(*base);
     auto m64 = train::make_grad_model<double>(*base);

@@ -1,6 +1,9 @@
 // HyenaDNA model against the float64 oracle (direct long convolution), channel-blocked vs whole
 // mixer, save/load, recomputed positional buffers, and length errors.
-#include "core/models/hyena.h"
+#include "core/families/family.h"
+#include "core/models/hyena_config.h"
+#include "core/nn/hyena_window.h"
+#include "core/train/grad_model.h"
 #include "tests/oracles.h"
 #include "tests/testing.h"
 
@@ -28,17 +31,25 @@ Tensor ids_of(int64_t L, uint64_t seed) {
   return ids;
 }
 
-std::map<std::string, std::vector<float>> params(const HyenaModel& m) {
+std::map<std::string, std::vector<float>> params(const LanguageModel& m) {
   std::map<std::string, std::vector<float>> p;
-  for (const auto& [k, v] : m.named_parameters()) p[k] = v.to_vector();
+  for (const auto& [k, v] : named_parameters(m)) p[k] = v.to_vector();
   return p;
+}
+
+// The first layer's long filter (d, L) as forward reports it (the fixtures' filter_k_0).
+Tensor filter_k(const LanguageModel& m, const Tensor& ids, int64_t layer) {
+  for (const auto& [name, t] : m.forward(ids, {.hidden = true}).extra)
+    if (name == "filter_k_" + std::to_string(layer)) return t;
+  ADD_FAILURE() << "no filter_k_" << layer;
+  return {};
 }
 }  // namespace
 
 TEST(HyenaModel, MatchesFloat64Oracle) {
   for (auto [d, layers, L] : {std::tuple<int64_t, int64_t, int64_t>{8, 1, 1}, {16, 2, 37}, {24, 2, 130}}) {
     const HyenaConfig c = small(d, layers, 160);
-    const auto model = HyenaModel::random(c, uint64_t(d + L));
+    const auto model = random_hyena(c, uint64_t(d + L));
     const Tensor ids = ids_of(L, 3);
     const auto ref = hyena_oracle(c, params(*model), std::vector<int64_t>(ids.data<int64_t>(), ids.data<int64_t>() + L));
     const ErrorStats e = compare(model->forward(ids, {}).logits.to_vector(), ref);
@@ -48,12 +59,12 @@ TEST(HyenaModel, MatchesFloat64Oracle) {
 }
 
 TEST(HyenaModel, ChannelBlocksAndCacheDoNotChangeResults) {
-  auto model = HyenaModel::random(small(40, 2, 600), 9);
+  auto model = random_hyena(small(40, 2, 600), 9);
   const Tensor ids = ids_of(555, 4);
   const auto want = model->forward(ids, {}).logits.to_vector();
   EXPECT_EQ(model->forward(ids, {}).logits.to_vector(), want);  // second run: cached spectra
-  model->set_spectrum_cache_bytes(0);
-  model->set_channel_block(12);  // 4 blocks, the last one short
+  model->set_cache_bytes(0);
+  nn::set_hyena_channel_block(12);  // 4 blocks, the last one short
   const auto blocked = model->forward(ids, {}).logits.to_vector();
   EXPECT_LE(compare(blocked, want).max_abs, 1e-6);
   std::vector<float> streamed;
@@ -61,27 +72,29 @@ TEST(HyenaModel, ChannelBlocksAndCacheDoNotChangeResults) {
     const auto v = lg.to_vector();
     streamed.insert(streamed.end(), v.begin(), v.end());
   });
+  nn::set_hyena_channel_block(0);
   EXPECT_EQ(streamed, blocked);
 }
 
 TEST(HyenaModel, SaveLoadAndRecomputedBuffers) {
   TempDir dir;
-  const auto model = HyenaModel::random(small(16, 2, 300), 5);
+  const auto model = random_hyena(small(16, 2, 300), 5);
   model->save(dir / "h");
   const Tensor ids = ids_of(200, 8);
   const auto want = model->forward(ids, {}).logits.to_vector();
-  EXPECT_EQ(HyenaModel::load(ModelDir::open(dir / "h"))->forward(ids, {}).logits.to_vector(), want);
+  EXPECT_EQ(load_language_model(ModelDir::open(dir / "h"))->forward(ids, {}).logits.to_vector(), want);
   // Without the stored t / deltas buffers the port's own construction is used: same model.
-  auto p = model->named_parameters();
+  auto p = named_parameters(*model);
   std::erase_if(p, [](const auto& kv) { return kv.first.ends_with("pos_emb.t") || kv.first.ends_with("modulation.deltas"); });
   write_safetensors(dir / "h/model.safetensors", p);
-  const auto rebuilt = HyenaModel::load(ModelDir::open(dir / "h"));
-  EXPECT_FALSE(rebuilt->notes().empty());
+  const auto rebuilt = load_language_model(ModelDir::open(dir / "h"));
+  const auto notes = summarize_model(ModelDir::open(dir / "h")).notes;
+  EXPECT_TRUE(std::any_of(notes.begin(), notes.end(), [](const std::string& n) { return n.find("recomputed") != std::string::npos; }));
   EXPECT_LE(compare(rebuilt->forward(ids, {}).logits.to_vector(), want).max_abs, 1e-6);
 }
 
 TEST(HyenaModel, LongerThanMaxSeqLenIsAnError) {
-  const auto model = HyenaModel::random(small(8, 1, 64), 1);
+  const auto model = random_hyena(small(8, 1, 64), 1);
   try {
     model->forward(ids_of(65, 1), {});
     ADD_FAILURE();
@@ -94,7 +107,7 @@ TEST(HyenaModel, FixtureBuffersMatchThePortsConstruction) {
   LONGSEQ_REQUIRE_FIXTURE(dir, "hyena_tiny");
   // pos_emb.t and modulation.deltas keep their exact init values in the fixture: rebuilding them from
   // the config must reproduce them.
-  const auto stored = HyenaModel::load(ModelDir::open(dir));
+  const auto stored = load_language_model(ModelDir::open(dir));
   const auto w = SafetensorsFile::open(dir / "model.safetensors");
   auto p = std::vector<std::pair<std::string, Tensor>>{};
   for (const auto& t : w.tensors())
@@ -103,7 +116,33 @@ TEST(HyenaModel, FixtureBuffersMatchThePortsConstruction) {
   std::filesystem::create_directories(tmp / "m");
   std::filesystem::copy_file(dir / "config.json", tmp / "m/config.json");
   write_safetensors(tmp / "m/model.safetensors", p);
-  const auto rebuilt = HyenaModel::load(ModelDir::open(tmp / "m"));
-  const ErrorStats e = compare(rebuilt->filter(1, 2048).to_vector(), stored->filter(1, 2048).to_vector());
+  const auto rebuilt = load_language_model(ModelDir::open(tmp / "m"));
+  const Tensor ids = ids_of(2048, 1);
+  const ErrorStats e = compare(filter_k(*rebuilt, ids, 1).to_vector(), filter_k(*stored, ids, 1).to_vector());
   EXPECT_LE(e.max_abs, 1e-7 * std::max(1.0, e.max_ref));
+}
+
+TEST(HyenaModel, CpuWindowScheduleEqualsThePlainLayer) {
+  // The channel-blocked CPU schedule (Layer::infer_window) against the layer's plain forward on the
+  // same backend: blocks of 12 over d = 40 (the last short), odd lengths, L = 1.
+  const auto model = random_hyena(small(40, 1, 600), 13);
+  const auto g = train::make_grad_model<float>(*model);
+  const auto& step = g->steps().at(0);
+  auto be = nn::cpu_backend<float>();
+  const nn::Params<float> p{g->weights().data(), nullptr, g->weights().data()};
+  for (int64_t L : {int64_t(1), int64_t(97), int64_t(555)}) {
+    for (int64_t block : {int64_t(0), int64_t(12)}) {
+      nn::set_hyena_channel_block(block);
+      const std::vector<float> x = random_vector(size_t(L * 40), uint64_t(L));
+      std::vector<float> normed(x.size()), plain(x.size()), fused(x.size());
+      nn::Arena<float> a(*be), w(*be);
+      nn::Derived<float> derived(*be);
+      step.norm->forward(*be, p, nn::mat(x.data(), L, 40), nn::mat(normed.data(), L, 40), a);
+      step.op->forward(*be, p, nn::mat(normed.data(), L, 40), nn::mat(plain.data(), L, 40), a);
+      ASSERT_TRUE(step.op->infer_window(*be, p, *step.norm, nn::mat(x.data(), L, 40), nn::mat(fused.data(), L, 40), derived, w));
+      const ErrorStats e = compare(fused, plain);
+      EXPECT_LE(e.max_abs, 1e-5 * std::max(1.0, e.max_ref)) << "L " << L << " block " << block;
+    }
+  }
+  nn::set_hyena_channel_block(0);
 }

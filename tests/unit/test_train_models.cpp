@@ -5,7 +5,7 @@
 #include "audio/audio_dataset.h"
 #include "core/families/family.h"
 #include "core/fileio.h"
-#include "core/models/hyena.h"
+#include "core/models/hyena_config.h"
 #include "core/models/mamba_config.h"
 #include "core/random.h"
 #include "core/train/grad_model.h"
@@ -121,7 +121,7 @@ TEST(TrainModels, MambaForwardMatchesOracleAndGradientsMatchFiniteDifferences) {
 }
 
 TEST(TrainModels, HyenaForwardMatchesModelAndGradientsMatchFiniteDifferences) {
-  const auto model = HyenaModel::random(tiny_hyena(), 7);
+  const auto model = random_hyena(tiny_hyena(), 7);
   auto gm = make_grad_model<double>(*model);
   const auto ids = ids_of(13, 7, 5, 8), targets = next_token_targets(ids);
   const Tensor logits = model->forward(Tensor::from_ids(ids), {}).logits;
@@ -134,7 +134,7 @@ TEST(TrainModels, HyenaForwardMatchesModelAndGradientsMatchFiniteDifferences) {
 
 TEST(TrainModels, ClassifierHeadGradients) {
   for (const bool hyena : {false, true}) {
-    auto gm = hyena ? make_grad_model<double>(*HyenaModel::random(tiny_hyena(), 1))
+    auto gm = hyena ? make_grad_model<double>(*random_hyena(tiny_hyena(), 1))
                     : make_grad_model<double>(*random_mamba(tiny_mamba(), 1));
     gm->add_classifier({"a", "b", "c"});
     perturb(*gm, 11);
@@ -162,7 +162,7 @@ void expect_recompute_identical(GradModel<float>& f, const std::vector<int64_t>&
 
 TEST(TrainModels, RecomputeGivesTheSameGradient) {
   for (const bool hyena : {false, true}) {
-    auto gm = hyena ? make_grad_model<float>(*HyenaModel::random(tiny_hyena(), 2))
+    auto gm = hyena ? make_grad_model<float>(*random_hyena(tiny_hyena(), 2))
                     : make_grad_model<float>(*random_mamba(tiny_mamba(), 2));
     const auto ids = ids_of(15, 7, 5, 3), targets = next_token_targets(ids);
     std::vector<float> a(size_t(gm->params().size()), 0.0f), b = a;
@@ -177,7 +177,7 @@ TEST(TrainModels, RecomputeGivesTheSameGradient) {
 TEST(TrainModels, CheckpointRoundTrip) {
   TempDir tmp;
   for (const bool hyena : {false, true}) {
-    auto gm = hyena ? make_grad_model<float>(*HyenaModel::random(tiny_hyena(), 4))
+    auto gm = hyena ? make_grad_model<float>(*random_hyena(tiny_hyena(), 4))
                     : make_grad_model<float>(*random_mamba(tiny_mamba(), 4));
     gm->add_classifier({"x", "y"});
     for (auto& w : gm->weights()) w *= 1.5f;
@@ -224,7 +224,7 @@ TEST(TrainModels, AudioPoolingStages) {
   EXPECT_EQ(back->weights(), f->weights());
   EXPECT_THROW(load_language_model(ModelDir::open(tmp / "audio")), Error);  // pooling runs only in the training model
   // A vocabulary that cannot hold the mu-law codes, and layer counts that do not split into the stages, refuse.
-  auto h = make_grad_model<float>(*HyenaModel::random(tiny_hyena(), 1));
+  auto h = make_grad_model<float>(*random_hyena(tiny_hyena(), 1));
   EXPECT_THROW(h->set_audio(spec, 1), Error);
   auto odd = make_grad_model<float>(*random_mamba(c, 7));
   EXPECT_THROW(odd->set_audio({.sample_rate = 8000, .clip_samples = 24, .pool = {2, 2, 2}}, 1), Error);
@@ -236,7 +236,7 @@ TEST(TrainModels, AudioStagesAroundHyenaBlocks) {
   HyenaConfig c = tiny_hyena();
   c.vocab_size = 256;
   c.padded_vocab = 256;
-  auto gm = make_grad_model<double>(*HyenaModel::random(c, 5));
+  auto gm = make_grad_model<double>(*random_hyena(c, 5));
   const AudioSpec spec{.sample_rate = 8000, .clip_samples = 24, .pool = {4, 3}, .filters = 3, .frame = 6, .learn_filters = true};
   gm->set_audio(spec, 3);
   gm->add_classifier({"a", "b"});
@@ -244,7 +244,7 @@ TEST(TrainModels, AudioStagesAroundHyenaBlocks) {
   perturb(*gm, 17);
   const auto ids = ids_of(24, 0, 256, 18);
   check_model_gradients("hyenadna audio", *gm, [&](double* g) { return gm->class_loss(ids, 1, 1.0, g); });
-  auto f = make_grad_model<float>(*HyenaModel::random(c, 6));
+  auto f = make_grad_model<float>(*random_hyena(c, 6));
   f->set_audio(spec, 4);
   f->add_classifier({"x", "y"});
   expect_recompute_identical(*f, ids, 0);

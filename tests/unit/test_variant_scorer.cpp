@@ -4,7 +4,7 @@
 // the ALTs) must agree, for SNVs, insertions, deletions, multi-allelic sites and windows shifted at
 // contig ends, on both strands and both reductions. Plus: strand symmetry on a reverse-complemented
 // contig, and every skip reason.
-#include "core/models/hyena.h"
+#include "core/models/hyena_config.h"
 #include "core/models/mamba_config.h"
 #include "core/random.h"
 #include "genomics/variant_scorer.h"
@@ -53,7 +53,7 @@ std::unique_ptr<LanguageModel> tiny_model(const std::string& family) {
   c.max_seq_len = 130;
   c.filter_order = 16;
   c.activation_freq = 10;
-  return HyenaModel::random(c, 12);
+  return random_hyena(c, 12);
 }
 
 // log P(seq) = sum_{t >= 1} log p(x_t | x_<t), by one whole forward.
