@@ -6,7 +6,7 @@
 #include "core/fileio.h"
 #include "core/models/lm.h"
 #include "core/families/family.h"
-#include "core/ops/embedding.h"
+#include "core/ops/softmax.h"
 #include "core/progress.h"
 #include "genomics/fasta.h"
 #include "genomics/tokenizer.h"

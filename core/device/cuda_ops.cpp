@@ -11,15 +11,6 @@
 
 namespace longseq {
 
-DeviceArray<float> upload_tensor(DeviceOps& ops, const Tensor& t) {
-  if (!t.defined()) return {};
-  const Tensor c = t.contiguous();
-  LS_CHECK(c.dtype() == DType::F32, "device model: expected F32 weights, got {}", c.describe());
-  DeviceArray<float> a(ops, c.numel());
-  ops.to_device(a.get(), c.data<float>(), c.numel());
-  return a;
-}
-
 #if LONGSEQ_WITH_CUDA
 namespace {
 

@@ -2,8 +2,8 @@
 // need, with the plain parameter structs of kernels/*.h. Two implementations: the CUDA one
 // (core/device/cuda_ops.cpp, real device memory and the kernels' host entries) and, in the tests,
 // an emulated one that runs the same kernel source on the CPU (tests/unit/emu_ops.h), so the code
-// written against this interface (the layers' device backend, core/nn/device_backend.cpp, and the
-// inference models' device classes) is verified on machines without a GPU.
+// written against this interface (the layers' device backend, core/nn/device_backend.cpp, used by
+// inference and training alike) is verified on machines without a GPU.
 // Pointers returned by alloc* are device pointers of this implementation; none may be used with
 // another. Every call throws longseq::Error on failure; calls are not thread-safe (callers
 // serialise).
@@ -66,42 +66,6 @@ class DeviceOps {
   virtual void sin_columns_backward(const cuda::SinColumnsParams& p) = 0;
   virtual void fft_conv_backward(const cuda::FftConvBwdParams& p) = 0;
 };
-
-// An owned device array of floats (or ids) of one DeviceOps; movable, freed on destruction.
-template <class T>
-class DeviceArray {
- public:
-  DeviceArray() = default;
-  DeviceArray(DeviceOps& ops, int64_t n) : ops_(&ops), n_(n) {
-    if constexpr (std::is_same_v<T, float>)
-      ptr_ = ops.alloc(n);
-    else
-      ptr_ = ops.alloc_ids(n);
-  }
-  DeviceArray(DeviceArray&& o) noexcept : ops_(o.ops_), ptr_(o.ptr_), n_(o.n_) { o.ptr_ = nullptr; }
-  DeviceArray& operator=(DeviceArray&& o) noexcept {
-    std::swap(ops_, o.ops_), std::swap(ptr_, o.ptr_), std::swap(n_, o.n_);
-    return *this;
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  ~DeviceArray() {
-    if (!ptr_) return;
-    if constexpr (std::is_same_v<T, float>)
-      ops_->free(ptr_);
-    else
-      ops_->free_ids(ptr_);
-  }
-  T* get() const { return ptr_; }
-  int64_t size() const { return n_; }
-
- private:
-  DeviceOps* ops_ = nullptr;
-  T* ptr_ = nullptr;
-  int64_t n_ = 0;
-};
-
-// A host tensor's floats (F32, any strides) copied to `ops`; an undefined tensor gives an empty array.
-DeviceArray<float> upload_tensor(DeviceOps& ops, const Tensor& t);
 
 // The CUDA implementation (device 0). Throws longseq::Error, with what to do, when this build has
 // no CUDA kernels or no device is visible.

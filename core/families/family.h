@@ -78,51 +78,41 @@ class Family {
   virtual std::string device_support() const;
 };
 
-// The members a family writes the same way when its models are one class M with save(dir): saving,
-// the trainable copies and the device model come from two functions of the family (Derived):
-//   template <class T> static std::unique_ptr<train::GradModel<T>> trainable(const M&);
-//   static std::unique_ptr<LanguageModel> device(std::shared_ptr<const M>, std::shared_ptr<DeviceOps>);
-template <class Derived, class M>
-class ModelClassFamily : public Family {
- public:
-  void save(const LanguageModel& model, const std::filesystem::path& dir) const override { of(model).save(dir); }
-  std::unique_ptr<train::GradModel<float>> trainable_f32(const LanguageModel& model) const override {
-    return Derived::template trainable<float>(of(model));
-  }
-  std::unique_ptr<train::GradModel<double>> trainable_f64(const LanguageModel& model) const override {
-    return Derived::template trainable<double>(of(model));
-  }
-  std::unique_ptr<LanguageModel> on_device(std::shared_ptr<const LanguageModel> model, std::shared_ptr<DeviceOps> ops) const override {
-    of(*model);  // throws std::bad_cast for a model of another family (a caller bug)
-    return Derived::device(std::static_pointer_cast<const M>(model), std::move(ops));
-  }
-  std::string device_support() const override { return "inference and training"; }
-
- protected:
-  static const M& of(const LanguageModel& model) { return dynamic_cast<const M&>(model); }
-};
-
 // A family described by its layers (core/nn/layers.h): its models are LayerLanguageModels
-// (core/models/layer_model.h) whose layers live in a GradModel<float>, so the trainable copies and
-// the device model come from one function of the family (Derived):
+// (core/models/layer_model.h) whose layers live in a GradModel<float>, so saving, the trainable
+// copies and the device model come from one function of the family (Derived):
 //   template <class T> static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config,
 //                                                                         train::WeightSource weights);
 // (tensors under the family's names, or its declarations and a seed; config as save() writes it).
 template <class Derived>
-class LayerFamily : public ModelClassFamily<Derived, LayerLanguageModel> {
+class LayerFamily : public Family {
  public:
-  template <class T>
-  static std::unique_ptr<train::GradModel<T>> trainable(const LayerLanguageModel& m) {
-    if constexpr (std::is_same_v<T, float>)
-      return m.layers().clone();
-    else
-      return Derived::template build<T>(m.layers().config_json(), {.tensors = m.layers().named_tensors()});
+  void save(const LanguageModel& model, const std::filesystem::path& dir) const override { of(model).save(dir); }
+  std::unique_ptr<train::GradModel<float>> trainable_f32(const LanguageModel& model) const override { return of(model).layers().clone(); }
+  std::unique_ptr<train::GradModel<double>> trainable_f64(const LanguageModel& model) const override {
+    return Derived::template build<double>(of(model).layers().config_json(), {.tensors = of(model).layers().named_tensors()});
   }
-  static std::unique_ptr<LanguageModel> device(std::shared_ptr<const LayerLanguageModel> model, std::shared_ptr<DeviceOps> ops) {
-    return model->on_device(std::move(ops));
+  std::unique_ptr<LanguageModel> on_device(std::shared_ptr<const LanguageModel> model, std::shared_ptr<DeviceOps> ops) const override {
+    return of(*model).on_device(std::move(ops));
   }
+  std::string device_support() const override { return "inference and training"; }
 
  protected:
+  // Throws std::bad_cast for a model of another family (a caller bug).
+  static const LayerLanguageModel& of(const LanguageModel& model) { return dynamic_cast<const LayerLanguageModel&>(model); }
+  // An empty layer stack over `weights` for build(): the table's buffers are not trained; the LM
+  // head is the embedding when `tied`, else lm_head.weight.
+  template <class T>
+  static std::unique_ptr<train::GradModel<T>> layer_stack(const std::string& family, const nlohmann::json& config, int64_t d_model,
+                                                          train::WeightSource weights, const nn::ParamDecls& table,
+                                                          const std::string& embedding, bool tied) {
+    std::vector<std::string> buffers;
+    for (const nn::ParamDecl& p : table)
+      if (p.buffer) buffers.push_back(p.name);
+    return std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = family, .config = config, .d_model = d_model,
+                                                                      .weights = std::move(weights), .buffers = std::move(buffers),
+                                                                      .embedding = embedding, .lm_head = tied ? embedding : "lm_head.weight"});
+  }
   // The inference model over `weights` (moved in: held once).
   static std::unique_ptr<LanguageModel> language_model(const nlohmann::json& config, train::WeightSource weights, int64_t max_length) {
     return std::make_unique<LayerLanguageModel>(Derived::template build<float>(config, std::move(weights)), max_length);

@@ -114,35 +114,25 @@ nn::ParamDecls declarations(const HybridConfig& h) {
   return p;
 }
 
-template <class T>
-std::unique_ptr<train::GradModel<T>> build_model(const HybridConfig& h, train::WeightSource weights) {
-  std::vector<std::string> buffers;
-  for (const nn::ParamDecl& p : declarations(h))
-    if (p.buffer) buffers.push_back(p.name);
-  const std::string emb = "backbone.embedding.weight";
-  auto g = std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = "hybrid", .config = h.json, .d_model = h.d_model,
-                                                                      .weights = std::move(weights), .buffers = std::move(buffers),
-                                                                      .embedding = emb, .lm_head = h.tie_embeddings ? emb : "lm_head.weight"});
-  const nn::OffsetOf off = g->offsets();
-  for (int64_t i = 0; i < h.n_layer; ++i) {
-    const std::string b = block_prefix(i);
-    const auto norm = [&](const std::string& name) { return nn::make_norm<T>(off, b + name, h.rms_norm, h.eps); };
-    if (h.blocks[size_t(i)] == "mamba") {
-      g->add_step(i, norm("norm."), nn::make_mamba_mixer<T>(off, b + "mixer.", h.mamba));
-    } else {
-      g->add_step(i, norm("norm."), nn::make_hyena_operator<T>(off, b + "mixer.", h.hyena));
-      g->add_step(i, norm("norm2."), nn::make_gelu_mlp<T>(off, b + "mlp.", h.mlp_inner));
-    }
-  }
-  g->set_final_norm(nn::make_norm<T>(off, "backbone.norm_f.", h.rms_norm, h.eps));
-  return g;
-}
-
 class HybridFamily final : public LayerFamily<HybridFamily> {
  public:
   template <class T>
   static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config, train::WeightSource weights) {
-    return build_model<T>(parse(Config::parse(config.dump(), "hybrid config")), std::move(weights));
+    const HybridConfig h = parse(Config::parse(config.dump(), "hybrid config"));
+    auto g = layer_stack<T>("hybrid", h.json, h.d_model, std::move(weights), declarations(h), "backbone.embedding.weight", h.tie_embeddings);
+    const nn::OffsetOf off = g->offsets();
+    for (int64_t i = 0; i < h.n_layer; ++i) {
+      const std::string b = block_prefix(i);
+      const auto norm = [&](const std::string& name) { return nn::make_norm<T>(off, b + name, h.rms_norm, h.eps); };
+      if (h.blocks[size_t(i)] == "mamba") {
+        g->add_step(i, norm("norm."), nn::make_mamba_mixer<T>(off, b + "mixer.", h.mamba));
+      } else {
+        g->add_step(i, norm("norm."), nn::make_hyena_operator<T>(off, b + "mixer.", h.hyena));
+        g->add_step(i, norm("norm2."), nn::make_gelu_mlp<T>(off, b + "mlp.", h.mlp_inner));
+      }
+    }
+    g->set_final_norm(nn::make_norm<T>(off, "backbone.norm_f.", h.rms_norm, h.eps));
+    return g;
   }
 
   std::string name() const override { return "hybrid"; }

@@ -62,13 +62,7 @@ class HyenaFamily final : public LayerFamily<HyenaFamily> {
   template <class T>
   static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config, train::WeightSource weights) {
     const HyenaConfig c = parse_hyena_config(Config::parse(config.dump(), "HyenaDNA config"));
-    std::vector<std::string> buffers;
-    for (const nn::ParamDecl& p : declarations(c, 1))
-      if (p.buffer) buffers.push_back(p.name);
-    auto g = std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = "hyenadna", .config = config, .d_model = c.d_model,
-                                                                        .weights = std::move(weights), .buffers = std::move(buffers),
-                                                                        .embedding = kEmbedding,
-                                                                        .lm_head = c.tie_embeddings ? kEmbedding : "lm_head.weight"});
+    auto g = layer_stack<T>("hyenadna", config, c.d_model, std::move(weights), declarations(c, 1), kEmbedding, c.tie_embeddings);
     const nn::OffsetOf off = g->offsets();
     for (int64_t i = 0; i < c.n_layer; ++i) {
       const std::string b = block_prefix(i);

@@ -51,9 +51,7 @@ class MambaFamily final : public LayerFamily<MambaFamily> {
   template <class T>
   static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config, train::WeightSource weights) {
     const MambaConfig c = parse_mamba_config(Config::parse(config.dump(), "Mamba-1 config"));
-    auto g = std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = "mamba", .config = config, .d_model = c.d_model,
-                                                                        .weights = std::move(weights), .buffers = {}, .embedding = kEmbedding,
-                                                                        .lm_head = c.tie_embeddings ? kEmbedding : "lm_head.weight"});
+    auto g = layer_stack<T>("mamba", config, c.d_model, std::move(weights), declarations(c, 1), kEmbedding, c.tie_embeddings);
     const nn::OffsetOf off = g->offsets();
     for (int64_t i = 0; i < c.n_layer; ++i) {
       const std::string b = block_prefix(i);

@@ -2,6 +2,9 @@
 
 #include "core/error.h"
 #include "core/nn/backend.h"
+#include "core/threads.h"
+
+#include <exception>
 
 #include <fmt/format.h>
 
@@ -10,7 +13,8 @@ namespace longseq {
 namespace {
 // Slots of Session::acts.
 constexpr size_t kStream = 0, kNormed = 1, kBranch = 2, kLogits = 3, kTempState = 4;
-constexpr int64_t kRowBlock = 4096;  // rows of a streaming step's pass: its activations' bound
+constexpr int64_t kRowBlock = 4096;    // rows of a streaming step's pass: its activations' bound
+constexpr int64_t kThreadRows = 512;   // rows per thread of a token-wise step on the CPU (cache-sized)
 }  // namespace
 
 // One caller's buffers: the stream and its normalised copy, the branch output, the logits, the
@@ -31,8 +35,21 @@ struct LayerLanguageModel::Session {
     }
     return ids;
   }
+  // One worker thread's buffers for token-wise steps run a row block per thread.
+  struct Worker {
+    Worker(nn::Backend<float>& be, size_t layers) : acts(be), work(be) {
+      for (size_t i = 0; i < layers; ++i) derived.push_back(std::make_unique<nn::Derived<float>>(be));
+    }
+    nn::Arena<float> acts, work;
+    std::vector<std::unique_ptr<nn::Derived<float>>> derived;
+  };
+  Worker& worker(size_t slot) {
+    while (workers.size() <= slot) workers.push_back(std::make_unique<Worker>(acts.backend(), derived.size()));
+    return *workers[slot];
+  }
   nn::Arena<float> acts, work;
   std::vector<std::unique_ptr<nn::Derived<float>>> derived;  // per step: norm, op; then the final norm
+  std::vector<std::unique_ptr<Worker>> workers;
   int64_t* ids = nullptr;
   int64_t ids_size = 0;
 };
@@ -42,10 +59,13 @@ struct LayerLanguageModel::Sequence::States {
 };
 
 struct LayerLanguageModel::Outputs {
-  int64_t row0 = 0;                 // rows of the pass within the outputs
-  float* logits = nullptr;          // (n, V) at the pass's rows, host
+  int64_t row0 = 0;                       // rows of the pass within the outputs
+  float* logits = nullptr;                // (n, V) at the pass's rows, host
   std::vector<Tensor>* hidden = nullptr;  // per block (L, d)
-  Tensor* final_hidden = nullptr;   // (L, d)
+  Tensor* final_hidden = nullptr;         // (L, d)
+  // Or the logits handed out `head_rows` rows at a time (a whole window's are never held).
+  const LogitsSink* sink = nullptr;
+  int64_t head_rows = 0;
 };
 
 LayerLanguageModel::LayerLanguageModel(std::shared_ptr<const train::GradModel<float>> model, int64_t max_length)
@@ -96,8 +116,11 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
   for (int64_t id : ids) LS_CHECK(id >= 0 && id < V, "{}: token id {} outside the vocabulary of {}", family(), id, V);
   nn::Backend<float>& be = *backend_;
   const nn::Params<float> p = params();
-  int64_t* dev_ids = s.ids_for(n);
-  be.upload_ids(dev_ids, ids.data(), n);
+  const int64_t* dev_ids = ids.data();  // host memory: read in place
+  if (!be.host_memory()) {
+    dev_ids = s.ids_for(n);
+    be.upload_ids(s.ids, ids.data(), n);
+  }
   const nn::Mat<float> x = s.acts.mat(kStream, n, d);
   be.embedding(dev_ids, p.at(model_->embedding_offset()), V, x);
   const auto& steps = model_->steps();
@@ -107,7 +130,24 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
   for (size_t k = 0; k < steps.size(); ++k) {
     const auto& st = steps[k];
     nn::Derived<float>&norm_derived = *s.derived[2 * k], &op_derived = *s.derived[2 * k + 1];
-    if (st.op->streams()) {
+    if (st.op->streams() && st.op->state_size() == 0 && be.host_memory() && n > kThreadRows) {
+      // Token-wise: a row block per thread through norm, op and residual add, in cache.
+      for (int i = 0; i < num_threads(); ++i) s.worker(size_t(i));
+      std::exception_ptr error;
+      for_blocks(n, kThreadRows, [&](int64_t r0, int64_t rows, int slot) {
+        Session::Worker& w = s.worker(size_t(slot));
+        try {
+          const nn::Mat<float> xb = x.rows_slice(r0, rows), normed = w.acts.mat(kNormed, rows, d), y = w.acts.mat(kBranch, rows, d);
+          st.norm->infer(be, p, xb, normed, nullptr, *w.derived[2 * k], w.work);
+          st.op->infer(be, p, normed, y, nullptr, *w.derived[2 * k + 1], w.work);
+          be.add(xb.data, y.data, rows * d);
+        } catch (...) {
+#pragma omp critical(longseq_layer_model_error)
+          if (!error) error = std::current_exception();
+        }
+      });
+      if (error) std::rethrow_exception(error);
+    } else if (st.op->streams()) {
       float* state = states ? states->per_step[k].get() : nullptr;
       if (!states && st.op->state_size() > 0) {
         state = s.acts.get(kTempState, st.op->state_size());
@@ -132,8 +172,9 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
     const bool block_ends = k + 1 == steps.size() || steps[k + 1].block != st.block;
     if (out.hidden && block_ends) be.download((*out.hidden)[size_t(st.block)].data<float>() + out.row0 * d, x.data, n * d);
   }
-  for (int64_t r0 = 0; r0 < n; r0 += row_block) {  // the final norm and the head, a row block at a time
-    const int64_t rows = std::min(row_block, n - r0);
+  const int64_t head_rows = out.sink ? out.head_rows : row_block;
+  for (int64_t r0 = 0; r0 < n; r0 += head_rows) {  // the final norm and the head, a row block at a time
+    const int64_t rows = std::min(head_rows, n - r0);
     const nn::Mat<float> normed = s.acts.mat(kNormed, rows, d);
     model_->final_norm().infer(be, p, x.rows_slice(r0, rows), normed, nullptr, *s.derived.back(), s.work);
     if (out.final_hidden) be.download(out.final_hidden->data<float>() + (out.row0 + r0) * d, normed.data, rows * d);
@@ -141,6 +182,13 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
       const nn::Mat<float> lg = s.acts.mat(kLogits, rows, V);
       be.linear(normed, p.at(model_->lm_head_offset()), nullptr, lg);
       be.download(out.logits + r0 * V, lg.data, rows * V);
+    }
+    if (out.sink) {
+      const nn::Mat<float> lg = s.acts.mat(kLogits, rows, V);
+      be.linear(normed, p.at(model_->lm_head_offset()), nullptr, lg);
+      Tensor host = Tensor::empty({rows, V});
+      be.download(host.data<float>(), lg.data, rows * V);
+      (*out.sink)(out.row0 + r0, host);
     }
   }
 }
@@ -243,8 +291,10 @@ void LayerLanguageModel::stream_logits(int64_t length, const IdSource& source, i
       source(t0, part);
     }
     if (length == 0) return;
-    const Tensor lg = forward(ids, {}).logits;
-    for (int64_t t0 = 0; t0 < length; t0 += chunk) sink(t0, lg.slice(0, t0, std::min(chunk, length - t0)));
+    LS_CHECK(max_length_ == 0 || length <= max_length_, "{}: input of {} tokens exceeds the model's max_seq_len {} (score a shorter window)",
+             family(), length, max_length_);
+    const auto lock = device_lock();
+    pass(*session(), std::span<const int64_t>(ids.data<int64_t>(), size_t(length)), nullptr, {.sink = &sink, .head_rows = chunk});
     return;
   }
   chunk = std::min(chunk, kMaxChunk);

@@ -4,9 +4,12 @@
 // Mamba), a sequence runs in chunks with each layer's state carried between them, so memory is
 // O(chunk x width + states) whatever the length, any chunking gives the same result as one pass,
 // and variant windows that share a prefix run it once. Otherwise (a long convolution in the stack)
-// a window is one pass. Weights are held once and shared by concurrent callers; each caller borrows
-// a session (activation buffers and derived constants) from a pool. On a device the weights are
-// uploaded once and calls are serialised (DeviceOps is not thread-safe).
+// a window is one pass, step by step: a token-wise step (norm + MLP) runs a cache-sized row block
+// per thread, a recurrent one row blocks in order from a fresh state, a global one its whole-window
+// schedule (Layer::infer_window), so a window holds the residual stream and one branch output, not
+// every layer's activations. Weights are held once and shared by concurrent callers; each caller
+// borrows a session (activation buffers and derived constants) from a pool. On a device the weights
+// are uploaded once and calls are serialised (DeviceOps is not thread-safe).
 #pragma once
 
 #include "core/models/lm.h"

@@ -1,7 +1,7 @@
 #include "core/models/lm.h"
 
 #include "core/error.h"
-#include "core/ops/embedding.h"
+#include "core/ops/softmax.h"
 
 namespace longseq {
 

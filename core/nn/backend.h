@@ -64,10 +64,12 @@ struct ScanGradOut {
 };
 
 // Gated long convolution: y[t, c] = gate[t, c] * (sum_{s <= t} k[s, c] u[t - s, c] + bias[c] u[t, c]).
+// Inference may give the filter's spectrum (fft_spectrum, made once per length) instead of k.
 template <class T>
 struct FftConvArgs {
   Mat<const T> u, k, gate;  // (L, D) each; gate.data null: no gate
   const T* bias = nullptr;  // (D) or null
+  const T* spectrum = nullptr;
 };
 
 template <class T>
@@ -123,6 +125,9 @@ class Backend {
   virtual void scan_backward(const ScanArgs<T>& a, const T* saved, Mat<const T> dy, const ScanGradOut<T>& g) = 0;
   // `saved` (fft_conv_saved_size floats) likewise; dk and dgate are written, dbias added.
   virtual int64_t fft_conv_saved_size(int64_t L, int64_t D) const = 0;
+  // Floats of k's spectrum for fft_conv's `spectrum` (0: this backend takes k only), and making it.
+  virtual int64_t fft_spectrum_size(int64_t L, int64_t D) const { return (void)L, (void)D, 0; }
+  virtual void fft_spectrum(Mat<const T> k, T* spectrum) { (void)k, (void)spectrum; }
   virtual void fft_conv(const FftConvArgs<T>& a, Mat<T> y, T* saved) = 0;
   virtual void fft_conv_backward(const FftConvArgs<T>& a, const T* saved, Mat<const T> dy, Mat<T> du, Mat<T> dk, Mat<T> dgate,
                                  T* dbias) = 0;

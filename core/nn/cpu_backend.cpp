@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/nn/host_view.h"
 #include "core/ops/causal_conv1d.h"
+#include "core/ops/gemm.h"
 #include "core/ops/simd.h"
 #include "core/ops/selective_scan.h"
 #include "core/train/grad_ops.h"
@@ -170,7 +171,15 @@ class CpuBackend final : public Backend<T> {
     else
       train::layer_norm_backward<T>(x, w, mean, rstd, dy, dx, dw, db);
   }
-  void linear(Mat<const T> x, const T* w, const T* b, Mat<T> y) override { train::linear_forward<T>(x, w, b, y); }
+  // float: core/ops' tiling (one tuned GEMM path for inference and training); double: the template.
+  void linear(Mat<const T> x, const T* w, const T* b, Mat<T> y) override {
+    if constexpr (std::is_same_v<T, float>) {
+      Tensor out = view(y);
+      longseq::linear(view(x), view(w, {y.cols, x.cols}), b ? view(b, {y.cols}) : Tensor{}, out);
+    } else {
+      train::linear_forward<T>(x, w, b, y);
+    }
+  }
   void linear_backward(Mat<const T> x, const T* w, Mat<const T> dy, Mat<T>* dx, bool accumulate_dx, T* dw, T* db) override {
     if (dx && !accumulate_dx) zero_mat(*dx);
     train::linear_backward<T>(x, w, dy, dx, dw, db);

@@ -132,10 +132,13 @@ class DeviceBackend final : public Backend<float> {
   }
   // Saved: the filter's spectrum (D, n/2 + 1) complex, which the backward reuses.
   int64_t fft_conv_saved_size(int64_t L, int64_t D) const override { return 2 * D * (fft_bins(L)); }
+  int64_t fft_spectrum_size(int64_t L, int64_t D) const override { return fft_conv_saved_size(L, D); }
+  void fft_spectrum(Mat<const float> k, float* spectrum) override {
+    o_.fft_filter_spectrum(k.data, k.ld, k.rows, k.cols, reinterpret_cast<cuda::CFloat*>(spectrum));
+  }
   void fft_conv(const FftConvArgs<float>& a, Mat<float> y, float* saved) override {
-    const int64_t L = a.u.rows, D = a.u.cols;
-    o_.fft_filter_spectrum(a.k.data, a.k.ld, L, D, reinterpret_cast<cuda::CFloat*>(saved));
-    cuda::FftConvParams p = fft_params(a, saved);
+    if (!a.spectrum) fft_spectrum(a.k, saved);
+    cuda::FftConvParams p = fft_params(a, a.spectrum ? a.spectrum : saved);
     p.y = y.data, p.y_b = 0, p.y_l = y.ld;
     o_.fft_conv(p);
   }
@@ -154,7 +157,7 @@ class DeviceBackend final : public Backend<float> {
   // Device scratch arrays, slot by slot, kept for the next call.
   float* scratch(size_t slot, int64_t n) {
     if (slot >= scratch_.size()) scratch_.resize(slot + 1);
-    if (scratch_[slot].size() < n) scratch_[slot] = DeviceArray<float>(o_, std::max<int64_t>(n, 1));
+    if (scratch_[slot].size() < n) scratch_[slot] = Buf<float>(*this, n);
     return scratch_[slot].get();
   }
   // The state becomes the last W rows of (state, x): row by row (W is at most kConvMaxWidth), oldest
@@ -184,7 +187,7 @@ class DeviceBackend final : public Backend<float> {
 
   std::shared_ptr<DeviceOps> ops_;
   DeviceOps& o_;
-  std::vector<DeviceArray<float>> scratch_;
+  std::vector<Buf<float>> scratch_;  // declared last: freed while ops_ is alive
 };
 
 }  // namespace

@@ -24,21 +24,25 @@ Tensor gather_row_groups(const float* w, int64_t cols, int64_t parts, int64_t gr
   return out;
 }
 
-// The implicit filter's features before its last Linear: (L, O), sin(freq * Linear(...)) per layer.
+// The implicit filter's features before its last Linear: (L, O), sin(freq * Linear(...)) per
+// layer, a row block per thread through every layer (only the result is held whole).
 Tensor implicit_hidden(const HyenaShape& s, const HyenaWeights& w, int64_t L) {
   LS_CHECK(L <= s.max_len, "sequence of {} tokens exceeds the implicit filter's max_seq_len {} (use a shorter --length)", L, s.max_len);
-  Tensor h = view(w.z, {L, s.E});
   const int64_t O = s.O;
-  for (int64_t k = 0; k < s.inner; ++k) {
-    const int64_t in = k == 0 ? s.E : O;
-    Tensor next = linear(h, view(w.mlp_w[size_t(k)], {O, in}), view(w.mlp_b[size_t(k)], {O}));
-    float* p = next.data<float>();
-#pragma omp parallel for schedule(static) if (L * O > (1 << 16))
-    for (int64_t r = 0; r < L; ++r)
-      for (int64_t j = 0; j < O; ++j) p[r * O + j] = std::sin(w.freq[j] * p[r * O + j]);
-    h = next;
-  }
-  return h;
+  Tensor out = Tensor::empty({L, O});
+  for_blocks(L, kTokenBlock, [&](int64_t r0, int64_t rows, int) {
+    Tensor h = view(w.z + r0 * s.E, {rows, s.E}), a = Tensor::empty({rows, O}), b = Tensor::empty({rows, O});
+    for (int64_t k = 0; k < s.inner; ++k) {
+      Tensor next = k + 1 == s.inner ? out.slice(0, r0, rows) : (k % 2 ? b : a);
+      linear(h, view(w.mlp_w[size_t(k)], {O, k == 0 ? s.E : O}), view(w.mlp_b[size_t(k)], {O}), next);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* p = next.data<float>() + r * next.stride(0);
+        for (int64_t j = 0; j < O; ++j) p[j] = std::sin(w.freq[j] * p[j]);
+      }
+      h = next;
+    }
+  });
+  return out;
 }
 
 // Filter channels [c0, c0 + cols) into k_block (cols, L), channel-major: the last Linear times the

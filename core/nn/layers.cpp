@@ -172,16 +172,20 @@ class HyenaOperator final : public Layer<T> {
   // MLP's j-th pre- and post-sin activations (L, O)
   void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> out, Arena<T>& s) const override {
     filter_forward(be, p, x.rows, s);
-    run(be, p, x, out, s, s.mat(3, x.rows, s_.d));
+    run(be, p, x, out, s, s.mat(3, x.rows, s_.d), nullptr);
   }
-  // The filter of a length is made once per caller and kept (it depends on the weights alone).
+  // The filter of a length (or its spectrum, where the backend takes one) is made once per caller
+  // and kept: it depends on the weights alone.
   void infer(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, T*, Derived<T>& derived, Arena<T>& work) const override {
-    const int64_t L = x.rows, d = s_.d;
-    const T* k = derived.get(L, L * d, [&](T* dst) {
+    const int64_t L = x.rows, d = s_.d, spectrum = be.fft_spectrum_size(L, d);
+    const T* k = derived.get(L, spectrum > 0 ? spectrum : L * d, [&](T* dst) {
       filter_forward(be, p, L, work);
-      be.copy(dst, work.get(3, L * d), L * d);
+      if (spectrum > 0)
+        be.fft_spectrum(work.mat(3, L, d), dst);
+      else
+        be.copy(dst, work.get(3, L * d), L * d);
     });
-    run(be, p, x, y, work, mat(k, L, d));
+    run(be, p, x, y, work, spectrum > 0 ? Mat<const T>{} : mat(k, L, d), spectrum > 0 ? k : nullptr);
   }
   bool infer_window(Backend<T>& be, const Params<T>& p, const Layer<T>& norm, Mat<const T> x, Mat<T> y, Derived<T>& derived,
                     Arena<T>& work) const override {
@@ -224,15 +228,16 @@ class HyenaOperator final : public Layer<T> {
   int64_t saved_per_token() const override { return 3 * s_.d + 3 * s_.d + 4 * s_.d + 2 * s_.O * s_.inner + s_.d; }
 
  private:
-  // The operator from the filter k (L, d): slots 0, 1, 2, 4, 5 of `s` as in forward.
-  void run(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> out, Arena<T>& s, Mat<const T> k) const {
+  // The operator from the filter k (L, d) or its spectrum: slots 0, 1, 2, 4, 5 of `s` as in forward.
+  void run(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> out, Arena<T>& s, Mat<const T> k, const T* spectrum) const {
     const int64_t L = x.rows, d = s_.d;
     LS_CHECK(L <= s_.max_len, "sequence of {} tokens exceeds the implicit filter's max_seq_len {} (use a shorter --length)", L, s_.max_len);
     const Mat<T> pr = s.mat(0, L, 3 * d), c = s.mat(1, L, 3 * d), gv = s.mat(2, L, d), yv = s.mat(5, L, d);
     be.linear(x, p.at(in_w_), p.at(in_b_), pr);  // x0 | x1 | v
     be.conv1d({.x = pr, .w = p.at(sw_), .b = p.at(sb_), .W = s_.W, .silu = false}, c);
     be.mul(c.cols_slice(d, d), c.cols_slice(2 * d, d), gv);
-    be.fft_conv({.u = gv, .k = k, .gate = c.cols_slice(0, d), .bias = p.at(fbias_)}, yv, s.get(4, be.fft_conv_saved_size(L, d)));
+    be.fft_conv({.u = gv, .k = k, .gate = c.cols_slice(0, d), .bias = p.at(fbias_), .spectrum = spectrum}, yv,
+                s.get(4, be.fft_conv_saved_size(L, d)));
     be.linear(yv, p.at(out_w_), p.at(out_b_), out);
   }
 

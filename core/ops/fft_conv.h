@@ -1,5 +1,5 @@
-// Causal long convolution by FFT (FFTW3 single precision), the one operation of Hyena that is global
-// in L:  y[t, c] = sum_{s <= t} k[s, c] * u[t - s, c]  (+ bias[c] * u[t, c]).
+// Causal long convolution by FFT (FFTW3 single precision), the one operation of long-convolution
+// layers that is global in L:  y[t, c] = sum_{s <= t} k[s, c] * u[t - s, c]  (+ bias[c] * u[t, c]).
 // Token-major (L, C) activations; channels are processed in fixed blocks, each block gathered into
 // contiguous zero-padded rows, transformed (r2c), multiplied by the filter spectrum and transformed
 // back (c2r). The FFT size is the smallest 2^a 3^b 5^c 7^d >= 2L - 1 (any size FFTW handles fast, not

@@ -1,4 +1,5 @@
-// The Mamba model's device path (core/models/mamba_device.h) run through the emulated device
+// Inference and training on a device (core/nn/device_backend.cpp under LayerLanguageModel and
+// GradModel) run through the emulated device
 // (tests/unit/emu_ops.h: the CUDA kernel source on the CPU) against the float64 model oracle and
 // the CPU model: whole sequence, chunked streaming (chunks of 1, 7 and more than the sequence),
 // shared-prefix continuation scores, RMSNorm and LayerNorm variants; and the CLI-facing errors.

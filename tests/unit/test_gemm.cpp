@@ -1,7 +1,7 @@
 // linear/gemm against a float64 triple loop, on odd shapes and strided row views; and bit-identical
 // results for 1 and 2 threads.
 #include "core/error.h"
-#include "core/ops/embedding.h"
+#include "core/ops/softmax.h"
 #include "core/ops/gemm.h"
 #include "core/threads.h"
 #include "tests/testing.h"

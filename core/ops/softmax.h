@@ -1,13 +1,9 @@
-// Token embedding lookup and row-wise log-softmax: the two ends of a language model.
+// Row-wise log-softmax of logits, accumulated in double (scores and log-likelihoods).
 #pragma once
 
 #include "core/tensor.h"
 
 namespace longseq {
-
-// out[l, :] = table[ids[l], :]. ids: (L) I64 or I32; table (V, d); out (L, d). An id outside
-// [0, V) throws naming the position and the id.
-void embedding(const Tensor& ids, const Tensor& table, Tensor& out);
 
 // In place over the last dimension of (M, V), in double accumulation.
 void log_softmax_rows(Tensor& x);
