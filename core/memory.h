@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <new>
+#include <vector>
 
 namespace longseq {
 
@@ -25,5 +27,21 @@ size_t usable_memory_bytes();
 // std::bad_alloc on failure. Free with tracked_free(ptr, bytes) using the same `bytes`.
 void* tracked_alloc(size_t bytes);
 void tracked_free(void* ptr, size_t bytes) noexcept;
+
+// std::vector storage aligned to kAlignment (not counted): arrays whose rows the SIMD paths and the
+// GEMVs load, such as a model's flat weight table (an unaligned table costs decoding ~25%).
+template <class T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <class U>
+  AlignedAllocator(const AlignedAllocator<U>&) noexcept {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(kAlignment))); }
+  void deallocate(T* p, size_t) noexcept { ::operator delete(p, std::align_val_t(kAlignment)); }
+  template <class U>
+  bool operator==(const AlignedAllocator<U>&) const noexcept { return true; }
+};
+template <class T>
+using AlignedVector = std::vector<T, AlignedAllocator<T>>;
 
 }  // namespace longseq

@@ -82,7 +82,7 @@ std::unique_ptr<LayerLanguageModel> LayerLanguageModel::on_device(std::shared_pt
   out->backend_ = nn::device_backend(ops);
   for (const auto& s : model_->steps()) s.op->check(*out->backend_);
   out->ops_ = std::move(ops);
-  const std::vector<float>& w = model_->weights();
+  const auto& w = model_->weights();
   out->device_weights_ = std::make_unique<nn::Buf<float>>(*out->backend_, int64_t(w.size()));
   out->backend_->upload(out->device_weights_->get(), w.data(), int64_t(w.size()));
   return out;

@@ -29,6 +29,7 @@ bool decays(const std::string& name, const Shape& shape) {
 
 int64_t ParamTable::add(const std::string& name, const Shape& shape, bool trainable) {
   LS_CHECK(!has(name), "parameter '{}' listed twice", name);
+  size_ = (size_ + kPadTo - 1) / kPadTo * kPadTo;  // each tensor on a 64-byte boundary (float) of the weights
   ParamInfo p{name, shape, size_, shape_numel(shape), trainable, trainable && decays(name, shape)};
   list_.push_back(p);
   size_ += p.numel;
@@ -151,9 +152,11 @@ GradModel<T>::GradModel(GradModelSpec spec)
     weights_.reserve(size_t(table_.size()));
     for (auto& [name, t] : src.tensors) {
       const std::vector<float> v = t.contiguous().to_vector();
+      weights_.resize(size_t(table_.find(name).offset), T(0));  // the padding before it
       weights_.insert(weights_.end(), v.begin(), v.end());
       t = Tensor{};
     }
+    weights_.resize(size_t(table_.size()), T(0));
   }
   emb_ = table_.find(spec.embedding).offset;
   lm_head_ = table_.find(spec.lm_head).offset;
@@ -271,7 +274,8 @@ void GradModel<T>::set_audio(const AudioSpec& spec, uint64_t seed) {
     pool_b_.push_back(table_.add(b + "bias", {d}, true));
     weights_.resize(size_t(table_.size()));
     const double bound = 1.0 / std::sqrt(double(fan_in));  // torch.nn.Linear's default
-    for (int64_t k = 0; k < d * fan_in + d; ++k) weights_[size_t(pool_w_.back() + k)] = T(rng.uniform(-bound, bound));
+    for (int64_t k = 0; k < d * fan_in; ++k) weights_[size_t(pool_w_.back() + k)] = T(rng.uniform(-bound, bound));
+    for (int64_t k = 0; k < d; ++k) weights_[size_t(pool_b_.back() + k)] = T(rng.uniform(-bound, bound));
   }
   audio_ = spec;
   buf_.reset();

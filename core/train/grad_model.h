@@ -5,6 +5,7 @@
 // written back in the same config.json + model.safetensors form the loaders read.
 #pragma once
 
+#include "core/memory.h"
 #include "core/models/lm.h"
 #include "core/nn/layers.h"
 #include "core/train/grad_ops.h"
@@ -39,6 +40,7 @@ class ParamTable {
   int64_t add(const std::string& name, const Shape& shape, bool trainable);
   const std::vector<ParamInfo>& list() const { return list_; }
   int64_t size() const { return size_; }
+  static constexpr int64_t kPadTo = 16;  // offsets are multiples of this (64 bytes of float)
   // Throws naming the tensor when absent.
   const ParamInfo& find(const std::string& name) const;
   bool has(const std::string& name) const;
@@ -109,8 +111,9 @@ class GradModel {
   nn::OffsetOf offsets() const;
 
   const ParamTable& params() const { return table_; }
-  std::vector<T>& weights() { return weights_; }
-  const std::vector<T>& weights() const { return weights_; }
+  // Every tensor starts on a kAlignment boundary (the table pads between them).
+  AlignedVector<T>& weights() { return weights_; }
+  const AlignedVector<T>& weights() const { return weights_; }
   Head head() const { return head_; }
   int64_t classes() const { return classes_; }
 
@@ -200,7 +203,7 @@ class GradModel {
   nlohmann::json config_;
   int64_t d_model_ = 0;
   ParamTable table_;
-  std::vector<T> weights_;
+  AlignedVector<T> weights_;
   Head head_ = Head::LanguageModel;
   int64_t classes_ = 0;
   int64_t vocab_ = 0;     // LM head rows (padded vocabulary)

@@ -29,7 +29,7 @@ double clip_grad_norm(std::vector<float>& grad, double max_norm) {
 AdamW::AdamW(const ParamTable& table, AdamWOptions options)
     : params_(table.list()), o_(options), m_(static_cast<size_t>(table.size()), 0.0f), v_(static_cast<size_t>(table.size()), 0.0f) {}
 
-void AdamW::step(std::vector<float>& weights, const std::vector<float>& grad, double lr) {
+void AdamW::step(std::span<float> weights, const std::vector<float>& grad, double lr) {
   LS_ASSERT(weights.size() == m_.size() && grad.size() == m_.size());
   ++t_;
   const double c1 = 1 - std::pow(o_.beta1, double(t_)), c2 = 1 - std::pow(o_.beta2, double(t_));

@@ -7,6 +7,7 @@
 #include "core/train/grad_model.h"
 
 #include <filesystem>
+#include <span>
 #include <vector>
 
 namespace longseq::train {
@@ -29,7 +30,7 @@ class AdamW {
  public:
   AdamW(const ParamTable& table, AdamWOptions options);
   // One update of `weights` from `grad` at learning rate lr; buffers (not trainable) are untouched.
-  void step(std::vector<float>& weights, const std::vector<float>& grad, double lr);
+  void step(std::span<float> weights, const std::vector<float>& grad, double lr);
   int64_t steps() const { return t_; }
   // optimizer.safetensors: adam.m, adam.v (flat, the weights' layout) and the step count.
   void save(const std::filesystem::path& path) const;

@@ -29,7 +29,13 @@ TEST(Optimizer, ParameterGroups) {
   EXPECT_FALSE(t.find("layers.0.linear.bias").decay);
   EXPECT_FALSE(t.find("layers.0.mixer.A_log").decay);
   EXPECT_FALSE(t.find("layers.0.pos_emb.t").trainable);
-  EXPECT_EQ(t.size(), 12 + 3 + 12 + 5);
+  int64_t end = 0;
+  for (const ParamInfo& p : t.list()) {
+    EXPECT_EQ(p.offset % ParamTable::kPadTo, 0) << p.name;  // every tensor aligned in the weights
+    EXPECT_GE(p.offset, end) << p.name;
+    end = p.offset + p.numel;
+  }
+  EXPECT_EQ(t.size(), end);
 }
 
 TEST(Optimizer, AdamWMatchesPyTorchFormula) {
