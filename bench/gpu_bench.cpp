@@ -10,7 +10,6 @@
 #include "core/families/family.h"
 #include "core/models/mamba_config.h"
 #include "kernels/causal_conv1d.h"
-#include "kernels/cross_entropy.h"
 #include "kernels/cuda_check.h"
 #include "kernels/fft_conv.h"
 #include "kernels/gemm.h"
@@ -159,20 +158,6 @@ int main(int argc, char** argv) {
         row(tf32 ? "linear (tf32)" : "linear (fp32)", fmt::format("M={} K={} O={}", M, K, O),
             median_ms([&] { cuda::linear(x.p, K, w.p, nullptr, y.p, O, M, K, O, tf32); }, reps), 4.0 * double(M * K + O * K + M * O),
             2.0 * double(M) * double(K) * double(O));
-    }
-    if (want("cross_entropy")) {
-      const int64_t R = L, V = 16;
-      Buf logits(R * V), loss(R);
-      int64_t* targets = nullptr;
-      CUDA_CHECK(cudaMalloc(&targets, size_t(R) * sizeof(int64_t)));
-      CUDA_CHECK(cudaMemset(targets, 0, size_t(R) * sizeof(int64_t)));
-      row("cross_entropy", fmt::format("R={} V={}", R, V),
-          median_ms([&] {
-            cuda::cross_entropy({.rows = R, .classes = V, .logits = logits.p, .logits_r = V, .targets = targets, .loss = loss.p,
-                                 .dlogits = logits.p, .dlogits_r = V});
-          }, reps),
-          8.0 * double(R * V) + 12.0 * double(R));
-      cudaFree(targets);
     }
     if (want("model")) {
       // End to end: the device models with random weights at released shapes, tokens streamed in.

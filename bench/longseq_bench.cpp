@@ -3,10 +3,7 @@
 // tests: nothing here asserts a time. Figures go to docs/PERFORMANCE.md with the command line.
 #include "bench/ceilings.h"
 #include "core/memory.h"
-#include "core/ops/causal_conv1d.h"
-#include "core/ops/fft_conv.h"
-#include "core/ops/gemm.h"
-#include "core/ops/selective_scan.h"
+#include "core/ops/ops.h"
 #include "core/ops/simd.h"
 #include "core/tensor.h"
 #include "core/threads.h"
@@ -42,30 +39,34 @@ Tensor random_tensor(Shape shape, uint64_t seed) {
   return t;
 }
 
-// Selective scan at the mamba-130m inner width, the shape the figures are quoted at.
-void add_scan_ops(std::vector<Op>& ops) {
+Mat<float> rows_of(const Tensor& t) { return mat(t.data<float>(), t.size(0), t.numel() / t.size(0)); }
+
+// Selective scan at the mamba-130m inner width, the shape the figures are quoted at: the
+// SIMD inference path, and the plain recurrence that keeps chunk states for a backward.
+void add_scan_ops(std::vector<Op>& list) {
   const int64_t D = 1536, N = 16;
-  for (auto [L, ref] : {std::pair<int64_t, bool>{65536, false}, {4096, true}}) {
-    auto a = std::make_shared<SelectiveScanArgs>();
-    a->u = random_tensor({1, L, D}, 11);
-    a->delta = random_tensor({1, L, D}, 12);
-    a->A = random_tensor({D, N}, 13);
-    a->B = random_tensor({1, L, N}, 14);
-    a->C = random_tensor({1, L, N}, 15);
-    a->Dskip = random_tensor({D}, 16);
-    a->z = random_tensor({1, L, D}, 17);
-    a->delta_bias = random_tensor({D}, 18);
-    a->delta_softplus = true;
-    a->y = Tensor::empty({1, L, D});
-    a->state = Tensor::zeros({1, D, N});
+  for (auto [L, plain] : {std::pair<int64_t, bool>{65536, false}, {4096, true}}) {
+    auto t = std::make_shared<std::vector<Tensor>>();
+    for (auto [shape, seed] : {std::pair<Shape, uint64_t>{{L, D}, 11}, {{L, D}, 12}, {{D, N}, 13}, {{L, N}, 14}, {{L, N}, 15}, {{D}, 16},
+                               {{L, D}, 17}, {{D}, 18}})
+      t->push_back(random_tensor(shape, seed));
+    auto y = std::make_shared<Tensor>(Tensor::empty({L, D})), state = std::make_shared<Tensor>(Tensor::zeros({D, N}));
+    auto saved = std::make_shared<Tensor>(Tensor::empty({ops::scan_chunks(L, 256) * D * N}));
+    const auto& v = *t;
+    const ops::ScanArgs<float> a{.u = rows_of(v[0]), .delta = rows_of(v[1]), .B = rows_of(v[3]), .C = rows_of(v[4]), .z = rows_of(v[6]),
+                                 .A = v[2].data<float>(), .Dskip = v[5].data<float>(), .delta_bias = v[7].data<float>(),
+                                 .state = plain ? nullptr : state->data<float>()};
     const double n = double(L * D);
-    ops.push_back({ref ? "selective_scan_ref" : "selective_scan", fmt::format("L={} D={} N={}", L, D, N), n,
-                   16.0 * n + 8.0 * double(L * N), 0, [a, ref] { ref ? selective_scan_ref(*a) : selective_scan(*a); }});
+    list.push_back({plain ? "selective_scan_plain" : "selective_scan", fmt::format("L={} D={} N={}", L, D, N), n,
+                   16.0 * n + 8.0 * double(L * N), 0, [=] {
+                     (void)t;
+                     ops::selective_scan_forward<float>(a, rows_of(*y), plain ? saved->data<float>() : nullptr);
+                   }});
   }
   {  // The exp-throughput bound of the scan: N exp2 per channel-token, nothing else.
     auto x = std::make_shared<Tensor>(random_tensor({1 << 22}, 19));
     auto y = std::make_shared<Tensor>(Tensor::empty({1 << 22}));
-    ops.push_back({"simd.exp2", "4M values", double(1 << 22), 0, 0, [x, y] {
+    list.push_back({"simd.exp2", "4M values", double(1 << 22), 0, 0, [x, y] {
                      const float* px = x->data<float>();
                      float* py = y->data<float>();
 #pragma omp parallel for schedule(static)
@@ -75,33 +76,32 @@ void add_scan_ops(std::vector<Op>& ops) {
   }
 }
 
-void add_conv_ops(std::vector<Op>& ops) {
+void add_conv_ops(std::vector<Op>& list) {
   const int64_t L = 65536, D = 1536, W = 4;
-  auto a = std::make_shared<CausalConv1dArgs>();
-  a->x = random_tensor({1, L, D}, 21);
-  a->weight = random_tensor({D, W}, 22);
-  a->bias = random_tensor({D}, 23);
-  a->out = Tensor::empty({1, L, D});
-  a->state = Tensor::zeros({1, W, D});
-  a->silu = true;
+  auto x = std::make_shared<Tensor>(random_tensor({L, D}, 21)), w = std::make_shared<Tensor>(random_tensor({D, W}, 22));
+  auto b = std::make_shared<Tensor>(random_tensor({D}, 23)), out = std::make_shared<Tensor>(Tensor::empty({L, D}));
+  auto state = std::make_shared<Tensor>(Tensor::zeros({W, D}));
   const double n = double(L * D);
-  ops.push_back({"causal_conv1d", fmt::format("L={} D={} W={} silu", L, D, W), n, 8.0 * n, 0, [a] { causal_conv1d(*a); }});
+  list.push_back({"causal_conv1d", fmt::format("L={} D={} W={} silu", L, D, W), n, 8.0 * n, 0, [=] {
+                   ops::causal_conv1d_forward<float>(
+                       {.x = rows_of(*x), .w = w->data<float>(), .b = b->data<float>(), .W = W, .silu = true, .state = state->data<float>()},
+                       rows_of(*out));
+                 }});
 }
 
 // FFT long convolution at L = 262144 over 64 channels, against FFTW's own batched r2c + c2r round
 // trip of the same size (the rate FFTW reaches here). FLOPs are counted as 2.5 n log2 n per real
 // transform: the conv runs three (input, filter, inverse), or two with a cached filter spectrum.
-void add_fft_ops(std::vector<Op>& ops) {
-  const int64_t L = 262144, C = 64, n = fft_fast_size(2 * L - 1);
+void add_fft_ops(std::vector<Op>& list) {
+  const int64_t L = 262144, C = 64, n = ops::fft_size(L);
   const double per_fft = 2.5 * double(n) * std::log2(double(n)) * double(C);
-  auto u = std::make_shared<Tensor>(random_tensor({L, C}, 31));
-  auto k = std::make_shared<Tensor>(random_tensor({L, C}, 32));
-  auto y = std::make_shared<Tensor>(Tensor::empty({L, C}));
-  auto spec = std::make_shared<FilterSpectrum>(fft_filter_spectrum(*k));
+  auto v = std::make_shared<Tensor>(random_tensor({C, L}, 31));  // channel-major rows, convolved in place
+  auto k = std::make_shared<Tensor>(random_tensor({C, L}, 32));
+  auto spec = std::make_shared<ops::FilterSpectrum>(ops::fft_filter_spectrum(rows_of(*k)));
   const std::string shape = fmt::format("L={} C={} n={}", L, C, n);
-  ops.push_back({"fft_conv", shape, double(L * C), 0, 3 * per_fft, [=] { fft_conv({.u = *u, .y = *y, .k = *k}); }});
-  ops.push_back({"fft_conv_cached", shape, double(L * C), 0, 2 * per_fft,
-                 [=] { fft_conv({.u = *u, .y = *y, .spectrum = spec.get()}); }});
+  list.push_back({"fft_conv", shape, double(L * C), 0, 3 * per_fft, [=] { ops::fft_conv_rows(rows_of(*v), nullptr, nullptr, rows_of(*k)); }});
+  list.push_back({"fft_conv_cached", shape, double(L * C), 0, 2 * per_fft,
+                 [=] { ops::fft_conv_rows(rows_of(*v), nullptr, spec->row(0), {}); }});
   auto re = std::make_shared<Tensor>(random_tensor({C, n}, 33));
   auto co = std::make_shared<Tensor>(Tensor::empty({C, n / 2 + 1, 2}));
   const int len = int(n);
@@ -114,7 +114,7 @@ void add_fft_ops(std::vector<Op>& ops) {
                               re->data<float>(), nullptr, 1, len, FFTW_ESTIMATE),
       fftwf_destroy_plan);
   // The plans point into re and co: the closure must keep them alive.
-  ops.push_back({"fftw.roundtrip", fmt::format("n={} x{} 1 thread", n, C), double(L * C), 0, 2 * per_fft, [=] {
+  list.push_back({"fftw.roundtrip", fmt::format("n={} x{} 1 thread", n, C), double(L * C), 0, 2 * per_fft, [=] {
                    (void)re, (void)co;
                    fftwf_execute(r2c.get());
                    fftwf_execute(c2r.get());
@@ -122,36 +122,36 @@ void add_fft_ops(std::vector<Op>& ops) {
 }
 
 std::vector<Op> make_ops() {
-  std::vector<Op> ops;
+  std::vector<Op> list;
   {  // Contiguous copy of a (L, D) activation: the memcpy floor every op is measured against.
     auto src = std::make_shared<Tensor>(random_tensor({65536, 1024}, 1));
     auto dst = std::make_shared<Tensor>(Tensor::empty({65536, 1024}));
     const double n = double(src->numel());
-    ops.push_back({"tensor.copy", "L=65536 D=1024 f32", n, 8 * n, 0, [=] { dst->copy_from(*src); }});
+    list.push_back({"tensor.copy", "L=65536 D=1024 f32", n, 8 * n, 0, [=] { dst->copy_from(*src); }});
   }
   {  // Strided gather: a D-slice of a wider activation (the x half of in_proj's output).
     auto src = std::make_shared<Tensor>(random_tensor({65536, 2048}, 2));
     auto dst = std::make_shared<Tensor>(Tensor::empty({65536, 1024}));
     const double n = double(dst->numel());
-    ops.push_back({"tensor.copy_strided", "L=65536 D=1024 of 2048", n, 8 * n, 0,
+    list.push_back({"tensor.copy_strided", "L=65536 D=1024 of 2048", n, 8 * n, 0,
                    [=] { dst->copy_from(src->slice(1, 0, 1024)); }});
   }
   {  // BF16 weights to F32 on load.
     auto src = std::make_shared<Tensor>(random_tensor({4096, 4096}, 3).to(DType::BF16));
     const double n = double(src->numel());
-    ops.push_back({"tensor.bf16_to_f32", "4096x4096", n, 6 * n, 0, [=] { (void)src->to(DType::F32); }});
+    list.push_back({"tensor.bf16_to_f32", "4096x4096", n, 6 * n, 0, [=] { (void)src->to(DType::F32); }});
   }
   for (auto [M, K, O] : {std::tuple<int64_t, int64_t, int64_t>{4096, 768, 3072}, {4096, 1536, 768}, {2048, 256, 768}}) {
     auto x = std::make_shared<Tensor>(random_tensor({M, K}, 4));
     auto w = std::make_shared<Tensor>(random_tensor({O, K}, 5));
     auto y = std::make_shared<Tensor>(Tensor::empty({M, O}));
-    ops.push_back({"linear", fmt::format("M={} K={} O={}", M, K, O), double(M * O), 0, 2.0 * M * K * O,
-                   [=] { linear(*x, *w, {}, *y); }});
+    list.push_back({"linear", fmt::format("M={} K={} O={}", M, K, O), double(M * O), 0, 2.0 * M * K * O,
+                   [=] { ops::linear_forward<float>(rows_of(*x), w->data<float>(), nullptr, rows_of(*y)); }});
   }
-  add_scan_ops(ops);
-  add_conv_ops(ops);
-  add_fft_ops(ops);
-  return ops;
+  add_scan_ops(list);
+  add_conv_ops(list);
+  add_fft_ops(list);
+  return list;
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // CUDA causal depthwise conv1d (Mamba's short conv, Hyena's short filters), forward and backward,
 // with the inputs before t = 0 given (initial state), the last W - 1 inputs returned (final state)
-// and a fused SiLU. Same math and token-major layout as core/ops/causal_conv1d.h:
+// and a fused SiLU. Same math and token-major layout as core/ops/ops.h (causal_conv1d_*):
 //   out[b, t, d] = act(bias[d] + sum_{k < W} weight[d, k] x[b, t - (W - 1) + k, d]).
 // x, out, dout, dx are (B, L, D) with batch and token strides and unit channel stride; weight (D, W)
 // contiguous; states (B, W - 1, D) contiguous, oldest input first (the CPU state's last W - 1 rows).

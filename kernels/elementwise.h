@@ -1,6 +1,6 @@
 // CUDA elementwise activations (GELU tanh, SiLU; forward and backward) and the token embedding
 // (gather forward; deterministic scatter-add backward), with the per-element math of
-// kernels/activations.h and core/train/grad_ops.h's embedding_*.
+// kernels/activations.h and core/ops/ops.h's embedding_backward.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // CUDA long convolution by FFT (Hyena's global op), forward and backward:
 //   y[b, t, d] = gate[b, t, d] * ( sum_{s <= t} k[s, d] u[b, t - s, d] + bias[d] u[b, t, d] ),
-// the same math as core/ops/fft_conv.h (gate optional: Hyena's next projection; bias: its D skip).
+// the same math as core/ops/ops.h (fft_causal_conv_*) (gate optional: Hyena's next projection; bias: its D skip).
 // u, gate, y, dy and the gradients are (B, L, D) with batch and token strides and unit channel
 // stride; k and dk are (L, D) with a token stride. The FFT size n is even and >= 2L - 1, so the
 // circular convolution is the exact linear one. Channels run in blocks so that the working set

@@ -1,4 +1,4 @@
-// Dense products on the GPU through cuBLAS, in the row-major convention of core/ops/gemm.h:
+// Dense products on the GPU through cuBLAS, in the row-major convention of core/ops/ops.h (linear_*):
 //   C[M, N] = alpha op(A) op(B) + beta C,  op(X) = X or X^T,
 // A, B, C row-major with leading dimensions (row strides) lda, ldb, ldc. fp32 in and out; by default
 // fp32 arithmetic (cuBLAS's default math mode: results match the CPU within fp32 rounding);

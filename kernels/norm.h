@@ -1,7 +1,7 @@
 // CUDA row norms over the last dimension (D) of R = B x L rows, forward and backward:
 //   RMSNorm:   y = x rstd w,                 rstd = 1 / sqrt(mean(x^2) + eps)
 //   LayerNorm: y = (x - mean) rstd w + b,    rstd = 1 / sqrt(var(x) + eps)
-// the math of core/train/grad_ops.h's rms_norm_* / layer_norm_* (which accumulate in double; these
+// the math of core/ops/ops.h's rms_norm_* / layer_norm_* (which accumulate in double; these
 // in fp32, per-lane partials then a fixed-order sum). Rows have a stride, columns are contiguous.
 #pragma once
 

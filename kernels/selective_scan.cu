@@ -47,16 +47,4 @@ void selective_scan_backward(const SelectiveScanBwdParams& g) {
   CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-void selective_scan_step(const SelectiveStepParams& p) {
-  LS_CHECK(p.batch >= 1 && p.channels >= 1 && p.states >= 1, "selective_scan_step: bad sizes B={} D={} N={}", p.batch, p.channels,
-           p.states);
-  LS_CHECK(p.u && p.delta && p.Bm && p.Cm && p.A && p.state && p.y, "selective_scan_step: u, delta, B, C, A, state and y are required");
-  constexpr int kThreads = 256;
-  const int64_t blocks = (p.batch * p.channels + kThreads - 1) / kThreads;
-  LS_CHECK(blocks <= 0x7fffffff, "selective_scan_step: B x D = {} is too large for one launch", p.batch * p.channels);
-  selective_scan_step_kernel<<<unsigned(blocks), kThreads>>>(p);
-  CUDA_CHECK(cudaGetLastError());
-  CUDA_CHECK(cudaDeviceSynchronize());
-}
-
 }  // namespace longseq::cuda

@@ -158,24 +158,6 @@ __global__ void selective_scan_fwd_kernel(SelectiveScanParams p) {
   }
 }
 
-// Decode: one thread per (b, d) advances its N states by one token, in place.
-__global__ void selective_scan_step_kernel(SelectiveStepParams p) {
-  constexpr float kLog2e = 1.4426950408889634f;
-  const int64_t D = p.channels, N = p.states;
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= p.batch * D) return;
-  const int64_t b = i / D, d = i % D;
-  const float u = p.u[b * p.x_b + d], raw = p.delta[b * p.x_b + d] + (p.delta_bias ? p.delta_bias[d] : 0.0f);
-  const float dt = p.softplus ? softplus(raw) : raw;
-  float* h = p.state + i * N;
-  float y = p.Dskip ? p.Dskip[d] * u : 0.0f;
-  for (int64_t n = 0; n < N; ++n) {
-    h[n] = exp2f(dt * p.A[d * N + n] * kLog2e) * h[n] + dt * p.Bm[b * p.bc_b + n] * u;
-    y += p.Cm[b * p.bc_b + n] * h[n];
-  }
-  p.y[b * p.y_b + d] = p.z ? y * silu(p.z[b * p.x_b + d]) : y;
-}
-
 // Pass 2: one thread per (b, d, n) walks the segments: seg_h0[s] = the state entering segment s,
 // h_last = the state after the last. A segment's decay is exp(A sum(delta)) = the product of its
 // per-token decays, or 0 when a packed sequence starts inside it.

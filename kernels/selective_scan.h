@@ -1,5 +1,5 @@
 // CUDA selective scan (Mamba-1 S6) forward: the plain parameter struct that crosses into .cu code,
-// and the host entry point. Same contract and layout as core/ops/selective_scan.h: u, delta, z, y
+// and the host entry point. Same contract and layout as core/ops/ops.h (selective_scan_*): u, delta, z, y
 // are (B, L, D) and B_t, C_t are (B, L, N), each with batch and token strides and unit stride along
 // the last dimension; A is (D, N) contiguous; states are (B, D, N) contiguous.
 #pragma once
@@ -90,30 +90,6 @@ struct SelectiveScanBwdParams {
   float* __restrict__ blocks = nullptr;      // per block: carry, per-warp dA sums and the states at its chunk starts
   int64_t block_floats = 0;
 };
-
-// One decode step (a single token per sequence), state updated in place: for each (b, d),
-// h[n] = exp(dt A[d,n]) h[n] + dt B[n] u; y = C . h + Dskip u, times SiLU(z). u, delta, z, y are
-// (B, D) and B, C (B, N), row strides given; state (B, D, N) contiguous.
-struct SelectiveStepParams {
-  int64_t batch = 0, channels = 0, states = 0;  // B, D, N
-  const float* __restrict__ u = nullptr;
-  const float* __restrict__ delta = nullptr;
-  const float* __restrict__ z = nullptr;  // or null
-  int64_t x_b = 0;                        // row stride of u, delta and z
-  const float* __restrict__ Bm = nullptr;
-  const float* __restrict__ Cm = nullptr;
-  int64_t bc_b = 0;                       // row stride of B and C
-  const float* __restrict__ A = nullptr;  // (D, N)
-  const float* __restrict__ Dskip = nullptr;
-  const float* __restrict__ delta_bias = nullptr;
-  bool softplus = false;
-  float* state = nullptr;  // (B, D, N), read and written (not restrict: in place)
-  float* __restrict__ y = nullptr;
-  int64_t y_b = 0;
-};
-
-// Device pointers; launches on the default stream and synchronizes. Throws like selective_scan_forward.
-void selective_scan_step(const SelectiveStepParams& p);
 
 // Device pointers; launches on the default stream and synchronizes. Long sequences are cut into
 // segments across blocks so that even B = 1 fills the GPU. Throws longseq::Error for inconsistent

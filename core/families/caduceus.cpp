@@ -14,7 +14,6 @@ class CaduceusFamily final : public Family {
   bool recognizes(const Config& c) const override { return c.get_string("model_type", "") == "caduceus"; }
 
   void summarize(const ModelDir& m, ModelSummary& s) const override {
-    s.family = name();
     s.format = "huggingface";
     const Config& c = m.config;
     const auto yes_no = [](bool b) { return std::string(b ? "true" : "false"); };

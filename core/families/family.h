@@ -12,10 +12,12 @@
 #include "core/models/layer_model.h"
 #include "core/models/lm.h"
 #include "core/models/summary.h"
+#include "core/nn/layers.h"
 
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,7 +50,7 @@ class Family {
   virtual std::string title() const = 0;
   // True when config.json describes a model of this family (in any of its released formats).
   virtual bool recognizes(const Config& config) const = 0;
-  // Fills family, format, hyperparameters, memory estimate and notes (counts are the registry's).
+  // Fills format, hyperparameters, memory estimate and notes (the name and counts are the registry's).
   virtual void summarize(const ModelDir& dir, ModelSummary& summary) const = 0;
   // Stored tensors that are buffers, not parameters (counted apart by `info`).
   virtual bool is_buffer(const std::string& tensor_name) const;
@@ -78,6 +80,24 @@ class Family {
   virtual std::string device_support() const;
 };
 
+// What every language-model family of layers shares around its blocks: a token embedding, a final
+// norm and an LM head (tied to the embedding, or lm_head.weight).
+struct LmFrame {
+  std::string family, embedding, final_norm;  // the family's name, the embedding tensor, the final norm's prefix
+  int64_t d_model = 0, n_layer = 0;
+  bool tied = true, rms = false;  // rms: the final norm is an RMSNorm (else a LayerNorm)
+  double final_eps = 1e-5;
+};
+// The frame's tensor table in file order: the embedding (V rows), block(i)'s declarations for each
+// block, the final norm, and an untied head; embedding and head start N(0, 0.02^2).
+nn::ParamDecls lm_declarations(const LmFrame& frame, int64_t V, const std::function<nn::ParamDecls(int64_t)>& block);
+// The parts' declarations one after another.
+inline nn::ParamDecls concat(std::initializer_list<nn::ParamDecls> parts) {
+  nn::ParamDecls all;
+  for (const nn::ParamDecls& p : parts) all.insert(all.end(), p.begin(), p.end());
+  return all;
+}
+
 // A family described by its layers (core/nn/layers.h): its models are LayerLanguageModels
 // (core/models/layer_model.h) whose layers live in a GradModel<float>, so saving, the trainable
 // copies and the device model come from one function of the family (Derived):
@@ -100,18 +120,23 @@ class LayerFamily : public Family {
  protected:
   // Throws std::bad_cast for a model of another family (a caller bug).
   static const LayerLanguageModel& of(const LanguageModel& model) { return dynamic_cast<const LayerLanguageModel&>(model); }
-  // An empty layer stack over `weights` for build(): the table's buffers are not trained; the LM
-  // head is the embedding when `tied`, else lm_head.weight.
-  template <class T>
-  static std::unique_ptr<train::GradModel<T>> layer_stack(const std::string& family, const nlohmann::json& config, int64_t d_model,
-                                                          train::WeightSource weights, const nn::ParamDecls& table,
-                                                          const std::string& embedding, bool tied) {
+  // The stack of `frame` over `weights` for build(): `block(g, offsets, i)` adds block i's steps, the
+  // frame's final norm closes it; the table's buffers are not trained; the LM head is the embedding
+  // when tied, else lm_head.weight.
+  template <class T, class Block>
+  static std::unique_ptr<train::GradModel<T>> layer_stack(const LmFrame& frame, const nlohmann::json& config, train::WeightSource weights,
+                                                          const nn::ParamDecls& table, Block&& block) {
     std::vector<std::string> buffers;
     for (const nn::ParamDecl& p : table)
       if (p.buffer) buffers.push_back(p.name);
-    return std::make_unique<train::GradModel<T>>(train::GradModelSpec{.family = family, .config = config, .d_model = d_model,
-                                                                      .weights = std::move(weights), .buffers = std::move(buffers),
-                                                                      .embedding = embedding, .lm_head = tied ? embedding : "lm_head.weight"});
+    auto g = std::make_unique<train::GradModel<T>>(
+        train::GradModelSpec{.family = frame.family, .config = config, .d_model = frame.d_model, .weights = std::move(weights),
+                             .buffers = std::move(buffers), .embedding = frame.embedding,
+                             .lm_head = frame.tied ? frame.embedding : "lm_head.weight"});
+    const nn::OffsetOf off = g->offsets();
+    for (int64_t i = 0; i < frame.n_layer; ++i) block(*g, off, i);
+    g->set_final_norm(nn::make_norm<T>(off, frame.final_norm, frame.rms, frame.final_eps));
+    return g;
   }
   // The inference model over `weights` (moved in: held once).
   static std::unique_ptr<LanguageModel> language_model(const nlohmann::json& config, train::WeightSource weights, int64_t max_length) {

@@ -88,30 +88,21 @@ HybridConfig parse(const Config& c) {
 
 std::string block_prefix(int64_t i) { return fmt::format("backbone.layers.{}.", i); }
 
+LmFrame frame(const HybridConfig& h) {
+  return {.family = "hybrid", .embedding = "backbone.embedding.weight", .final_norm = "backbone.norm_f.", .d_model = h.d_model,
+          .n_layer = h.n_layer, .tied = h.tie_embeddings, .rms = h.rms_norm, .final_eps = h.eps};
+}
+
 // The one table of the family's tensors, in file order.
 nn::ParamDecls declarations(const HybridConfig& h) {
-  const int64_t d = h.d_model, V = h.padded_vocab;
+  const int64_t d = h.d_model;
   const double resid_std = 0.02 / std::sqrt(2.0 * double(h.n_layer));
-  nn::ParamDecls p{{"backbone.embedding.weight", {V, d}, false, [n = V * d](Rng& r, float* out) {
-                      for (int64_t i = 0; i < n; ++i) out[i] = float(0.02 * r.normal());
-                    }}};
-  const auto append = [&](nn::ParamDecls more) { p.insert(p.end(), more.begin(), more.end()); };
-  for (int64_t i = 0; i < h.n_layer; ++i) {
+  return lm_declarations(frame(h), h.padded_vocab, [&](int64_t i) {
     const std::string b = block_prefix(i);
-    append(nn::norm_params(b + "norm.", d, h.rms_norm));
-    if (h.blocks[size_t(i)] == "mamba") {
-      append(nn::mamba_mixer_params(b + "mixer.", h.mamba, h.n_layer));
-    } else {
-      append(nn::hyena_operator_params(b + "mixer.", h.hyena, resid_std, h.activation_freq));
-      append(nn::norm_params(b + "norm2.", d, h.rms_norm));
-      append(nn::gelu_mlp_params(b + "mlp.", d, h.mlp_inner, resid_std));
-    }
-  }
-  append(nn::norm_params("backbone.norm_f.", d, h.rms_norm));
-  if (!h.tie_embeddings) p.push_back({"lm_head.weight", {V, d}, false, [n = V * d](Rng& r, float* out) {
-                                        for (int64_t i = 0; i < n; ++i) out[i] = float(0.02 * r.normal());
-                                      }});
-  return p;
+    if (h.blocks[size_t(i)] == "mamba") return concat({nn::norm_params(b + "norm.", d, h.rms_norm), nn::mamba_mixer_params(b + "mixer.", h.mamba, h.n_layer)});
+    return concat({nn::norm_params(b + "norm.", d, h.rms_norm), nn::hyena_operator_params(b + "mixer.", h.hyena, resid_std, h.activation_freq),
+                   nn::norm_params(b + "norm2.", d, h.rms_norm), nn::gelu_mlp_params(b + "mlp.", d, h.mlp_inner, resid_std)});
+  });
 }
 
 class HybridFamily final : public LayerFamily<HybridFamily> {
@@ -119,20 +110,16 @@ class HybridFamily final : public LayerFamily<HybridFamily> {
   template <class T>
   static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config, train::WeightSource weights) {
     const HybridConfig h = parse(Config::parse(config.dump(), "hybrid config"));
-    auto g = layer_stack<T>("hybrid", h.json, h.d_model, std::move(weights), declarations(h), "backbone.embedding.weight", h.tie_embeddings);
-    const nn::OffsetOf off = g->offsets();
-    for (int64_t i = 0; i < h.n_layer; ++i) {
+    return layer_stack<T>(frame(h), h.json, std::move(weights), declarations(h), [&](auto& g, const nn::OffsetOf& off, int64_t i) {
       const std::string b = block_prefix(i);
       const auto norm = [&](const std::string& name) { return nn::make_norm<T>(off, b + name, h.rms_norm, h.eps); };
       if (h.blocks[size_t(i)] == "mamba") {
-        g->add_step(i, norm("norm."), nn::make_mamba_mixer<T>(off, b + "mixer.", h.mamba));
+        g.add_step(i, norm("norm."), nn::make_mamba_mixer<T>(off, b + "mixer.", h.mamba));
       } else {
-        g->add_step(i, norm("norm."), nn::make_hyena_operator<T>(off, b + "mixer.", h.hyena));
-        g->add_step(i, norm("norm2."), nn::make_gelu_mlp<T>(off, b + "mlp.", h.mlp_inner));
+        g.add_step(i, norm("norm."), nn::make_hyena_operator<T>(off, b + "mixer.", h.hyena));
+        g.add_step(i, norm("norm2."), nn::make_gelu_mlp<T>(off, b + "mlp.", h.mlp_inner));
       }
-    }
-    g->set_final_norm(nn::make_norm<T>(off, "backbone.norm_f.", h.rms_norm, h.eps));
-    return g;
+    });
   }
 
   std::string name() const override { return "hybrid"; }
@@ -141,7 +128,6 @@ class HybridFamily final : public LayerFamily<HybridFamily> {
 
   void summarize(const ModelDir& m, ModelSummary& s) const override {
     const HybridConfig h = parse(m.config);
-    s.family = name();
     s.format = "longseq";
     s.hyperparameters = {{"d_model", std::to_string(h.d_model)},
                          {"n_layer", std::to_string(h.n_layer)},

@@ -29,28 +29,21 @@ nn::HyenaShape operator_shape(const HyenaConfig& c) {
           .max_len = c.max_seq_len};
 }
 
-nn::ParamDecl normal_rows(std::string name, int64_t V, int64_t d) {
-  return {std::move(name), {V, d}, false, [n = V * d](Rng& r, float* out) {
-            for (int64_t i = 0; i < n; ++i) out[i] = float(0.02 * r.normal());
-          }};
+LmFrame frame(const HyenaConfig& c) {
+  return {.family = "hyenadna", .embedding = kEmbedding, .final_norm = "hyena.backbone.ln_f.", .d_model = c.d_model, .n_layer = c.n_layer,
+          .tied = c.tie_embeddings, .rms = false, .final_eps = c.layer_norm_eps};
 }
 
 // The family's tensors in file order (V: the embedding's rows). pos_emb.t and modulation.deltas
 // are buffers, and freq too when the config does not train it.
 nn::ParamDecls declarations(const HyenaConfig& c, int64_t V) {
-  const int64_t d = c.d_model;
   const double resid_std = 0.02 / std::sqrt(2.0 * double(c.n_layer));
-  nn::ParamDecls p{normal_rows(kEmbedding, V, d)};
-  const auto append = [&](nn::ParamDecls more) { p.insert(p.end(), more.begin(), more.end()); };
-  for (int64_t i = 0; i < c.n_layer; ++i) {
+  nn::ParamDecls p = lm_declarations(frame(c), V, [&](int64_t i) {
     const std::string b = block_prefix(i);
-    append(nn::norm_params(b + "norm1.", d, false));
-    append(nn::norm_params(b + "norm2.", d, false));
-    append(nn::hyena_operator_params(b + "mixer.", operator_shape(c), resid_std, c.activation_freq));
-    append(nn::gelu_mlp_params(b + "mlp.", d, c.d_inner, resid_std));
-  }
-  append(nn::norm_params("hyena.backbone.ln_f.", d, false));
-  if (!c.tie_embeddings) p.push_back(normal_rows("lm_head.weight", V, d));
+    return concat({nn::norm_params(b + "norm1.", c.d_model, false), nn::norm_params(b + "norm2.", c.d_model, false),
+                   nn::hyena_operator_params(b + "mixer.", operator_shape(c), resid_std, c.activation_freq),
+                   nn::gelu_mlp_params(b + "mlp.", c.d_model, c.d_inner, resid_std)});
+  });
   if (!c.train_freq)
     for (auto& decl : p) decl.buffer = decl.buffer || decl.name.ends_with(".freq");
   return p;
@@ -62,15 +55,11 @@ class HyenaFamily final : public LayerFamily<HyenaFamily> {
   template <class T>
   static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config, train::WeightSource weights) {
     const HyenaConfig c = parse_hyena_config(Config::parse(config.dump(), "HyenaDNA config"));
-    auto g = layer_stack<T>("hyenadna", config, c.d_model, std::move(weights), declarations(c, 1), kEmbedding, c.tie_embeddings);
-    const nn::OffsetOf off = g->offsets();
-    for (int64_t i = 0; i < c.n_layer; ++i) {
+    return layer_stack<T>(frame(c), config, std::move(weights), declarations(c, 1), [&](auto& g, const nn::OffsetOf& off, int64_t i) {
       const std::string b = block_prefix(i);
-      g->add_step(i, nn::make_norm<T>(off, b + "norm1.", false, kBlockNormEps), nn::make_hyena_operator<T>(off, b + "mixer.", operator_shape(c)));
-      g->add_step(i, nn::make_norm<T>(off, b + "norm2.", false, kBlockNormEps), nn::make_gelu_mlp<T>(off, b + "mlp.", c.d_inner));
-    }
-    g->set_final_norm(nn::make_norm<T>(off, "hyena.backbone.ln_f.", false, c.layer_norm_eps));
-    return g;
+      g.add_step(i, nn::make_norm<T>(off, b + "norm1.", false, kBlockNormEps), nn::make_hyena_operator<T>(off, b + "mixer.", operator_shape(c)));
+      g.add_step(i, nn::make_norm<T>(off, b + "norm2.", false, kBlockNormEps), nn::make_gelu_mlp<T>(off, b + "mlp.", c.d_inner));
+    });
   }
 
   std::string name() const override { return "hyenadna"; }
@@ -79,7 +68,6 @@ class HyenaFamily final : public LayerFamily<HyenaFamily> {
 
   void summarize(const ModelDir& m, ModelSummary& s) const override {
     const HyenaConfig c = parse_hyena_config(m.config);
-    s.family = name();
     s.format = "huggingface";
     s.hyperparameters = {{"d_model", std::to_string(c.d_model)},
                          {"n_layer", std::to_string(c.n_layer)},

@@ -25,24 +25,18 @@ nn::MambaMixerShape mixer_shape(const MambaConfig& c) {
   return {.d = c.d_model, .D = c.d_inner, .N = c.d_state, .R = c.dt_rank, .W = c.d_conv, .bias = c.bias, .conv_bias = c.conv_bias};
 }
 
-nn::ParamDecl normal_rows(std::string name, int64_t V, int64_t d) {
-  return {std::move(name), {V, d}, false, [n = V * d](Rng& r, float* out) {
-            for (int64_t i = 0; i < n; ++i) out[i] = float(0.02 * r.normal());
-          }};
+LmFrame frame(const MambaConfig& c) {
+  return {.family = "mamba", .embedding = kEmbedding, .final_norm = "backbone.norm_f.", .d_model = c.d_model, .n_layer = c.n_layer,
+          .tied = c.tie_embeddings, .rms = c.rms_norm, .final_eps = c.norm_eps};
 }
 
 // The family's tensors in file order (V: the embedding's rows, the padded vocabulary unless a file
 // stores fewer).
 nn::ParamDecls declarations(const MambaConfig& c, int64_t V) {
-  nn::ParamDecls p{normal_rows(kEmbedding, V, c.d_model)};
-  const auto append = [&](nn::ParamDecls more) { p.insert(p.end(), more.begin(), more.end()); };
-  for (int64_t i = 0; i < c.n_layer; ++i) {
-    append(nn::norm_params(block_prefix(i) + "norm.", c.d_model, c.rms_norm));
-    append(nn::mamba_mixer_params(block_prefix(i) + "mixer.", mixer_shape(c), c.n_layer));
-  }
-  append(nn::norm_params("backbone.norm_f.", c.d_model, c.rms_norm));
-  if (!c.tie_embeddings) p.push_back(normal_rows("lm_head.weight", V, c.d_model));
-  return p;
+  return lm_declarations(frame(c), V, [&](int64_t i) {
+    return concat({nn::norm_params(block_prefix(i) + "norm.", c.d_model, c.rms_norm),
+                   nn::mamba_mixer_params(block_prefix(i) + "mixer.", mixer_shape(c), c.n_layer)});
+  });
 }
 
 class MambaFamily final : public LayerFamily<MambaFamily> {
@@ -51,14 +45,10 @@ class MambaFamily final : public LayerFamily<MambaFamily> {
   template <class T>
   static std::unique_ptr<train::GradModel<T>> build(const nlohmann::json& config, train::WeightSource weights) {
     const MambaConfig c = parse_mamba_config(Config::parse(config.dump(), "Mamba-1 config"));
-    auto g = layer_stack<T>("mamba", config, c.d_model, std::move(weights), declarations(c, 1), kEmbedding, c.tie_embeddings);
-    const nn::OffsetOf off = g->offsets();
-    for (int64_t i = 0; i < c.n_layer; ++i) {
+    return layer_stack<T>(frame(c), config, std::move(weights), declarations(c, 1), [&](auto& g, const nn::OffsetOf& off, int64_t i) {
       const std::string b = block_prefix(i);
-      g->add_step(i, nn::make_norm<T>(off, b + "norm.", c.rms_norm, c.norm_eps), nn::make_mamba_mixer<T>(off, b + "mixer.", mixer_shape(c)));
-    }
-    g->set_final_norm(nn::make_norm<T>(off, "backbone.norm_f.", c.rms_norm, c.norm_eps));
-    return g;
+      g.add_step(i, nn::make_norm<T>(off, b + "norm.", c.rms_norm, c.norm_eps), nn::make_mamba_mixer<T>(off, b + "mixer.", mixer_shape(c)));
+    });
   }
 
   std::string name() const override { return "mamba"; }
@@ -67,7 +57,6 @@ class MambaFamily final : public LayerFamily<MambaFamily> {
 
   void summarize(const ModelDir& m, ModelSummary& s) const override {
     const MambaConfig c = parse_mamba_config(m.config);
-    s.family = name();
     s.format = c.format == MambaConfig::Format::HuggingFace ? "huggingface" : "state-spaces";
     s.hyperparameters = {{"d_model", std::to_string(c.d_model)},   {"n_layer", std::to_string(c.n_layer)},
                          {"vocab (padded)", fmt::format("{} ({})", c.vocab_size, c.padded_vocab)},

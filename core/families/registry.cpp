@@ -5,6 +5,7 @@
 
 #include "core/device/ops.h"
 #include "core/error.h"
+#include "core/random.h"
 #include "core/safetensors.h"
 
 #include <fmt/format.h>
@@ -32,6 +33,19 @@ std::string known_names() {
 }
 
 }  // namespace
+
+nn::ParamDecls lm_declarations(const LmFrame& frame, int64_t V, const std::function<nn::ParamDecls(int64_t)>& block) {
+  const auto normal_rows = [&](const std::string& name) {
+    return nn::ParamDecl{name, {V, frame.d_model}, false, [n = V * frame.d_model](Rng& r, float* out) {
+                           for (int64_t i = 0; i < n; ++i) out[i] = float(0.02 * r.normal());
+                         }};
+  };
+  nn::ParamDecls p{normal_rows(frame.embedding)};
+  for (int64_t i = 0; i < frame.n_layer; ++i) p = concat({std::move(p), block(i)});
+  p = concat({std::move(p), nn::norm_params(frame.final_norm, frame.d_model, frame.rms)});
+  if (!frame.tied) p.push_back(normal_rows("lm_head.weight"));
+  return p;
+}
 
 const std::vector<const Family*>& families() {
   static const std::vector<const Family*> list = make_list();
@@ -108,6 +122,7 @@ std::unique_ptr<LanguageModel> load_backbone_model(const ModelDir& dir) { return
 ModelSummary summarize_model(const ModelDir& dir) {
   const Family& family = family_of(dir.config);
   ModelSummary s;
+  s.family = family.name();
   family.summarize(dir, s);
   for (const auto& t : dir.weights.tensors()) {
     s.weight_bytes += double(t.end - t.begin);

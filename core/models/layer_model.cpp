@@ -121,7 +121,7 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
     dev_ids = s.ids_for(n);
     be.upload_ids(s.ids, ids.data(), n);
   }
-  const nn::Mat<float> x = s.acts.mat(kStream, n, d);
+  const Mat<float> x = s.acts.mat(kStream, n, d);
   be.embedding(dev_ids, p.at(model_->embedding_offset()), V, x);
   const auto& steps = model_->steps();
   const int64_t row_block = ops_ ? n : kRowBlock;  // a device has the memory for a whole chunk
@@ -137,7 +137,7 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
       for_blocks(n, kThreadRows, [&](int64_t r0, int64_t rows, int slot) {
         Session::Worker& w = s.worker(size_t(slot));
         try {
-          const nn::Mat<float> xb = x.rows_slice(r0, rows), normed = w.acts.mat(kNormed, rows, d), y = w.acts.mat(kBranch, rows, d);
+          const Mat<float> xb = x.rows_slice(r0, rows), normed = w.acts.mat(kNormed, rows, d), y = w.acts.mat(kBranch, rows, d);
           st.norm->infer(be, p, xb, normed, nullptr, *w.derived[2 * k], w.work);
           st.op->infer(be, p, normed, y, nullptr, *w.derived[2 * k + 1], w.work);
           be.add(xb.data, y.data, rows * d);
@@ -155,15 +155,15 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
       }
       for (int64_t r0 = 0; r0 < n; r0 += row_block) {
         const int64_t rows = std::min(row_block, n - r0);
-        const nn::Mat<float> xb = x.rows_slice(r0, rows), normed = s.acts.mat(kNormed, rows, d), y = s.acts.mat(kBranch, rows, d);
+        const Mat<float> xb = x.rows_slice(r0, rows), normed = s.acts.mat(kNormed, rows, d), y = s.acts.mat(kBranch, rows, d);
         st.norm->infer(be, p, xb, normed, nullptr, norm_derived, s.work);
         st.op->infer(be, p, normed, y, state, op_derived, s.work);
         be.add(xb.data, y.data, rows * d);
       }
     } else {
-      const nn::Mat<float> y = s.acts.mat(kBranch, n, d);
+      const Mat<float> y = s.acts.mat(kBranch, n, d);
       if (!st.op->infer_window(be, p, *st.norm, x, y, op_derived, s.work)) {
-        const nn::Mat<float> normed = s.acts.mat(kNormed, n, d);
+        const Mat<float> normed = s.acts.mat(kNormed, n, d);
         st.norm->infer(be, p, x, normed, nullptr, norm_derived, s.work);
         st.op->infer(be, p, normed, y, nullptr, op_derived, s.work);
       }
@@ -175,16 +175,16 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
   const int64_t head_rows = out.sink ? out.head_rows : row_block;
   for (int64_t r0 = 0; r0 < n; r0 += head_rows) {  // the final norm and the head, a row block at a time
     const int64_t rows = std::min(head_rows, n - r0);
-    const nn::Mat<float> normed = s.acts.mat(kNormed, rows, d);
+    const Mat<float> normed = s.acts.mat(kNormed, rows, d);
     model_->final_norm().infer(be, p, x.rows_slice(r0, rows), normed, nullptr, *s.derived.back(), s.work);
     if (out.final_hidden) be.download(out.final_hidden->data<float>() + (out.row0 + r0) * d, normed.data, rows * d);
     if (out.logits) {
-      const nn::Mat<float> lg = s.acts.mat(kLogits, rows, V);
+      const Mat<float> lg = s.acts.mat(kLogits, rows, V);
       be.linear(normed, p.at(model_->lm_head_offset()), nullptr, lg);
       be.download(out.logits + r0 * V, lg.data, rows * V);
     }
     if (out.sink) {
-      const nn::Mat<float> lg = s.acts.mat(kLogits, rows, V);
+      const Mat<float> lg = s.acts.mat(kLogits, rows, V);
       be.linear(normed, p.at(model_->lm_head_offset()), nullptr, lg);
       Tensor host = Tensor::empty({rows, V});
       be.download(host.data<float>(), lg.data, rows * V);

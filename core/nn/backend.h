@@ -1,7 +1,7 @@
 // The one op set every layer (core/nn/layers.h) is written against: memory, transfers and the
-// forward/backward pairs of the layers' arithmetic, on Mat views (core/nn/mat.h) of the backend's
+// forward/backward pairs of the layers' arithmetic, on Mat views (core/mat.h) of the backend's
 // memory. An op is declared once here; each backend implements all of them: the CPU
-// (cpu_backend.cpp: core/train/grad_ops.h, float and double) and a device (device_backend.cpp:
+// (cpu_backend.cpp: the op library of core/ops/ops.h, float and double) and a device (device_backend.cpp:
 // the CUDA kernels through DeviceOps, float; the tests' emulated device runs the same kernel
 // source on the CPU). A layer's code therefore runs unchanged on every backend, and one test per
 // layer compares the backends.
@@ -11,7 +11,8 @@
 // pointers mean "not needed". Letters: L rows (tokens), D channels, N state size, V vocabulary.
 #pragma once
 
-#include "core/nn/mat.h"
+#include "core/mat.h"
+#include "core/ops/ops.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -29,39 +30,12 @@ class DeviceOps;
 
 namespace longseq::nn {
 
-// Causal depthwise conv over the rows of x (L, D): out[t, c] = act(b[c] + sum_k w[c, k] x[t-W+1+k, c]);
-// act = SiLU when `silu`. Rows before t = 0 read as zeros, or, with a `state` (inference that
-// continues a sequence), as the state's last W - 1 rows; the state then becomes the last W inputs
-// of (state, x), mamba_ssm's conv_state transposed, so chunk after chunk equals one pass.
-template <class T>
-struct ConvArgs {
-  Mat<const T> x;
-  const T* w = nullptr;  // (D, W)
-  const T* b = nullptr;  // (D) or null
-  int64_t W = 0;
-  bool silu = false;
-  T* state = nullptr;  // (W, D), oldest first, or null
-};
-
-// Selective scan (core/ops/selective_scan.h for the math) of one sequence, from a zero state or,
-// with a `state` (inference that continues a sequence), from it; the state then holds the SSM state
-// after the last row.
-template <class T>
-struct ScanArgs {
-  Mat<const T> u, delta, B, C, z;  // u, delta, z (L, D); B, C (L, N); z.data null: no gate
-  const T* A = nullptr;             // (D, N)
-  const T* Dskip = nullptr;         // (D) or null
-  const T* delta_bias = nullptr;    // (D) or null
-  bool softplus = true;
-  T* state = nullptr;  // (D, N) or null
-};
-template <class T>
-struct ScanGradOut {
-  Mat<T> du, ddelta, dB, dC, dz;  // written; dz unused without z
-  T* dA = nullptr;                // (D, N), written
-  T* dDskip = nullptr;            // (D), added
-  T* ddelta_bias = nullptr;       // (D), added
-};
+// The conv's and the scan's arguments are the CPU op library's (core/ops/ops.h has their math and
+// the state conventions), so the CPU backend passes them through. In scan_backward the gradients
+// du .. dz and dA are written, dDskip and ddelta_bias added; dh0 and `chunk` are the CPU ops' own.
+using ops::ConvArgs;
+using ops::ScanArgs;
+using ops::ScanGrads;
 
 // Gated long convolution: y[t, c] = gate[t, c] * (sum_{s <= t} k[s, c] u[t - s, c] + bias[c] u[t, c]).
 // Inference may give the filter's spectrum (fft_spectrum, made once per length) instead of k.
@@ -122,7 +96,7 @@ class Backend {
   // no backward follows (inference), and then `a.state` may be set.
   virtual int64_t scan_saved_size(int64_t L, int64_t D, int64_t N) const = 0;
   virtual void scan(const ScanArgs<T>& a, Mat<T> y, T* saved) = 0;
-  virtual void scan_backward(const ScanArgs<T>& a, const T* saved, Mat<const T> dy, const ScanGradOut<T>& g) = 0;
+  virtual void scan_backward(const ScanArgs<T>& a, const T* saved, Mat<const T> dy, const ScanGrads<T>& g) = 0;
   // `saved` (fft_conv_saved_size floats) likewise; dk and dgate are written, dbias added.
   virtual int64_t fft_conv_saved_size(int64_t L, int64_t D) const = 0;
   // Floats of k's spectrum for fft_conv's `spectrum` (0: this backend takes k only), and making it.
@@ -167,7 +141,7 @@ class Arena {
     if (bufs_[slot].size() < n || !bufs_[slot].get()) bufs_[slot] = Buf<T>(*be_, n);
     return bufs_[slot].get();
   }
-  Mat<T> mat(size_t slot, int64_t rows, int64_t cols) { return nn::mat(get(slot, rows * cols), rows, cols); }
+  Mat<T> mat(size_t slot, int64_t rows, int64_t cols) { return longseq::mat(get(slot, rows * cols), rows, cols); }
   Backend<T>& backend() const { return *be_; }
 
  private:

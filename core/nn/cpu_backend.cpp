@@ -1,18 +1,12 @@
-// The CPU backend of the layers' op set: host memory, and the ops of core/train/grad_ops.h
-// (Eigen GEMMs, FFTW, deterministic blocked loops: the same bits for any thread count) in float
-// (training) or double (the finite-difference checks). In float the conv and, when nothing is saved
-// for a backward (inference), the scan are core/ops' SIMD paths, which carry the streaming state
-// themselves. grad_ops' backwards add into every gradient; where backend.h says "written", the
-// target is zeroed first.
+// The CPU backend of the layers' op set: host memory, and the op library of core/ops/ops.h (tiled
+// Eigen GEMMs, FFTW, SIMD scan and conv, deterministic blocked loops: the same bits for any thread
+// count) in float or double (the finite-difference checks). The library's backwards add into every
+// gradient; where backend.h says "written", the target is zeroed first.
 #include "core/nn/backend.h"
 
 #include "core/error.h"
-#include "core/nn/host_view.h"
-#include "core/ops/causal_conv1d.h"
-#include "core/ops/gemm.h"
+#include "core/ops/ops.h"
 #include "core/ops/simd.h"
-#include "core/ops/selective_scan.h"
-#include "core/train/grad_ops.h"
 
 #include <cmath>
 #include <cstring>
@@ -40,54 +34,12 @@ T gelu_tanh_grad(T x) {
   return T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * k * (T(1) + T(3 * 0.044715) * x * x);
 }
 
-constexpr int64_t kScanChunk = 256;  // tokens per saved scan state (the backward recomputes a chunk from it)
-
-template <class T>
-train::ScanGrad<T> scan_grad(const ScanArgs<T>& a) {
-  return {.u = a.u, .delta = a.delta, .B = a.B, .C = a.C, .z = a.z, .A = a.A, .Dskip = a.Dskip, .delta_bias = a.delta_bias,
-          .h0 = a.state, .softplus = a.softplus, .chunk = kScanChunk};
-}
-
-template <class T>
-train::ConvGrad<T> conv_grad(const ConvArgs<T>& a) {
-  return {.x = a.x, .w = a.w, .b = a.b, .init = a.state && a.W > 1 ? a.state + a.x.cols : nullptr, .W = a.W, .silu = a.silu};
-}
-
 // GELU (tanh form) in SIMD lanes, threads over large arrays (element-wise: any split gives the same bits).
 void fast_gelu(const float* x, float* y, int64_t n) {
   const int64_t vec = n / simd::kLanes * simd::kLanes;
 #pragma omp parallel for schedule(static) if (n > (1 << 16))
   for (int64_t i = 0; i < vec; i += simd::kLanes) simd::store(y + i, simd::gelu_tanh(simd::load(x + i)));
   for (int64_t i = vec; i < n; ++i) y[i] = gelu_tanh(x[i]);
-}
-
-// core/ops' conv (float, SIMD), which advances the state (W rows) itself.
-void fast_conv1d(const ConvArgs<float>& a, Mat<float> out) {
-  const int64_t D = a.x.cols;
-  causal_conv1d({.x = view(a.x).unsqueeze(0), .weight = view(a.w, {D, a.W}), .bias = a.b ? view(a.b, {D}) : Tensor{},
-                 .out = view(out).unsqueeze(0), .state = a.state ? view(a.state, {1, a.W, D}) : Tensor{},
-                 .silu = a.silu});
-}
-
-// core/ops' scan (float, SIMD over channels), from and into the state when there is one.
-void fast_scan(const ScanArgs<float>& a, Mat<float> y) {
-  const int64_t D = a.u.cols, N = a.B.cols;
-  const auto seq = [](Mat<const float> m) { return m.data ? view(m).unsqueeze(0) : Tensor{}; };
-  selective_scan({.u = seq(a.u), .delta = seq(a.delta), .A = view(a.A, {D, N}), .B = seq(a.B), .C = seq(a.C),
-                  .Dskip = a.Dskip ? view(a.Dskip, {D}) : Tensor{}, .z = seq(a.z), .delta_bias = a.delta_bias ? view(a.delta_bias, {D}) : Tensor{},
-                  .delta_softplus = a.softplus, .y = view(y).unsqueeze(0),
-                  .state = a.state ? view(a.state, {1, D, N}) : Tensor{}, .use_initial_state = a.state != nullptr});
-}
-
-// The state (W, D) becomes the last W rows of (state, x).
-template <class T>
-void advance_conv_state(T* state, int64_t W, Mat<const T> x) {
-  const int64_t L = x.rows, D = x.cols;
-  for (int64_t r = 0; r < W; ++r) {  // ascending: a row is read before it is overwritten
-    const int64_t src = r + L;
-    const T* from = src < W ? state + src * D : x.row(src - W);
-    std::copy(from, from + D, state + r * D);
-  }
 }
 
 template <class T>
@@ -155,70 +107,46 @@ class CpuBackend final : public Backend<T> {
     }
   }
   void embedding_backward(const int64_t* ids, Mat<const T> dout, T* dtable, int64_t) override {
-    train::embedding_backward<T>(std::span<const int64_t>(ids, size_t(dout.rows)), dout, dtable);
+    ops::embedding_backward<T>(std::span<const int64_t>(ids, size_t(dout.rows)), dout, dtable);
   }
   void norm(bool rms, double eps, Mat<const T> x, const T* w, const T* b, Mat<T> y, T* mean, T* rstd) override {
     if (rms)
-      train::rms_norm_forward<T>(x, w, eps, y, rstd);
+      ops::rms_norm_forward<T>(x, w, eps, y, rstd);
     else
-      train::layer_norm_forward<T>(x, w, b, eps, y, mean, rstd);
+      ops::layer_norm_forward<T>(x, w, b, eps, y, mean, rstd);
   }
   void norm_backward(bool rms, double, Mat<const T> x, const T* w, const T*, const T* mean, const T* rstd, Mat<const T> dy, Mat<T> dx,
                      T* dw, T* db) override {
     zero_mat(dx);
     if (rms)
-      train::rms_norm_backward<T>(x, w, rstd, dy, dx, dw);
+      ops::rms_norm_backward<T>(x, w, rstd, dy, dx, dw);
     else
-      train::layer_norm_backward<T>(x, w, mean, rstd, dy, dx, dw, db);
+      ops::layer_norm_backward<T>(x, w, mean, rstd, dy, dx, dw, db);
   }
-  // float: core/ops' tiling (one tuned GEMM path for inference and training); double: the template.
-  void linear(Mat<const T> x, const T* w, const T* b, Mat<T> y) override {
-    if constexpr (std::is_same_v<T, float>) {
-      Tensor out = view(y);
-      longseq::linear(view(x), view(w, {y.cols, x.cols}), b ? view(b, {y.cols}) : Tensor{}, out);
-    } else {
-      train::linear_forward<T>(x, w, b, y);
-    }
-  }
+  void linear(Mat<const T> x, const T* w, const T* b, Mat<T> y) override { ops::linear_forward<T>(x, w, b, y); }
   void linear_backward(Mat<const T> x, const T* w, Mat<const T> dy, Mat<T>* dx, bool accumulate_dx, T* dw, T* db) override {
     if (dx && !accumulate_dx) zero_mat(*dx);
-    train::linear_backward<T>(x, w, dy, dx, dw, db);
+    ops::linear_backward<T>(x, w, dy, dx, dw, db);
   }
-  void conv1d(const ConvArgs<T>& a, Mat<T> out) override {
-    if constexpr (std::is_same_v<T, float>) {
-      fast_conv1d(a, out);
-    } else {
-      train::causal_conv1d_forward<T>(conv_grad(a), out);
-      if (a.state) advance_conv_state(a.state, a.W, a.x);
-    }
-  }
+  void conv1d(const ConvArgs<T>& a, Mat<T> out) override { ops::causal_conv1d_forward<T>(a, out); }
   void conv1d_backward(const ConvArgs<T>& a, Mat<const T> dout, Mat<T> dx, T* dw, T* db) override {
     zero_mat(dx);
-    train::causal_conv1d_backward<T>(conv_grad(a), dout, dx, dw, db, nullptr);
+    ops::causal_conv1d_backward<T>(a, dout, dx, dw, db, nullptr);
   }
-  int64_t scan_saved_size(int64_t L, int64_t D, int64_t N) const override { return train::scan_chunks(L, kScanChunk) * D * N; }
-  void scan(const ScanArgs<T>& a, Mat<T> y, T* saved) override {
-    if constexpr (std::is_same_v<T, float>) {
-      if (!saved) return fast_scan(a, y);
-    }
-    std::vector<T> unsaved(saved ? 0 : size_t(scan_saved_size(a.u.rows, a.u.cols, a.B.cols)));
-    train::selective_scan_forward<T>(scan_grad(a), y, saved ? saved : unsaved.data(), a.state);
-  }
-  void scan_backward(const ScanArgs<T>& a, const T* saved, Mat<const T> dy, const ScanGradOut<T>& g) override {
+  int64_t scan_saved_size(int64_t L, int64_t D, int64_t N) const override { return ops::scan_chunks(L, ScanArgs<T>{}.chunk) * D * N; }
+  void scan(const ScanArgs<T>& a, Mat<T> y, T* saved) override { ops::selective_scan_forward<T>(a, y, saved); }
+  void scan_backward(const ScanArgs<T>& a, const T* saved, Mat<const T> dy, const ScanGrads<T>& g) override {
     for (Mat<T> m : {g.du, g.ddelta, g.dB, g.dC}) zero_mat(m);
     if (a.z.data) zero_mat(g.dz);
-    const int64_t DN = a.u.cols * a.B.cols;
-    if (g.dA) std::fill(g.dA, g.dA + DN, T(0));
-    train::selective_scan_backward<T>(scan_grad(a), saved, dy,
-                                      {.du = g.du, .ddelta = g.ddelta, .dB = g.dB, .dC = g.dC, .dz = g.dz, .dA = g.dA,
-                                       .dDskip = g.dDskip, .ddelta_bias = g.ddelta_bias});
+    if (g.dA) std::fill(g.dA, g.dA + a.u.cols * a.B.cols, T(0));
+    ops::selective_scan_backward<T>(a, saved, dy, g);
   }
   // Saved: the convolution with its skip term, before the gate (the gate's gradient is dy times it).
   int64_t fft_conv_saved_size(int64_t L, int64_t D) const override { return L * D; }
   void fft_conv(const FftConvArgs<T>& a, Mat<T> y, T* saved) override {
     const int64_t L = a.u.rows, D = a.u.cols;
     const Mat<T> f = mat(saved, L, D);
-    train::fft_causal_conv_forward<T>(a.u, a.k, f);
+    ops::fft_causal_conv_forward<T>(a.u, a.k, f);
     for (int64_t t = 0; t < L; ++t)
       for (int64_t c = 0; c < D; ++c) {
         if (a.bias) f.at(t, c) += a.bias[c] * a.u.at(t, c);
@@ -244,7 +172,7 @@ class CpuBackend final : public Backend<T> {
       for (int64_t c = 0; c < D; ++c) dbias[c] += T(sb[size_t(c)]);
     zero_mat(dk);
     Mat<T>* dk_ptr = dk.data ? &dk : nullptr;
-    train::fft_causal_conv_backward<T>(a.u, a.k, df, &du, dk_ptr);
+    ops::fft_causal_conv_backward<T>(a.u, a.k, df, &du, dk_ptr);
   }
 };
 

@@ -119,7 +119,7 @@ class DeviceBackend final : public Backend<float> {
     o_.scan(p);
     if (a.state) o_.copy(a.state, p.h_last, DN);
   }
-  void scan_backward(const ScanArgs<float>& a, const float*, Mat<const float> dy, const ScanGradOut<float>& g) override {
+  void scan_backward(const ScanArgs<float>& a, const float*, Mat<const float> dy, const ScanGrads<float>& g) override {
     const int64_t D = a.u.cols, N = a.B.cols;
     float *pD = a.Dskip ? scratch(0, D) : nullptr, *pbias = a.delta_bias ? scratch(1, D) : nullptr;
     float* dA = g.dA ? g.dA : scratch(2, D * N);

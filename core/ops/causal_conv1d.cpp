@@ -1,121 +1,129 @@
-#include "core/ops/causal_conv1d.h"
+// The causal depthwise conv of ops.h. float runs token rows with channels in SIMD lanes (x is
+// token-major, often a column slice of in_proj's output), in row blocks over threads; double runs
+// the plain per-channel sum, which is also the backward's recomputation. Both read history rows
+// through one function, so the state's layout is written once.
+#include "core/ops/ops.h"
 
-#include "core/error.h"
-#include "kernels/activations.h"
 #include "core/ops/simd.h"
+#include "core/threads.h"
+#include "kernels/activations.h"
 
+#include <algorithm>
+#include <type_traits>
 #include <vector>
 
-namespace longseq {
+namespace longseq::ops {
 
 namespace {
 
-struct ConvDims {
-  int64_t B, L, D, W, S;
-};
+constexpr int64_t kChannelBlock = 16;  // channels per parallel block (scalar path, backward)
+constexpr int64_t kRowBlock = 64;      // rows per parallel block (SIMD path)
 
-ConvDims validate(const CausalConv1dArgs& a) {
-  LS_CHECK(a.x.defined() && a.x.dim() == 3 && a.x.dtype() == DType::F32 && a.x.stride(2) == 1,
-           "causal_conv1d: x must be F32 (B, L, D) with unit channel stride, got {}", a.x.describe());
-  const int64_t B = a.x.size(0), L = a.x.size(1), D = a.x.size(2);
-  LS_CHECK(a.weight.defined() && a.weight.dim() == 2 && a.weight.size(0) == D && a.weight.is_contiguous() &&
-               a.weight.dtype() == DType::F32,
-           "causal_conv1d: weight must be contiguous F32 ({}, W), got {}", D, a.weight.describe());
-  const int64_t W = a.weight.size(1);
-  LS_CHECK(W >= 1, "causal_conv1d: width must be >= 1");
-  if (a.bias.defined())
-    LS_CHECK(a.bias.dim() == 1 && a.bias.size(0) == D && a.bias.is_contiguous(), "causal_conv1d: bias must be [{}], got {}", D,
-             a.bias.describe());
-  LS_CHECK(a.out.defined() && a.out.shape() == a.x.shape() && a.out.stride(2) == 1 && a.out.dtype() == DType::F32,
-           "causal_conv1d: out must be F32 {} with unit channel stride, got {}", shape_str(a.x.shape()), a.out.describe());
-  LS_CHECK(a.out.raw() != a.x.raw(), "causal_conv1d: out must not alias x");
-  int64_t S = 0;
-  if (a.state.defined()) {
-    LS_CHECK(a.state.dim() == 3 && a.state.size(0) == B && a.state.size(2) == D && a.state.size(1) >= W - 1 &&
-                 a.state.is_contiguous() && a.state.dtype() == DType::F32,
-             "causal_conv1d: state must be contiguous F32 ({}, S >= {}, {}), got {}", B, W - 1, D, a.state.describe());
-    S = a.state.size(1);
-  }
-  return {B, L, D, W, S};
+// Row p of the input (p < 0: the state's row W + p, or null for zeros).
+template <class T>
+const T* input_row(const ConvArgs<T>& a, int64_t p) {
+  if (p >= 0) return a.x.row(p);
+  return a.state ? a.state + (a.W + p) * a.x.cols : nullptr;
 }
 
-// Input row at absolute offset t (may be negative: read from the state's tail), or null for zeros.
-inline const float* input_row(const CausalConv1dArgs& a, const ConvDims& d, int64_t b, int64_t t) {
-  if (t >= 0) return a.x.data<float>() + b * a.x.stride(0) + t * a.x.stride(1);
-  if (d.S + t < 0) return nullptr;
-  return a.state.data<float>() + (b * d.S + d.S + t) * d.D;
+template <class T>
+T conv_pre(const ConvArgs<T>& a, int64_t t, int64_t c) {
+  T acc = a.b ? a.b[c] : T(0);
+  for (int64_t k = 0; k < a.W; ++k)
+    if (const T* r = input_row(a, t - (a.W - 1) + k)) acc += a.w[c * a.W + k] * r[c];
+  return acc;
 }
 
-void update_state(const CausalConv1dArgs& a, const ConvDims& d) {
-  if (!d.S) return;
-  // New state = last S rows of [old state ; x].
-  for (int64_t b = 0; b < d.B; ++b) {
-    float* st = a.state.data<float>() + b * d.S * d.D;
-    if (d.L >= d.S) {
-      for (int64_t r = 0; r < d.S; ++r) {
-        const float* src = input_row(a, d, b, d.L - d.S + r);
-        std::copy(src, src + d.D, st + r * d.D);
-      }
-    } else {
-      std::copy(st + d.L * d.D, st + d.S * d.D, st);  // shift the kept old rows forward
-      for (int64_t r = 0; r < d.L; ++r) {
-        const float* src = input_row(a, d, b, r);
-        std::copy(src, src + d.D, st + (d.S - d.L + r) * d.D);
-      }
-    }
-  }
-}
-
+// Rows [t0, t1) with channels in SIMD lanes.
 template <bool kSilu>
-void conv_rows(const CausalConv1dArgs& a, const ConvDims& d, int64_t b, int64_t t0, int64_t t1) {
-  const float* w = a.weight.data<float>();
-  const float* bias = a.bias.defined() ? a.bias.data<float>() : nullptr;
-  std::vector<const float*> rows(static_cast<size_t>(d.W));
+void conv_rows_simd(const ConvArgs<float>& a, Mat<float> out, int64_t t0, int64_t t1) {
+  const int64_t D = a.x.cols, W = a.W;
   for (int64_t t = t0; t < t1; ++t) {
-    for (int64_t k = 0; k < d.W; ++k) rows[size_t(k)] = input_row(a, d, b, t - (d.W - 1) + k);
-    float* o = a.out.data<float>() + b * a.out.stride(0) + t * a.out.stride(1);
-    for (int64_t c = 0; c < d.D; ++c) o[c] = bias ? bias[c] : 0.0f;
-    for (int64_t k = 0; k < d.W; ++k) {
-      const float* r = rows[size_t(k)];
+    float* o = out.row(t);
+    for (int64_t c = 0; c < D; ++c) o[c] = a.b ? a.b[c] : 0.0f;
+    for (int64_t k = 0; k < W; ++k) {
+      const float* r = input_row(a, t - (W - 1) + k);
       if (!r) continue;
 #pragma omp simd
-      for (int64_t c = 0; c < d.D; ++c) o[c] += w[c * d.W + k] * r[c];
+      for (int64_t c = 0; c < D; ++c) o[c] += a.w[c * W + k] * r[c];
     }
     if constexpr (kSilu) {
       int64_t c = 0;
-      for (; c + simd::kLanes <= d.D; c += simd::kLanes) simd::store(o + c, simd::silu(simd::load(o + c)));
-      for (; c < d.D; ++c) o[c] = silu(o[c]);
+      for (; c + simd::kLanes <= D; c += simd::kLanes) simd::store(o + c, simd::silu(simd::load(o + c)));
+      for (; c < D; ++c) o[c] = silu(o[c]);
     }
+  }
+}
+
+// The state becomes the last W rows of (state, x); ascending, so a row is read before it is overwritten.
+template <class T>
+void advance_state(const ConvArgs<T>& a) {
+  const int64_t L = a.x.rows, D = a.x.cols;
+  for (int64_t r = 0; r < a.W; ++r) {
+    const int64_t src = r + L;
+    const T* from = src < a.W ? a.state + src * D : a.x.row(src - a.W);
+    std::copy(from, from + D, a.state + r * D);
   }
 }
 
 }  // namespace
 
-void causal_conv1d_ref(const CausalConv1dArgs& a) {
-  const ConvDims d = validate(a);
-  const float* w = a.weight.data<float>();
-  for (int64_t b = 0; b < d.B; ++b)
-    for (int64_t t = 0; t < d.L; ++t)
-      for (int64_t c = 0; c < d.D; ++c) {
-        float s = a.bias.defined() ? a.bias.data<float>()[c] : 0.0f;
-        for (int64_t k = 0; k < d.W; ++k)
-          if (const float* r = input_row(a, d, b, t - (d.W - 1) + k)) s += w[c * d.W + k] * r[c];
-        a.out.data<float>()[b * a.out.stride(0) + t * a.out.stride(1) + c] = a.silu ? silu(s) : s;
-      }
-  update_state(a, d);
-}
-
-void causal_conv1d(const CausalConv1dArgs& a) {
-  const ConvDims d = validate(a);
-  constexpr int64_t kRows = 64;
-  const int64_t blocks = (d.L + kRows - 1) / kRows;
-#pragma omp parallel for schedule(static) collapse(2) if (d.L * d.D > 65536)
-  for (int64_t b = 0; b < d.B; ++b)
+template <class T>
+void causal_conv1d_forward(const ConvArgs<T>& a, Mat<T> out) {
+  const int64_t L = a.x.rows;
+  if constexpr (std::is_same_v<T, float>) {
+    const int64_t blocks = (L + kRowBlock - 1) / kRowBlock;
+#pragma omp parallel for schedule(static) if (L * a.x.cols > 65536)
     for (int64_t k = 0; k < blocks; ++k) {
-      const int64_t t0 = k * kRows, t1 = std::min(d.L, t0 + kRows);
-      a.silu ? conv_rows<true>(a, d, b, t0, t1) : conv_rows<false>(a, d, b, t0, t1);
+      const int64_t t0 = k * kRowBlock, t1 = std::min(L, t0 + kRowBlock);
+      a.silu ? conv_rows_simd<true>(a, out, t0, t1) : conv_rows_simd<false>(a, out, t0, t1);
     }
-  update_state(a, d);
+  } else {
+    for_blocks(a.x.cols, kChannelBlock, [&](int64_t c0, int64_t n, int) {
+      for (int64_t t = 0; t < L; ++t)
+        for (int64_t c = c0; c < c0 + n; ++c) {
+          const T p = conv_pre(a, t, c);
+          out.at(t, c) = a.silu ? p / (T(1) + std::exp(-p)) : p;
+        }
+    });
+  }
+  if (a.state) advance_state(a);
 }
 
-}  // namespace longseq
+template <class T>
+void causal_conv1d_backward(const ConvArgs<T>& a, Mat<const T> dout, Mat<T> dx, T* dw, T* db, T* dstate) {
+  const int64_t D = a.x.cols, W = a.W;
+  for_blocks(D, kChannelBlock, [&](int64_t c0, int64_t n, int) {
+    std::vector<double> sw(static_cast<size_t>(W));
+    for (int64_t c = c0; c < c0 + n; ++c) {
+      double sb = 0;
+      std::fill(sw.begin(), sw.end(), 0.0);
+      for (int64_t t = 0; t < a.x.rows; ++t) {
+        T g = dout.at(t, c);
+        if (a.silu) {
+          const T p = conv_pre(a, t, c), s = T(1) / (T(1) + std::exp(-p));
+          g *= s * (T(1) + p * (T(1) - s));
+        }
+        sb += double(g);
+        for (int64_t k = 0; k < W; ++k) {
+          const int64_t p = t - (W - 1) + k;
+          if (const T* r = input_row(a, p)) sw[size_t(k)] += double(g * r[c]);
+          if (p >= 0)
+            dx.at(p, c) += g * a.w[c * W + k];
+          else if (dstate)
+            dstate[(W + p) * D + c] += g * a.w[c * W + k];
+        }
+      }
+      if (db) db[c] += T(sb);
+      if (dw)
+        for (int64_t k = 0; k < W; ++k) dw[c * W + k] += T(sw[size_t(k)]);
+    }
+  });
+}
+
+template void causal_conv1d_forward<float>(const ConvArgs<float>&, Mat<float>);
+template void causal_conv1d_forward<double>(const ConvArgs<double>&, Mat<double>);
+template void causal_conv1d_backward<float>(const ConvArgs<float>&, Mat<const float>, Mat<float>, float*, float*, float*);
+template void causal_conv1d_backward<double>(const ConvArgs<double>&, Mat<const double>, Mat<double>, double*, double*, double*);
+
+}  // namespace longseq::ops

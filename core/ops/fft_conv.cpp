@@ -1,153 +1,157 @@
-#include "core/ops/fft_conv.h"
+// The causal long convolution of ops.h through FFTW, in T's precision. Training transforms one
+// channel at a time (token-major activations; the backward's two correlations are one spectrum
+// product each with a conjugate, so the op stays O(L log L) per channel). Inference on long windows
+// works on channel-major rows with transforms batched over kBatch rows and the filters' spectra made
+// once per length. Channels are processed in blocks fixed by the sizes, so results do not depend
+// on the thread count; a fixed batch keeps FFTW's choice of algorithm (and the rounding) fixed too.
+#include "core/ops/ops.h"
 
 #include "core/error.h"
-#include "core/memory.h"
+#include "core/threads.h"
+#include "kernels/fft_size.h"
 
 #include <fftw3.h>
 
-#include <memory>
 #include <algorithm>
 #include <map>
-#include <mutex>
+#include <memory>
+#include <vector>
 
-namespace longseq {
+namespace longseq::ops {
 
 namespace {
 
-// Transforms are batched over this many contiguous rows; a fixed batch keeps FFTW's choice of
-// algorithm (and so the rounding) independent of how blocks are split among threads.
-constexpr int64_t kBatch = 4;
+constexpr int kBatch = 4;              // rows per batched inference transform
+constexpr int64_t kChannelBlock = 8;   // channels per parallel block (training)
 
-struct Plans {
-  fftwf_plan r2c = nullptr, c2r = nullptr;
-};
+// FFTW's API in T's precision (its float functions carry an f after the prefix).
+template <class T>
+struct Fftw;
+#define LONGSEQ_FFTW(T, X)                                                                                      \
+  template <>                                                                                                   \
+  struct Fftw<T> {                                                                                              \
+    using Plan = X##_plan;                                                                                      \
+    using Complex = X##_complex;                                                                                \
+    static Plan r2c(int n, int howmany, T* in, Complex* out) {                                                  \
+      return X##_plan_many_dft_r2c(1, &n, howmany, in, nullptr, 1, n, out, nullptr, 1, n / 2 + 1, FFTW_ESTIMATE); \
+    }                                                                                                           \
+    static Plan c2r(int n, int howmany, Complex* in, T* out) {                                                  \
+      return X##_plan_many_dft_c2r(1, &n, howmany, in, nullptr, 1, n / 2 + 1, out, nullptr, 1, n, FFTW_ESTIMATE); \
+    }                                                                                                           \
+    static void destroy(Plan p) { X##_destroy_plan(p); }                                                        \
+    static void run(Plan p, T* in, Complex* out) { X##_execute_dft_r2c(p, in, out); }                           \
+    static void run(Plan p, Complex* in, T* out) { X##_execute_dft_c2r(p, in, out); }                           \
+  };
+LONGSEQ_FFTW(float, fftwf)
+LONGSEQ_FFTW(double, fftw)
+#undef LONGSEQ_FFTW
 
-// FFTW's planner is not thread-safe; plans are made once per size under a lock and then executed
-// concurrently through the new-array interface (all buffers share the 64-byte alignment).
-// The cache lives for the process; its destructor returns the plans.
-struct PlanCache {
-  std::map<int64_t, Plans> plans;
-  ~PlanCache() {
-    for (auto& [n, p] : plans) {
-      fftwf_destroy_plan(p.r2c);
-      fftwf_destroy_plan(p.c2r);
-    }
+// FFTW-aligned arrays (the same alignment everywhere, so plans made on other arrays apply).
+template <class T>
+struct Buffer {
+  explicit Buffer(size_t n) : p(static_cast<T*>(fftw_malloc(std::max<size_t>(n, 1) * sizeof(T)))) {
+    if (!p) throw std::bad_alloc();
   }
+  ~Buffer() { fftw_free(p); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  T* p;
 };
 
-Plans plans_for(int64_t n) {
-  std::mutex& planner = fftw_planner_mutex();  // first: outlives the cache (see the header)
-  static PlanCache cache_holder;
-  std::lock_guard<std::mutex> lock(planner);
-  auto& cache = cache_holder.plans;
-  auto it = cache.find(n);
-  if (it != cache.end()) return it->second;
-  const int64_t nc = n / 2 + 1;
-  auto* re = static_cast<float*>(tracked_alloc(size_t(kBatch * n) * 4));
-  auto* co = static_cast<fftwf_complex*>(tracked_alloc(size_t(kBatch * nc) * 8));
-  const int len = int(n);
-  Plans p;
-  p.r2c = fftwf_plan_many_dft_r2c(1, &len, int(kBatch), re, nullptr, 1, len, co, nullptr, 1, int(nc), FFTW_ESTIMATE);
-  p.c2r = fftwf_plan_many_dft_c2r(1, &len, int(kBatch), co, nullptr, 1, int(nc), re, nullptr, 1, len, FFTW_ESTIMATE);
-  tracked_free(re, size_t(kBatch * n) * 4);
-  tracked_free(co, size_t(kBatch * nc) * 8);
+template <class T>
+struct Plans {
+  typename Fftw<T>::Plan r2c, c2r;
+};
+
+// One pair of plans per (size, batch), made under the planner lock and kept for the process; they
+// are executed concurrently through the new-array interface.
+template <class T>
+Plans<T> plans_for(int64_t n, int howmany) {
+  struct Cache {
+    std::map<std::pair<int64_t, int>, Plans<T>> plans;
+    ~Cache() {
+      for (auto& [key, p] : plans) Fftw<T>::destroy(p.r2c), Fftw<T>::destroy(p.c2r);
+    }
+  };
+  std::mutex& planner = fftw_planner_mutex();  // first: outlives the cache (see ops.h)
+  static Cache cache;
+  const std::lock_guard lock(planner);
+  if (auto it = cache.plans.find({n, howmany}); it != cache.plans.end()) return it->second;
+  Buffer<T> re{size_t(howmany * n)};
+  Buffer<typename Fftw<T>::Complex> co{size_t(howmany * (n / 2 + 1))};
+  Plans<T> p{Fftw<T>::r2c(int(n), howmany, re.p, co.p), Fftw<T>::c2r(int(n), howmany, co.p, re.p)};
   LS_CHECK(p.r2c && p.c2r, "FFTW could not plan a transform of size {}", n);
-  cache[n] = p;
+  cache.plans[{n, howmany}] = p;
   return p;
 }
 
-bool channel_major(const Tensor& x) { return x.size(0) > 1 && x.stride(0) == 1; }
-
-// Gathers columns [c0, c0 + cols) of x (L rows) into zero-padded rows of length n (missing columns
-// past `cols` are zero rows).
-void gather_rows(const Tensor& x, int64_t c0, int64_t cols, int64_t n, float* rows, int64_t nrows) {
-  const int64_t L = x.size(0);
-  if (channel_major(x)) {
-    for (int64_t j = 0; j < cols; ++j) std::copy_n(x.data<float>() + (c0 + j) * x.stride(1), L, rows + j * n);
-  } else {
-    // Token-major walk: each source row is read once, contiguously, and scattered into the nrows
-    // destination rows (reading one column down the whole sequence would miss cache on every token).
-    const float* src = x.data<float>() + c0;
-    for (int64_t t = 0; t < L; ++t) {
-      const float* s = src + t * x.stride(0);
-      for (int64_t j = 0; j < cols; ++j) rows[j * n + t] = s[j];
-    }
-  }
-  for (int64_t j = 0; j < nrows; ++j) {
-    float* r = rows + j * n;
-    if (j >= cols) std::fill(r, r + L, 0.0f);
-    std::fill(r + L, r + n, 0.0f);
-  }
-}
-
-// y[t, c0 + j] = rows[j][t] + bias[c0 + j] * u[t, c0 + j] for j < cols (u may alias y).
-void scatter_rows(const float* rows, int64_t n, const Tensor& u, const float* bias, int64_t c0, int64_t cols, const Tensor& y) {
-  const int64_t L = y.size(0);
-  if (channel_major(y) && channel_major(u)) {
-    for (int64_t j = 0; j < cols; ++j) {
-      const float b = bias ? bias[c0 + j] : 0.0f;
-      const float* r = rows + j * n;
-      const float* uc = u.data<float>() + (c0 + j) * u.stride(1);
-      float* yc = y.data<float>() + (c0 + j) * y.stride(1);
-      for (int64_t t = 0; t < L; ++t) yc[t] = r[t] + b * uc[t];
-    }
-    return;
-  }
-  for (int64_t t = 0; t < L; ++t) {  // token-major, as in gather_rows
-    const float* ut = u.data<float>() + t * u.stride(0) + c0 * u.stride(1);
-    float* yt = y.data<float>() + t * y.stride(0) + c0 * y.stride(1);
-    for (int64_t j = 0; j < cols; ++j)
-      yt[j * y.stride(1)] = rows[j * n + t] + (bias ? bias[c0 + j] : 0.0f) * ut[j * u.stride(1)];
-  }
-}
-
-// u[f] *= k[f] for interleaved complex arrays, written out so that it vectorizes (std::complex's
-// operator* goes through __mulsc3 for its C99 infinity rules).
-void multiply_spectra(float* __restrict__ u, const float* __restrict__ k, int64_t count) {
+// x[f] = x[f] * (conj ? conj(y[f]) : y[f]) for interleaved complex arrays, written out so that it
+// vectorizes (std::complex's operator* goes through __mulsc3 for its C99 infinity rules).
+template <class T>
+void multiply_spectra(T* __restrict__ x, const T* __restrict__ y, int64_t count, bool conj = false) {
+  const T s = conj ? T(-1) : T(1);
   for (int64_t f = 0; f < count; ++f) {
-    const float ur = u[2 * f], ui = u[2 * f + 1], kr = k[2 * f], ki = k[2 * f + 1];
-    u[2 * f] = ur * kr - ui * ki;
-    u[2 * f + 1] = ur * ki + ui * kr;
+    const T xr = x[2 * f], xi = x[2 * f + 1], yr = y[2 * f], yi = s * y[2 * f + 1];
+    x[2 * f] = xr * yr - xi * yi;
+    x[2 * f + 1] = xr * yi + xi * yr;
   }
 }
 
-struct Scratch {
-  int64_t n, nc;
-  float* re;
-  fftwf_complex* co;
-  float* kre;
-  fftwf_complex* kco;
-  explicit Scratch(int64_t n_) : n(n_), nc(n_ / 2 + 1) {
-    re = static_cast<float*>(tracked_alloc(size_t(kBatch * n) * 4));
-    co = static_cast<fftwf_complex*>(tracked_alloc(size_t(kBatch * nc) * 8));
-    kre = static_cast<float*>(tracked_alloc(size_t(kBatch * n) * 4));
-    kco = static_cast<fftwf_complex*>(tracked_alloc(size_t(kBatch * nc) * 8));
+// Per-thread workspace of the training path, one channel at a time.
+template <class T>
+struct Work {
+  using C = typename Fftw<T>::Complex;
+  explicit Work(int64_t size)
+      : n(size), p(plans_for<T>(size, 1)), re(size_t(size)), a(size_t(size / 2 + 1)), b(size_t(size / 2 + 1)), c(size_t(size / 2 + 1)) {}
+  // Spectrum of column `col` of m, zero-padded to n.
+  void spectrum(Mat<const T> m, int64_t col, Buffer<C>& out) {
+    std::fill(re.p, re.p + n, T(0));
+    for (int64_t t = 0; t < m.rows; ++t) re.p[t] = m.at(t, col);
+    Fftw<T>::run(p.r2c, re.p, out.p);
   }
-  ~Scratch() {
-    tracked_free(re, size_t(kBatch * n) * 4);
-    tracked_free(co, size_t(kBatch * nc) * 8);
-    tracked_free(kre, size_t(kBatch * n) * 4);
-    tracked_free(kco, size_t(kBatch * nc) * 8);
+  // Column col of out (+)= ifft(a * (conj ? conj(b) : b))[t] for t < out.rows.
+  void product_to(bool conj, Mat<T> out, int64_t col, bool accumulate) {
+    std::copy_n(&a.p[0][0], 2 * (n / 2 + 1), &c.p[0][0]);
+    multiply_spectra(&c.p[0][0], &b.p[0][0], n / 2 + 1, conj);
+    Fftw<T>::run(p.c2r, c.p, re.p);
+    const T scale = T(1) / T(n);
+    for (int64_t t = 0; t < out.rows; ++t) {
+      T& o = out.at(t, col);
+      o = (accumulate ? o : T(0)) + re.p[t] * scale;
+    }
   }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
+  int64_t n;
+  Plans<T> p;
+  Buffer<T> re;
+  Buffer<C> a, b, c;
 };
 
-// The calling thread's transform buffers for size n, kept between calls: a scorer runs thousands of
-// windows of one length, and fresh buffers would be page-faulted in every time.
+// The calling thread's batched inference buffers for size n, kept between calls: a scorer runs
+// thousands of windows of one length, and fresh buffers would be page-faulted in every time.
+struct Scratch {
+  explicit Scratch(int64_t size)
+      : n(size), re(size_t(kBatch * size)), kre(size_t(kBatch * size)), co(size_t(kBatch * (size / 2 + 1))), kco(size_t(kBatch * (size / 2 + 1))) {}
+  int64_t n;
+  Buffer<float> re, kre;              // inputs' and filters' rows
+  Buffer<fftwf_complex> co, kco;      // their spectra
+};
 Scratch& thread_scratch(int64_t n) {
   thread_local std::unique_ptr<Scratch> sc;
-  if (!sc || sc->n != n) {
-    sc.reset();
-    sc = std::make_unique<Scratch>(n);
-  }
+  if (!sc || sc->n != n) sc.reset(), sc = std::make_unique<Scratch>(n);
   return *sc;
 }
 
-void check_lc(const Tensor& t, const char* name, int64_t L, int64_t C) {
-  LS_CHECK(t.defined() && t.dtype() == DType::F32 && t.dim() == 2 && t.size(0) == L && t.size(1) == C &&
-               (C <= 1 || t.stride(1) == 1 || t.stride(0) == 1),
-           "fft_conv: {} must be F32 ({}, {}) with a unit stride, got {}", name, L, C, t.describe());
+// The spectra of rows [r0, r0 + kBatch) of m (zero rows past its end), each zero-padded to n, scaled.
+void batch_spectrum(Mat<const float> m, int64_t r0, int64_t n, float* re, fftwf_complex* co, const Plans<float>& p, float scale) {
+  for (int64_t j = 0; j < kBatch; ++j) {
+    const int64_t len = r0 + j < m.rows ? m.cols : 0;
+    if (len) std::copy_n(m.row(r0 + j), len, re + j * n);
+    std::fill(re + j * n + len, re + (j + 1) * n, 0.0f);
+  }
+  Fftw<float>::run(p.r2c, re, co);
+  float* c = &co[0][0];
+  if (scale != 1.0f)
+    for (int64_t f = 0; f < kBatch * (n / 2 + 1) * 2; ++f) c[f] *= scale;
 }
 
 }  // namespace
@@ -164,6 +168,34 @@ std::mutex& fftw_planner_mutex() {
   return planner.mu;
 }
 
+int64_t fft_size(int64_t L) { return fft_fast_size(std::max<int64_t>(2 * L - 1, 2)); }
+
+template <class T>
+void fft_causal_conv_forward(Mat<const T> u, Mat<const T> k, Mat<T> y) {
+  for_blocks(u.cols, kChannelBlock, [&](int64_t c0, int64_t nc, int) {
+    Work<T> w(fft_size(u.rows));
+    for (int64_t c = c0; c < c0 + nc; ++c) {
+      w.spectrum(u, c, w.a);
+      w.spectrum(k, c, w.b);
+      w.product_to(false, y, c, false);
+    }
+  });
+}
+
+template <class T>
+void fft_causal_conv_backward(Mat<const T> u, Mat<const T> k, Mat<const T> dy, Mat<T>* du, Mat<T>* dk) {
+  for_blocks(u.cols, kChannelBlock, [&](int64_t c0, int64_t nc, int) {
+    Work<T> w(fft_size(u.rows));
+    for (int64_t c = c0; c < c0 + nc; ++c) {
+      w.spectrum(dy, c, w.a);
+      for (auto [grad, other] : {std::pair{du, k}, std::pair{dk, u}}) {  // du[t] = sum_s dy[t + s] k[s]; dk[s] = sum_t dy[t + s] u[t]
+        if (!grad) continue;
+        w.spectrum(other, c, w.b);
+        w.product_to(true, *grad, c, true);
+      }
+    }
+  });
+}
 
 int64_t fft_conv_block_channels(int64_t n, int64_t C) {
   // About 32 Mi floats of transform input per block: the whole model width for short windows,
@@ -173,79 +205,43 @@ int64_t fft_conv_block_channels(int64_t n, int64_t C) {
   return (c + kBatch - 1) / kBatch * kBatch;
 }
 
-FilterSpectrum fft_filter_spectrum(const Tensor& k) {
-  LS_CHECK(k.dim() == 2 && k.dtype() == DType::F32 && (k.size(1) <= 1 || k.stride(1) == 1 || k.stride(0) == 1),
-           "fft_filter_spectrum: k must be F32 (L, C) with a unit stride, got {}", k.describe());
-  const int64_t L = k.size(0), C = k.size(1);
-  FilterSpectrum s{L, fft_fast_size(std::max<int64_t>(2 * L - 1, 2)), {}};
-  const int64_t nc = s.n / 2 + 1;
-  s.spec = Tensor::empty({C, nc, 2});
-  const Plans plans = plans_for(s.n);
-  const int64_t batches = (C + kBatch - 1) / kBatch;
-  const float scale = 1.0f / float(s.n);
-#pragma omp parallel
-  {
-    Scratch& sc = thread_scratch(s.n);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t b = 0; b < batches; ++b) {
-      const int64_t c0 = b * kBatch, cols = std::min(kBatch, C - c0);
-      gather_rows(k, c0, cols, s.n, sc.kre, kBatch);
-      fftwf_execute_dft_r2c(plans.r2c, sc.kre, sc.kco);
-      for (int64_t j = 0; j < cols; ++j) {
-        float* dst = s.spec.data<float>() + (c0 + j) * nc * 2;
-        const float* src = &sc.kco[j * nc][0];
-        for (int64_t f = 0; f < 2 * nc; ++f) dst[f] = src[f] * scale;
-      }
-    }
+FilterSpectrum fft_filter_spectrum(Mat<const float> k) {
+  const int64_t C = k.rows, L = k.cols, n = fft_size(L), nc = n / 2 + 1;
+  FilterSpectrum s{L, n, AlignedVector<float>(size_t(C * nc * 2))};
+  const Plans<float> plans = plans_for<float>(n, kBatch);
+  const float scale = 1.0f / float(n);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t r0 = 0; r0 < C; r0 += kBatch) {
+    Scratch& sc = thread_scratch(n);
+    batch_spectrum(k, r0, n, sc.kre.p, sc.kco.p, plans, scale);
+    std::copy_n(&sc.kco.p[0][0], std::min<int64_t>(kBatch, C - r0) * nc * 2, s.spec.data() + r0 * nc * 2);
   }
   return s;
 }
 
-void fft_conv(const FftConvArgs& a) {
-  LS_CHECK(a.u.defined() && a.u.dim() == 2, "fft_conv: u must be (L, C), got {}", a.u.describe());
-  const int64_t L = a.u.size(0), C = a.u.size(1);
-  check_lc(a.u, "u", L, C);
-  check_lc(a.y, "y", L, C);
-  LS_CHECK((a.spectrum != nullptr) != a.k.defined(), "fft_conv: give exactly one of spectrum or k");
-  if (a.k.defined()) check_lc(a.k, "k", L, C);
-  if (a.spectrum)
-    LS_CHECK(a.spectrum->L == L && a.spectrum->spec.size(0) == C, "fft_conv: spectrum is for L={} C={}, input is L={} C={}",
-             a.spectrum->L, a.spectrum->spec.size(0), L, C);
-  if (a.bias.defined())
-    LS_CHECK(a.bias.dim() == 1 && a.bias.size(0) == C && a.bias.is_contiguous(), "fft_conv: bias must be [{}], got {}", C,
-             a.bias.describe());
-  if (L == 0 || C == 0) return;
-  const int64_t n = a.spectrum ? a.spectrum->n : fft_fast_size(std::max<int64_t>(2 * L - 1, 2)), nc = n / 2 + 1;
-  const Plans plans = plans_for(n);
-  const int64_t block = fft_conv_block_channels(n, C);
-  const float scale = 1.0f / float(n);
-  for (int64_t c0 = 0; c0 < C; c0 += block) {
-    const int64_t cols = std::min(block, C - c0);
-    const int64_t batches = (cols + kBatch - 1) / kBatch;
-#pragma omp parallel
-    {
-      Scratch& sc = thread_scratch(n);
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t b = 0; b < batches; ++b) {
-        const int64_t cb = c0 + b * kBatch, nb = std::min(kBatch, c0 + cols - cb);
-        gather_rows(a.u, cb, nb, n, sc.re, kBatch);
-        fftwf_execute_dft_r2c(plans.r2c, sc.re, sc.co);
-        const float* K;
-        if (a.spectrum) {
-          K = a.spectrum->spec.data<float>() + cb * nc * 2;
-        } else {
-          gather_rows(a.k, cb, nb, n, sc.kre, kBatch);
-          fftwf_execute_dft_r2c(plans.r2c, sc.kre, sc.kco);
-          float* kc = &sc.kco[0][0];
-          for (int64_t f = 0; f < 2 * nb * nc; ++f) kc[f] *= scale;
-          K = kc;
-        }
-        multiply_spectra(&sc.co[0][0], K, nb * nc);
-        fftwf_execute_dft_c2r(plans.c2r, sc.co, sc.re);
-        scatter_rows(sc.re, n, a.u, a.bias.defined() ? a.bias.data<float>() : nullptr, cb, nb, a.y);
-      }
+void fft_conv_rows(Mat<float> v, const float* bias, const float* spectrum, Mat<const float> k) {
+  const int64_t C = v.rows, L = v.cols, n = fft_size(L), nc = n / 2 + 1;
+  const Plans<float> plans = plans_for<float>(n, kBatch);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t r0 = 0; r0 < C; r0 += kBatch) {
+    Scratch& sc = thread_scratch(n);
+    const int64_t rows = std::min<int64_t>(kBatch, C - r0);
+    batch_spectrum(v, r0, n, sc.re.p, sc.co.p, plans, 1.0f);
+    if (!spectrum) batch_spectrum(k, r0, n, sc.kre.p, sc.kco.p, plans, 1.0f / float(n));
+    multiply_spectra(&sc.co.p[0][0], spectrum ? spectrum + r0 * nc * 2 : &sc.kco.p[0][0], rows * nc);
+    Fftw<float>::run(plans.c2r, sc.co.p, sc.re.p);
+    for (int64_t j = 0; j < rows; ++j) {
+      float* r = v.row(r0 + j);
+      const float b = bias ? bias[r0 + j] : 0.0f, *conv = sc.re.p + j * n;
+      for (int64_t t = 0; t < L; ++t) r[t] = conv[t] + b * r[t];
     }
   }
 }
 
-}  // namespace longseq
+template void fft_causal_conv_forward<float>(Mat<const float>, Mat<const float>, Mat<float>);
+template void fft_causal_conv_forward<double>(Mat<const double>, Mat<const double>, Mat<double>);
+template void fft_causal_conv_backward<float>(Mat<const float>, Mat<const float>, Mat<const float>, Mat<float>*, Mat<float>*);
+template void fft_causal_conv_backward<double>(Mat<const double>, Mat<const double>, Mat<const double>, Mat<double>*,
+                                               Mat<double>*);
+
+}  // namespace longseq::ops

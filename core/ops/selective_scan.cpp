@@ -1,104 +1,47 @@
-#include "core/ops/selective_scan.h"
+// The selective scan of ops.h. The plain per-channel recurrence (any precision) keeps the states at
+// chunk starts for the backward; float inference, which keeps nothing, runs the SIMD path instead:
+// channels in lanes, each state's recurrence in a register, polynomial exp2. Work is split over
+// channel blocks only, so results do not depend on the thread count.
+#include "core/ops/ops.h"
 
-#include "core/error.h"
-#include "kernels/activations.h"
 #include "core/ops/simd.h"
+#include "core/threads.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
-namespace longseq {
+namespace longseq::ops {
 
 namespace {
 
-struct Dims {
-  int64_t B, L, D, N;
-};
+constexpr int64_t kChannelBlock = 16;  // channels per parallel block (plain path)
 
-void check_btd(const Tensor& t, const char* name, const Dims& d, int64_t last) {
-  LS_CHECK(t.defined() && t.dtype() == DType::F32 && t.dim() == 3, "selective_scan: {} must be F32 (B, L, {}), got {}", name,
-           last, t.describe());
-  LS_CHECK(t.size(0) == d.B && t.size(1) == d.L && t.size(2) == last, "selective_scan: {} is {}, expected [{}, {}, {}]", name,
-           shape_str(t.shape()), d.B, d.L, last);
-  LS_CHECK(last <= 1 || t.stride(2) == 1, "selective_scan: {} needs unit stride along its last dimension", name);
+template <class T>
+T sigmoid(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+// torch softplus (beta 1, threshold 20) and its derivative.
+template <class T>
+T softplus(T x) {
+  return x > T(20) ? x : std::log1p(std::exp(x));
+}
+template <class T>
+T softplus_grad(T x) {
+  return x > T(20) ? T(1) : sigmoid(x);
 }
 
-void check_vec(const Tensor& t, const char* name, int64_t n) {
-  if (!t.defined()) return;
-  LS_CHECK(t.dtype() == DType::F32 && t.dim() == 1 && t.size(0) == n && t.is_contiguous(),
-           "selective_scan: {} must be contiguous F32 [{}], got {}", name, n, t.describe());
-}
-
-Dims validate(const SelectiveScanArgs& a) {
-  LS_CHECK(a.u.defined() && a.u.dim() == 3, "selective_scan: u must be (B, L, D), got {}", a.u.describe());
-  LS_CHECK(a.A.defined() && a.A.dim() == 2 && a.A.dtype() == DType::F32 && a.A.is_contiguous(),
-           "selective_scan: A must be contiguous F32 (D, N), got {}", a.A.describe());
-  const Dims d{a.u.size(0), a.u.size(1), a.u.size(2), a.A.size(1)};
-  LS_CHECK(a.A.size(0) == d.D, "selective_scan: A has {} rows but u has D = {}", a.A.size(0), d.D);
-  check_btd(a.u, "u", d, d.D);
-  check_btd(a.delta, "delta", d, d.D);
-  check_btd(a.B, "B", d, d.N);
-  check_btd(a.C, "C", d, d.N);
-  check_btd(a.y, "y", d, d.D);
-  if (a.z.defined()) check_btd(a.z, "z", d, d.D);
-  check_vec(a.Dskip, "D", d.D);
-  check_vec(a.delta_bias, "delta_bias", d.D);
-  if (a.state.defined())
-    LS_CHECK(a.state.dtype() == DType::F32 && a.state.is_contiguous() && a.state.shape() == (Shape{d.B, d.D, d.N}),
-             "selective_scan: state must be contiguous F32 [{}, {}, {}], got {}", d.B, d.D, d.N, a.state.describe());
-  LS_CHECK(!a.use_initial_state || a.state.defined(), "selective_scan: use_initial_state without a state tensor");
-  return d;
-}
-
-// Raw pointers and element strides of one batch row, shared by both paths.
-struct Ptrs {
-  const float *u, *delta, *B, *C, *z, *A, *Dskip, *bias;
-  int64_t su, sdelta, sB, sC, sz;  // token strides
-  float* y;
-  int64_t sy;
-  float* state;  // (D, N) of this batch or null
-};
-
-Ptrs batch_ptrs(const SelectiveScanArgs& a, int64_t b) {
-  auto row = [b](const Tensor& t) { return t.defined() ? t.data<float>() + b * t.stride(0) : nullptr; };
-  auto tstride = [](const Tensor& t) { return t.defined() ? t.stride(1) : 0; };
-  Ptrs p{row(a.u),          row(a.delta),       row(a.B),          row(a.C),          row(a.z),
-         a.A.data<float>(), a.Dskip.defined() ? a.Dskip.data<float>() : nullptr,
-         a.delta_bias.defined() ? a.delta_bias.data<float>() : nullptr,
-         tstride(a.u),      tstride(a.delta),   tstride(a.B),      tstride(a.C),      tstride(a.z),
-         row(a.y),          tstride(a.y),       nullptr};
-  if (a.state.defined()) p.state = a.state.data<float>() + b * a.state.stride(0);
-  return p;
-}
-
-// Scalar path for channels [d0, d1): the reference, and the tail of the fast path.
-void scan_channels_scalar(const Ptrs& p, int64_t L, int64_t N, int64_t d0, int64_t d1, bool softplus_delta,
-                          bool use_initial) {
-  std::vector<float> h(static_cast<size_t>(N));
-  for (int64_t d = d0; d < d1; ++d) {
-    for (int64_t n = 0; n < N; ++n) h[size_t(n)] = use_initial ? p.state[d * N + n] : 0.0f;
-    const float* A = p.A + d * N;
-    for (int64_t t = 0; t < L; ++t) {
-      const float u = p.u[t * p.su + d];
-      float dt = p.delta[t * p.sdelta + d] + (p.bias ? p.bias[d] : 0.0f);
-      if (softplus_delta) dt = softplus(dt);
-      const float* Bt = p.B + t * p.sB;
-      const float* Ct = p.C + t * p.sC;
-      float y = 0.0f;
-      for (int64_t n = 0; n < N; ++n) {
-        h[size_t(n)] = std::exp(dt * A[n]) * h[size_t(n)] + dt * Bt[n] * u;
-        y += Ct[n] * h[size_t(n)];
-      }
-      if (p.Dskip) y += p.Dskip[d] * u;
-      if (p.z) y *= silu(p.z[t * p.sz + d]);
-      p.y[t * p.sy + d] = y;
-    }
-    if (p.state)
-      for (int64_t n = 0; n < N; ++n) p.state[d * N + n] = h[size_t(n)];
-  }
+// out[n] = exp(dt * A[n]): the scan is exp-bound, so float uses the SIMD polynomial exp (relative
+// error ~2e-7); double keeps libm for the finite-difference checks.
+template <class T>
+void decay_row(T dt, const T* A, int64_t N, T* out) {
+  int64_t n = 0;
+  if constexpr (std::is_same_v<T, float>)
+    for (; n + simd::kLanes <= N; n += simd::kLanes) simd::store(out + n, simd::exp(simd::load(A + n) * dt));
+  for (; n < N; ++n) out[n] = std::exp(dt * A[n]);
 }
 
 // SIMD path over channels [d0, d1) (a multiple of kLanes), in blocks of kT tokens. Token blocks are
@@ -109,32 +52,30 @@ void scan_channels_scalar(const Ptrs& p, int64_t L, int64_t N, int64_t d0, int64
 // register: exp2 calls of different tokens are independent and only one FMA per token is on the
 // critical path (keeping all N states in registers instead spills at N = 16).
 template <int kN>
-void scan_range_simd(const Ptrs& p, int64_t L, int64_t N_rt, int64_t d0, int64_t d1, bool softplus_delta, bool use_initial) {
+void scan_range_simd(const ScanArgs<float>& a, Mat<float> out, int64_t N_rt, int64_t d0, int64_t d1) {
   using namespace simd;
   constexpr int64_t kT = 64;
-  const int64_t N = kN > 0 ? kN : N_rt;
+  const int64_t L = a.u.rows, N = kN > 0 ? kN : N_rt;
   const int64_t blocks = (d1 - d0) / kLanes;
   std::vector<vf> h(static_cast<size_t>(blocks * N)), A2(static_cast<size_t>(blocks * N));
   for (int64_t k = 0; k < blocks; ++k)
     for (int64_t n = 0; n < N; ++n)
       for (int l = 0; l < kLanes; ++l) {
         const int64_t d = d0 + k * kLanes + l;
-        A2[size_t(k * N + n)][l] = p.A[d * N + n] * kLog2e;  // exp(dt*A) = exp2(dt*A*log2(e))
-        h[size_t(k * N + n)][l] = use_initial ? p.state[d * N + n] : 0.0f;
+        A2[size_t(k * N + n)][l] = a.A[d * N + n] * kLog2e;  // exp(dt*A) = exp2(dt*A*log2(e))
+        h[size_t(k * N + n)][l] = a.state ? a.state[d * N + n] : 0.0f;
       }
   vf dt[kT], du[kT], y[kT];
   for (int64_t t0 = 0; t0 < L; t0 += kT) {
     const int64_t nt = std::min(kT, L - t0);
-    const float* B = p.B + t0 * p.sB;
-    const float* C = p.C + t0 * p.sC;
     for (int64_t k = 0; k < blocks; ++k) {
       const int64_t dc = d0 + k * kLanes;
-      const vf Dv = p.Dskip ? load(p.Dskip + dc) : splat(0.0f);
-      const vf bias = p.bias ? load(p.bias + dc) : splat(0.0f);
+      const vf Dv = a.Dskip ? load(a.Dskip + dc) : splat(0.0f);
+      const vf bias = a.delta_bias ? load(a.delta_bias + dc) : splat(0.0f);
       for (int64_t t = 0; t < nt; ++t) {
-        const vf u = load(p.u + (t0 + t) * p.su + dc);
-        vf d = load(p.delta + (t0 + t) * p.sdelta + dc) + bias;
-        if (softplus_delta) d = simd::softplus(d);
+        const vf u = load(a.u.row(t0 + t) + dc);
+        vf d = load(a.delta.row(t0 + t) + dc) + bias;
+        if (a.softplus) d = simd::softplus(d);
         dt[t] = d;
         du[t] = d * u;
         y[t] = Dv * u;
@@ -143,29 +84,61 @@ void scan_range_simd(const Ptrs& p, int64_t L, int64_t N_rt, int64_t d0, int64_t
       const vf* ak = A2.data() + k * N;
       for (int64_t n = 0; n < N; ++n) {
         vf hn = hk[n];
-        const vf a = ak[n];
+        const vf an = ak[n];
         for (int64_t t = 0; t < nt; ++t) {
-          hn = exp2(dt[t] * a) * hn + du[t] * B[t * p.sB + n];
-          y[t] += hn * C[t * p.sC + n];
+          hn = exp2(dt[t] * an) * hn + du[t] * a.B.at(t0 + t, n);
+          y[t] += hn * a.C.at(t0 + t, n);
         }
         hk[n] = hn;
       }
       for (int64_t t = 0; t < nt; ++t) {
-        vf out = y[t];
-        if (p.z) out *= simd::silu(load(p.z + (t0 + t) * p.sz + dc));
-        store(p.y + (t0 + t) * p.sy + dc, out);
+        vf o = y[t];
+        if (a.z.data) o *= simd::silu(load(a.z.row(t0 + t) + dc));
+        store(out.row(t0 + t) + dc, o);
       }
     }
   }
-  if (p.state)
+  if (a.state)
     for (int64_t k = 0; k < blocks; ++k)
       for (int64_t n = 0; n < N; ++n)
-        for (int l = 0; l < kLanes; ++l) p.state[(d0 + k * kLanes + l) * N + n] = h[size_t(k * N + n)][l];
+        for (int l = 0; l < kLanes; ++l) a.state[(d0 + k * kLanes + l) * N + n] = h[size_t(k * N + n)][l];
 }
 
-using RangeFn = void (*)(const Ptrs&, int64_t, int64_t, int64_t, int64_t, bool, bool);
+// Channels [d0, d1) of the plain recurrence, saving chunk-start states when `saved` is given.
+template <class T>
+void scan_range_plain(const ScanArgs<T>& a, Mat<T> out, T* saved, int64_t d0, int64_t d1) {
+  const int64_t L = a.u.rows, D = a.u.cols, N = a.B.cols;
+  std::vector<T> h(static_cast<size_t>(N)), decay(static_cast<size_t>(N));
+  for (int64_t d = d0; d < d1; ++d) {
+    for (int64_t n = 0; n < N; ++n) h[size_t(n)] = a.state ? a.state[d * N + n] : T(0);
+    const T* A = a.A + d * N;
+    for (int64_t t = 0; t < L; ++t) {
+      if (saved && t % a.chunk == 0) std::copy(h.begin(), h.end(), saved + ((t / a.chunk) * D + d) * N);
+      T dt = a.delta.at(t, d) + (a.delta_bias ? a.delta_bias[d] : T(0));
+      if (a.softplus) dt = softplus(dt);
+      const T u = a.u.at(t, d);
+      const T *Bt = a.B.row(t), *Ct = a.C.row(t);
+      T y = 0;
+      decay_row(dt, A, N, decay.data());
+      for (int64_t n = 0; n < N; ++n) {
+        h[size_t(n)] = decay[size_t(n)] * h[size_t(n)] + dt * Bt[n] * u;
+        y += Ct[n] * h[size_t(n)];
+      }
+      if (a.Dskip) y += a.Dskip[d] * u;
+      if (a.z.data) {
+        const T z = a.z.at(t, d);
+        y *= z * sigmoid(z);
+      }
+      out.at(t, d) = y;
+    }
+    if (saved && L == 0) std::copy(h.begin(), h.end(), saved + d * N);
+    if (a.state) std::copy(h.begin(), h.end(), a.state + d * N);
+  }
+}
 
-RangeFn pick_range(int64_t N) {
+using SimdRange = void (*)(const ScanArgs<float>&, Mat<float>, int64_t, int64_t, int64_t);
+
+SimdRange pick_simd_range(int64_t N) {
   switch (N) {
     case 4: return &scan_range_simd<4>;
     case 8: return &scan_range_simd<8>;
@@ -174,38 +147,118 @@ RangeFn pick_range(int64_t N) {
   }
 }
 
+// Float inference: contiguous channel groups (one per thread) in SIMD lanes, the channels past the
+// last whole lane group (fewer than kLanes) on the plain path. The split changes which thread
+// computes a channel, never how.
+void scan_simd(const ScanArgs<float>& a, Mat<float> out) {
+  constexpr int64_t kW = simd::kLanes;
+  const int64_t D = a.u.cols, N = a.B.cols, blocks = D / kW;
+  const SimdRange range = pick_simd_range(N);
+  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), blocks));
+#pragma omp parallel for schedule(static, 1)
+  for (int64_t g = 0; g <= groups; ++g) {
+    if (g == groups) {
+      scan_range_plain<float>(a, out, nullptr, blocks * kW, D);
+      continue;
+    }
+    const int64_t k0 = blocks * g / groups, k1 = blocks * (g + 1) / groups;
+    if (k1 > k0) range(a, out, N, k0 * kW, k1 * kW);
+  }
+}
+
 }  // namespace
 
-bool selective_scan_supported(const SelectiveScanArgs& a) { return a.A.defined() && a.A.dim() == 2 && a.A.size(1) <= 256; }
+int64_t scan_chunks(int64_t L, int64_t chunk) { return std::max<int64_t>(1, (L + chunk - 1) / chunk); }
 
-void selective_scan_ref(const SelectiveScanArgs& a) {
-  const Dims d = validate(a);
-  for (int64_t b = 0; b < d.B; ++b)
-    scan_channels_scalar(batch_ptrs(a, b), d.L, d.N, 0, d.D, a.delta_softplus, a.use_initial_state);
+template <class T>
+void selective_scan_forward(const ScanArgs<T>& a, Mat<T> y, T* saved) {
+  if constexpr (std::is_same_v<T, float>)
+    if (!saved && a.B.cols <= 256) return scan_simd(a, y);
+  for_blocks(a.u.cols, kChannelBlock, [&](int64_t c0, int64_t nc, int) { scan_range_plain(a, y, saved, c0, c0 + nc); });
 }
 
-void selective_scan(const SelectiveScanArgs& a) {
-  const Dims d = validate(a);
-  if (!selective_scan_supported(a)) return selective_scan_ref(a);
-  constexpr int64_t W = simd::kLanes;
-  const int64_t simd_end = d.D / W * W;  // channels past it (fewer than W) take the scalar path
-  const RangeFn range = pick_range(d.N);
-  // Each (batch, channel group) is independent: the split changes which thread computes a channel,
-  // never how, so results do not depend on the thread count. Groups are contiguous channel ranges
-  // (one per thread and batch) so each thread reads long row segments.
-  const int64_t groups_per_batch = std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), simd_end / W));
-  const int64_t blocks = simd_end / W;
-#pragma omp parallel for schedule(static, 1) collapse(2)
-  for (int64_t b = 0; b < d.B; ++b)
-    for (int64_t g = 0; g <= groups_per_batch; ++g) {
-      const Ptrs p = batch_ptrs(a, b);
-      if (g == groups_per_batch) {
-        if (simd_end < d.D) scan_channels_scalar(p, d.L, d.N, simd_end, d.D, a.delta_softplus, a.use_initial_state);
-        continue;
+template <class T>
+void selective_scan_backward(const ScanArgs<T>& a, const T* chunk_states, Mat<const T> dout, const ScanGrads<T>& g) {
+  const int64_t L = a.u.rows, D = a.u.cols, N = a.B.cols, chunk = a.chunk;
+  const int64_t nchunks = scan_chunks(L, chunk), nblocks = (D + kChannelBlock - 1) / kChannelBlock;
+  // Per channel: the gradient flowing into the state before the current chunk, and parameter sums.
+  std::vector<T> carry(size_t(D * N), T(0)), dA(size_t(D * N), T(0)), dD(size_t(D), T(0)), dbias(size_t(D), T(0));
+  // dB and dC rows are sums over channels: each channel block writes its own partial, reduced in order.
+  std::vector<T> partial(size_t(nblocks * std::min(chunk, std::max<int64_t>(L, 1)) * 2 * N));
+  for (int64_t c = nchunks - 1; c >= 0 && L > 0; --c) {
+    const int64_t t0 = c * chunk, nt = std::min(chunk, L - t0);
+    for_blocks(D, kChannelBlock, [&](int64_t c0, int64_t nc, int) {
+      T* part = partial.data() + (c0 / kChannelBlock) * nt * 2 * N;
+      std::fill(part, part + nt * 2 * N, T(0));
+      std::vector<T> hs(static_cast<size_t>((nt + 1) * N)), as(static_cast<size_t>(nt * N)), dts(static_cast<size_t>(nt));
+      for (int64_t d = c0; d < c0 + nc; ++d) {
+        const T* A = a.A + d * N;
+        const T bias = a.delta_bias ? a.delta_bias[d] : T(0), Dd = a.Dskip ? a.Dskip[d] : T(0);
+        std::copy(chunk_states + (c * D + d) * N, chunk_states + (c * D + d + 1) * N, hs.begin());
+        for (int64_t i = 0; i < nt; ++i) {  // recompute the chunk's states and decays
+          const int64_t t = t0 + i;
+          const T raw = a.delta.at(t, d) + bias, dt = a.softplus ? softplus(raw) : raw, u = a.u.at(t, d);
+          dts[size_t(i)] = dt;
+          decay_row(dt, A, N, as.data() + i * N);
+          for (int64_t n = 0; n < N; ++n)
+            hs[size_t((i + 1) * N + n)] = as[size_t(i * N + n)] * hs[size_t(i * N + n)] + dt * a.B.at(t, n) * u;
+        }
+        T* gh = carry.data() + d * N;
+        for (int64_t i = nt - 1; i >= 0; --i) {
+          const int64_t t = t0 + i;
+          const T raw = a.delta.at(t, d) + bias, dt = dts[size_t(i)], u = a.u.at(t, d);
+          const T *Bt = a.B.row(t), *Ct = a.C.row(t), *h = hs.data() + (i + 1) * N, *hp = hs.data() + i * N;
+          const T* decay = as.data() + i * N;
+          T gy = dout.at(t, d);
+          if (a.z.data) {
+            T ypre = Dd * u;
+            for (int64_t n = 0; n < N; ++n) ypre += Ct[n] * h[n];
+            const T z = a.z.at(t, d), s = sigmoid(z);
+            g.dz.at(t, d) += gy * ypre * s * (T(1) + z * (T(1) - s));
+            gy *= z * s;
+          }
+          dD[size_t(d)] += double(gy * u);
+          T du = gy * Dd, ddt = 0;
+          T *pB = part + i * 2 * N, *pC = pB + N;
+          for (int64_t n = 0; n < N; ++n) {
+            gh[n] += gy * Ct[n];
+            pC[n] += gy * h[n];
+            const T ga = gh[n] * hp[n];
+            ddt += ga * decay[n] * A[n] + gh[n] * Bt[n] * u;
+            dA[size_t(d * N + n)] += double(ga * decay[n] * dt);
+            pB[n] += gh[n] * dt * u;
+            du += gh[n] * dt * Bt[n];
+            gh[n] *= decay[n];
+          }
+          g.du.at(t, d) += du;
+          const T draw = a.softplus ? ddt * softplus_grad(raw) : ddt;
+          g.ddelta.at(t, d) += draw;
+          dbias[size_t(d)] += double(draw);
+        }
       }
-      const int64_t k0 = blocks * g / groups_per_batch, k1 = blocks * (g + 1) / groups_per_batch;
-      if (k1 > k0) range(p, d.L, d.N, k0 * W, k1 * W, a.delta_softplus, a.use_initial_state);
+    });
+    for (int64_t b = 0; b < nblocks; ++b) {
+      const T* part = partial.data() + b * nt * 2 * N;
+      for (int64_t i = 0; i < nt; ++i)
+        for (int64_t n = 0; n < N; ++n) {
+          g.dB.at(t0 + i, n) += part[i * 2 * N + n];
+          g.dC.at(t0 + i, n) += part[i * 2 * N + N + n];
+        }
     }
+  }
+  for (int64_t i = 0; i < D * N; ++i) {
+    if (g.dA) g.dA[i] += T(dA[size_t(i)]);
+    if (g.dh0) g.dh0[i] += carry[size_t(i)];
+  }
+  for (int64_t d = 0; d < D; ++d) {
+    if (g.dDskip) g.dDskip[d] += T(dD[size_t(d)]);
+    if (g.ddelta_bias) g.ddelta_bias[d] += T(dbias[size_t(d)]);
+  }
 }
 
-}  // namespace longseq
+template void selective_scan_forward<float>(const ScanArgs<float>&, Mat<float>, float*);
+template void selective_scan_forward<double>(const ScanArgs<double>&, Mat<double>, double*);
+template void selective_scan_backward<float>(const ScanArgs<float>&, const float*, Mat<const float>, const ScanGrads<float>&);
+template void selective_scan_backward<double>(const ScanArgs<double>&, const double*, Mat<const double>, const ScanGrads<double>&);
+
+}  // namespace longseq::ops

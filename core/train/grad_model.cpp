@@ -5,6 +5,7 @@
 #include "core/fileio.h"
 #include "core/temp_paths.h"
 #include "core/model_dir.h"
+#include "core/ops/ops.h"
 #include "core/random.h"
 #include "core/safetensors.h"
 
@@ -13,6 +14,8 @@
 #include <utility>
 
 namespace longseq::train {
+
+using namespace ops;  // the CPU op library: the audio front end and the loss
 
 namespace {
 

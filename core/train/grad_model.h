@@ -8,7 +8,7 @@
 #include "core/memory.h"
 #include "core/models/lm.h"
 #include "core/nn/layers.h"
-#include "core/train/grad_ops.h"
+#include "core/mat.h"
 
 #include <nlohmann/json.hpp>
 #include "core/tensor.h"

@@ -7,7 +7,7 @@
 #include "core/device/ops.h"
 #include "core/error.h"
 #include "kernels/emu/cuda_emu.h"
-#include "core/ops/fft_conv.h"
+#include "core/ops/ops.h"
 #include "kernels/fft_size.h"
 #include "kernels/causal_conv1d.cuh"
 #include "kernels/elementwise.cuh"
@@ -40,13 +40,13 @@ struct FftwRunner {
     int size = int(n);
     fftwf_plan plan;
     {
-      const std::lock_guard lock(fftw_planner_mutex());
+      const std::lock_guard lock(ops::fftw_planner_mutex());
       plan = planner(1, &size, int(rows), in, nullptr, 1, int(r2c ? n : n / 2 + 1), out, nullptr, 1, int(r2c ? n / 2 + 1 : n),
                      FFTW_ESTIMATE);
     }
     LS_CHECK(plan != nullptr, "FFTW could not plan {} rows of size {}", rows, n);
     fftwf_execute(plan);
-    const std::lock_guard lock(fftw_planner_mutex());
+    const std::lock_guard lock(ops::fftw_planner_mutex());
     fftwf_destroy_plan(plan);
   }
 };

@@ -3,7 +3,7 @@
 // level through libsoxr, streaming equal to whole-file decoding, and one-line errors for empty,
 // corrupt, truncated and unsupported files.
 #include "audio/audio_dataset.h"
-#include "core/train/grad_ops.h"
+#include "core/ops/ops.h"
 #include "audio/audio_file.h"
 #include "audio/windows.h"
 #include "tests/testing.h"
@@ -188,8 +188,8 @@ TEST(Audio, MuLawCodes) {
   const std::vector<float> s{0.5f, -0.5f};
   EXPECT_EQ(mu_law_window(s, -1, 4), (std::vector<int64_t>{128, mu_law_encode(0.5f), mu_law_encode(-0.5f), 128}));
   // The models' decoder (core/train) inverts the encoder on every code.
-  for (int64_t c = 0; c < 256; ++c) EXPECT_EQ(mu_law_encode(float(train::mu_law_decode(c))), c) << c;
-  EXPECT_NEAR(train::mu_law_decode(mu_law_encode(0.3f)), 0.3, 0.3 * 0.03);
+  for (int64_t c = 0; c < 256; ++c) EXPECT_EQ(mu_law_encode(float(ops::mu_law_decode(c))), c) << c;
+  EXPECT_NEAR(ops::mu_law_decode(mu_law_encode(0.3f)), 0.3, 0.3 * 0.03);
 }
 
 // Level normalisation: a quiet tone comes out at the target RMS, whatever its gain; a near-silent
@@ -197,7 +197,7 @@ TEST(Audio, MuLawCodes) {
 TEST(Audio, MuLawWindowLevel) {
   const auto rms_of = [](const std::vector<int64_t>& ids) {
     double p = 0;
-    for (int64_t c : ids) p += train::mu_law_decode(c) * train::mu_law_decode(c);
+    for (int64_t c : ids) p += ops::mu_law_decode(c) * ops::mu_law_decode(c);
     return std::sqrt(p / double(ids.size()));
   };
   for (double amp : {0.002, 0.01, 0.5}) {

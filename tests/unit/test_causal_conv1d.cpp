@@ -1,4 +1,7 @@
-#include "core/ops/causal_conv1d.h"
+// The causal conv of core/ops/ops.h: the float SIMD path and the double path against the float64
+// oracle (odd widths and channel counts, L = 1, with and without state and SiLU); chunked with the
+// state carried equals one pass, and the state holds the last W inputs.
+#include "core/ops/ops.h"
 #include "tests/oracles.h"
 #include "tests/testing.h"
 
@@ -6,49 +9,51 @@ using namespace longseq;
 using namespace longseq::testing;
 
 namespace {
-Tensor conv(const std::vector<float>& x, int64_t B, int64_t L, int64_t D, const Tensor& w, const Tensor& bias, Tensor state,
-            bool silu, bool ref) {
-  Tensor out = Tensor::empty({B, L, D});
-  CausalConv1dArgs a{.x = Tensor::from_vector(x, {B, L, D}), .weight = w, .bias = bias, .out = out, .state = state, .silu = silu};
-  ref ? causal_conv1d_ref(a) : causal_conv1d(a);
+// One pass over x (L, D) from `prev` ((W - 1, D) inputs before t = 0, or empty: zeros).
+template <class T>
+std::vector<T> conv(const std::vector<float>& x, int64_t L, int64_t D, const std::vector<float>& w, const std::vector<float>& b,
+                    const std::vector<float>& prev, int64_t W, bool silu) {
+  const std::vector<T> xt(x.begin(), x.end()), wt(w.begin(), w.end()), bt(b.begin(), b.end());
+  std::vector<T> state(size_t(W * D)), out(size_t(L * D));
+  std::copy(prev.begin(), prev.end(), state.begin() + D);
+  ops::causal_conv1d_forward<T>({.x = mat(xt.data(), L, D), .w = wt.data(), .b = bt.data(), .W = W, .silu = silu,
+                                 .state = prev.empty() ? nullptr : state.data()},
+                                mat(out.data(), L, D));
   return out;
 }
 }  // namespace
 
 TEST(CausalConv1d, MatchesOracleWithState) {
-  for (auto [B, L, D, W] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 1, 1}, {2, 5, 3, 4}, {1, 2, 7, 4},
-                            {2, 70, 33, 3}, {1, 129, 16, 2}}) {
-    const auto x = random_vector(size_t(B * L * D), 1), w = random_vector(size_t(D * W), 2), b = random_vector(size_t(D), 3);
-    const auto prev = random_vector(size_t(B * std::max<int64_t>(W - 1, 0) * D), 4);
+  for (auto [L, D, W] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {5, 3, 4}, {2, 7, 4}, {70, 33, 3}, {129, 16, 2}, {300, 40, 4}}) {
+    const auto x = random_vector(size_t(L * D), 1), w = random_vector(size_t(D * W), 2), b = random_vector(size_t(D), 3);
+    const auto prev = random_vector(size_t((W - 1) * D), 4);
     for (bool silu : {false, true})
-      for (bool ref : {false, true}) {
-        Tensor state = W > 1 ? Tensor::from_vector(prev, {B, W - 1, D}) : Tensor{};
-        const Tensor out = conv(x, B, L, D, Tensor::from_vector(w, {D, W}), Tensor::from_vector(b, {D}), state, silu, ref);
-        const auto e = compare(out.to_vector(), conv_oracle(x, w, b, W > 1 ? prev : std::vector<float>{}, B, L, D, W, silu));
-        EXPECT_LT(e.max_abs, 1e-6 * std::max(1.0, e.max_ref)) << B << " " << L << " " << D << " " << W;
+      for (const auto& p : {prev, std::vector<float>{}}) {
+        const auto ref = conv_oracle(x, w, b, p, 1, L, D, W, silu);
+        const auto f = compare(conv<float>(x, L, D, w, b, p, W, silu), ref);
+        const auto d = conv<double>(x, L, D, w, b, p, W, silu);
+        EXPECT_LT(f.max_abs, 1e-6 * std::max(1.0, f.max_ref)) << L << " " << D << " " << W;
+        for (size_t i = 0; i < d.size(); ++i) ASSERT_NEAR(d[i], ref[i], 1e-12) << L << " " << D << " " << W;
       }
   }
 }
 
 TEST(CausalConv1d, ChunkedEqualsWholeAndStateHoldsLastInputs) {
-  const int64_t B = 2, L = 50, D = 19, W = 4, S = 4;  // S = W: mamba_ssm's conv_state layout
-  const auto x = random_vector(size_t(B * L * D), 5);
-  const Tensor w = Tensor::from_vector(random_vector(size_t(D * W), 6), {D, W});
-  const Tensor bias = Tensor::from_vector(random_vector(size_t(D), 7), {D});
-  Tensor s_whole = Tensor::zeros({B, S, D});
-  const Tensor whole = conv(x, B, L, D, w, bias, s_whole, true, false);
+  const int64_t L = 50, D = 19, W = 4;
+  const auto x = random_vector(size_t(L * D), 5), w = random_vector(size_t(D * W), 6), b = random_vector(size_t(D), 7);
+  std::vector<float> s_whole(size_t(W * D), 0.0f), whole(size_t(L * D));
+  ops::causal_conv1d_forward<float>({.x = mat(x.data(), L, D), .w = w.data(), .b = b.data(), .W = W, .silu = true, .state = s_whole.data()},
+                                    mat(whole.data(), L, D));
   for (int64_t chunk : {1, 2, 3, 7, 49}) {
-    Tensor state = Tensor::zeros({B, S, D});
-    Tensor all = Tensor::empty({B, L, D});
-    const Tensor xt = Tensor::from_vector(x, {B, L, D});
+    std::vector<float> state(size_t(W * D), 0.0f), all(size_t(L * D));
     for (int64_t t0 = 0; t0 < L; t0 += chunk) {
       const int64_t n = std::min(chunk, L - t0);
-      Tensor part = all.slice(1, t0, n);
-      causal_conv1d({.x = xt.slice(1, t0, n), .weight = w, .bias = bias, .out = part, .state = state, .silu = true});
+      ops::causal_conv1d_forward<float>({.x = mat(x.data() + t0 * D, n, D), .w = w.data(), .b = b.data(), .W = W, .silu = true,
+                                         .state = state.data()},
+                                        mat(all.data() + t0 * D, n, D));
     }
-    EXPECT_EQ(all.to_vector(), whole.to_vector()) << chunk;
-    EXPECT_EQ(state.to_vector(), s_whole.to_vector()) << chunk;
+    EXPECT_EQ(all, whole) << chunk;
+    EXPECT_EQ(state, s_whole) << chunk;
   }
-  // The state is the last S inputs, oldest first.
-  for (int64_t k = 0; k < S; ++k) EXPECT_EQ(s_whole.item({1, k, 5}), x[size_t((1 * L + L - S + k) * D + 5)]);
+  for (int64_t k = 0; k < W; ++k) EXPECT_EQ(s_whole[size_t(k * D + 5)], x[size_t((L - W + k) * D + 5)]);  // oldest first
 }

@@ -137,9 +137,9 @@ TEST(HyenaModel, CpuWindowScheduleEqualsThePlainLayer) {
       std::vector<float> normed(x.size()), plain(x.size()), fused(x.size());
       nn::Arena<float> a(*be), w(*be);
       nn::Derived<float> derived(*be);
-      step.norm->forward(*be, p, nn::mat(x.data(), L, 40), nn::mat(normed.data(), L, 40), a);
-      step.op->forward(*be, p, nn::mat(normed.data(), L, 40), nn::mat(plain.data(), L, 40), a);
-      ASSERT_TRUE(step.op->infer_window(*be, p, *step.norm, nn::mat(x.data(), L, 40), nn::mat(fused.data(), L, 40), derived, w));
+      step.norm->forward(*be, p, mat(x.data(), L, 40), mat(normed.data(), L, 40), a);
+      step.op->forward(*be, p, mat(normed.data(), L, 40), mat(plain.data(), L, 40), a);
+      ASSERT_TRUE(step.op->infer_window(*be, p, *step.norm, mat(x.data(), L, 40), mat(fused.data(), L, 40), derived, w));
       const ErrorStats e = compare(fused, plain);
       EXPECT_LE(e.max_abs, 1e-5 * std::max(1.0, e.max_ref)) << "L " << L << " block " << block;
     }

@@ -5,9 +5,8 @@
 // state in and final state out, a streamed run (final state fed back as initial state), the
 // segmented multi-block scan, and the one-token decode step.
 #include "kernels/emu/cuda_emu.h"
-#include "core/ops/fft_conv.h"
+#include "core/ops/ops.h"
 #include "kernels/causal_conv1d.cuh"
-#include "kernels/cross_entropy.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/fft_conv.cuh"
 #include "kernels/norm.cuh"
@@ -166,25 +165,6 @@ TEST(KernelEmu, PackedSequencesRestartTheirState) {
       expect_close(h_last, h_ref, "final states packed");
     }
   }
-}
-
-TEST(KernelEmu, DecodeStepsEqualTheScan) {
-  // Token-by-token decode from the initial state equals the oracle over the whole sequence, outputs
-  // and final state (the state is updated in place).
-  const ScanOracleIn in = random_scan_inputs(2, 9, 37, 5, true, 21);
-  std::vector<double> y_ref, h_ref;
-  scan_oracle(in, y_ref, h_ref);
-  std::vector<float> state = in.h0, y(size_t(in.B * in.L * in.D));
-  for (int64_t t = 0; t < in.L; ++t) {
-    const cuda::SelectiveStepParams p{.batch = in.B, .channels = in.D, .states = in.N, .u = in.u.data() + t * in.D,
-                                      .delta = in.delta.data() + t * in.D, .z = in.z.data() + t * in.D, .x_b = in.L * in.D,
-                                      .Bm = in.Bm.data() + t * in.N, .Cm = in.Cm.data() + t * in.N, .bc_b = in.L * in.N,
-                                      .A = in.A.data(), .Dskip = in.Dskip.data(), .delta_bias = in.bias.data(), .softplus = true,
-                                      .state = state.data(), .y = y.data() + t * in.D, .y_b = in.L * in.D};
-    emu::launch(dim3(unsigned((in.B * in.D + 31) / 32)), dim3(32), cuda::selective_scan_step_kernel, p);
-  }
-  expect_close(y, y_ref, "y decoded");
-  expect_close(state, h_ref, "state decoded");
 }
 
 TEST(KernelEmu, SelectiveScanStreamsThroughItsState) {
@@ -430,41 +410,6 @@ TEST(KernelEmu, NormsMatchFloat64Oracle) {
     check_norm(5, 31, rms, 2, 710);
     check_norm(9, 32, rms, 7, 720);
     check_norm(13, 100, rms, 3, 730);
-  }
-}
-
-TEST(KernelEmu, CrossEntropyMatchesFloat64Oracle) {
-  // Loss and gradient per row, an ignored row (target -1), classes below and past 32 lanes, large
-  // logits (the max is subtracted before exp), and a target >= V flagged.
-  for (const auto& [R, V] : {std::pair<int64_t, int64_t>{1, 1}, {6, 5}, {9, 77}}) {
-    SCOPED_TRACE(::testing::Message() << "R" << R << " V" << V);
-    auto logits = random_vector(size_t(R * V), uint64_t(800 + V), -30.0f, 30.0f);
-    std::vector<int64_t> targets(static_cast<size_t>(R));
-    for (int64_t r = 0; r < R; ++r) targets[size_t(r)] = r == 2 ? -1 : (r * 7 + 3) % V;
-    std::vector<double> loss_ref(static_cast<size_t>(R)), grad_ref(logits.size());
-    for (int64_t r = 0; r < R; ++r) {
-      double m = -1e300, s = 0;
-      for (int64_t c = 0; c < V; ++c) m = std::max(m, double(logits[size_t(r * V + c)]));
-      for (int64_t c = 0; c < V; ++c) s += std::exp(logits[size_t(r * V + c)] - m);
-      const double lse = m + std::log(s);
-      const int64_t t = targets[size_t(r)];
-      loss_ref[size_t(r)] = t < 0 ? 0.0 : lse - logits[size_t(r * V + t)];
-      for (int64_t c = 0; c < V; ++c)
-        grad_ref[size_t(r * V + c)] = t < 0 ? 0.0 : 0.5 * (std::exp(logits[size_t(r * V + c)] - lse) - (c == t ? 1.0 : 0.0));
-    }
-    std::vector<float> loss(static_cast<size_t>(R), 1e30f), grad(logits.size(), 1e30f);
-    int bad = 0;
-    cuda::cross_entropy_run<4>({.rows = R, .classes = V, .logits = logits.data(), .logits_r = V, .targets = targets.data(), .loss = loss.data(),
-                                .dlogits = grad.data(), .dlogits_r = V, .grad_scale = 0.5f, .bad_target = &bad},
-                               emu_launch);
-    EXPECT_EQ(bad, 0);
-    expect_close(loss, loss_ref, "loss");
-    expect_close(grad, grad_ref, "dlogits");
-    targets.back() = V;  // out of range
-    cuda::cross_entropy_run<4>({.rows = R, .classes = V, .logits = logits.data(), .logits_r = V, .targets = targets.data(), .loss = loss.data(),
-                                .bad_target = &bad},
-                               emu_launch);
-    EXPECT_EQ(bad, R);  // 1 + the row
   }
 }
 

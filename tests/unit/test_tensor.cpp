@@ -1,4 +1,4 @@
-#include "core/eigen.h"
+#include "core/error.h"
 #include "core/memory.h"
 #include "core/tensor.h"
 
@@ -89,18 +89,6 @@ TEST(Tensor, StridedCopyFrom) {
   EXPECT_EQ(dst.item({3, 1}), 10.0f);
   EXPECT_EQ(dst.item({0, 0}), 0.0f);
   EXPECT_THROW(dst.copy_from(t), Error);
-}
-
-TEST(Tensor, EigenMapSharesMemory) {
-  Tensor t = iota({5, 4});
-  Tensor rows = t.slice(0, 1, 3);
-  auto m = as_matrix(rows);
-  EXPECT_EQ(m.rows(), 3);
-  EXPECT_EQ(m(2, 3), 15.0f);
-  m(0, 0) = 100.0f;
-  EXPECT_EQ(t.item({1, 0}), 100.0f);
-  EXPECT_THROW(as_matrix(iota({4})), Error);
-  EXPECT_THROW(as_matrix(t.to(DType::F64)), Error);
 }
 
 TEST(Tensor, ZeroSizedAndBadShapes) {

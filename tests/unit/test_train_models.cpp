@@ -7,6 +7,7 @@
 #include "core/fileio.h"
 #include "core/models/hyena_config.h"
 #include "core/models/mamba_config.h"
+#include "core/ops/ops.h"
 #include "core/random.h"
 #include "core/train/grad_model.h"
 #include "tests/oracles.h"
@@ -17,6 +18,7 @@
 
 using namespace longseq;
 using namespace longseq::train;
+using namespace longseq::ops;
 using namespace longseq::testing;
 
 namespace {

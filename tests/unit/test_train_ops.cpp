@@ -1,13 +1,14 @@
 // Every training op: forward against a naive float64 definition, backward against central finite
 // differences in float64 (odd sizes, length 1, lengths not divisible by the scan chunk, strided
 // inputs), and the scan's gradients independent of its recomputation chunk.
-#include "core/train/grad_ops.h"
+#include "core/ops/ops.h"
 #include "tests/oracles.h"
 #include "tests/unit/grad_check.h"
 
 #include <cmath>
 
-using namespace longseq::train;
+using namespace longseq;
+using namespace longseq::ops;
 using namespace longseq::testing;
 
 namespace {
@@ -88,7 +89,12 @@ TEST(TrainOps, CausalConvGradientsWithState) {
       auto x = random_doubles(size_t(L * D), 9), w = random_doubles(size_t(D * W), 10), b = random_doubles(size_t(D), 11),
            init = random_doubles(size_t((W - 1) * D), 12), r = random_doubles(size_t(L * D), 13);
       std::vector<double> out(x.size());
-      auto args = [&] { return ConvGrad<double>{cm(x, L, D), w.data(), b.data(), init.data(), W, silu}; };
+      std::vector<double> state;  // (W, D): a row the conv does not read, then init; the forward advances it
+      auto args = [&] {
+        state.assign(size_t(D), 0.0);
+        state.insert(state.end(), init.begin(), init.end());
+        return ConvArgs<double>{.x = cm(x, L, D), .w = w.data(), .b = b.data(), .W = W, .silu = silu, .state = state.data()};
+      };
       auto f = [&] {
         causal_conv1d_forward<double>(args(), mat(out.data(), L, D));
         return dot(out, r);
@@ -98,8 +104,9 @@ TEST(TrainOps, CausalConvGradientsWithState) {
       const auto ref = conv_oracle(xf, wf, bf, pf, 1, L, D, W, silu);
       // The oracle runs on float-rounded inputs: compare within float rounding of the inputs.
       EXPECT_LT(max_diff(out, ref), 1e-6) << "L " << L;
-      std::vector<double> dx(x.size(), 0.0), dw(w.size(), 0.0), db(b.size(), 0.0), dinit(init.size(), 0.0);
-      causal_conv1d_backward<double>(args(), cm(r, L, D), mat(dx.data(), L, D), dw.data(), db.data(), dinit.data());
+      std::vector<double> dx(x.size(), 0.0), dw(w.size(), 0.0), db(b.size(), 0.0), dstate(size_t(W * D), 0.0);
+      causal_conv1d_backward<double>(args(), cm(r, L, D), mat(dx.data(), L, D), dw.data(), db.data(), dstate.data());
+      const std::vector<double> dinit(dstate.begin() + D, dstate.end());
       expect_gradients("conv L=" + std::to_string(L) + (silu ? " silu" : ""),
                        {{"x", &x, dx}, {"w", &w, dw}, {"b", &b, db}, {"init", &init, dinit}}, f);
     }
@@ -123,10 +130,13 @@ struct ScanCase {
     h0 = random_doubles(size_t(D * N), seed + 8);
     r = random_doubles(size_t(L * D), seed + 9);
   }
-  ScanGrad<double> args() const {
-    return {cm(u, L, D), cm(delta, L, D), cm(B, L, N), cm(C, L, N), cm(z, L, D), A.data(), Dskip.data(), bias.data(), h0.data(), true,
-            chunk};
+  // A fresh copy of h0 as the state (the forward leaves the final state in it; the backward reads h0).
+  ScanArgs<double> args() const {
+    state = h0;
+    return {.u = cm(u, L, D), .delta = cm(delta, L, D), .B = cm(B, L, N), .C = cm(C, L, N), .z = cm(z, L, D), .A = A.data(),
+            .Dskip = Dskip.data(), .delta_bias = bias.data(), .state = state.data(), .chunk = chunk};
   }
+  mutable std::vector<double> state;
 };
 
 }  // namespace
@@ -140,7 +150,8 @@ TEST(TrainOps, SelectiveScanForwardMatchesOracle) {
     // Round the inputs to float first so the oracle sees exactly what the double path sees.
     for (auto* v : {&s.u, &s.delta, &s.A, &s.B, &s.C, &s.Dskip, &s.z, &s.bias, &s.h0})
       for (auto& x : *v) x = double(float(x));
-    selective_scan_forward<double>(s.args(), mat(out.data(), L, 3), states.data(), last.data());
+    selective_scan_forward<double>(s.args(), mat(out.data(), L, 3), states.data());
+    last = s.state;
     in.u = f(s.u), in.delta = f(s.delta), in.A = f(s.A), in.Bm = f(s.B), in.Cm = f(s.C), in.Dskip = f(s.Dskip), in.z = f(s.z),
     in.bias = f(s.bias), in.h0 = f(s.h0);
     std::vector<double> y, state;
@@ -156,7 +167,7 @@ TEST(TrainOps, SelectiveScanGradients) {
     const int64_t D = 3, N = 4;
     std::vector<double> out(size_t(L * D)), states(size_t(scan_chunks(L, chunk) * D * N));
     auto f = [&] {
-      selective_scan_forward<double>(s.args(), mat(out.data(), L, D), states.data(), nullptr);
+      selective_scan_forward<double>(s.args(), mat(out.data(), L, D), states.data());
       return dot(out, s.r);
     };
     f();
@@ -177,7 +188,7 @@ TEST(TrainOps, SelectiveScanGradientIndependentOfChunk) {
   for (const int64_t chunk : {1, 7, 64, 1000}) {
     ScanCase s(61, 5, 3, chunk, 77);
     std::vector<double> out(61 * 5), states(size_t(scan_chunks(61, chunk) * 15));
-    selective_scan_forward<double>(s.args(), mat(out.data(), 61, 5), states.data(), nullptr);
+    selective_scan_forward<double>(s.args(), mat(out.data(), 61, 5), states.data());
     std::vector<double> du(s.u.size(), 0.0), dd(s.delta.size(), 0.0), dA(15, 0.0), dB(s.B.size(), 0.0), dC(s.C.size(), 0.0),
         dD(5, 0.0), dz(s.z.size(), 0.0), dbias(5, 0.0);
     selective_scan_backward<double>(s.args(), states.data(), cm(s.r, 61, 5),

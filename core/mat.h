@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-namespace longseq::nn {
+namespace longseq {
 
 template <class T>
 struct Mat {
@@ -24,4 +24,4 @@ Mat<T> mat(T* data, int64_t rows, int64_t cols) {
   return {data, rows, cols, cols};
 }
 
-}  // namespace longseq::nn
+}  // namespace longseq
