@@ -6,9 +6,9 @@
 // The "model" rows run the device models end to end (mamba-130m and hyenadna-large-1m shapes).
 // Usage: gpu-bench [--length L] [--channels D] [--hyena-channels D] [--reps R] [--only NAME]
 #include "core/backend.h"
-#include "core/models/hyena_config.h"
+#include "core/families/hyena_config.h"
 #include "core/families/family.h"
-#include "core/models/mamba_config.h"
+#include "core/families/mamba_config.h"
 #include "kernels/causal_conv1d.h"
 #include "kernels/cuda_check.h"
 #include "kernels/fft_conv.h"

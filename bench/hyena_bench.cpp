@@ -2,8 +2,8 @@
 // lengths (run one length per process to compare peak RSS across lengths).
 #include "core/memory.h"
 #include "core/families/family.h"
-#include "core/models/hyena_config.h"
-#include "core/models/mamba_config.h"
+#include "core/families/hyena_config.h"
+#include "core/families/mamba_config.h"
 #include "core/random.h"
 #include "core/threads.h"
 

@@ -4,7 +4,7 @@
 #include "core/memory.h"
 #include "core/families/family.h"
 #include "core/models/layer_model.h"
-#include "core/models/mamba_config.h"
+#include "core/families/mamba_config.h"
 #include "core/random.h"
 #include "core/threads.h"
 

@@ -235,7 +235,7 @@ inline NormOracle norm_oracle(const std::vector<float>& x, const std::vector<flo
 
 }  // namespace longseq::testing
 
-#include "core/models/mamba_config.h"
+#include "core/families/mamba_config.h"
 
 #include <map>
 #include <string>
@@ -339,7 +339,7 @@ inline std::vector<double> mamba_oracle(const MambaConfig& c, const std::map<std
 
 }  // namespace longseq::testing
 
-#include "core/models/hyena_config.h"
+#include "core/families/hyena_config.h"
 
 namespace longseq::testing {
 

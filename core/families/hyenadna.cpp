@@ -5,7 +5,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/families/family.h"
-#include "core/models/hyena_config.h"
+#include "core/families/hyena_config.h"
 #include "core/models/weights.h"
 #include "core/nn/layers.h"
 #include "core/random.h"

@@ -4,7 +4,7 @@
 // with each mixer's conv and SSM state carried, core/models/layer_model.h).
 #include "core/error.h"
 #include "core/families/family.h"
-#include "core/models/mamba_config.h"
+#include "core/families/mamba_config.h"
 #include "core/models/weights.h"
 #include "core/nn/layers.h"
 #include "core/random.h"

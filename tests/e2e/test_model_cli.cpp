@@ -1,6 +1,6 @@
 // `longseq init`, `forward` and `loglik` end to end: outputs match the in-process model and the
 // reference fixtures, streaming chunk sizes do not change results, bad input fails cleanly.
-#include "core/models/mamba_config.h"
+#include "core/families/mamba_config.h"
 #include "core/safetensors.h"
 #include "core/backend.h"
 #include "tests/testing.h"

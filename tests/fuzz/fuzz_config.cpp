@@ -1,7 +1,7 @@
 // config.json: the JSON parser and both families' config parsers and checks.
 #include "core/config.h"
-#include "core/models/hyena_config.h"
-#include "core/models/mamba_config.h"
+#include "core/families/hyena_config.h"
+#include "core/families/mamba_config.h"
 #include "tests/fuzz/fuzz.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -2,7 +2,7 @@
 // header, records (errors checked as the command checks them), contig-name mapping, allele checks,
 // window building from a fixed reference and a scoring run with a tiny random Mamba model.
 #include "core/families/family.h"
-#include "core/models/mamba_config.h"
+#include "core/families/mamba_config.h"
 #include "genomics/fasta.h"
 #include "genomics/tokenizer.h"
 #include "genomics/variant_scorer.h"

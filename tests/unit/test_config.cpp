@@ -1,7 +1,7 @@
 #include "core/config.h"
 #include "core/error.h"
-#include "core/models/hyena_config.h"
-#include "core/models/mamba_config.h"
+#include "core/families/hyena_config.h"
+#include "core/families/mamba_config.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // HyenaDNA model against the float64 oracle (direct long convolution), channel-blocked vs whole
 // mixer, save/load, recomputed positional buffers, and length errors.
 #include "core/families/family.h"
-#include "core/models/hyena_config.h"
+#include "core/families/hyena_config.h"
 #include "core/nn/hyena_window.h"
 #include "core/train/grad_model.h"
 #include "tests/oracles.h"

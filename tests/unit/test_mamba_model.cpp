@@ -1,7 +1,7 @@
 // The Mamba-1 model against the float64 oracle (always runs, no fixtures needed): random shapes, odd
 // lengths, L = 1; chunked streaming equals one pass; save/load and the Hugging Face layout give the
 // same model; broken checkpoints give errors naming the tensor.
-#include "core/models/mamba_config.h"
+#include "core/families/mamba_config.h"
 #include "tests/oracles.h"
 #include "tests/testing.h"
 

@@ -4,8 +4,8 @@
 // the ALTs) must agree, for SNVs, insertions, deletions, multi-allelic sites and windows shifted at
 // contig ends, on both strands and both reductions. Plus: strand symmetry on a reverse-complemented
 // contig, and every skip reason.
-#include "core/models/hyena_config.h"
-#include "core/models/mamba_config.h"
+#include "core/families/hyena_config.h"
+#include "core/families/mamba_config.h"
 #include "core/random.h"
 #include "genomics/variant_scorer.h"
 #include "tests/testing.h"

@@ -1,4 +1,4 @@
-#include "core/models/mamba_config.h"
+#include "core/families/mamba_config.h"
 
 #include "core/error.h"
 

@@ -1,4 +1,4 @@
-#include "core/models/hyena_config.h"
+#include "core/families/hyena_config.h"
 
 
 namespace longseq {
