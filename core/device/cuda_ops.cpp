@@ -21,9 +21,9 @@ class CudaOps final : public DeviceOps {
   void free(float* p) override { cudaFree(p); }
   int64_t* alloc_ids(int64_t n) override { return static_cast<int64_t*>(raw_alloc(n * int64_t(sizeof(int64_t)))); }
   void free_ids(int64_t* p) override { cudaFree(p); }
-  void to_device(float* dst, const float* src, int64_t n) override { copy_bytes(dst, src, n * 4, cudaMemcpyHostToDevice); }
-  void ids_to_device(int64_t* dst, const int64_t* src, int64_t n) override { copy_bytes(dst, src, n * 8, cudaMemcpyHostToDevice); }
-  void to_host(float* dst, const float* src, int64_t n) override { copy_bytes(dst, src, n * 4, cudaMemcpyDeviceToHost); }
+  void upload(float* dst, const float* src, int64_t n) override { copy_bytes(dst, src, n * 4, cudaMemcpyHostToDevice); }
+  void upload_ids(int64_t* dst, const int64_t* src, int64_t n) override { copy_bytes(dst, src, n * 8, cudaMemcpyHostToDevice); }
+  void download(float* dst, const float* src, int64_t n) override { copy_bytes(dst, src, n * 4, cudaMemcpyDeviceToHost); }
   void copy(float* dst, const float* src, int64_t n) override { copy_bytes(dst, src, n * 4, cudaMemcpyDeviceToDevice); }
   void zero(float* dst, int64_t n) override {
     if (n > 0) CUDA_CHECK(cudaMemset(dst, 0, size_t(n) * sizeof(float)));

@@ -9,6 +9,7 @@
 // serialise).
 #pragma once
 
+#include "core/nn/memory.h"
 #include "core/tensor.h"
 #include "kernels/causal_conv1d.h"
 #include "kernels/elementwise.h"
@@ -23,20 +24,11 @@
 
 namespace longseq {
 
-class DeviceOps {
+// Device memory (float arrays and token ids, transfers, copies) is the Memory<float> interface
+// (core/nn/memory.h) that the layers' backends share.
+class DeviceOps : public nn::Memory<float> {
  public:
-  virtual ~DeviceOps() = default;
   virtual std::string name() const = 0;
-  // Uninitialised device memory for n floats / n int64 ids; release with the matching free.
-  virtual float* alloc(int64_t n) = 0;
-  virtual void free(float* p) = 0;
-  virtual int64_t* alloc_ids(int64_t n) = 0;
-  virtual void free_ids(int64_t* p) = 0;
-  virtual void to_device(float* dst, const float* src, int64_t n) = 0;
-  virtual void ids_to_device(int64_t* dst, const int64_t* src, int64_t n) = 0;
-  virtual void to_host(float* dst, const float* src, int64_t n) = 0;
-  virtual void copy(float* dst, const float* src, int64_t n) = 0;  // device to device
-  virtual void zero(float* dst, int64_t n) = 0;
 
   virtual void embedding(const cuda::EmbeddingParams& p) = 0;
   virtual void norm(const cuda::NormParams& p) = 0;

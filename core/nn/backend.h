@@ -12,6 +12,7 @@
 #pragma once
 
 #include "core/mat.h"
+#include "core/nn/memory.h"
 #include "core/ops/ops.h"
 
 #include <algorithm>
@@ -46,27 +47,16 @@ struct FftConvArgs {
   const T* spectrum = nullptr;
 };
 
+// Memory (arrays, transfers, copy, zero) is the Memory<T> interface (core/nn/memory.h).
 template <class T>
-class Backend {
+class Backend : public Memory<T> {
  public:
-  virtual ~Backend() = default;
   virtual std::string name() const = 0;
   // True when the backend's pointers are host memory (the model then uses its host arrays in place).
   virtual bool host_memory() const = 0;
   // The kernels' limits (the CPU has none): a layer checks them before it runs (Layer::check).
   virtual int64_t max_conv_width() const = 0;
   virtual int64_t max_scan_states() const = 0;
-
-  // ---- memory (uninitialised; release with the matching free) ----
-  virtual T* alloc(int64_t n) = 0;
-  virtual void free(T* p) = 0;
-  virtual int64_t* alloc_ids(int64_t n) = 0;
-  virtual void free_ids(int64_t* p) = 0;
-  virtual void upload(T* dst, const T* host, int64_t n) = 0;
-  virtual void upload_ids(int64_t* dst, const int64_t* host, int64_t n) = 0;
-  virtual void download(T* host, const T* src, int64_t n) = 0;
-  virtual void copy(T* dst, const T* src, int64_t n) = 0;
-  virtual void zero(T* p, int64_t n) = 0;
 
   // ---- element-wise ----
   virtual void add(T* y, const T* x, int64_t n) = 0;  // y += x

@@ -24,9 +24,9 @@ class DeviceBackend final : public Backend<float> {
   void free(float* p) override { o_.free(p); }
   int64_t* alloc_ids(int64_t n) override { return o_.alloc_ids(n); }
   void free_ids(int64_t* p) override { o_.free_ids(p); }
-  void upload(float* dst, const float* host, int64_t n) override { o_.to_device(dst, host, n); }
-  void upload_ids(int64_t* dst, const int64_t* host, int64_t n) override { o_.ids_to_device(dst, host, n); }
-  void download(float* host, const float* src, int64_t n) override { o_.to_host(host, src, n); }
+  void upload(float* dst, const float* host, int64_t n) override { o_.upload(dst, host, n); }
+  void upload_ids(int64_t* dst, const int64_t* host, int64_t n) override { o_.upload_ids(dst, host, n); }
+  void download(float* host, const float* src, int64_t n) override { o_.download(host, src, n); }
   void copy(float* dst, const float* src, int64_t n) override { o_.copy(dst, src, n); }
   void zero(float* p, int64_t n) override { o_.zero(p, n); }
 

@@ -58,9 +58,9 @@ class EmuOps final : public DeviceOps {
   void free(float* p) override { delete[] p; }
   int64_t* alloc_ids(int64_t n) override { return new int64_t[size_t(std::max<int64_t>(n, 1))]; }
   void free_ids(int64_t* p) override { delete[] p; }
-  void to_device(float* dst, const float* src, int64_t n) override { std::memcpy(dst, src, size_t(n) * sizeof(float)); }
-  void ids_to_device(int64_t* dst, const int64_t* src, int64_t n) override { std::memcpy(dst, src, size_t(n) * sizeof(int64_t)); }
-  void to_host(float* dst, const float* src, int64_t n) override { std::memcpy(dst, src, size_t(n) * sizeof(float)); }
+  void upload(float* dst, const float* src, int64_t n) override { std::memcpy(dst, src, size_t(n) * sizeof(float)); }
+  void upload_ids(int64_t* dst, const int64_t* src, int64_t n) override { std::memcpy(dst, src, size_t(n) * sizeof(int64_t)); }
+  void download(float* dst, const float* src, int64_t n) override { std::memcpy(dst, src, size_t(n) * sizeof(float)); }
   void copy(float* dst, const float* src, int64_t n) override { std::memcpy(dst, src, size_t(n) * sizeof(float)); }
   void zero(float* dst, int64_t n) override { std::fill(dst, dst + n, 0.0f); }
 
