@@ -158,7 +158,7 @@ void scan_simd(const ScanArgs<float>& a, Mat<float> out) {
 #pragma omp parallel for schedule(static, 1)
   for (int64_t g = 0; g <= groups; ++g) {
     if (g == groups) {
-      scan_range_plain<float>(a, out, nullptr, blocks * kW, D);
+      if (blocks * kW < D) scan_range_plain<float>(a, out, nullptr, blocks * kW, D);
       continue;
     }
     const int64_t k0 = blocks * g / groups, k1 = blocks * (g + 1) / groups;
