@@ -55,6 +55,13 @@ void multiply_rows(const MulRowsParams& p) {
   CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+void flip(const FlipParams& p) {
+  LS_CHECK(p.x && p.out && p.rows >= 0 && p.cols >= 0, "flip: x and out are required");
+  if (p.rows * p.cols == 0) return;
+  flip_run(p, int64_t(sm_count()) * 32, launch_on_device);
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
 void column_sums(int64_t batch, int64_t length, int64_t channels, BLD a, BLD x2, BLD x3, float* out) {
   LS_CHECK(a.ptr && out && batch >= 1 && length >= 1 && channels >= 1, "column_sums: bad arguments B={} L={} D={}", batch, length, channels);
   const int64_t groups = (channels + kLanes - 1) / kLanes;

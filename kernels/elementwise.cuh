@@ -124,6 +124,21 @@ void mul_rows_run(const MulRowsParams& p, int64_t max_blocks, Launch launch) {
   launch(dim3{unsigned(blocks < max_blocks ? blocks : max_blocks)}, dim3{256}, mul_rows_kernel, p);
 }
 
+__global__ void flip_kernel(FlipParams p) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.rows * p.cols; i += stride) {
+    const int64_t r = i / p.cols, c = i % p.cols;
+    const int64_t sr = p.flip_rows ? p.rows - 1 - r : r, sc = p.flip_cols ? p.cols - 1 - c : c;
+    p.out[r * p.ldo + c] = p.x[sr * p.ldx + sc];
+  }
+}
+
+template <class Launch>
+void flip_run(const FlipParams& p, int64_t max_blocks, Launch launch) {
+  const int64_t blocks = (p.rows * p.cols + 255) / 256;
+  launch(dim3{unsigned(blocks < max_blocks ? blocks : max_blocks)}, dim3{256}, flip_kernel, p);
+}
+
 // Grid: x = tokens, y = channel groups of 32.
 __global__ void embedding_fwd_kernel(EmbeddingParams p) {
   const int64_t t = blockIdx.x, c = int64_t(blockIdx.y) * kLanes + threadIdx.x;

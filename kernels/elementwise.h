@@ -52,6 +52,18 @@ struct MulRowsParams {
 };
 void multiply_rows(const MulRowsParams& p);
 
+// out = x with rows and/or columns reversed (neither: a strided copy), rows x cols with row strides;
+// x and out must not overlap (core/ops/ops.h's flip: bidirectional and reverse-complement layers).
+struct FlipParams {
+  int64_t rows = 0, cols = 0;
+  const float* x = nullptr;
+  int64_t ldx = 0;
+  float* out = nullptr;
+  int64_t ldo = 0;
+  bool flip_rows = false, flip_cols = false;
+};
+void flip(const FlipParams& p);
+
 // out[d] = sum over b, t of a x (x2 if set) x (x3 if set), for (B, L, D) operands: bias gradients
 // and the like, summed over tiles of L in a fixed order (deterministic). Written, not accumulated.
 void column_sums(int64_t batch, int64_t length, int64_t channels, BLD a, BLD x2, BLD x3, float* out);

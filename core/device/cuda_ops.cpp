@@ -38,6 +38,7 @@ class CudaOps final : public DeviceOps {
   void scan(const cuda::SelectiveScanParams& p) override { cuda::selective_scan_forward(p); }
   void add(float* y, const float* x, int64_t n) override { cuda::add_inplace(y, x, n); }
   void multiply_rows(const cuda::MulRowsParams& p) override { cuda::multiply_rows(p); }
+  void flip(const cuda::FlipParams& p) override { cuda::flip(p); }
   void activation(const cuda::ActivationParams& p) override { cuda::activation_forward(p); }
   void fft_filter_spectrum(const float* k, int64_t k_l, int64_t L, int64_t D, cuda::CFloat* spec) override {
     cuda::fft_conv_filter_spectrum(k, k_l, L, D, spec);

@@ -39,6 +39,7 @@ class DeviceOps : public nn::Memory<float> {
   virtual void scan(const cuda::SelectiveScanParams& p) = 0;
   virtual void add(float* y, const float* x, int64_t n) = 0;
   virtual void multiply_rows(const cuda::MulRowsParams& p) = 0;
+  virtual void flip(const cuda::FlipParams& p) = 0;
   virtual void activation(const cuda::ActivationParams& p) = 0;
   virtual void sin_columns(const cuda::SinColumnsParams& p) = 0;
   // The filter spectrum of k (L, D) with token stride k_l into spec ((D, n/2 + 1) complex =

@@ -87,6 +87,11 @@ struct LmFrame {
   int64_t d_model = 0, n_layer = 0;
   bool tied = true, rms = false;  // rms: the final norm is an RMSNorm (else a LayerNorm)
   double final_eps = 1e-5;
+  // Non-empty (each token's complement): reverse-complement parameter sharing (Caduceus-PS). The
+  // stream is 2 d_model wide, one half per strand; the tied token table (GradModelSpec::complement)
+  // and the final norm (an RC wrapper) serve both halves.
+  std::vector<int64_t> rc_complement;
+  int64_t stream_width() const { return rc_complement.empty() ? d_model : 2 * d_model; }
 };
 // The frame's tensor table in file order: the embedding (V rows), block(i)'s declarations for each
 // block, the final norm, and an untied head; embedding and head start N(0, 0.02^2).
@@ -130,12 +135,13 @@ class LayerFamily : public Family {
     for (const nn::ParamDecl& p : table)
       if (p.buffer) buffers.push_back(p.name);
     auto g = std::make_unique<train::GradModel<T>>(
-        train::GradModelSpec{.family = frame.family, .config = config, .d_model = frame.d_model, .weights = std::move(weights),
+        train::GradModelSpec{.family = frame.family, .config = config, .d_model = frame.stream_width(), .weights = std::move(weights),
                              .buffers = std::move(buffers), .embedding = frame.embedding,
-                             .lm_head = frame.tied ? frame.embedding : "lm_head.weight"});
+                             .lm_head = frame.tied ? frame.embedding : "lm_head.weight", .complement = frame.rc_complement});
     const nn::OffsetOf off = g->offsets();
     for (int64_t i = 0; i < frame.n_layer; ++i) block(*g, off, i);
-    g->set_final_norm(nn::make_norm<T>(off, frame.final_norm, frame.rms, frame.final_eps));
+    auto final_norm = nn::make_norm<T>(off, frame.final_norm, frame.rms, frame.final_eps);
+    g->set_final_norm(frame.rc_complement.empty() ? final_norm : nn::make_rc_wrapper<T>(final_norm, frame.d_model));
     return g;
   }
   // The inference model over `weights` (moved in: held once).

@@ -72,7 +72,8 @@ LayerLanguageModel::LayerLanguageModel(std::shared_ptr<const train::GradModel<fl
     : model_(std::move(model)), max_length_(max_length), backend_(nn::cpu_backend<float>()),
       cache_(std::make_unique<nn::SharedCache>(size_t(1) << 30)) {
   LS_CHECK(!model_->steps().empty(), "{}: a model without layers (a family bug)", model_->family());
-  for (const auto& s : model_->steps()) streams_ = streams_ && s.norm->streams() && s.op->streams();
+  for (const auto& s : model_->steps()) streams_ = streams_ && (!s.norm || s.norm->streams()) && s.op->streams();
+  if (model_->derived_token_table()) token_table_ = model_->token_table();
 }
 
 LayerLanguageModel::~LayerLanguageModel() = default;
@@ -85,12 +86,21 @@ std::unique_ptr<LayerLanguageModel> LayerLanguageModel::on_device(std::shared_pt
   const auto& w = model_->weights();
   out->device_weights_ = std::make_unique<nn::Buf<float>>(*out->backend_, int64_t(w.size()));
   out->backend_->upload(out->device_weights_->get(), w.data(), int64_t(w.size()));
+  if (!token_table_.empty()) {
+    out->device_table_ = std::make_unique<nn::Buf<float>>(*out->backend_, int64_t(token_table_.size()));
+    out->backend_->upload(out->device_table_->get(), token_table_.data(), int64_t(token_table_.size()));
+  }
   return out;
 }
 
 nn::Params<float> LayerLanguageModel::params() const {
   const float* host = model_->weights().data();
   return {.w = device_weights_ ? device_weights_->get() : host, .g = nullptr, .host = host};
+}
+
+const float* LayerLanguageModel::token_table(const nn::Params<float>& p) const {
+  if (token_table_.empty()) return p.at(model_->embedding_offset());
+  return device_table_ ? device_table_->get() : token_table_.data();
 }
 
 std::shared_ptr<LayerLanguageModel::Session> LayerLanguageModel::session() const {
@@ -122,9 +132,25 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
     be.upload_ids(s.ids, ids.data(), n);
   }
   const Mat<float> x = s.acts.mat(kStream, n, d);
-  be.embedding(dev_ids, p.at(model_->embedding_offset()), V, x);
+  be.embedding(dev_ids, token_table(p), V, x);
   const auto& steps = model_->steps();
   const int64_t row_block = ops_ ? n : kRowBlock;  // a device has the memory for a whole chunk
+  // Step st over the rows xb, in place: its norm and op into the arena's slots, then the residual.
+  const auto run_step = [&](const auto& st, Mat<float> xb, nn::Arena<float>& acts, float* state, nn::Derived<float>& norm_derived,
+                            nn::Derived<float>& op_derived, nn::Arena<float>& work) {
+    Mat<const float> in = xb;
+    if (st.norm) {
+      const Mat<float> normed = acts.mat(kNormed, xb.rows, d);
+      st.norm->infer(be, p, xb, normed, nullptr, norm_derived, work);
+      in = normed;
+    }
+    const Mat<float> y = acts.mat(kBranch, xb.rows, d);
+    st.op->infer(be, p, in, y, state, op_derived, work);
+    if (st.residual)
+      be.add(xb.data, y.data, xb.rows * d);
+    else
+      be.copy(xb.data, y.data, xb.rows * d);
+  };
   // Step by step over the rows; a streaming step runs row blocks from its state (the sequence's, or
   // a fresh one for a whole window), so only a block of its activations is ever held.
   for (size_t k = 0; k < steps.size(); ++k) {
@@ -137,10 +163,7 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
       for_blocks(n, kThreadRows, [&](int64_t r0, int64_t rows, int slot) {
         Session::Worker& w = s.worker(size_t(slot));
         try {
-          const Mat<float> xb = x.rows_slice(r0, rows), normed = w.acts.mat(kNormed, rows, d), y = w.acts.mat(kBranch, rows, d);
-          st.norm->infer(be, p, xb, normed, nullptr, *w.derived[2 * k], w.work);
-          st.op->infer(be, p, normed, y, nullptr, *w.derived[2 * k + 1], w.work);
-          be.add(xb.data, y.data, rows * d);
+          run_step(st, x.rows_slice(r0, rows), w.acts, nullptr, *w.derived[2 * k], *w.derived[2 * k + 1], w.work);
         } catch (...) {
 #pragma omp critical(longseq_layer_model_error)
           if (!error) error = std::current_exception();
@@ -153,21 +176,14 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
         state = s.acts.get(kTempState, st.op->state_size());
         be.zero(state, st.op->state_size());
       }
-      for (int64_t r0 = 0; r0 < n; r0 += row_block) {
-        const int64_t rows = std::min(row_block, n - r0);
-        const Mat<float> xb = x.rows_slice(r0, rows), normed = s.acts.mat(kNormed, rows, d), y = s.acts.mat(kBranch, rows, d);
-        st.norm->infer(be, p, xb, normed, nullptr, norm_derived, s.work);
-        st.op->infer(be, p, normed, y, state, op_derived, s.work);
-        be.add(xb.data, y.data, rows * d);
-      }
+      for (int64_t r0 = 0; r0 < n; r0 += row_block)
+        run_step(st, x.rows_slice(r0, std::min(row_block, n - r0)), s.acts, state, norm_derived, op_derived, s.work);
     } else {
       const Mat<float> y = s.acts.mat(kBranch, n, d);
-      if (!st.op->infer_window(be, p, *st.norm, x, y, op_derived, s.work)) {
-        const Mat<float> normed = s.acts.mat(kNormed, n, d);
-        st.norm->infer(be, p, x, normed, nullptr, norm_derived, s.work);
-        st.op->infer(be, p, normed, y, nullptr, op_derived, s.work);
-      }
-      be.add(x.data, y.data, n * d);
+      if (st.norm && st.residual && st.op->infer_window(be, p, *st.norm, x, y, op_derived, s.work))
+        be.add(x.data, y.data, n * d);
+      else
+        run_step(st, x, s.acts, nullptr, norm_derived, op_derived, s.work);
     }
     const bool block_ends = k + 1 == steps.size() || steps[k + 1].block != st.block;
     if (out.hidden && block_ends) be.download((*out.hidden)[size_t(st.block)].data<float>() + out.row0 * d, x.data, n * d);
@@ -180,12 +196,12 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
     if (out.final_hidden) be.download(out.final_hidden->data<float>() + (out.row0 + r0) * d, normed.data, rows * d);
     if (out.logits) {
       const Mat<float> lg = s.acts.mat(kLogits, rows, V);
-      be.linear(normed, p.at(model_->lm_head_offset()), nullptr, lg);
+      be.linear(normed, head_table(p), nullptr, lg);
       be.download(out.logits + r0 * V, lg.data, rows * V);
     }
     if (out.sink) {
       const Mat<float> lg = s.acts.mat(kLogits, rows, V);
-      be.linear(normed, p.at(model_->lm_head_offset()), nullptr, lg);
+      be.linear(normed, head_table(p), nullptr, lg);
       Tensor host = Tensor::empty({rows, V});
       be.download(host.data<float>(), lg.data, rows * V);
       (*out.sink)(out.row0 + r0, host);

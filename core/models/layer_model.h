@@ -84,6 +84,12 @@ class LayerLanguageModel final : public LanguageModel {
   std::shared_ptr<Session> session() const;
   std::unique_lock<std::mutex> device_lock() const;
   nn::Params<float> params() const;
+  // The (V, d) tables the embedding and the LM head read on this model's backend: the weights', or
+  // a reverse-complement tied model's derived table (made once, train::GradModel::token_table).
+  const float* token_table(const nn::Params<float>& p) const;
+  const float* head_table(const nn::Params<float>& p) const {
+    return token_table_.empty() ? p.at(model_->lm_head_offset()) : token_table(p);
+  }
   // One pass over ids (n rows) from `states` (null: a whole window without state), advancing them.
   void pass(Session& s, std::span<const int64_t> ids, Sequence::States* states, const Outputs& out) const;
   // Runs ids from `seq`, summing their next-token log-probabilities (see ContinuationScores); `carry`
@@ -97,6 +103,8 @@ class LayerLanguageModel final : public LanguageModel {
   std::shared_ptr<DeviceOps> ops_;  // null on the CPU
   std::unique_ptr<nn::SharedCache> cache_;
   std::unique_ptr<nn::Buf<float>> device_weights_;
+  std::vector<float> token_table_;                // empty unless the model derives its token table
+  std::unique_ptr<nn::Buf<float>> device_table_;  // its device copy
   mutable std::mutex pool_mutex_, device_mutex_;
   mutable std::vector<std::unique_ptr<Session>> pool_;
 };

@@ -62,6 +62,8 @@ class Backend : public Memory<T> {
   virtual void add(T* y, const T* x, int64_t n) = 0;  // y += x
   // out = a * b element by element (out may be a).
   virtual void mul(Mat<const T> a, Mat<const T> b, Mat<T> out) = 0;
+  // y = x with rows and/or columns reversed (ops::flip); x and y must not overlap.
+  virtual void flip(Mat<const T> x, Mat<T> y, bool rows, bool cols) = 0;
   // y = gelu_tanh(x); dx = dy * gelu_tanh'(x) (dx may be dy).
   virtual void gelu(const T* x, T* y, int64_t n) = 0;
   virtual void gelu_backward(const T* x, const T* dy, T* dx, int64_t n) = 0;
@@ -132,11 +134,19 @@ class Arena {
     return bufs_[slot].get();
   }
   Mat<T> mat(size_t slot, int64_t rows, int64_t cols) { return longseq::mat(get(slot, rows * cols), rows, cols); }
+  // A nested arena, made on first use: a layer built from other layers gives each of them its own
+  // (their slots are numbered from 0 too).
+  Arena& sub(size_t i) {
+    if (i >= subs_.size()) subs_.resize(i + 1);
+    if (!subs_[i]) subs_[i] = std::make_unique<Arena>(*be_);
+    return *subs_[i];
+  }
   Backend<T>& backend() const { return *be_; }
 
  private:
   Backend<T>* be_;
   std::vector<Buf<T>> bufs_;
+  std::vector<std::unique_ptr<Arena>> subs_;
 };
 
 // Host values made from a model's weights that all its callers share (a long convolution's filter
@@ -190,11 +200,18 @@ class Derived {
     return arena_.get(it->second, n);
   }
   SharedCache* shared() const { return shared_; }
+  // A nested set of values for a layer that a composite layer is built from (see Arena::sub).
+  Derived& sub(size_t i) {
+    if (i >= subs_.size()) subs_.resize(i + 1);
+    if (!subs_[i]) subs_[i] = std::make_unique<Derived>(arena_.backend(), shared_);
+    return *subs_[i];
+  }
 
  private:
   Arena<T> arena_;
   std::map<int64_t, size_t> slot_;
   SharedCache* shared_;
+  std::vector<std::unique_ptr<Derived>> subs_;
 };
 
 // The CPU backend (one shared instance per precision).

@@ -74,6 +74,7 @@ class CpuBackend final : public Backend<T> {
       for (int64_t c = 0; c < out.cols; ++c) o[c] = ar[c] * br[c];
     }
   }
+  void flip(Mat<const T> x, Mat<T> y, bool rows, bool cols) override { ops::flip(x, y, rows, cols); }
   void gelu(const T* x, T* y, int64_t n) override {
     if constexpr (std::is_same_v<T, float>) {
       fast_gelu(x, y, n);

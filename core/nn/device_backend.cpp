@@ -31,6 +31,9 @@ class DeviceBackend final : public Backend<float> {
   void zero(float* p, int64_t n) override { o_.zero(p, n); }
 
   void add(float* y, const float* x, int64_t n) override { o_.add(y, x, n); }
+  void flip(Mat<const float> x, Mat<float> y, bool rows, bool cols) override {
+    o_.flip({.rows = y.rows, .cols = y.cols, .x = x.data, .ldx = x.ld, .out = y.data, .ldo = y.ld, .flip_rows = rows, .flip_cols = cols});
+  }
   void mul(Mat<const float> a, Mat<const float> b, Mat<float> out) override {
     o_.multiply_rows({.rows = out.rows, .cols = out.cols, .a = a.data, .lda = a.ld, .b = b.data, .ldb = b.ld, .out = out.data, .ldo = out.ld});
   }

@@ -136,6 +136,27 @@ void hyena_positional_grid(int64_t length, int64_t emb_dim, float* z, float* t);
 // The port's default decay rates of the exponential modulation, one per channel (d).
 void hyena_default_deltas(int64_t d, float* deltas);
 
+// Caduceus's BiMamba (BiMambaWrapper, strategy "add"): y = fwd(x) + flip_L(rev(flip_L(x))) with two
+// Mamba mixers at <prefix>mamba_fwd. and <prefix>mamba_rev.; with `tie` (bidirectional_weight_tie)
+// the reverse mixer reads the forward one's in_proj and out_proj, so their gradients sum. Inference
+// runs each direction in row blocks from a carried state (memory of a block, not of the window).
+template <class T>
+std::shared_ptr<const Layer<T>> make_bimamba(const OffsetOf& off, const std::string& prefix, const MambaMixerShape& s, bool tie);
+ParamDecls bimamba_params(const std::string& prefix, const MambaMixerShape& s, int64_t n_layer, bool tie);
+// <prefix>mamba_fwd. or <prefix>mamba_rev.
+std::string bimamba_direction_prefix(const std::string& prefix, bool reverse);
+// The reverse-complement parameter-sharing wrapper (Caduceus's RCPSWrapper) of a layer (L, h) ->
+// (L, h): over (L, 2h), y[:, :h] = inner(x[:, :h]) and y[:, h:] = rc(inner(rc(x[:, h:]))), rc
+// reversing rows and columns (only the columns for a token-wise inner layer, where the row order
+// does not matter; such a wrapper is token-wise too). Wrapping a norm gives the RC norm: the second
+// half normalised with the weights reversed.
+template <class T>
+std::shared_ptr<const Layer<T>> make_rc_wrapper(std::shared_ptr<const Layer<T>> inner, int64_t h);
+// y = [x[:, h:], x[:, :h]]: the exchange of channel halves that the released Caduceus-PS block
+// (fused add + norm) makes at every block.
+template <class T>
+std::shared_ptr<const Layer<T>> make_swap_halves(int64_t h);
+
 // fc2(gelu_tanh(fc1(x))), d -> d_inner -> d: <prefix>fc1.*, <prefix>fc2.*.
 template <class T>
 std::shared_ptr<const Layer<T>> make_gelu_mlp(const OffsetOf& off, const std::string& prefix, int64_t d_inner);

@@ -221,6 +221,39 @@ void center_columns(Mat<T> x) {
     for (int64_t k = 0; k < x.cols; ++k) x.at(t, k) = T(double(x.at(t, k)) - mean[size_t(k)] / double(x.rows));
 }
 
+template <class T>
+void flip(Mat<const T> x, Mat<T> y, bool rows, bool cols) {
+  assert(x.rows == y.rows && x.cols == y.cols);
+  for (int64_t r = 0; r < y.rows; ++r) {
+    const T* src = x.row(rows ? x.rows - 1 - r : r);
+    T* dst = y.row(r);
+    if (cols)
+      std::reverse_copy(src, src + x.cols, dst);
+    else
+      std::copy(src, src + x.cols, dst);
+  }
+}
+
+template <class T>
+void rc_token_table(const T* E, int64_t V, int64_t h, std::span<const int64_t> comp, T* out) {
+  assert(int64_t(comp.size()) == V);
+  for (int64_t v = 0; v < V; ++v) {
+    assert(comp[size_t(v)] >= 0 && comp[size_t(v)] < V);
+    std::copy(E + v * h, E + (v + 1) * h, out + v * 2 * h);
+    const T* c = E + comp[size_t(v)] * h;
+    std::reverse_copy(c, c + h, out + v * 2 * h + h);
+  }
+}
+
+template <class T>
+void rc_token_table_backward(const T* dout, int64_t V, int64_t h, std::span<const int64_t> comp, T* dE) {
+  for (int64_t v = 0; v < V; ++v) {
+    const T* row = dout + v * 2 * h;
+    T* c = dE + comp[size_t(v)] * h;
+    for (int64_t j = 0; j < h; ++j) dE[v * h + j] += row[j], c[j] += row[2 * h - 1 - j];
+  }
+}
+
 #define LONGSEQ_INSTANTIATE(T)                                                                                    \
   template void rms_norm_forward<T>(Mat<const T>, const T*, double, Mat<T>, T*);                                  \
   template void rms_norm_backward<T>(Mat<const T>, const T*, const T*, Mat<const T>, Mat<T>, T*);                 \
@@ -232,7 +265,10 @@ void center_columns(Mat<T> x) {
   template void filterbank_init<T>(int64_t, int64_t, double, T*);                                                 \
   template void log_power_forward<T>(Mat<const T>, Mat<T>);                                                        \
   template void log_power_backward<T>(Mat<const T>, Mat<const T>, Mat<T>);                                           \
-  template void center_columns<T>(Mat<T>);
+  template void center_columns<T>(Mat<T>);                                                                         \
+  template void flip<T>(Mat<const T>, Mat<T>, bool, bool);                                                         \
+  template void rc_token_table<T>(const T*, int64_t, int64_t, std::span<const int64_t>, T*);                      \
+  template void rc_token_table_backward<T>(const T*, int64_t, int64_t, std::span<const int64_t>, T*);
 LONGSEQ_INSTANTIATE(float)
 LONGSEQ_INSTANTIATE(double)
 #undef LONGSEQ_INSTANTIATE

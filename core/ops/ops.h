@@ -119,7 +119,21 @@ void fft_conv_rows(Mat<float> v, const float* bias, const float* spectrum, Mat<c
 // Rows per block of a channel-blocked schedule for transforms of size n (a multiple of the batch).
 int64_t fft_conv_block_channels(int64_t n, int64_t C);
 
-// ---- embedding, loss, audio front end (elementwise.cpp) ----------------------------------------
+// ---- layout, embedding, loss, audio front end (elementwise.cpp) ---------------------------------
+// y = x with its rows and/or columns in reverse order (neither: a strided copy); x and y (same
+// shape) must not overlap. Bidirectional and reverse-complement layers run a sequence backwards
+// with it: reversing the rows of an (L, D) window reads it 3' to 5', reversing the columns too is
+// the reverse complement of a channel layout that pairs channel c with D - 1 - c.
+template <class T>
+void flip(Mat<const T> x, Mat<T> y, bool rows, bool cols);
+// The token table of a reverse-complement parameter-sharing model (Caduceus-PS): from the stored
+// table E (V, h) and the complement of each token, out (V, 2h) row v = [E[v], reversed E[comp[v]]],
+// so a token's embedding and its complement's mirror image are one parameter. The backward folds
+// dout (V, 2h) back: dE[v] += dout[v, :h], dE[comp[v]] += reversed dout[v, h:].
+template <class T>
+void rc_token_table(const T* E, int64_t V, int64_t h, std::span<const int64_t> comp, T* out);
+template <class T>
+void rc_token_table_backward(const T* dout, int64_t V, int64_t h, std::span<const int64_t> comp, T* dE);
 // dtable[ids[l]] += dout[l] (rows in order: deterministic).
 template <class T>
 void embedding_backward(std::span<const int64_t> ids, Mat<const T> dout, T* dtable);

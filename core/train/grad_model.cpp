@@ -129,7 +129,8 @@ struct GradModel<T>::Buffers {
 
 namespace {
 // Slots of Buffers::model.
-constexpr size_t kResidualGrad = 0, kFinalGrad = 1, kNormedGrad = 2, kNormGrad = 3, kStageGrad = 4, kFin = 5, kRecomputeOut = 6;
+constexpr size_t kResidualGrad = 0, kFinalGrad = 1, kNormedGrad = 2, kNormGrad = 3, kStageGrad = 4, kFin = 5, kRecomputeOut = 6,
+                 kTokenTable = 7;
 }  // namespace
 
 template <class T>
@@ -164,6 +165,36 @@ GradModel<T>::GradModel(GradModelSpec spec)
   emb_ = table_.find(spec.embedding).offset;
   lm_head_ = table_.find(spec.lm_head).offset;
   vocab_ = table_.find(spec.lm_head).shape.at(0);
+  complement_ = std::move(spec.complement);
+  if (derived_token_table()) {
+    LS_CHECK(spec.embedding == spec.lm_head && int64_t(complement_.size()) == vocab_ && d_model_ % 2 == 0 &&
+                 table_.find(spec.embedding).shape == Shape({vocab_, d_model_ / 2}),
+             "{}: a reverse-complement token table needs a tied ({}, {}) embedding and a complement per token (a family bug)", family_,
+             vocab_, d_model_ / 2);
+    for (int64_t c : complement_) LS_CHECK(c >= 0 && c < vocab_, "{}: complement map entry {} outside the vocabulary of {}", family_, c, vocab_);
+  }
+}
+
+template <class T>
+std::vector<T> GradModel<T>::token_table() const {
+  std::vector<T> table(size_t(vocab_ * d_model_));
+  ops::rc_token_table(weights_.data() + emb_, vocab_, d_model_ / 2, complement_, table.data());
+  return table;
+}
+
+template <class T>
+const T* GradModel<T>::embedding_table(const nn::Params<T>& p) {
+  if (!derived_token_table()) return p.at(emb_);
+  table_host_ = token_table();
+  if (backend_->host_memory()) return table_host_.data();
+  T* dev = buf_->model.get(kTokenTable, vocab_ * d_model_);
+  backend_->upload(dev, table_host_.data(), vocab_ * d_model_);
+  return dev;
+}
+
+template <class T>
+void GradModel<T>::fold_table_grad(const T* dtable, T* grad) const {
+  ops::rc_token_table_backward(dtable, vocab_, d_model_ / 2, complement_, grad + emb_);
 }
 
 template <class T>
@@ -172,6 +203,12 @@ void GradModel<T>::add_step(int64_t block, std::shared_ptr<const nn::Layer<T>> n
   steps_.push_back({block, std::move(norm), std::move(op)});
   blocks_ = block + 1;
   buf_.reset();
+}
+
+template <class T>
+void GradModel<T>::add_map(int64_t block, std::shared_ptr<const nn::Layer<T>> op) {
+  add_step(block, nullptr, std::move(op));
+  steps_.back().residual = false;
 }
 
 template <class T>
@@ -197,6 +234,7 @@ template <class T>
 GradModel<T>::GradModel(const GradModel& o)
     : family_(o.family_), config_(o.config_), d_model_(o.d_model_), table_(o.table_), weights_(o.weights_), head_(o.head_),
       classes_(o.classes_), vocab_(o.vocab_), emb_(o.emb_), lm_head_(o.lm_head_), steps_(o.steps_), blocks_(o.blocks_),
+      complement_(o.complement_), fixed_(o.fixed_),
       final_norm_(o.final_norm_), recompute_(o.recompute_), train_length_(o.train_length_), labels_(o.labels_), audio_(o.audio_),
       pool_(o.pool_), pool_w_(o.pool_w_), pool_b_(o.pool_b_), fb_w_(o.fb_w_), filters_(o.filters_), frame_(o.frame_),
       learn_filters_(o.learn_filters_), band_norm_(o.band_norm_), ops_(o.ops_), backend_(o.backend_) {}
@@ -239,7 +277,8 @@ int64_t GradModel<T>::activation_floats_per_token() const {
       floats += rows * double(pool_cols(s)) / double(s == 0 && filters_ > 0 ? 1 : pool_[size_t(s)]);
       if (s > 0 || filters_ == 0) rows /= double(pool_[size_t(s)]);
     }
-    const double acts = rows * double(d + steps_[k].norm->saved_per_token() + steps_[k].op->saved_per_token());
+    const Step& st = steps_[k];
+    const double acts = rows * double((st.norm ? d + st.norm->saved_per_token() : 0) + st.op->saved_per_token());
     floats += rows * double(d);  // the stream entering the step
     if (recompute_)
       peak = std::max(peak, acts);
@@ -314,6 +353,14 @@ nn::Params<T> GradModel<T>::params_for(T* device_grad, T* host_grad) {
 }
 
 template <class T>
+Mat<const T> GradModel<T>::step_norm_forward(const Step& st, Mat<const T> x, nn::Arena<T>& normed, nn::Arena<T>& saved) {
+  if (!st.norm) return x;
+  const Mat<T> y = normed.mat(0, x.rows, x.cols);
+  st.norm->forward(*backend_, params_for(nullptr, nullptr), x, y, saved);
+  return y;
+}
+
+template <class T>
 void GradModel<T>::backbone_forward(std::span<const int64_t> ids) {
   LS_CHECK(final_norm_ && !steps_.empty(), "{} training model without layers (a family bug)", family_);
   const int64_t L0 = int64_t(ids.size()), d = d_model_, S = int64_t(steps_.size());
@@ -353,7 +400,7 @@ void GradModel<T>::backbone_forward(std::span<const int64_t> ids) {
   } else {
     int64_t* dev_ids = b.ids_for(L0);
     be.upload_ids(dev_ids, ids.data(), L0);
-    be.embedding(dev_ids, p.at(emb_), vocab_, mat(first, L0, d));
+    be.embedding(dev_ids, embedding_table(p), vocab_, mat(first, L0, d));
   }
   for (int64_t k = 0; k < S; ++k) {
     const Step& st = steps_[size_t(k)];
@@ -362,12 +409,11 @@ void GradModel<T>::backbone_forward(std::span<const int64_t> ids) {
     if (const int64_t s = stage_opened_by(size_t(k)); s >= 0)  // down-pool: (rows, d) read as (rows / p, p d) -> (rows / p, d)
       be.linear(mat<const T>(stage_in(s), Lk, pool_cols(s)), p.at(pool_w_[size_t(s)]), p.at(pool_b_[size_t(s)]), mat(x, Lk, d));
     typename Buffers::Acts& a = b.acts[recompute_ ? 0 : size_t(k)];
-    const Mat<T> normed = a.normed.mat(0, Lk, d);
-    st.norm->forward(be, p, mat<const T>(x, Lk, d), normed, a.norm);
+    const Mat<const T> op_in = step_norm_forward(st, mat<const T>(x, Lk, d), a.normed, a.norm);
     const int64_t next_stage = k + 1 < S ? stage_opened_by(size_t(k + 1)) : -1;
     T* y = next_stage >= 0 ? stage_in(next_stage) : b.stream.get(size_t(k + 1), Lk * d);
-    st.op->forward(be, p, normed, mat(y, Lk, d), a.op);
-    be.add(y, x, Lk * d);  // step output = input + branch
+    st.op->forward(be, p, op_in, mat(y, Lk, d), a.op);
+    if (st.residual) be.add(y, x, Lk * d);  // step output = input + branch
   }
   const Mat<T> fin = b.model.mat(kFin, L, d);
   final_norm_->forward(be, p, mat<const T>(b.stream.get(size_t(S), L * d), L, d), fin, b.final_saved);
@@ -400,15 +446,19 @@ void GradModel<T>::backbone_backward(std::span<const int64_t> ids, T* grad) {
     L = rows_[size_t(k)];
     typename Buffers::Acts& a = b.acts[recompute_ ? 0 : size_t(k)];
     const Mat<const T> x = mat<const T>(b.stream.get(size_t(k), L * d), L, d);
-    const Mat<T> normed = a.normed.mat(0, L, d);
+    const Mat<const T> op_in = st.norm ? Mat<const T>(a.normed.mat(0, L, d)) : x;
     if (recompute_) {
-      st.norm->forward(be, p, x, normed, a.norm);
-      st.op->forward(be, p, normed, b.model.mat(kRecomputeOut, L, d), a.op);
+      step_norm_forward(st, x, a.normed, a.norm);
+      st.op->forward(be, p, op_in, b.model.mat(kRecomputeOut, L, d), a.op);
     }
     const Mat<T> dnormed = b.model.mat(kNormedGrad, L, d), dx = b.model.mat(kNormGrad, L, d);
-    st.op->backward(be, p, normed, mat<const T>(dres, L, d), dnormed, a.op, b.work);
-    st.norm->backward(be, p, x, dnormed, dx, a.norm, b.work);
-    be.add(dres, dx.data, L * d);  // the residual path carries dres through unchanged
+    st.op->backward(be, p, op_in, mat<const T>(dres, L, d), dnormed, a.op, b.work);
+    if (st.norm) st.norm->backward(be, p, x, dnormed, dx, a.norm, b.work);
+    const T* dstep = st.norm ? dx.data : dnormed.data;
+    if (st.residual)
+      be.add(dres, dstep, L * d);  // the residual path carries dres through unchanged
+    else
+      be.copy(dres, dstep, L * d);
     if (const int64_t s = stage_opened_by(size_t(k)); s >= 0) {  // back through the down-pool into the stage input
       const int64_t cols = pool_cols(s);
       const bool stem = s == 0 && filters_ > 0, need_dx = !stem || learn_filters_;
@@ -418,7 +468,14 @@ void GradModel<T>::backbone_backward(std::span<const int64_t> ids, T* grad) {
       if (need_dx) be.copy(dres, dstage.data, L * cols);  // the previous step's output gradient (or the stem's)
     }
   }
-  if (filters_ == 0) {
+  if (filters_ == 0 && derived_token_table()) {  // the derived table's gradient, folded on the host
+    T* dtable = b.model.get(kTokenTable, vocab_ * d);
+    be.zero(dtable, vocab_ * d);
+    be.embedding_backward(b.ids, mat<const T>(dres, L0, d), dtable, vocab_);
+    std::vector<T> host(size_t(vocab_ * d));
+    be.download(host.data(), dtable, vocab_ * d);
+    fold_table_grad(host.data(), grad);
+  } else if (filters_ == 0) {
     be.embedding_backward(b.ids, mat<const T>(dres, L0, d), p.grad(emb_), vocab_);
   } else if (learn_filters_) {  // the filterbank's backward on the host, where its forward ran
     const int64_t rows0 = L0 / pool_[0];
@@ -471,7 +528,9 @@ void GradModel<T>::save(const std::filesystem::path& dir) const {
   AtomicFile f(dir / "config.json");
   f.write(cfg.dump(2) + "\n");
   f.commit();
-  write_safetensors(dir / "model.safetensors", named_tensors(), {{"format", "pt"}, {"producer", "longseq " LONGSEQ_VERSION}});
+  std::vector<std::pair<std::string, Tensor>> tensors = named_tensors();
+  tensors.insert(tensors.end(), fixed_.begin(), fixed_.end());
+  write_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}, {"producer", "longseq " LONGSEQ_VERSION}});
 }
 
 template <class T>
@@ -480,7 +539,7 @@ double GradModel<T>::lm_loss(std::span<const int64_t> ids, std::span<const int64
   LS_CHECK(!audio_, "an audio model has no language-model head; train it with --task audio-classify");
   backbone_forward(ids);
   const int64_t L = int64_t(ids.size()), d = d_model();
-  const double loss = lm_head_loss(mat<const T>(fin_.data(), L, d), lm_head_, targets, scale, grad, mat(dfin_.data(), L, d));
+  const double loss = lm_head_loss(mat<const T>(fin_.data(), L, d), targets, scale, grad, mat(dfin_.data(), L, d));
   if (grad) backbone_backward(ids, grad);
   return loss;
 }
@@ -496,15 +555,18 @@ double GradModel<T>::class_loss(std::span<const int64_t> ids, int64_t label, dou
 }
 
 template <class T>
-double GradModel<T>::lm_head_loss(Mat<const T> fin, int64_t head_offset, std::span<const int64_t> targets, double scale,
-                                  T* grad, Mat<T> dfin) {
+double GradModel<T>::lm_head_loss(Mat<const T> fin, std::span<const int64_t> targets, double scale, T* grad, Mat<T> dfin) {
   const int64_t L = fin.rows, V = vocab_;
   std::vector<T> logits(static_cast<size_t>(L * V)), dlogits(static_cast<size_t>(L * V));
-  linear_forward<T>(fin, w(head_offset), nullptr, mat(logits.data(), L, V));
+  const T* head = head_table();
+  linear_forward<T>(fin, head, nullptr, mat(logits.data(), L, V));
   const double loss = cross_entropy<T>(mat<const T>(logits.data(), L, V), targets, scale, mat(dlogits.data(), L, V));
   if (grad) {
     for (int64_t r = 0; r < L; ++r) std::fill(dfin.row(r), dfin.row(r) + dfin.cols, T(0));
-    linear_backward<T>(fin, w(head_offset), mat<const T>(dlogits.data(), L, V), &dfin, g(grad, head_offset), nullptr);
+    std::vector<T> dtable(derived_token_table() ? size_t(V * fin.cols) : 0, T(0));
+    linear_backward<T>(fin, head, mat<const T>(dlogits.data(), L, V), &dfin, derived_token_table() ? dtable.data() : g(grad, lm_head_),
+                       nullptr);
+    if (derived_token_table()) fold_table_grad(dtable.data(), grad);
   }
   return loss;
 }

@@ -96,6 +96,10 @@ struct GradModelSpec {
   WeightSource weights;
   std::vector<std::string> buffers;
   std::string embedding, lm_head;
+  // Non-empty: reverse-complement parameter sharing (Caduceus-PS). The embedding tensor is (V,
+  // d_model / 2) and the embedding and tied LM head read the (V, d_model) table made from it with
+  // each token's complement (ops::rc_token_table).
+  std::vector<int64_t> complement;
 };
 
 template <class T>
@@ -106,6 +110,12 @@ class GradModel {
   // Appends a residual step x += op(norm(x)) to block `block` (blocks in order; audio pooling
   // stages split the blocks evenly), and sets the final norm before the heads.
   void add_step(int64_t block, std::shared_ptr<const nn::Layer<T>> norm, std::shared_ptr<const nn::Layer<T>> op);
+  // Appends a step that replaces the stream, x = op(x) (no norm, no residual; e.g. a permutation of
+  // the channels).
+  void add_map(int64_t block, std::shared_ptr<const nn::Layer<T>> op);
+  // A tensor the file keeps as it is, outside the trained table (an integer buffer such as
+  // Caduceus's complement_map), written by save() after the table's.
+  void add_fixed(std::string name, Tensor tensor) { fixed_.emplace_back(std::move(name), std::move(tensor)); }
   void set_final_norm(std::shared_ptr<const nn::Layer<T>> norm);
   // Offsets of the table's tensors by name (-1: absent), for the family's layer constructors.
   nn::OffsetOf offsets() const;
@@ -164,12 +174,17 @@ class GradModel {
   // the final norm, and the embedding and LM head tensors (offsets in weights()).
   struct Step {
     int64_t block = 0;
-    std::shared_ptr<const nn::Layer<T>> norm, op;
+    std::shared_ptr<const nn::Layer<T>> norm, op;  // norm null: op reads the stream itself
+    bool residual = true;                          // x += op(...), else x = op(...)
   };
   const std::vector<Step>& steps() const { return steps_; }
   const nn::Layer<T>& final_norm() const { return *final_norm_; }
   int64_t embedding_offset() const { return emb_; }
   int64_t lm_head_offset() const { return lm_head_; }
+  // True when the embedding and LM head read a table made from the weights (GradModelSpec::complement);
+  // token_table() is then that (V, d_model) table for the current weights (host).
+  bool derived_token_table() const { return !complement_.empty(); }
+  std::vector<T> token_table() const;
   // Copy of a parameter as an F32 tensor, for tests and tools.
   Tensor tensor(const std::string& name) const;
   std::vector<std::pair<std::string, Tensor>> named_tensors() const;
@@ -190,12 +205,18 @@ class GradModel {
   std::vector<T> filterbank_forward(std::span<const int64_t> ids);
   void filterbank_backward(const T* dbands, int64_t rows, T* grad);
   nn::Params<T> params_for(T* device_grad, T* host_grad);
+  // Step st's norm forward of x into the step's saved slots; what its op reads (x without a norm).
+  Mat<const T> step_norm_forward(const Step& st, Mat<const T> x, nn::Arena<T>& normed, nn::Arena<T>& saved);
   // The LM head's loss from the final hidden states `fin` (L, d): fills dfin (overwritten) when grad.
-  double lm_head_loss(Mat<const T> fin, int64_t head_offset, std::span<const int64_t> targets, double scale, T* grad,
-                      Mat<T> dfin);
+  double lm_head_loss(Mat<const T> fin, std::span<const int64_t> targets, double scale, T* grad, Mat<T> dfin);
   // The classifier's loss (mean-pool + linear) from `fin`; fills dfin (overwritten) when grad.
   double classifier_loss(Mat<const T> fin, int64_t label, double scale, T* grad, Mat<T> dfin, std::vector<double>* logits);
   T* g(T* grad, int64_t offset) const { return grad && offset >= 0 ? grad + offset : nullptr; }
+  // The token table the embedding reads on the backend (the weights', or the derived one uploaded),
+  // and the LM head's on the host; a derived table's gradient is folded back into the embedding's.
+  const T* embedding_table(const nn::Params<T>& p);
+  const T* head_table() { return derived_token_table() ? table_host_.data() : w(lm_head_); }
+  void fold_table_grad(const T* dtable, T* grad) const;
   T* w(int64_t offset) { return offset < 0 ? nullptr : weights_.data() + offset; }
   int64_t off(const std::string& name) const { return table_.has(name) ? table_.find(name).offset : -1; }
 
@@ -211,6 +232,9 @@ class GradModel {
   int64_t lm_head_ = -1;  // the LM head (the embedding's offset when tied)
   std::vector<Step> steps_;
   int64_t blocks_ = 0;
+  std::vector<int64_t> complement_;                   // see GradModelSpec::complement
+  std::vector<std::pair<std::string, Tensor>> fixed_;  // see add_fixed
+  std::vector<T> table_host_;                          // the derived token table of the last forward
   std::shared_ptr<const nn::Layer<T>> final_norm_;
   std::vector<T> fin_, dfin_;
   bool recompute_ = false;

@@ -91,6 +91,7 @@ class EmuOps final : public DeviceOps {
   }
   void add(float* y, const float* x, int64_t n) override { cuda::add_run(cuda::AddParams{n, y, x}, 4, launch); }
   void multiply_rows(const cuda::MulRowsParams& p) override { cuda::mul_rows_run(p, 4, launch); }
+  void flip(const cuda::FlipParams& p) override { cuda::flip_run(p, 4, launch); }
   void activation(const cuda::ActivationParams& p) override { cuda::activation_run(p, false, 4, launch); }
   void fft_filter_spectrum(const float* k, int64_t k_l, int64_t L, int64_t D, cuda::CFloat* spec) override {
     const int64_t n = fft_fast_size(std::max<int64_t>(2 * L - 1, 2)), cb = 5;  // channel blocks of 5: the block loop too
