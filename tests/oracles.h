@@ -237,6 +237,8 @@ inline NormOracle norm_oracle(const std::vector<float>& x, const std::vector<flo
 
 #include "core/families/mamba_config.h"
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -252,87 +254,196 @@ inline void head_oracle(const std::vector<float>& head, const std::vector<double
   }
 }
 
+// Rows of float64 values (L rows) for the model oracles below.
+using Rows = std::vector<std::vector<double>>;
+// A parameter by its released name.
+using ParamLookup = std::function<const std::vector<float>&(const std::string&)>;
+
+// RMSNorm of a row, or LayerNorm (with the ".bias" tensor beside the weight) when !rms.
+inline std::vector<double> norm_row_oracle(const std::vector<double>& x, const ParamLookup& P, const std::string& w_name, bool rms,
+                                           double eps) {
+  const auto& w = P(w_name + ".weight");
+  const double n = double(x.size());
+  double mean = 0, ss = 0;
+  if (!rms)
+    for (double v : x) mean += v / n;
+  for (double v : x) ss += (v - mean) * (v - mean);
+  const double r = 1.0 / std::sqrt(ss / n + eps);
+  std::vector<double> o(x.size());
+  for (size_t i = 0; i < x.size(); ++i) o[i] = (x[i] - mean) * r * w[i] + (rms ? 0.0 : P(w_name + ".bias")[i]);
+  return o;
+}
+
+// mamba_ssm's Mamba-1 mixer (in_proj to out_proj, no biases on the projections) over rows h (L, d)
+// in float64, token by token from a zero state; tensors <m>in_proj.weight ... by name.
+inline Rows mamba_mixer_oracle(const MambaConfig& c, const ParamLookup& P, const std::string& m, const Rows& h) {
+  const int64_t d = c.d_model, D = c.d_inner, N = c.d_state, R = c.dt_rank, W = c.d_conv, L = int64_t(h.size());
+  const auto &inw = P(m + "in_proj.weight"), &cw = P(m + "conv1d.weight"), &cb = P(m + "conv1d.bias"), &xw = P(m + "x_proj.weight"),
+             &dw = P(m + "dt_proj.weight"), &db = P(m + "dt_proj.bias"), &alog = P(m + "A_log"), &Dv = P(m + "D"),
+             &ow = P(m + "out_proj.weight");
+  auto silu = [](double v) { return v / (1.0 + std::exp(-v)); };
+  Rows xs(size_t(L), std::vector<double>(size_t(D), 0.0)), zs = xs, out(size_t(L), std::vector<double>(size_t(d), 0.0));
+  for (int64_t t = 0; t < L; ++t)
+    for (int64_t j = 0; j < 2 * D; ++j) {
+      double s = 0;
+      for (int64_t i = 0; i < d; ++i) s += double(inw[size_t(j * d + i)]) * h[size_t(t)][size_t(i)];
+      (j < D ? xs[size_t(t)][size_t(j)] : zs[size_t(t)][size_t(j - D)]) = s;
+    }
+  std::vector<double> state(static_cast<size_t>(D * N), 0.0);
+  for (int64_t t = 0; t < L; ++t) {
+    std::vector<double> u(static_cast<size_t>(D)), y(static_cast<size_t>(D));
+    for (int64_t j = 0; j < D; ++j) {
+      double s = cb[size_t(j)];
+      for (int64_t k = 0; k < W; ++k) {
+        const int64_t src = t - (W - 1) + k;
+        if (src >= 0) s += double(cw[size_t(j * W + k)]) * xs[size_t(src)][size_t(j)];
+      }
+      u[size_t(j)] = silu(s);
+    }
+    std::vector<double> xdbl(static_cast<size_t>(R + 2 * N));
+    for (int64_t r = 0; r < R + 2 * N; ++r) {
+      double s = 0;
+      for (int64_t j = 0; j < D; ++j) s += double(xw[size_t(r * D + j)]) * u[size_t(j)];
+      xdbl[size_t(r)] = s;
+    }
+    for (int64_t j = 0; j < D; ++j) {
+      double dt = db[size_t(j)];
+      for (int64_t r = 0; r < R; ++r) dt += double(dw[size_t(j * R + r)]) * xdbl[size_t(r)];
+      dt = dt > 20 ? dt : std::log1p(std::exp(dt));
+      double acc = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        double& st = state[size_t(j * N + n)];
+        st = std::exp(dt * -std::exp(double(alog[size_t(j * N + n)]))) * st + dt * xdbl[size_t(R + n)] * u[size_t(j)];
+        acc += xdbl[size_t(R + N + n)] * st;
+      }
+      y[size_t(j)] = (acc + Dv[size_t(j)] * u[size_t(j)]) * silu(zs[size_t(t)][size_t(j)]);
+    }
+    for (int64_t i = 0; i < d; ++i) {
+      double s = 0;
+      for (int64_t j = 0; j < D; ++j) s += double(ow[size_t(i * D + j)]) * y[size_t(j)];
+      out[size_t(t)][size_t(i)] = s;
+    }
+  }
+  return out;
+}
+
 // A Mamba-1 LM written straight from mamba_ssm's modules in float64, token by token, from a map of
 // released parameter names to values. Returns logits (L, V) row-major.
 inline std::vector<double> mamba_oracle(const MambaConfig& c, const std::map<std::string, std::vector<float>>& p,
                                         const std::vector<int64_t>& ids) {
-  const int64_t d = c.d_model, D = c.d_inner, N = c.d_state, R = c.dt_rank, W = c.d_conv, V = c.padded_vocab, L = int64_t(ids.size());
-  auto P = [&](const std::string& k) -> const std::vector<float>& { return p.at(k); };
+  const int64_t d = c.d_model, V = c.padded_vocab, L = int64_t(ids.size());
+  const ParamLookup P = [&](const std::string& k) -> const std::vector<float>& { return p.at(k); };
   const auto& emb = P("backbone.embedding.weight");
-  auto resid = std::vector<std::vector<double>>(size_t(L), std::vector<double>(size_t(d), 0.0));
+  Rows resid(size_t(L), std::vector<double>(size_t(d), 0.0));
   for (int64_t t = 0; t < L; ++t)
     for (int64_t i = 0; i < d; ++i) resid[size_t(t)][size_t(i)] = emb[size_t(ids[size_t(t)] * d + i)];
-  // RMSNorm, or LayerNorm (with the ".bias" tensor beside the weight) when the config says so.
-  auto norm = [&](const std::vector<double>& x, const std::string& w_name) {
-    const auto& w = P(w_name + ".weight");
-    const double n = double(x.size());
-    double mean = 0, ss = 0;
-    if (!c.rms_norm)
-      for (double v : x) mean += v / n;
-    for (double v : x) ss += (v - mean) * (v - mean);
-    const double r = 1.0 / std::sqrt(ss / n + c.norm_eps);
-    std::vector<double> o(x.size());
-    for (size_t i = 0; i < x.size(); ++i) o[i] = (x[i] - mean) * r * w[i] + (c.rms_norm ? 0.0 : P(w_name + ".bias")[i]);
-    return o;
-  };
-  auto silu = [](double v) { return v / (1.0 + std::exp(-v)); };
   for (int64_t l = 0; l < c.n_layer; ++l) {
-    const std::string m = "backbone.layers." + std::to_string(l) + ".mixer.";
-    const auto &inw = P(m + "in_proj.weight"), &cw = P(m + "conv1d.weight"), &cb = P(m + "conv1d.bias"),
-               &xw = P(m + "x_proj.weight"), &dw = P(m + "dt_proj.weight"), &db = P(m + "dt_proj.bias"),
-               &alog = P(m + "A_log"), &Dv = P(m + "D"), &ow = P(m + "out_proj.weight");
-    const std::string norm_name = "backbone.layers." + std::to_string(l) + ".norm";
-    auto xs = std::vector<std::vector<double>>(size_t(L), std::vector<double>(size_t(D), 0.0));
-    auto zs = xs;
-    for (int64_t t = 0; t < L; ++t) {
-      const auto h = norm(resid[size_t(t)], norm_name);
-      for (int64_t j = 0; j < 2 * D; ++j) {
-        double s = 0;
-        for (int64_t i = 0; i < d; ++i) s += double(inw[size_t(j * d + i)]) * h[size_t(i)];
-        (j < D ? xs[size_t(t)][size_t(j)] : zs[size_t(t)][size_t(j - D)]) = s;
-      }
-    }
-    std::vector<double> state(static_cast<size_t>(D * N), 0.0);
-    for (int64_t t = 0; t < L; ++t) {
-      std::vector<double> u(static_cast<size_t>(D)), y(static_cast<size_t>(D));
-      for (int64_t j = 0; j < D; ++j) {
-        double s = cb[size_t(j)];
-        for (int64_t k = 0; k < W; ++k) {
-          const int64_t src = t - (W - 1) + k;
-          if (src >= 0) s += double(cw[size_t(j * W + k)]) * xs[size_t(src)][size_t(j)];
-        }
-        u[size_t(j)] = silu(s);
-      }
-      std::vector<double> xdbl(static_cast<size_t>(R + 2 * N));
-      for (int64_t r = 0; r < R + 2 * N; ++r) {
-        double s = 0;
-        for (int64_t j = 0; j < D; ++j) s += double(xw[size_t(r * D + j)]) * u[size_t(j)];
-        xdbl[size_t(r)] = s;
-      }
-      for (int64_t j = 0; j < D; ++j) {
-        double dt = db[size_t(j)];
-        for (int64_t r = 0; r < R; ++r) dt += double(dw[size_t(j * R + r)]) * xdbl[size_t(r)];
-        dt = dt > 20 ? dt : std::log1p(std::exp(dt));
-        double acc = 0;
-        for (int64_t n = 0; n < N; ++n) {
-          double& h = state[size_t(j * N + n)];
-          h = std::exp(dt * -std::exp(double(alog[size_t(j * N + n)]))) * h + dt * xdbl[size_t(R + n)] * u[size_t(j)];
-          acc += xdbl[size_t(R + N + n)] * h;
-        }
-        y[size_t(j)] = (acc + Dv[size_t(j)] * u[size_t(j)]) * silu(zs[size_t(t)][size_t(j)]);
-      }
-      for (int64_t i = 0; i < d; ++i) {
-        double s = 0;
-        for (int64_t j = 0; j < D; ++j) s += double(ow[size_t(i * D + j)]) * y[size_t(j)];
-        resid[size_t(t)][size_t(i)] += s;
-      }
-    }
+    const std::string b = "backbone.layers." + std::to_string(l) + ".";
+    Rows h(static_cast<size_t>(L));
+    for (int64_t t = 0; t < L; ++t) h[size_t(t)] = norm_row_oracle(resid[size_t(t)], P, b + "norm", c.rms_norm, c.norm_eps);
+    const Rows out = mamba_mixer_oracle(c, P, b + "mixer.", h);
+    for (int64_t t = 0; t < L; ++t)
+      for (int64_t i = 0; i < d; ++i) resid[size_t(t)][size_t(i)] += out[size_t(t)][size_t(i)];
   }
   std::vector<double> logits(static_cast<size_t>(L * V));
   const auto& head = p.count("lm_head.weight") ? P("lm_head.weight") : emb;
+  for (int64_t t = 0; t < L; ++t)
+    head_oracle(head, norm_row_oracle(resid[size_t(t)], P, "backbone.norm_f", c.rms_norm, c.norm_eps), V, logits.data() + t * V);
+  return logits;
+}
+
+// Caduceus (kuleshov-group/caduceus, modeling_caduceus.py + modeling_rcps.py) in float64, written the
+// way the released code runs it: hidden states and the residual kept apart (mamba_ssm's Block), the
+// RCPS embedding, the fused or unfused RCPS add + norm (the fused one feeds the second channel half
+// to the "fwd" call, as released), the RCPS-wrapped BiMamba (in_proj / out_proj of mamba_rev read
+// from mamba_fwd when tied) and the RCPS LM head. Returns logits (L, V).
+struct CaduceusOracleConfig {
+  MambaConfig m;
+  bool rcps = false, fused_add_norm = true, weight_tie = true;
+  std::vector<int64_t> complement;
+};
+inline std::vector<double> caduceus_oracle(const CaduceusOracleConfig& c, const std::map<std::string, std::vector<float>>& p,
+                                           const std::vector<int64_t>& ids) {
+  const int64_t d = c.m.d_model, V = c.m.padded_vocab, L = int64_t(ids.size()), width = c.rcps ? 2 * d : d;
+  const std::string bb = "caduceus.backbone.";
+  const auto P = [&](const std::string& k) -> const std::vector<float>& { return p.at(k); };
+  const auto cols = [&](const Rows& x, int64_t c0, int64_t n) {
+    Rows o(x.size(), std::vector<double>(size_t(n)));
+    for (size_t t = 0; t < x.size(); ++t)
+      for (int64_t i = 0; i < n; ++i) o[t][size_t(i)] = x[t][size_t(c0 + i)];
+    return o;
+  };
+  const auto cat = [](const Rows& a, const Rows& b) {
+    Rows o = a;
+    for (size_t t = 0; t < a.size(); ++t) o[t].insert(o[t].end(), b[t].begin(), b[t].end());
+    return o;
+  };
+  const auto flip_l = [](Rows x) { return Rows(x.rbegin(), x.rend()); };
+  const auto flip_lc = [&](const Rows& x) {
+    Rows o = flip_l(x);
+    for (auto& r : o) std::reverse(r.begin(), r.end());
+    return o;
+  };
+  const auto add = [](Rows a, const Rows& b) {
+    for (size_t t = 0; t < a.size(); ++t)
+      for (size_t i = 0; i < a[t].size(); ++i) a[t][i] += b[t][i];
+    return a;
+  };
+  const auto norm = [&](const Rows& x, const std::string& w) {
+    Rows o(x.size());
+    for (size_t t = 0; t < x.size(); ++t) o[t] = norm_row_oracle(x[t], P, w, c.m.rms_norm, c.m.norm_eps);
+    return o;
+  };
+  const auto bimamba = [&](const std::string& m, const Rows& h) {
+    const std::string fwd = m + "mamba_fwd.", rev = m + "mamba_rev.";
+    const ParamLookup rev_p = [&](const std::string& k) -> const std::vector<float>& {
+      const bool tied = c.weight_tie && (k == rev + "in_proj.weight" || k == rev + "out_proj.weight");
+      return P(tied ? fwd + k.substr(rev.size()) : k);
+    };
+    return add(mamba_mixer_oracle(c.m, P, fwd, h), flip_l(mamba_mixer_oracle(c.m, rev_p, rev, flip_l(h))));
+  };
+  // Embedding.
+  Rows hidden(static_cast<size_t>(L), std::vector<double>(static_cast<size_t>(width)));
+  const auto& emb = P(bb + (c.rcps ? "embeddings.word_embeddings.embedding.weight" : "embeddings.word_embeddings.weight"));
+  for (int64_t t = 0; t < L; ++t)
+    for (int64_t i = 0; i < d; ++i) hidden[size_t(t)][size_t(i)] = emb[size_t(ids[size_t(t)] * d + i)];
+  if (c.rcps) {  // [E(x), flip_LC(E(rc(x)))], rc(x)[t] = comp(x[L - 1 - t])
+    Rows rc(static_cast<size_t>(L), std::vector<double>(static_cast<size_t>(d)));
+    for (int64_t t = 0; t < L; ++t)
+      for (int64_t i = 0; i < d; ++i) rc[size_t(t)][size_t(i)] = emb[size_t(c.complement[size_t(ids[size_t(L - 1 - t)])] * d + i)];
+    hidden = cat(cols(hidden, 0, d), flip_lc(rc));
+  }
+  Rows residual;
+  const std::string sub = c.rcps && !c.fused_add_norm ? ".submodule" : "";
+  for (int64_t l = 0; l < c.m.n_layer; ++l) {
+    const std::string b = bb + "layers." + std::to_string(l) + ".";
+    const Rows S = residual.empty() ? hidden : add(hidden, residual);
+    if (!c.rcps) {
+      residual = S;
+      hidden = bimamba(b + "mixer.", norm(S, b + "norm"));
+      continue;
+    }
+    // The fused path as released reads the halves the other way round.
+    const Rows first = cols(S, c.fused_add_norm ? d : 0, d), second = cols(S, c.fused_add_norm ? 0 : d, d);
+    const Rows rc_res = flip_lc(second);
+    residual = cat(first, flip_lc(rc_res));
+    const Rows h = cat(norm(first, b + "norm" + sub), flip_lc(norm(rc_res, b + "norm" + sub)));
+    const std::string m = b + "mixer.submodule.";
+    hidden = cat(bimamba(m, cols(h, 0, d)), flip_lc(bimamba(m, flip_lc(cols(h, d, d)))));
+  }
+  const Rows S = add(hidden, residual);
+  const Rows fin = c.rcps ? cat(norm(cols(S, 0, d), bb + "norm_f" + sub), flip_lc(norm(flip_lc(cols(S, d, d)), bb + "norm_f" + sub)))
+                          : norm(S, bb + "norm_f");
+  std::vector<double> logits(static_cast<size_t>(L * V), 0.0);
   for (int64_t t = 0; t < L; ++t) {
-    const auto h = norm(resid[size_t(t)], "backbone.norm_f");
-    head_oracle(head, h, V, logits.data() + t * V);
+    const auto& f = fin[size_t(t)];
+    for (int64_t v = 0; v < V; ++v) {
+      double s = 0;
+      for (int64_t i = 0; i < d; ++i) s += double(emb[size_t(v * d + i)]) * f[size_t(i)];
+      if (c.rcps)  // flip_C(h[:, d:]) . W[comp[v]]
+        for (int64_t i = 0; i < d; ++i) s += double(emb[size_t(c.complement[size_t(v)] * d + i)]) * f[size_t(2 * d - 1 - i)];
+      logits[size_t(t * V + v)] = s;
+    }
   }
   return logits;
 }
@@ -362,7 +473,6 @@ inline std::vector<double> hyena_oracle(const HyenaConfig& c, const std::map<std
   const int64_t d = c.d_model, L = int64_t(ids.size()), V = c.padded_vocab, O = c.filter_order, E = c.emb_dim,
                 W = c.short_filter_order, I = c.d_inner;
   auto P = [&](const std::string& k) -> const std::vector<float>& { return p.at(k); };
-  using Rows = std::vector<std::vector<double>>;
   auto rows = [](int64_t n, int64_t m) { return Rows(size_t(n), std::vector<double>(size_t(m), 0.0)); };
   auto lin = [&](const std::vector<double>& x, const std::string& name, int64_t out, bool bias) {
     const auto& w = P(name + ".weight");

@@ -5,6 +5,9 @@
 // floor (about 8 ulp of the objective / eps), which dominates for tensors with tiny gradients.
 #pragma once
 
+#include "core/random.h"
+#include "core/train/grad_model.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -70,6 +73,42 @@ inline double dot(const std::vector<double>& a, const std::vector<double>& b) {
   double s = 0;
   for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
   return s;
+}
+
+// Moves every trainable weight off its initial value (zero biases, unit norms) so each gradient term
+// is exercised.
+template <class T>
+void perturb(train::GradModel<T>& m, uint64_t seed) {
+  Rng rng(seed);
+  for (const auto& p : m.params().list())
+    if (p.trainable)
+      for (int64_t i = 0; i < p.numel; ++i) m.weights()[size_t(p.offset + i)] += T(0.1 * rng.normal());
+}
+
+// FD over the trainable tensors of a model's weights:
+// `per_tensor` elements of each (all of a smaller one).
+inline void check_model_gradients(const std::string& what, train::GradModel<double>& m, const std::function<double(double*)>& loss,
+                                  int64_t per_tensor = 48) {
+  std::vector<double> grad(size_t(m.params().size()), 0.0);
+  loss(grad.data());
+  std::vector<GradInput> inputs;
+  std::vector<std::vector<double>> views;  // per tensor copies, written back into the weights by the objective
+  const auto& list = m.params().list();
+  views.reserve(list.size());
+  for (const auto& p : list) {
+    if (!p.trainable) continue;
+    views.emplace_back(m.weights().begin() + p.offset, m.weights().begin() + p.offset + p.numel);
+    GradInput in{p.name, &views.back(), std::vector<double>(grad.begin() + p.offset, grad.begin() + p.offset + p.numel), {}};
+    for (int64_t i = 0; i < p.numel; i += std::max<int64_t>(1, p.numel / per_tensor)) in.indices.push_back(static_cast<size_t>(i));
+    inputs.push_back(std::move(in));
+  }
+  auto objective = [&] {
+    size_t v = 0;
+    for (const auto& p : list)
+      if (p.trainable) std::copy(views[v].begin(), views[v].end(), m.weights().begin() + p.offset), ++v;
+    return loss(nullptr);
+  };
+  expect_gradients(what, std::move(inputs), objective, 1e-6);
 }
 
 }  // namespace longseq::testing

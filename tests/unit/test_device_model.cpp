@@ -274,3 +274,24 @@ TEST(DeviceModel, EmulatedHybridMatchesTheCpu) {
   m32->set_recompute(true);  // the same layers re-run inside the backward, on the device too
   expect_lm_step_matches(*m64, *m32, test_ids(13, 12, 5));
 }
+
+TEST(DeviceModel, EmulatedCaduceusMatchesTheCpu) {
+  // Caduceus-PS (BiMamba in reverse-complement wrappers, the half swap, the derived token table) and
+  // -PH on the emulated device: logits equal the CPU model's, and one training sequence's gradients
+  // equal the float64 ones tensor by tensor.
+  for (const bool rcps : {true, false}) {
+    const nlohmann::json config = {{"model_type", "caduceus"}, {"d_model", 8}, {"n_layer", 2}, {"vocab_size", 12}, {"rcps", rcps},
+                                   {"complement_map", {{"7", 10}, {"8", 9}, {"9", 8}, {"10", 7}}},
+                                   {"ssm_cfg", {{"d_state", 4}, {"d_conv", 4}, {"expand", 2}}}};
+    const std::shared_ptr<const LanguageModel> cpu = new_model_from_json(config, 61);
+    const auto dev = family_named("caduceus").on_device(cpu, std::make_shared<EmuOps>());
+    const Tensor ids = test_ids(23, 12, 7);
+    const auto want = cpu->forward(ids, {}).logits.to_vector(), got = dev->forward(ids, {}).logits.to_vector();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4) << (rcps ? "PS " : "PH ") << i;
+    auto m64 = train::make_grad_model<double>(*cpu);
+    auto m32 = train::make_grad_model<float>(*cpu);
+    m32->set_device(std::make_shared<EmuOps>());
+    expect_lm_step_matches(*m64, *m32, test_ids(13, 12, 5));
+  }
+}

@@ -508,3 +508,21 @@ TEST(KernelEmu, SelectiveScanForwardTakesBf16AndFp16) {
     }
   }
 }
+
+TEST(KernelEmu, FlipReversesRowsAndColumnsOfStridedWindows) {
+  // A 37 x 11 window inside rows of 16 floats into a window of rows of 13: every combination of row
+  // and column reversal equals the CPU op (core/ops: flip) element for element, and what lies
+  // outside the destination window is left alone.
+  const int64_t R = 37, C = 11, ldx = 16, ldo = 13;
+  const auto src = random_vector(size_t(R * ldx), 990);
+  for (const bool rows : {false, true})
+    for (const bool cols : {false, true}) {
+      std::vector<float> got(size_t(R * ldo), -7.0f), want = got;
+      cuda::flip_run({.rows = R, .cols = C, .x = src.data(), .ldx = ldx, .out = got.data(), .ldo = ldo, .flip_rows = rows, .flip_cols = cols},
+                     3, emu_launch);
+      ops::flip<float>({src.data(), R, C, ldx}, {want.data(), R, C, ldo}, rows, cols);
+      EXPECT_EQ(got, want) << "rows " << rows << " cols " << cols;
+      EXPECT_EQ(want[size_t(ldo - 1)], -7.0f);
+      EXPECT_EQ(want[0], src[size_t((rows ? R - 1 : 0) * ldx + (cols ? C - 1 : 0))]);
+    }
+}

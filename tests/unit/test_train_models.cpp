@@ -63,39 +63,6 @@ std::vector<int64_t> next_token_targets(const std::vector<int64_t>& ids) {
   return t;
 }
 
-// Moves every trainable weight off its initial value (zero biases, unit norms) so each gradient term
-// is exercised.
-void perturb(GradModel<double>& m, uint64_t seed) {
-  Rng rng(seed);
-  for (const auto& p : m.params().list())
-    if (p.trainable)
-      for (int64_t i = 0; i < p.numel; ++i) m.weights()[size_t(p.offset + i)] += 0.1 * rng.normal();
-}
-
-// FD over every trainable element (or a sample of big tensors) of the model's weights.
-void check_model_gradients(const std::string& what, GradModel<double>& m, const std::function<double(double*)>& loss) {
-  std::vector<double> grad(size_t(m.params().size()), 0.0);
-  loss(grad.data());
-  std::vector<GradInput> inputs;
-  std::vector<std::vector<double>> views;  // per tensor copies, written back into the weights by the objective
-  const auto& list = m.params().list();
-  views.reserve(list.size());
-  for (const auto& p : list) {
-    if (!p.trainable) continue;
-    views.emplace_back(m.weights().begin() + p.offset, m.weights().begin() + p.offset + p.numel);
-    GradInput in{p.name, &views.back(), std::vector<double>(grad.begin() + p.offset, grad.begin() + p.offset + p.numel), {}};
-    for (int64_t i = 0; i < p.numel; i += std::max<int64_t>(1, p.numel / 48)) in.indices.push_back(static_cast<size_t>(i));
-    inputs.push_back(std::move(in));
-  }
-  auto objective = [&] {
-    size_t v = 0;
-    for (const auto& p : list)
-      if (p.trainable) std::copy(views[v].begin(), views[v].end(), m.weights().begin() + p.offset), ++v;
-    return loss(nullptr);
-  };
-  expect_gradients(what, std::move(inputs), objective, 1e-6);
-}
-
 }  // namespace
 
 TEST(TrainModels, MambaForwardMatchesOracleAndGradientsMatchFiniteDifferences) {
