@@ -1,9 +1,17 @@
-// Variant-effect scores from a causal DNA language model: dLL = log P(alt window) - log P(ref window).
+// Variant-effect scores from a DNA language model, by one or more methods (docs/VARIANTS.md has the
+// exact definitions). dll, for causal models: dLL = log P(alt window) - log P(ref window).
 // Both windows of a strand start at the same genomic position on the strand's reading direction, so
 // every position before the variant cancels exactly; only the allele and what follows it is run per
 // allele (LanguageModel::score_continuations: a recurrent model runs the shared prefix once and
 // carries its state). Multi-allelic sites share the ref side. The reverse strand reads the reverse complement,
 // anchored at the window's other end. Windows near a contig end are shifted inside it, never padded.
+//
+// llr, for masked (bidirectional) models: the positions where an ALT changes the reference window
+// are masked in it, one forward pass, and the sum over them of log p(alt base) - log p(ref base)
+// (GPN's score; SNVs and same-length MNPs). embed-dist and inner, for every model: the mean over the
+// window of a layer's hidden states for the ref and the alt window; their Euclidean and cosine
+// distances, and their inner product (TraitGym's zero-shot features). Every method averages the
+// strands scored.
 //
 // Window convention (documented in `longseq score-variants --help` and docs/VARIANTS.md):
 //   W bases of the reference placed around REF: start = pos - floor((W - |REF|) / 2), clamped to
@@ -40,11 +48,21 @@ const char* skip_reason_name(SkipReason r);
 
 enum class Reduce { kSum, kMean };
 
+enum class Method { kDll, kLlr, kEmbedDist, kInner };
+// "dll", "llr", "embed-dist", "inner"; throws naming the choices.
+Method parse_method(const std::string& name);
+const char* method_name(Method m);
+// The values a method writes per allele, by name: dll -> {"dll"}, embed-dist -> {"l2", "cosine"}.
+std::vector<std::string> method_features(Method m);
+
 struct ScoreOptions {
   int64_t window = 0;              // W, bases (>= 2)
-  Reduce reduce = Reduce::kSum;    // kMean: mean log-probability per scored position of each window
+  Reduce reduce = Reduce::kSum;    // dll: kMean compares mean log-probabilities per scored position
   bool forward = true, reverse = true;  // strands scored; the score is their mean
   double max_n_fraction = 0.1;     // windows with a larger fraction of N are skipped
+  std::vector<Method> methods = {Method::kDll};
+  int64_t layer = -1;              // embedding methods: the residual stream after block `layer`; -1: the final normed states
+  int64_t mask_id = 3;             // llr: the mask token (the Caduceus / HyenaDNA char tokenizer's [MASK])
 };
 
 // One VCF record as the scorer sees it: reference contig name (already mapped), 0-based position.
@@ -55,9 +73,10 @@ struct Site {
   std::vector<std::string> alts;
 };
 
+// One value per feature of the scorer's methods (VariantScorer::features), in order.
 struct AlleleScore {
   SkipReason reason = SkipReason::kNone;
-  double score = 0, fwd = 0, rev = 0;  // fwd/rev only for the strands scored
+  std::vector<double> score, fwd, rev;  // fwd/rev only for the strands scored
 };
 
 // The sequences one strand of a site runs: the shared prefix, then the ref suffix and one suffix per
@@ -77,9 +96,12 @@ std::string map_contig_name(const FastaReader& fasta, const std::string& vcf_con
 class VariantScorer {
  public:
   // model, tokenizer and fasta must outlive the scorer. Throws when the window is invalid for the
-  // model (shorter than 2, longer than its max length).
+  // model (shorter than 2, longer than its max length), or a method does not apply to it (dll on a
+  // bidirectional model, llr on a causal one; the message names the methods that do).
   VariantScorer(const LanguageModel& model, const DnaTokenizer& tokenizer, const FastaReader& fasta, ScoreOptions options);
   const ScoreOptions& options() const { return opt_; }
+  // The names of the values each allele gets, method by method.
+  const std::vector<std::string>& features() const { return features_; }
   // A site ready to run: skip reasons decided, windows built from the reference.
   struct Prepared {
     std::vector<AlleleScore> scores;             // one per ALT
@@ -98,10 +120,22 @@ class VariantScorer {
                         int64_t window_len, const std::vector<size_t>& alts, bool reverse) const;
 
  private:
+  // Per scorable ALT, one strand's values of every feature (in features() order).
+  using Values = std::vector<std::vector<double>>;
+  bool uses(Method m) const;
+  Values strand_values(const StrandWindows& w) const;
+  // Per ALT, each method's features from the token ids of the strand's windows.
+  Values dll_values(const std::vector<int64_t>& prefix, const std::vector<std::vector<int64_t>>& suffixes) const;
+  Values llr_values(const std::vector<int64_t>& ref, const std::vector<std::vector<int64_t>>& alts) const;
+  Values embedding_values(Method m, const std::vector<double>& ref, const std::vector<std::vector<double>>& alts) const;
+  // The mean over the window's rows of the chosen layer's hidden states.
+  std::vector<double> mean_embedding(const std::vector<int64_t>& ids) const;
+
   const LanguageModel& model_;
   const DnaTokenizer& tok_;
   const FastaReader& fasta_;
   ScoreOptions opt_;
+  std::vector<std::string> features_;
 };
 
 }  // namespace longseq

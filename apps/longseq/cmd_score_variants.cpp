@@ -1,5 +1,5 @@
-// `longseq score-variants`: annotate every record of a VCF/BCF with the model's delta log-likelihood
-// per ALT (INFO, Number=A), bcftools-style I/O through htslib. Records are read in batches in order;
+// `longseq score-variants`: annotate every record of a VCF/BCF with the model's scores per ALT, one
+// INFO tag (Number=A) per feature of the chosen methods, bcftools-style I/O through htslib. Records are read in batches in order;
 // the reference is read (and every skip reason decided) on the main thread, the batch's sites are
 // scored in parallel, and records are written back in input order, so the output does not depend on
 // --threads or --batch. Output goes to a temp file renamed on success.
@@ -45,8 +45,9 @@ constexpr int64_t kDefaultWindowCap = 32768;
 
 struct ScoreArgs {
   std::string reference, model, input = "-", output = "-", out_type, reduce = "sum", strand = "both";
-  std::string regions, regions_file, tag = "LONGSEQ_DLL", device = "cpu";
-  int64_t window = 0, batch = 64;
+  std::string regions, regions_file, tag, device = "cpu";
+  std::vector<std::string> methods;
+  int64_t window = 0, batch = 64, layer = -1;
   double max_n = 0.1;
   bool write_index = false, strict = false, per_strand = false, keep_case = false, allow_large = false;
 };
@@ -167,11 +168,18 @@ class ScoreVariants {
     o.forward = a.strand != "rev";
     o.reverse = a.strand != "fwd";
     o.max_n_fraction = a.max_n;
+    o.layer = a.layer;
+    o.methods.clear();
+    for (const std::string& m : a.methods.empty() ? default_methods() : a.methods) o.methods.push_back(parse_method(m));
     check_window(o.window);
     scorer_.emplace(*model_, tok_, fasta_, o);
+    for (const std::string& f : scorer_->features()) tags_.push_back(tag_of(f));
     type_ = output_type(a);
-    spdlog::info("score-variants: model {} ({}), window {} bases{}, reduce {}, strand {}", a.model, model_->family(), o.window,
-                 a.window > 0 ? "" : " (default: the model's training or maximum length, capped at 32768; set --window)", a.reduce, a.strand);
+    std::string methods;
+    for (Method m : o.methods) methods += std::string(methods.empty() ? "" : ", ") + method_name(m);
+    spdlog::info("score-variants: model {} ({}), method {}, window {} bases{}, reduce {}, strand {}", a.model, model_->family(), methods,
+                 o.window, a.window > 0 ? "" : " (default: the model's training or maximum length, capped at 32768; set --window)",
+                 a.reduce, a.strand);
   }
 
   void run() {
@@ -187,9 +195,20 @@ class ScoreVariants {
   }
 
  private:
+  // A causal model's default is dll, a masked one's llr.
+  std::vector<std::string> default_methods() const { return {model_->causal() ? "dll" : "llr"}; }
+
+  // --tag names the one feature, or prefixes several (<tag>_L2); the default is LONGSEQ_<FEATURE>.
+  std::string tag_of(const std::string& feature) const {
+    std::string upper = feature;
+    for (char& c : upper) c = c == '-' ? '_' : char(std::toupper(static_cast<unsigned char>(c)));
+    if (a_.tag.empty()) return "LONGSEQ_" + upper;
+    return scorer_->features().size() == 1 ? a_.tag : a_.tag + "_" + upper;
+  }
+
   void validate_args() {
-    LS_CHECK(valid_info_key(a_.tag), "--tag '{}' is not a valid VCF INFO key (letters, digits, '_' and '.', not starting with a digit)",
-             a_.tag);
+    LS_CHECK(a_.tag.empty() || valid_info_key(a_.tag),
+             "--tag '{}' is not a valid VCF INFO key (letters, digits, '_' and '.', not starting with a digit)", a_.tag);
     LS_CHECK(a_.batch >= 1, "--batch must be >= 1");
     LS_CHECK(a_.max_n >= 0 && a_.max_n <= 1, "--max-n-fraction must be in [0, 1]");
     const char t = output_type(a_);
@@ -221,7 +240,7 @@ class ScoreVariants {
     // per allele, ~64 bytes per window base); the sites running at once add the activations of a
     // whole window (global-convolution families) or of one streamed chunk (recurrent families).
     const double need = m.weight_bytes + double(a_.batch) * 64 * w +
-                        concurrent * m.activation_bytes_per_token * (model_->max_length() > 0 ? w : 4096.0);
+                        concurrent * m.activation_bytes_per_token * (model_->max_length() > 0 || !model_->causal() ? w : 4096.0);
     const double have = double(usable_memory_bytes());
     LS_CHECK(a_.allow_large || need <= 0.9 * have,
              "--window {}: about {:.1f} GiB of working memory ({} records per batch, {:.0f} at once) but this machine has {:.1f} GiB; "
@@ -249,9 +268,10 @@ class ScoreVariants {
     }
     hdr_.reset(bcf_hdr_read(in_.get()));
     LS_CHECK(hdr_, "{}: cannot read the VCF header (truncated file, or a #CHROM line with spaces instead of tabs? check with 'bcftools view -h')", a_.input);
-    LS_CHECK(bcf_hdr_id2int(hdr_.get(), BCF_DT_ID, a_.tag.c_str()) < 0 ||
-                 !bcf_hdr_idinfo_exists(hdr_.get(), BCF_HL_INFO, bcf_hdr_id2int(hdr_.get(), BCF_DT_ID, a_.tag.c_str())),
-             "{}: already has INFO/{}; pick another --tag or remove it with 'bcftools annotate -x INFO/{}'", a_.input, a_.tag, a_.tag);
+    for (const std::string& tag : tags_)
+      LS_CHECK(bcf_hdr_id2int(hdr_.get(), BCF_DT_ID, tag.c_str()) < 0 ||
+                   !bcf_hdr_idinfo_exists(hdr_.get(), BCF_HL_INFO, bcf_hdr_id2int(hdr_.get(), BCF_DT_ID, tag.c_str())),
+               "{}: already has INFO/{}; pick another --tag or remove it with 'bcftools annotate -x INFO/{}'", a_.input, tag, tag);
     header_contigs_ = hdr_->n[BCF_DT_CTG];
   }
 
@@ -285,13 +305,24 @@ class ScoreVariants {
              a_.input);
   }
 
-  std::string info_description() const {
+  std::string info_description(const std::string& feature) const {
     const auto& o = scorer_->options();
-    return fmt::format(
-        "longseq delta log-likelihood per ALT, log P(alt window) - log P(ref window) ({}), model {} ({}), window {} bp, strand {}; "
-        "'.' = not scored",
-        o.reduce == Reduce::kSum ? "sum over positions" : "mean per position", dir_.dir.filename().string(), model_->family(),
-        o.window, a_.strand == "both" ? "mean of forward and reverse complement" : a_.strand);
+    const std::string layer = o.layer < 0 ? "the final normalised hidden states" : fmt::format("the residual stream after block {}", o.layer);
+    std::string what;
+    if (feature == "dll")
+      what = fmt::format("delta log-likelihood, log P(alt window) - log P(ref window) ({})",
+                         o.reduce == Reduce::kSum ? "sum over positions" : "mean per position");
+    else if (feature == "llr")
+      what = "masked-LM log-likelihood ratio, sum over the changed positions (masked) of log p(alt) - log p(ref)";
+    else if (feature == "l2")
+      what = "Euclidean distance between the mean embeddings (" + layer + ") of the ref and alt windows";
+    else if (feature == "cosine")
+      what = "cosine distance (1 - cos) between the mean embeddings (" + layer + ") of the ref and alt windows";
+    else
+      what = "inner product of the mean embeddings (" + layer + ") of the ref and alt windows";
+    return fmt::format("longseq {} per ALT, model {} ({}), window {} bp, strand {}; '.' = not scored (docs/VARIANTS.md)", what,
+                       dir_.dir.filename().string(), model_->family(), o.window,
+                       a_.strand == "both" ? "mean of forward and reverse complement" : a_.strand);
   }
 
   void add_header_lines(bcf1_t* first) {
@@ -299,11 +330,14 @@ class ScoreVariants {
     const auto append = [&](const std::string& line) {
       LS_CHECK(bcf_hdr_append(h, line.c_str()) == 0, "cannot add header line '{}'", line);
     };
-    append(fmt::format("##INFO=<ID={},Number=A,Type=Float,Description=\"{}\">", a_.tag, info_description()));
-    if (a_.per_strand && a_.strand == "both")
-      for (const char* s : {"FWD", "REV"})
-        append(fmt::format("##INFO=<ID={}_{},Number=A,Type=Float,Description=\"longseq delta log-likelihood, {} strand only\">", a_.tag, s,
-                           s[0] == 'F' ? "forward" : "reverse-complement"));
+    const auto& features = scorer_->features();
+    for (size_t f = 0; f < features.size(); ++f) {
+      append(fmt::format("##INFO=<ID={},Number=A,Type=Float,Description=\"{}\">", tags_[f], info_description(features[f])));
+      if (a_.per_strand && a_.strand == "both")
+        for (const char* s : {"FWD", "REV"})
+          append(fmt::format("##INFO=<ID={}_{},Number=A,Type=Float,Description=\"longseq {}, {} strand only\">", tags_[f], s, features[f],
+                             s[0] == 'F' ? "forward" : "reverse-complement"));
+    }
     append("##longseqVersion=" LONGSEQ_VERSION);
     append("##longseqCommand=" + command_line());
     if (header_contigs_ == 0) add_reference_contigs(first);
@@ -433,27 +467,23 @@ class ScoreVariants {
   void annotate(bcf1_t* rec, const VariantScorer::Prepared& p) {
     const size_t n = p.scores.size();
     if (n == 0) return;
-    std::vector<float> score(n), fwd(n), rev(n);
-    for (size_t i = 0; i < n; ++i) {
-      const AlleleScore& s = p.scores[i];
-      const bool ok = s.reason == SkipReason::kNone;
-      if (!ok) {
-        bcf_float_set_missing(score[i]);
-        bcf_float_set_missing(fwd[i]);
-        bcf_float_set_missing(rev[i]);
-        continue;
+    // One Number=A float per ALT of feature f from `pick` (score, fwd or rev); '.' for a skipped ALT.
+    const auto put = [&](const std::string& tag, size_t f, std::vector<double> AlleleScore::* pick) {
+      std::vector<float> v(n);
+      for (size_t i = 0; i < n; ++i) {
+        if (p.scores[i].reason == SkipReason::kNone)
+          v[i] = float((p.scores[i].*pick)[f]);
+        else
+          bcf_float_set_missing(v[i]);
       }
-      score[i] = float(s.score);
-      fwd[i] = float(s.fwd);
-      rev[i] = float(s.rev);
-    }
-    const auto put = [&](const std::string& tag, const std::vector<float>& v) {
       LS_CHECK(bcf_update_info_float(hdr_.get(), rec, tag.c_str(), v.data(), int(n)) == 0, "cannot set INFO/{}", tag);
     };
-    put(a_.tag, score);
-    if (a_.per_strand && a_.strand == "both") {
-      put(a_.tag + "_FWD", fwd);
-      put(a_.tag + "_REV", rev);
+    for (size_t f = 0; f < tags_.size(); ++f) {
+      put(tags_[f], f, &AlleleScore::score);
+      if (a_.per_strand && a_.strand == "both") {
+        put(tags_[f] + "_FWD", f, &AlleleScore::fwd);
+        put(tags_[f] + "_REV", f, &AlleleScore::rev);
+      }
     }
   }
 
@@ -465,7 +495,9 @@ class ScoreVariants {
       out = file->stream();
     }
     const bool both = a_.strand == "both";
-    fmt::print(out, "#CHROM\tPOS\tREF\tALT\tscore{}\tstatus\n", both ? "\tfwd\trev" : "");
+    std::string columns;  // the TraitGym feature-table layout: one column per feature (and strand)
+    for (const std::string& f : scorer_->features()) columns += "\t" + f + (both ? "\t" + f + "_fwd\t" + f + "_rev" : "");
+    fmt::print(out, "#CHROM\tPOS\tREF\tALT{}\tstatus\n", columns);
     std::vector<Item> batch;
     progress_.emplace("score-variants", 0, "variants");
     const auto num = [](bool ok, double v) { return ok ? fmt::format("{:.6g}", v) : std::string("."); };
@@ -476,9 +508,11 @@ class ScoreVariants {
         for (size_t i = 0; i < item.prepared.scores.size(); ++i) {
           const AlleleScore& s = item.prepared.scores[i];
           const bool ok = s.reason == SkipReason::kNone;
-          fmt::print(out, "{}\t{}\t{}\t{}\t{}", bcf_seqname_safe(hdr_.get(), rec), rec->pos + 1, rec->d.allele[0],
-                     rec->d.allele[i + 1], num(ok, s.score));
-          if (both) fmt::print(out, "\t{}\t{}", num(ok, s.fwd), num(ok, s.rev));
+          fmt::print(out, "{}\t{}\t{}\t{}", bcf_seqname_safe(hdr_.get(), rec), rec->pos + 1, rec->d.allele[0], rec->d.allele[i + 1]);
+          for (size_t f = 0; f < scorer_->features().size(); ++f) {
+            fmt::print(out, "\t{}", num(ok, ok ? s.score[f] : 0.0));
+            if (both) fmt::print(out, "\t{}\t{}", num(ok, ok ? s.fwd[f] : 0.0), num(ok, ok ? s.rev[f] : 0.0));
+          }
           fmt::print(out, "\t{}\n", skip_reason_name(s.reason));
         }
       }
@@ -498,6 +532,7 @@ class ScoreVariants {
   FastaReader fasta_;
   RegionFilter filter_;
   std::optional<VariantScorer> scorer_;
+  std::vector<std::string> tags_;  // INFO key per feature
   char type_ = 'v';
   HtsPtr in_;
   std::unique_ptr<bcf_hdr_t, HdrDeleter> hdr_;
@@ -532,7 +567,8 @@ void add_score_variants(CLI::App& app) {
   auto a = std::make_shared<ScoreArgs>();
   auto* cmd = app.add_subcommand(
       "score-variants",
-      "Score VCF/BCF variants with a DNA language model: INFO/<tag> (Number=A) = log P(alt window) - log P(ref window)");
+      "Score VCF/BCF variants with a DNA language model: one INFO tag (Number=A) per feature of --method (default: dll, "
+      "log P(alt window) - log P(ref window), for causal models; llr for masked models)");
   cmd->footer(
       "Windows: W reference bases around REF (start = POS - floor((W - |REF|) / 2), shifted inside the contig near its ends, never "
       "padded). Forward strand: both windows start at the same base, the alt window is the prefix + ALT + the following reference, "
@@ -555,7 +591,17 @@ void add_score_variants(CLI::App& app) {
   cmd->add_flag("--per-strand", a->per_strand, "With --strand both, also write <tag>_FWD and <tag>_REV");
   auto* regions = cmd->add_option("--regions", a->regions, "Only records overlapping chr:start-end[,chr:start-end...] (1-based, inclusive; no commas in numbers)");
   cmd->add_option("--regions-file", a->regions_file, "Only records overlapping the regions of a BED file")->excludes(regions);
-  cmd->add_option("--tag", a->tag, "INFO key of the score (VCF 4.3 key rules)");
+  cmd->add_option("--method", a->methods,
+                  "dll (causal models: delta log-likelihood), llr (masked models: log p(alt) - log p(ref) at the masked changed "
+                  "positions; SNVs and MNPs, indels skipped as unsupported_allele), embed-dist (features l2 and cosine: distances of "
+                  "the ref and alt windows' mean embeddings), inner (their inner product); several: --method dll,embed-dist")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"dll", "llr", "embed-dist", "inner"}));
+  cmd->add_option("--layer", a->layer, "Embedding methods: the residual stream after block LAYER (0-based); -1: the final normalised states")
+      ->check(CLI::Range(int64_t(-1), int64_t(1) << 20));
+  cmd->add_option("--tag", a->tag,
+                  "INFO key of a single feature, or the prefix of several (<tag>_L2, ...); default LONGSEQ_<FEATURE>, e.g. LONGSEQ_DLL "
+                  "(VCF 4.3 key rules)");
   cmd->add_option("--batch", a->batch, "Records read and scored together (parallel over sites)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cli::add_device_option(cmd, a->device);

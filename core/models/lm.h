@@ -50,6 +50,10 @@ class LanguageModel {
   virtual int64_t d_model() const = 0;
   // Longest input the model accepts; 0 when unlimited (recurrent models).
   virtual int64_t max_length() const = 0;
+  // True for a causal language model (the logits at t predict token t + 1 from tokens <= t: next-token
+  // log-likelihoods apply); false for a bidirectional, masked-language model (Caduceus: the logits at
+  // t predict token t from both sides, so it is scored by masking).
+  virtual bool causal() const { return true; }
   // Whole-sequence forward of one sequence of token ids (L), I64 or I32.
   virtual ForwardOutputs forward(const Tensor& ids, const ForwardOptions& options) const = 0;
   // Logits in order, chunk by chunk, in memory bounded by the chunk (recurrent families) or by the

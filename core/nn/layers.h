@@ -65,6 +65,9 @@ class Layer {  // immutable after construction: model copies share it, the Arena
   // True when running a sequence in pieces, each continuing from the state the previous one left,
   // equals one pass (token-wise layers and recurrences); false for global ones (a long convolution).
   virtual bool streams() const { return true; }
+  // True when output row t depends on input rows <= t only (a causal language model's layers);
+  // false for a layer that also reads later rows (a bidirectional one).
+  virtual bool causal() const { return true; }
   // Floats of state a sequence carries from piece to piece (zeros at its start); 0 for none.
   virtual int64_t state_size() const { return 0; }
   // y from x. `state` (state_size() floats, on the backend; null for a layer without one) is

@@ -34,6 +34,7 @@ class BiMamba final : public Layer<T> {
 
   void check(const Backend<T>& be) const override { fwd_->check(be); }
   bool streams() const override { return false; }  // the reverse mixer starts at the window's end
+  bool causal() const override { return false; }
 
   // saved: sub 0 / 1 the mixers', 0 the reversed input (L, d), 1 / 2 the reverse output and its flip
   void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, Arena<T>& s) const override {
@@ -89,6 +90,7 @@ class RcWrapper final : public Layer<T> {
 
   void check(const Backend<T>& be) const override { inner_->check(be); }
   bool streams() const override { return !rows_; }
+  bool causal() const override { return !rows_ && inner_->causal(); }
 
   // saved: sub 0 / 1 the inner layer's for the first half and the reverse complement of the
   // second, 0 / 1 their inputs (L, h), 2 an output (L, h)

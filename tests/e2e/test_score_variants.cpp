@@ -55,6 +55,7 @@ class ScoreVariantsTest : public ::testing::Test {
                       " --family hyenadna --d-model 16 --n-layer 2 --max-seq-len 258 --seed 2")
                   .exit_code,
               0);
+    ASSERT_EQ(run_cli("-q init -o " + (*dir_ / "caduceus").string() + " --family caduceus --d-model 16 --n-layer 2 --seed 3").exit_code, 0);
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -278,4 +279,37 @@ TEST_F(ScoreVariantsTest, HtslibEdgeCaseFilesPassThrough) {
     EXPECT_EQ(sh("bcftools view -H " + out + " | wc -l"), sh("bcftools view -H " + in + " | wc -l")) << name;
     EXPECT_NE(r.err.find("missing_contig"), std::string::npos) << name << ": " << r.err;  // contigs 1..22, not chr20
   }
+}
+
+TEST_F(ScoreVariantsTest, MaskedModelMethodsWriteOneTagPerFeature) {
+  // A Caduceus model: llr by default; several methods give several Number=A tags and TSV columns in
+  // the feature-table layout; dll is refused in one line naming the methods it can give.
+  TempDir t;
+  const std::string in = (kPysam / "20.vcf.gz").string(), out = (t / "o.vcf").string();
+  const auto r = score("caduceus", "-i " + in + " -o " + out + " --method llr,embed-dist,inner --regions 20:1-20000000");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string header = sh("bcftools view -h " + out);
+  for (const char* tag : {"LONGSEQ_LLR", "LONGSEQ_L2", "LONGSEQ_COSINE", "LONGSEQ_INNER"})
+    EXPECT_NE(header.find(std::string("##INFO=<ID=") + tag + ",Number=A,Type=Float"), std::string::npos) << tag;
+  const auto rows = lines(sh("bcftools query -f '%LONGSEQ_LLR %LONGSEQ_L2 %LONGSEQ_COSINE\\n' " + out));
+  ASSERT_FALSE(rows.empty());
+  int scored = 0;
+  for (const auto& row : rows) {
+    std::istringstream f(row);
+    double llr = 0, l2 = -1, cosine = -1;
+    if (!(f >> llr >> l2 >> cosine)) continue;  // '.': not scored
+    ++scored;
+    EXPECT_TRUE(std::isfinite(llr));
+    EXPECT_GE(l2, 0.0);
+    EXPECT_GE(cosine, -1e-6);
+  }
+  EXPECT_GT(scored, 50) << rows.size() << " rows";
+  const auto tsv = score("caduceus", "-i " + in + " -O t --strand fwd --method llr,inner --regions 20:1-20000000");
+  ASSERT_EQ(tsv.exit_code, 0) << tsv.err;
+  EXPECT_EQ(lines(tsv.out).at(0), "#CHROM\tPOS\tREF\tALT\tllr\tinner\tstatus");
+  const auto bad = score("caduceus", "-i " + in + " -o " + (t / "x.vcf").string() + " --method dll");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("bidirectional"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("llr, embed-dist or inner"), std::string::npos) << bad.err;
+  EXPECT_FALSE(std::filesystem::exists(t / "x.vcf"));
 }

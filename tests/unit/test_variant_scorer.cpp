@@ -4,6 +4,7 @@
 // the ALTs) must agree, for SNVs, insertions, deletions, multi-allelic sites and windows shifted at
 // contig ends, on both strands and both reductions. Plus: strand symmetry on a reverse-complemented
 // contig, and every skip reason.
+#include "core/families/family.h"
 #include "core/families/hyena_config.h"
 #include "core/families/mamba_config.h"
 #include "core/random.h"
@@ -129,11 +130,11 @@ TEST(VariantScorer, FastPathEqualsTwoFullWindows) {
           const double rev = naive_delta(*model, tok, n.ref_rev, n.alt_rev, reduce);
           // float32 logits, double sums over <= 100 positions of |log p| ~ 2.8
           const double tol = reduce == Reduce::kSum ? 2e-4 : 4e-6;
-          EXPECT_NEAR(got[a].fwd, fwd, tol);
-          EXPECT_NEAR(got[a].rev, rev, tol);
-          EXPECT_NEAR(got[a].score, 0.5 * (fwd + rev), tol);
+          EXPECT_NEAR(got[a].fwd[0], fwd, tol);
+          EXPECT_NEAR(got[a].rev[0], rev, tol);
+          EXPECT_NEAR(got[a].score[0], 0.5 * (fwd + rev), tol);
           if (c.alts[a] == c.ref) {
-            EXPECT_EQ(got[a].score, 0.0);
+            EXPECT_EQ(got[a].score[0], 0.0);
           }
         }
       }
@@ -158,8 +159,8 @@ TEST(VariantScorer, ReverseStrandEqualsForwardOnTheReverseComplement) {
       const auto on_plus = rev_only.score({"plus", pos, ref, {alt}});
       const auto on_minus = fwd_only.score({"minus", Lc - 1 - pos, reverse_complement(ref), {reverse_complement(alt)}});
       ASSERT_EQ(on_plus[0].reason, SkipReason::kNone);
-      EXPECT_NEAR(on_plus[0].score, on_minus[0].score, 1e-4) << family << " pos " << pos;
-      EXPECT_NE(on_plus[0].score, 0.0);
+      EXPECT_NEAR(on_plus[0].score[0], on_minus[0].score[0], 1e-4) << family << " pos " << pos;
+      EXPECT_NE(on_plus[0].score[0], 0.0);
     }
   }
 }
@@ -212,4 +213,87 @@ TEST(VariantScorer, WindowLongerThanTheModelIsAnError) {
   const auto model = tiny_model("hyenadna");  // max_seq_len 130
   EXPECT_THROW(VariantScorer(*model, DnaTokenizer::standard(), fasta, {.window = 131}), Error);
   EXPECT_THROW(VariantScorer(*model, DnaTokenizer::standard(), fasta, {.window = 1}), Error);
+}
+
+// The masked-LM and embedding methods against a direct computation from `forward` written here: the
+// documented windows (naive_windows), the changed positions masked in the reference window and the
+// log-softmax read off the logits; the mean of the final hidden states of the two windows and their
+// distances. SNVs, a multi-allelic SNV, an MNP and an indel (skipped for llr), both strands.
+TEST(VariantScorer, MaskedAndEmbeddingMethodsEqualADirectComputation) {
+  TempDir dir;
+  const std::string contig = random_dna(400, 3);
+  write_fasta(dir / "ref.fa", {{"c1", contig}});
+  const FastaReader fasta = FastaReader::open(dir / "ref.fa");
+  const DnaTokenizer tok = DnaTokenizer::standard();
+  nlohmann::json config = {{"model_type", "caduceus"}, {"d_model", 8}, {"n_layer", 2}, {"vocab_size", 12}, {"rcps", true},
+                           {"complement_map", {{"7", 10}, {"8", 9}, {"9", 8}, {"10", 7}}},
+                           {"ssm_cfg", {{"d_state", 4}, {"d_conv", 4}, {"expand", 2}}}};
+  const auto model = new_model_from_json(config, 71);
+  const int64_t W = 64;
+  const auto ids_of = [&](const std::string& s) {
+    std::vector<int64_t> ids(s.size());
+    tok.encode(s, ids.data());
+    return ids;
+  };
+  const auto llr = [&](const std::string& ref_w, const std::vector<std::string>& alt_ws, size_t which) {
+    std::vector<int64_t> ref = ids_of(ref_w), masked = ref;
+    for (const auto& a : alt_ws)
+      for (size_t i = 0; i < a.size(); ++i)
+        if (a[i] != ref_w[i]) masked[i] = 3;
+    const Tensor logits = model->forward(Tensor::from_ids(masked), {}).logits;
+    const int64_t V = logits.size(1);
+    double s = 0;
+    for (size_t i = 0; i < ref_w.size(); ++i) {
+      if (alt_ws[which][i] == ref_w[i]) continue;
+      const float* row = logits.data<float>() + int64_t(i) * V;  // the softmax normaliser cancels within a row
+      s += double(row[ids_of(alt_ws[which]).at(i)]) - double(row[ref[i]]);
+    }
+    return s;
+  };
+  const auto mean_embedding = [&](const std::string& w) {
+    const Tensor h = model->forward(Tensor::from_ids(ids_of(w)), {.hidden = true}).final_hidden;
+    std::vector<double> m(size_t(h.size(1)), 0.0);
+    for (int64_t t = 0; t < h.size(0); ++t)
+      for (int64_t j = 0; j < h.size(1); ++j) m[size_t(j)] += double(h.data<float>()[t * h.size(1) + j]) / double(h.size(0));
+    return m;
+  };
+  ScoreOptions o;
+  o.window = W;
+  o.methods = {Method::kLlr, Method::kEmbedDist, Method::kInner};
+  const VariantScorer scorer(*model, tok, fasta, o);
+  EXPECT_EQ(scorer.features(), (std::vector<std::string>{"llr", "l2", "cosine", "inner"}));
+  const auto sub = [&](int64_t p, int64_t n) { return contig.substr(size_t(p), size_t(n)); };
+  const std::vector<Case> cases = {{200, sub(200, 1), {"A", "C", "G"}}, {100, sub(100, 3), {"TTT"}}, {5, sub(5, 1), {"G"}}};
+  for (const Case& c : cases) {
+    const auto got = scorer.score({"c1", c.pos, c.ref, c.alts});
+    std::vector<Naive> n;
+    for (const auto& a : c.alts) n.push_back(naive_windows(contig, c.pos, c.ref, a, W));
+    for (size_t a = 0; a < c.alts.size(); ++a) {
+      ASSERT_EQ(got[a].reason, SkipReason::kNone);
+      double want_llr = 0, want_l2 = 0, want_cos = 0, want_inner = 0;
+      for (const bool rev : {false, true}) {
+        std::vector<std::string> alt_ws;
+        for (const Naive& x : n) alt_ws.push_back(rev ? x.alt_rev : x.alt_fwd);
+        const std::string ref_w = rev ? n[a].ref_rev : n[a].ref_fwd;
+        want_llr += 0.5 * llr(ref_w, alt_ws, a);
+        const auto er = mean_embedding(ref_w), ea = mean_embedding(alt_ws[a]);
+        double rr = 0, aa = 0, ra = 0, dd = 0;
+        for (size_t j = 0; j < er.size(); ++j) rr += er[j] * er[j], aa += ea[j] * ea[j], ra += er[j] * ea[j], dd += (er[j] - ea[j]) * (er[j] - ea[j]);
+        want_l2 += 0.5 * std::sqrt(dd), want_cos += 0.5 * (1 - ra / std::sqrt(rr * aa)), want_inner += 0.5 * ra;
+      }
+      EXPECT_NEAR(got[a].score[0], want_llr, 1e-5) << c.pos << " " << c.alts[a];
+      EXPECT_NEAR(got[a].score[1], want_l2, 1e-5);
+      EXPECT_NEAR(got[a].score[2], want_cos, 1e-6);
+      EXPECT_NEAR(got[a].score[3], want_inner, 1e-4 * std::max(1.0, std::abs(want_inner)));
+      if (c.alts[a] != c.ref) {
+        EXPECT_NE(got[a].score[0], 0.0);
+      }
+    }
+  }
+  // llr reads same-length alleles only; dll does not apply to a masked model, llr not to a causal one.
+  EXPECT_EQ(scorer.score({"c1", 50, sub(50, 2), {sub(50, 1)}})[0].reason, SkipReason::kUnsupportedAllele);
+  o.methods = {Method::kDll};
+  EXPECT_THROW(VariantScorer(*model, tok, fasta, o), Error);
+  o.methods = {Method::kLlr};
+  EXPECT_THROW(VariantScorer(*tiny_model("mamba"), tok, fasta, o), Error);
 }
