@@ -44,6 +44,47 @@ Example DnaLmTask::sample(uint64_t seed, int64_t step, int64_t index) const {
   return lm_example(w);
 }
 
+DnaMlmTask::DnaMlmTask(const DnaCorpus& corpus, const DnaTokenizer& tokenizer, int64_t length, bool reverse_complement,
+                       int64_t val_windows, int64_t mask_id, double fraction)
+    : corpus_(corpus), length_(length), mask_id_(mask_id), rc_(reverse_complement), fraction_(fraction) {
+  LS_CHECK(length >= 2, "--length must be >= 2, got {}", length);
+  LS_CHECK(fraction > 0 && fraction <= 1, "the masked fraction must be in (0, 1], got {}", fraction);
+  for (size_t b = 0; b < 4; ++b) bases_[b] = tokenizer.id("ACGT"[b]);
+  const auto windows = corpus.validation_windows(length, val_windows);
+  for (size_t i = 0; i < windows.size(); ++i) {  // fixed masks: the same validation set at every evaluation
+    Rng rng(0x6d6c6d0000ull + i);
+    val_.push_back(masked(windows[i], rng));
+  }
+}
+
+Example DnaMlmTask::masked(const std::vector<int64_t>& window, Rng& rng) const {
+  Example e{.ids = window, .targets = std::vector<int64_t>(window.size(), -1)};
+  bool any = false;
+  for (size_t i = 0; i < window.size(); ++i) {
+    if (rng.uniform() >= fraction_) continue;
+    any = true;
+    e.targets[i] = window[i];
+    const double u = rng.uniform();
+    if (u < 0.8)
+      e.ids[i] = mask_id_;
+    else if (u < 0.9)
+      e.ids[i] = bases_[rng.below(4)];
+  }
+  if (!any) {
+    const size_t i = rng.below(window.size());
+    e.targets[i] = window[i];
+    e.ids[i] = mask_id_;
+  }
+  return e;
+}
+
+Example DnaMlmTask::sample(uint64_t seed, int64_t step, int64_t index) const {
+  Rng rng = example_rng(seed, step, index);
+  std::vector<int64_t> w;
+  corpus_.sample(rng, length_, rc_, w);
+  return masked(w, rng);
+}
+
 std::vector<LabelledSequence> read_labelled_sequences(const std::filesystem::path& path) {
   std::vector<LabelledSequence> out;
   if (std::filesystem::is_directory(path)) {

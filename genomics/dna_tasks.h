@@ -4,8 +4,11 @@
 #pragma once
 
 #include "core/data/task.h"
+#include "core/random.h"
 #include "genomics/dna_dataset.h"
+#include "genomics/tokenizer.h"
 
+#include <array>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -28,6 +31,30 @@ class DnaLmTask final : public TrainTask {
   int64_t length_;
   bool rc_;
   std::vector<std::vector<int64_t>> windows_;
+  std::vector<Example> val_;
+};
+
+// Masked language modelling (BERT, as the Caduceus paper trains): random windows of `length` bases
+// (reverse-complemented with probability 1/2 when asked); each position is a target with
+// probability `fraction` (at least one per window), and a target reads the mask id 80% of the time,
+// a uniformly drawn base 10% and itself 10%. Targets are the original ids there, -1 elsewhere.
+class DnaMlmTask final : public TrainTask {
+ public:
+  DnaMlmTask(const DnaCorpus& corpus, const DnaTokenizer& tokenizer, int64_t length, bool reverse_complement, int64_t val_windows,
+             int64_t mask_id, double fraction = 0.15);
+  Example sample(uint64_t seed, int64_t step, int64_t index) const override;
+  const std::vector<Example>& validation() const override { return val_; }
+  bool classification() const override { return false; }
+  std::string token_unit() const override { return "base"; }
+  std::string target_unit() const override { return "masked base"; }
+
+ private:
+  Example masked(const std::vector<int64_t>& window, Rng& rng) const;
+  const DnaCorpus& corpus_;
+  int64_t length_, mask_id_;
+  bool rc_;
+  double fraction_;
+  std::array<int64_t, 4> bases_{};  // ids of A, C, G, T
   std::vector<Example> val_;
 };
 

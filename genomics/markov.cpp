@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace longseq {
@@ -40,6 +41,57 @@ std::vector<MarkovScore> markov_baselines(const DnaCorpus& corpus, int max_order
           ++n;
         }
         ctx = (ctx << 2) | uint64_t(b);
+      }
+    }
+    out.push_back({k, n ? bits / double(n) : 0.0, n});
+  }
+  return out;
+}
+
+namespace {
+
+// Context index of the k bases left and right of position i of `bases` (base indices 0..3), left
+// nearest-first then right nearest-first, 2 bits each.
+uint64_t symmetric_context(const std::vector<int>& bases, size_t i, int k) {
+  uint64_t ctx = 0;
+  for (int j = 1; j <= k; ++j) ctx = (ctx << 4) | (uint64_t(bases[i - size_t(j)]) << 2) | uint64_t(bases[i + size_t(j)]);
+  return ctx;
+}
+
+}  // namespace
+
+std::vector<MarkovScore> symmetric_markov_baselines(const DnaCorpus& corpus, int max_order, const std::vector<Example>& examples) {
+  LS_CHECK(max_order >= 0 && max_order <= 5, "symmetric Markov order must be in 0..5, got {}", max_order);
+  std::vector<std::vector<uint32_t>> counts(size_t(max_order + 1));
+  for (int k = 0; k <= max_order; ++k) counts[size_t(k)].assign(size_t(4) << (4 * k), 0);
+  std::vector<int> bases;
+  for (const auto& run : corpus.train_runs()) {
+    const auto& tok = corpus.tokens(run.contig);
+    bases.clear();
+    for (int64_t i = run.start; i < run.end; ++i) bases.push_back(corpus.base_index(tok[size_t(i)]));
+    for (size_t i = 0; i < bases.size(); ++i) {
+      const int fits = int(std::min({i, bases.size() - 1 - i, size_t(max_order)}));
+      for (int k = 0; k <= fits; ++k) ++counts[size_t(k)][(symmetric_context(bases, i, k) << 2) | uint64_t(bases[i])];
+    }
+  }
+  std::vector<MarkovScore> out;
+  for (int k = 0; k <= max_order; ++k) {
+    double bits = 0;
+    int64_t n = 0;
+    for (const Example& e : examples) {
+      bases.assign(e.ids.size(), 0);
+      for (size_t i = 0; i < e.ids.size(); ++i) {
+        bases[i] = corpus.base_index(e.targets[i] >= 0 ? e.targets[i] : e.ids[i]);
+        LS_CHECK(bases[i] >= 0, "validation window with a non-ACGT token");
+      }
+      for (size_t i = 0; i < bases.size(); ++i) {
+        if (e.targets[i] < 0) continue;
+        const int order = int(std::min({i, bases.size() - 1 - i, size_t(k)}));
+        const uint64_t c = symmetric_context(bases, i, order) << 2;
+        const auto& cnt = counts[size_t(order)];
+        const double tot = double(cnt[c] + cnt[c + 1] + cnt[c + 2] + cnt[c + 3]);
+        bits -= std::log2((double(cnt[c + uint64_t(bases[i])]) + 0.5) / (tot + 2.0));
+        ++n;
       }
     }
     out.push_back({k, n ? bits / double(n) : 0.0, n});

@@ -4,6 +4,7 @@
 // window as context, so a chain sees no more context than the model).
 #pragma once
 
+#include "core/data/task.h"
 #include "genomics/dna_dataset.h"
 
 #include <vector>
@@ -19,5 +20,12 @@ struct MarkovScore {
 // One entry per order 0..max_order (max_order <= 12).
 std::vector<MarkovScore> markov_baselines(const DnaCorpus& corpus, int max_order,
                                           const std::vector<std::vector<int64_t>>& windows);
+
+// The masked-LM counterpart: a base predicted from the k bases on each side (counts of every
+// (left k, right k, centre) over the training runs, Krichevsky-Trofimov smoothed). Scored on the
+// masked positions of `examples` (targets >= 0), with the original window (targets put back) as
+// context, cut to the order that fits on both sides inside the window. One entry per order
+// 0..max_order (max_order <= 5); `order` is k, the context on each side.
+std::vector<MarkovScore> symmetric_markov_baselines(const DnaCorpus& corpus, int max_order, const std::vector<Example>& examples);
 
 }  // namespace longseq

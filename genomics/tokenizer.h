@@ -21,6 +21,8 @@ struct TokenizeStats {
 
 class DnaTokenizer {
  public:
+  // The released char tokenizers' [MASK] id (HyenaDNA, Caduceus): masked-LM training and scoring.
+  static constexpr int64_t kMaskId = 3;
   // The released models' ids (above).
   static DnaTokenizer standard();
   // From config.json's "longseq_tokenizer" when present, else standard(). Throws naming the key when

@@ -62,7 +62,7 @@ struct ScoreOptions {
   double max_n_fraction = 0.1;     // windows with a larger fraction of N are skipped
   std::vector<Method> methods = {Method::kDll};
   int64_t layer = -1;              // embedding methods: the residual stream after block `layer`; -1: the final normed states
-  int64_t mask_id = 3;             // llr: the mask token (the Caduceus / HyenaDNA char tokenizer's [MASK])
+  int64_t mask_id = DnaTokenizer::kMaskId;  // llr: the mask token
 };
 
 // One VCF record as the scorer sees it: reference contig name (already mapped), 0-based position.

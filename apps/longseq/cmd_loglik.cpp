@@ -71,6 +71,8 @@ void run(const LoglikArgs& a) {
   }
   const ModelDir dir = ModelDir::open(a.model);
   const auto model = make_device_model(load_language_model(dir), a.device);
+  LS_CHECK(model->causal(), "{}: the {} model is bidirectional (a masked language model), so next-base log-probabilities do not "
+           "apply; score variants with 'score-variants --method llr' or read its states with 'longseq embed'", a.model, model->family());
   DnaTokenizer tok = DnaTokenizer::from_config(dir.config, model->vocab_size());
   tok.set_keep_case(a.keep_case);
   const BaseSource src(a);

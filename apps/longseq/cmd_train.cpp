@@ -9,6 +9,8 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/model_dir.h"
+#include "core/families/family.h"
+#include "core/threads.h"
 #include "core/train/trainer.h"
 #include "audio/audio_dataset.h"
 #include "core/data/split.h"
@@ -16,6 +18,8 @@
 #include "genomics/markov.h"
 
 #include <chrono>
+#include <numbers>
+#include <numeric>
 #include <optional>
 #include <spdlog/spdlog.h>
 
@@ -84,7 +88,7 @@ void report(const train::TrainSummary& s, const train::GradModel<float>& m, int6
   if (cls)
     spdlog::info("validation: accuracy {:.4f}, MCC {:.4f} on {} sequences", s.final_eval.accuracy, s.final_eval.mcc, s.final_eval.count);
   else if (s.final_eval.count > 0)
-    spdlog::info("validation: {:.4f} bits/base over {} predicted bases", s.final_eval.bits, s.final_eval.count);
+    spdlog::info("validation: {:.4f} bits per predicted base over {} bases", s.final_eval.bits, s.final_eval.count);
   spdlog::info("activation memory: {:.1f} KiB per token ({:.1f} MiB per sequence of {})",
                double(m.activation_floats_per_token()) * 4 / 1024, double(m.activation_floats_per_token() * length) * 4 / (1 << 20),
                length);
@@ -107,11 +111,61 @@ void run_lm(TrainArgs& a) {
   }
   auto model = build_model(a, {}, std::nullopt, a.length);
   LS_CHECK(model->head() == train::Head::LanguageModel, "--task lm cannot train a classifier checkpoint ({})", a.init);
+  LS_CHECK(model->causal(), "--task lm trains next-base prediction, but the {} model is bidirectional (it would see the answer); "
+           "train it with --task mlm", model->family());
   model->set_train_length(a.length);
   spdlog::info("{} trainable parameters; {} steps of {} windows of {} bases", parameter_count(*model), a.opt.steps, a.opt.batch,
                a.length);
   const auto summary = train::train_model(*model, task, a.opt);
   report(summary, *model, a.length, false);
+}
+
+// Held-out masked accuracy and bits per masked base of the trained model on the validation set.
+void report_masked(const std::filesystem::path& model_dir, const std::vector<Example>& val) {
+  const auto model = load_language_model(ModelDir::open(model_dir));
+  std::vector<int64_t> right(val.size(), 0), count(val.size(), 0);
+  std::vector<double> bits(val.size(), 0.0);
+  for_blocks(int64_t(val.size()), 1, [&](int64_t i, int64_t, int) {
+    const Example& e = val[size_t(i)];
+    const Tensor logits = model->forward(Tensor::from_ids(e.ids), {}).logits;
+    const int64_t V = logits.size(1);
+    for (size_t t = 0; t < e.ids.size(); ++t) {
+      if (e.targets[t] < 0) continue;
+      const float* row = logits.data<float>() + int64_t(t) * V;
+      right[size_t(i)] += std::max_element(row, row + V) - row == e.targets[t];
+      bits[size_t(i)] -= sum_next_logprobs(logits.slice(0, int64_t(t), 1), &e.targets[t], 1) / std::numbers::ln2;
+      ++count[size_t(i)];
+    }
+  });
+  const double n = double(std::accumulate(count.begin(), count.end(), int64_t(0)));
+  spdlog::info("held-out masked bases: accuracy {:.4f}, {:.4f} bits per masked base over {:.0f} masked bases",
+               double(std::accumulate(right.begin(), right.end(), int64_t(0))) / std::max(n, 1.0),
+               std::accumulate(bits.begin(), bits.end(), 0.0) / std::max(n, 1.0), n);
+}
+
+void run_mlm(TrainArgs& a) {
+  LS_CHECK(!a.reference.empty(), "--task mlm needs a FASTA (-r/--reference)");
+  const DnaTokenizer tokenizer = DnaTokenizer::standard();
+  DnaCorpusOptions co{a.contigs, a.val_fraction, a.val_contigs};
+  const DnaCorpus corpus = DnaCorpus::load(a.reference, tokenizer, co);
+  const DnaMlmTask task(corpus, tokenizer, a.length, !a.no_rc, a.val_windows, DnaTokenizer::kMaskId);
+  spdlog::info("data: {} training bases, {} validation bases in N-free runs; {} validation windows of {}, 15% masked (80% [MASK], "
+               "10% a random base, 10% kept)",
+               corpus.train_bases(), corpus.val_bases(), task.validation().size(), a.length);
+  if (a.baseline) {
+    const auto scores = symmetric_markov_baselines(corpus, 5, task.validation());
+    for (const auto& s : scores) spdlog::info("symmetric Markov, {} bases each side: {:.4f} bits per masked base", s.order, s.bits_per_base);
+  }
+  auto model = build_model(a, {}, std::nullopt, a.length);
+  LS_CHECK(model->head() == train::Head::LanguageModel, "--task mlm cannot train a classifier checkpoint ({})", a.init);
+  LS_CHECK(!model->causal(), "--task mlm trains a bidirectional model (e.g. --family caduceus); the {} model is causal: train it "
+           "with --task lm", model->family());
+  model->set_train_length(a.length);
+  spdlog::info("{} trainable parameters; {} steps of {} windows of {} bases", parameter_count(*model), a.opt.steps, a.opt.batch,
+               a.length);
+  const auto summary = train::train_model(*model, task, a.opt);
+  report(summary, *model, a.length, false);
+  report_masked(summary.model_dir, task.validation());
 }
 
 void run_classify(TrainArgs& a) {
@@ -200,6 +254,7 @@ void check_output(const TrainArgs& a) {
 
 void run_task(TrainArgs& a) {
   if (a.task == "lm") return run_lm(a);
+  if (a.task == "mlm") return run_mlm(a);
   if (a.task == "audio-classify") return run_audio(a);
   run_classify(a);
 }
@@ -234,10 +289,11 @@ void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   a->model.values = {{"d_model", 128}, {"n_layer", 2}};  // train's defaults where they differ from init's
   auto* cmd = app.add_subcommand(
-      "train", "Train a DNA language model (--task lm), a sequence classifier (--task classify) or a raw-audio classifier (--task audio-classify)");
-  cmd->add_option("--task", a->task, "lm, classify or audio-classify")->check(CLI::IsMember({"lm", "classify", "audio-classify"}));
+      "train", "Train a DNA language model (--task lm: next base; --task mlm: masked bases, for bidirectional models), a sequence "
+               "classifier (--task classify) or a raw-audio classifier (--task audio-classify)");
+  cmd->add_option("--task", a->task, "lm, mlm, classify or audio-classify")->check(CLI::IsMember({"lm", "mlm", "classify", "audio-classify"}));
   cmd->add_option("-o,--output", a->output, "Output folder: checkpoints, metrics.jsonl, and the final model in OUT/model")->required();
-  cmd->add_option("-r,--reference", a->reference, "lm: FASTA (plain or bgzipped) to train on");
+  cmd->add_option("-r,--reference", a->reference, "lm, mlm: FASTA (plain or bgzipped) to train on");
   cmd->add_option("--contigs", a->contigs, "lm: contigs to use (default: all)")->delimiter(',');
   cmd->add_option("--val-fraction", a->val_fraction, "Held-out fraction: the end of each contig (lm) or of each class (classify)")
       ->check(finite_range(0.0, 0.9));
@@ -294,7 +350,7 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--force", a->force, "Start over in an OUT that holds an earlier run (its checkpoints and model are removed)")
       ->excludes("--resume");
   cmd->add_option("--max-minutes", a->opt.max_minutes, "Stop after this many minutes, saving a checkpoint (0: no limit)")->check(finite_range(0.0, 1e7));
-  cmd->add_flag("--baseline", a->baseline, "lm: also report order-0..8 Markov baselines on the validation windows");
+  cmd->add_flag("--baseline", a->baseline, "lm: also report order-0..8 Markov baselines on the validation windows; mlm: the symmetric ones (0..5 bases each side) on the masked bases");
   cmd->callback([a] { run(*a); });
 }
 

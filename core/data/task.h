@@ -24,6 +24,8 @@ class TrainTask {
   virtual const std::vector<Example>& validation() const = 0;
   virtual bool classification() const = 0;
   virtual std::string token_unit() const { return "token"; }  // "base" for DNA
+  // What the loss is counted over, when not every input token ("masked base" for masked LM).
+  virtual std::string target_unit() const { return token_unit(); }
 };
 
 }  // namespace longseq

@@ -72,10 +72,7 @@ LayerLanguageModel::LayerLanguageModel(std::shared_ptr<const train::GradModel<fl
     : model_(std::move(model)), max_length_(max_length), backend_(nn::cpu_backend<float>()),
       cache_(std::make_unique<nn::SharedCache>(size_t(1) << 30)) {
   LS_CHECK(!model_->steps().empty(), "{}: a model without layers (a family bug)", model_->family());
-  for (const auto& s : model_->steps()) {
-    streams_ = streams_ && (!s.norm || s.norm->streams()) && s.op->streams();
-    causal_ = causal_ && (!s.norm || s.norm->causal()) && s.op->causal();
-  }
+  for (const auto& s : model_->steps()) streams_ = streams_ && (!s.norm || s.norm->streams()) && s.op->streams();
   if (model_->derived_token_table()) token_table_ = model_->token_table();
 }
 

@@ -32,7 +32,7 @@ class LayerLanguageModel final : public LanguageModel {
   int64_t n_layer() const override { return model_->blocks(); }
   int64_t d_model() const override { return model_->d_model(); }
   int64_t max_length() const override { return max_length_; }
-  bool causal() const override { return causal_; }
+  bool causal() const override { return model_->causal(); }
   // True when every layer streams (see above).
   bool streams() const { return streams_; }
   // hidden[i] is the residual stream after block i; `extra` holds each block's final state under the
@@ -99,7 +99,7 @@ class LayerLanguageModel final : public LanguageModel {
 
   std::shared_ptr<const train::GradModel<float>> model_;
   int64_t max_length_;
-  bool streams_ = true, causal_ = true;
+  bool streams_ = true;
   std::shared_ptr<nn::Backend<float>> backend_;
   std::shared_ptr<DeviceOps> ops_;  // null on the CPU
   std::unique_ptr<nn::SharedCache> cache_;

@@ -206,6 +206,11 @@ void GradModel<T>::add_step(int64_t block, std::shared_ptr<const nn::Layer<T>> n
 }
 
 template <class T>
+bool GradModel<T>::causal() const {
+  return std::all_of(steps_.begin(), steps_.end(), [](const Step& s) { return (!s.norm || s.norm->causal()) && s.op->causal(); });
+}
+
+template <class T>
 void GradModel<T>::add_map(int64_t block, std::shared_ptr<const nn::Layer<T>> op) {
   add_step(block, nullptr, std::move(op));
   steps_.back().residual = false;

@@ -170,6 +170,9 @@ class GradModel {
   int64_t d_model() const { return d_model_; }
   int64_t vocab_size() const { return vocab_; }  // LM head rows
   int64_t blocks() const { return blocks_; }
+  // True when every layer is causal (core/nn/layers.h: Layer::causal): a next-token model; false for
+  // a bidirectional, masked-language one.
+  bool causal() const;
   // The structure inference runs through (core/models/layer_model.h): the residual steps in order,
   // the final norm, and the embedding and LM head tensors (offsets in weights()).
   struct Step {

@@ -358,9 +358,9 @@ TrainSummary train_model(GradModel<float>& model, const TrainTask& task, const T
       // A classifier's loss is per example, not per token: no bits/token for it.
       std::string line = cls ? fmt::format("step {:>6}/{}  loss {:.4f}  lr {:.2e}  grad_norm {:.3f}", step + 1, o.steps, loss, lr, norm)
                              : fmt::format("step {:>6}/{}  loss {:.4f} ({:.4f} bits/{})  lr {:.2e}  grad_norm {:.3f}", step + 1, o.steps,
-                                           loss, loss / std::numbers::ln2, task.token_unit(), lr, norm);
+                                           loss, loss / std::numbers::ln2, task.target_unit(), lr, norm);
       if (row.contains("tokens_per_s")) line += fmt::format("  {:.0f} {}s/s", row["tokens_per_s"].get<double>(), task.token_unit());
-      if (row.contains("val_bits")) line += fmt::format("  val {:.4f} bits/{}", row["val_bits"].get<double>(), task.token_unit());
+      if (row.contains("val_bits")) line += fmt::format("  val {:.4f} bits/{}", row["val_bits"].get<double>(), task.target_unit());
       if (row.contains("val_accuracy"))
         line += fmt::format("  val acc {:.3f} mcc {:.3f}", row["val_accuracy"].get<double>(), row["val_mcc"].get<double>());
       fmt::print("{}\n", line);

@@ -307,3 +307,35 @@ TEST(TrainCli, HybridFromConfigAloneTrainsScoresAndRuns) {
   };
   EXPECT_EQ(records("scored1.vcf"), records("scored2.vcf"));  // one model copy per thread, the same scores
 }
+
+TEST(TrainCli, MaskedLmTrainsCaduceusAndRefusesTheWrongTask) {
+  // --task mlm on Caduceus-PS: the loss falls, the report gives held-out masked accuracy and the
+  // symmetric Markov baselines, the model scores with llr, and 1 and 2 threads give the same bytes.
+  // A causal model is refused for mlm and a bidirectional one for lm, each in one line.
+  TempDir tmp;
+  const auto fasta = write_fasta(tmp);
+  const std::string args = "train --task mlm -r " + fasta.string() +
+                           " --family caduceus --d-model 16 --n-layer 2 --length 128 --batch 4 --steps 12 --lr 3e-3 --warmup 2 "
+                           "--log-every 1 --eval-every 12 --val-windows 8 --baseline --seed 4 -o ";
+  const CliResult a = run_cli("--threads 2 " + args + (tmp / "a").string());
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const auto rows = read_metrics(tmp / "a/metrics.jsonl");
+  ASSERT_EQ(rows.size(), 12u);
+  EXPECT_LT(rows.back()["loss"].get<double>(), rows.front()["loss"].get<double>());
+  EXPECT_NE(a.err.find("held-out masked bases: accuracy"), std::string::npos) << a.err;
+  EXPECT_NE(a.err.find("symmetric Markov, 5 bases each side"), std::string::npos) << a.err;
+  const CliResult b = run_cli("--threads 1 " + args + (tmp / "b").string());
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(read_all(tmp / "a/model/model.safetensors"), read_all(tmp / "b/model/model.safetensors"));
+  const CliResult info = run_cli("info --no-tensors " + (tmp / "a/model").string());
+  EXPECT_NE(info.out.find("Caduceus-PS"), std::string::npos) << info.out;
+
+  const CliResult lm = run_cli("train --task lm -r " + fasta.string() + " --family caduceus --steps 1 -o " + (tmp / "c").string());
+  EXPECT_NE(lm.exit_code, 0);
+  EXPECT_NE(lm.err.find("--task mlm"), std::string::npos) << lm.err;
+  const CliResult mlm = run_cli("train --task mlm -r " + fasta.string() + " --family mamba --steps 1 -o " + (tmp / "d").string());
+  EXPECT_NE(mlm.exit_code, 0);
+  EXPECT_NE(mlm.err.find("--task lm"), std::string::npos) << mlm.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "c"));
+  EXPECT_FALSE(std::filesystem::exists(tmp / "d"));
+}
