@@ -31,6 +31,25 @@ std::optional<int64_t> parse_position(const std::string& s) {
 }
 }  // namespace
 
+std::vector<BedRegion> read_bed(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  LS_CHECK(in, "{}: cannot read the BED file (check the path)", path.string());
+  std::vector<BedRegion> out;
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#' || line.starts_with("track") || line.starts_with("browser")) continue;
+    std::istringstream f(line);
+    BedRegion r;
+    f >> r.region.contig >> r.region.start >> r.region.end;
+    LS_CHECK(f && r.region.start >= 0 && r.region.end > r.region.start,
+             "{}:{}: malformed BED line '{}' (need chrom, 0-based start, end > start)", path.string(), n, line);
+    f >> r.name;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 Region parse_region(const std::string& text) {
   std::string t;
   for (char c : text)

@@ -22,6 +22,14 @@ struct Region {
 // "chr20", "chr20:1000-2000" (1-based inclusive, commas allowed). Throws on malformed text.
 Region parse_region(const std::string& text);
 
+// The rows of a BED file (chrom, 0-based start, end > start, and the name column when present, else
+// ""); track/browser/comment lines skipped. Throws naming the file and line of a malformed row.
+struct BedRegion {
+  Region region;
+  std::string name;
+};
+std::vector<BedRegion> read_bed(const std::filesystem::path& path);
+
 class FastaReader {
  public:
   // Throws naming the file when it cannot be read or indexed (plain gzip: suggests bgzip).

@@ -95,18 +95,7 @@ class RegionFilter {
     regions_[mapped.empty() ? r.contig : mapped].emplace_back(r.start, r.end);
   }
   void read_bed(const std::string& path) {
-    std::ifstream in(path);
-    LS_CHECK(in, "{}: cannot read the regions file (check the path)", path);
-    std::string line;
-    for (int64_t n = 1; std::getline(in, line); ++n) {
-      if (line.empty() || line[0] == '#' || line.starts_with("track") || line.starts_with("browser")) continue;
-      std::istringstream f(line);
-      std::string chrom;
-      int64_t s = -1, e = -1;
-      f >> chrom >> s >> e;
-      LS_CHECK(f && s >= 0 && e > s, "{}:{}: malformed BED line '{}' (need chrom, 0-based start, end > start)", path, n, line);
-      add({chrom, s, e});
-    }
+    for (const BedRegion& r : longseq::read_bed(path)) add(r.region);
   }
   const FastaReader& fasta_;
   std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> regions_;

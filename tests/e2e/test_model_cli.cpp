@@ -3,6 +3,7 @@
 #include "core/families/mamba_config.h"
 #include "core/safetensors.h"
 #include "core/backend.h"
+#include "genomics/tokenizer.h"
 #include "tests/testing.h"
 
 #include <fmt/format.h>
@@ -179,4 +180,52 @@ TEST(ModelCli, DeviceChoice) {
     EXPECT_FALSE(std::filesystem::exists(dir / "x.tsv"));
   }
   EXPECT_NE(run_cli("loglik -m " + m + " --text ACGT --device tpu").exit_code, 0);
+}
+
+TEST(ModelCli, EmbedEqualsForwardHiddenRowsAndPsRcAverageIsStrandInvariant) {
+  // `embed --pool none` gives forward --hidden's rows (final_hidden and hidden_0) for the same ids;
+  // --pool mean is their mean; a Caduceus-PS model's --rc-average embedding of a sequence equals
+  // that of its reverse complement; a bidirectional model is refused by loglik in one line.
+  LONGSEQ_REQUIRE_FIXTURE(fx, "caduceus_ps_tiny");
+  TempDir dir;
+  const std::string seq = "ACGTTGCAAGCTTAGGCATNNACGGATTACAGATTACCAT";
+  std::vector<int64_t> ids(seq.size());
+  DnaTokenizer::standard().encode(seq, ids.data());
+  write_safetensors(dir / "ids.safetensors", {{"input_ids", Tensor::from_ids(ids).unsqueeze(0)}}, {});
+  const std::string m = fx.string();
+  ASSERT_EQ(run_cli("forward -m " + m + " -i " + (dir / "ids.safetensors").string() + " -o " + (dir / "f.safetensors").string() +
+                    " --hidden").exit_code, 0);
+  const auto e = run_cli("embed -m " + m + " -i " + (dir / "ids.safetensors").string() + " --pool none --layer -1,0 -o " +
+                         (dir / "e.safetensors").string());
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const auto f = SafetensorsFile::open(dir / "f.safetensors"), g = SafetensorsFile::open(dir / "e.safetensors");
+  EXPECT_EQ(g.load_f32("row0/final").to_vector(), f.load_f32("final_hidden").to_vector());
+  EXPECT_EQ(g.load_f32("row0/layer_0").to_vector(), f.load_f32("hidden_0").to_vector());
+  const auto mean = run_cli("embed -m " + m + " --text " + seq + " -o " + (dir / "m.safetensors").string());
+  ASSERT_EQ(mean.exit_code, 0) << mean.err;
+  const auto rows = f.load_f32("final_hidden").to_vector(), pooled = SafetensorsFile::open(dir / "m.safetensors").load_f32("final").to_vector();
+  const size_t d = pooled.size(), L = rows.size() / d;
+  ASSERT_EQ(L, seq.size());
+  for (size_t j = 0; j < d; ++j) {
+    double s = 0;
+    for (size_t t = 0; t < L; ++t) s += rows[t * d + j];
+    EXPECT_NEAR(pooled[j], s / double(L), 1e-6);
+  }
+  const auto embed = [&](const std::string& s, const std::string& out, const std::string& flags) {
+    EXPECT_EQ(run_cli("embed -m " + m + " --text " + s + " " + flags + " -o " + (dir / out).string()).exit_code, 0);
+    return SafetensorsFile::open(dir / out).load_f32("final").to_vector();
+  };
+  std::string rc(seq.rbegin(), seq.rend());
+  for (char& c : rc) c = c == 'A' ? 'T' : c == 'T' ? 'A' : c == 'C' ? 'G' : c == 'G' ? 'C' : c;
+  // PS: the reverse complement's states are the sequence's, rows reversed and channels reversed, so
+  // its mean is the mirror image; the strand-averaged mean is its own mirror image.
+  const auto a = embed(seq, "a.safetensors", ""), b = embed(rc, "b.safetensors", ""), c = embed(seq, "c.safetensors", "--rc-average");
+  for (size_t j = 0; j < d; ++j) {
+    EXPECT_NEAR(a[j], b[d - 1 - j], 1e-5) << j;
+    EXPECT_NEAR(c[j], c[d - 1 - j], 1e-5) << j;
+    EXPECT_NEAR(c[j], 0.5 * (a[j] + a[d - 1 - j]), 1e-5) << j;
+  }
+  const auto ll = run_cli("loglik -m " + m + " --text " + seq);
+  EXPECT_NE(ll.exit_code, 0);
+  EXPECT_NE(ll.err.find("bidirectional"), std::string::npos) << ll.err;
 }
