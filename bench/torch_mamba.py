@@ -97,14 +97,19 @@ def main():
     model = MambaLM(args.d_model, args.n_layer, args.vocab).eval()
     print(f"torch {torch.__version__} mamba d_model={args.d_model} n_layer={args.n_layer} vocab={args.vocab} "
           f"threads={torch.get_num_threads()}")
-    for L in args.length:
-        ids = torch.randint(0, args.vocab, (1, L))
+    time_lengths(model, args.length, 0, args.vocab, "prefill")
+
+
+def time_lengths(model, lengths, lo, hi, label):
+    """One forward per length on random ids in [lo, hi): seconds, tokens/s and the process peak RSS."""
+    for L in lengths:
+        ids = torch.randint(lo, hi, (1, L))
         with torch.no_grad():
             t0 = time.perf_counter()
             logits = model(ids)
             s = time.perf_counter() - t0
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"prefill L={L:<8} {s:9.2f} s {L / s:10.1f} tokens/s   peak RSS {rss:7.0f} MiB  "
+        print(f"{label} L={L:<8} {s:9.2f} s {L / s:10.1f} tokens/s   peak RSS {rss:7.0f} MiB  "
               f"(checksum {float(logits[0, -1, 0]):.4f})", flush=True)
 
 

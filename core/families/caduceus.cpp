@@ -203,14 +203,11 @@ class CaduceusFamily final : public LayerFamily<CaduceusFamily> {
     return language_model(dir.config.json(), {.tensors = std::move(tensors)}, 0);
   }
 
+  // The Mamba-1 family's shape flags (one default and range per key), plus the strand sharing.
   std::vector<ArchOption> arch_options() const override {
-    return {{"d_model", "Model width", 64, 1, int64_t(1) << 16},
-            {"n_layer", "Number of blocks", 2, 1, 1024},
-            {"vocab", "Vocabulary size (padded to a multiple of 8); 12 fits the DNA ids", 12, 1, int64_t(1) << 24},
-            {"d_state", "SSM state size N", 16, 1, 256},
-            {"d_conv", "Causal conv width", 4, 1, 16},
-            {"expand", "Inner expansion (D = expand * d_model)", 2, 1, 16},
-            {"rcps", "Reverse-complement parameter sharing: 1 Caduceus-PS (equivariant), 0 Caduceus-PH", 1, 0, 1}};
+    std::vector<ArchOption> o = family_named("mamba").arch_options();
+    o.push_back({"rcps", "Reverse-complement parameter sharing: 1 Caduceus-PS (equivariant), 0 Caduceus-PH", 1, 0, 1});
+    return o;
   }
 
   nlohmann::json new_config(const ArchValues& v, int64_t) const override {
