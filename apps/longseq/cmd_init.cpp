@@ -33,7 +33,9 @@ void add_device_option(CLI::App* cmd, std::string& device) {
 }
 
 std::string describe_model(const LanguageModel& m) {
-  std::string s = fmt::format("{}, d_model {}, {} layers, vocab {}", m.family(), m.d_model(), m.n_layer(), m.vocab_size());
+  // d_model() is the hidden state's width (Caduceus-PS: both strands' halves, 2 x the config's d_model).
+  std::string s = fmt::format("{}, hidden width {}, {} layers, vocab {}", m.family(), m.d_model(), m.n_layer(), m.vocab_size());
+  if (!m.causal()) s += ", bidirectional";
   if (m.max_length() > 0) s += fmt::format(", max_seq_len {}", m.max_length());
   return s;
 }
