@@ -231,7 +231,8 @@ VariantScorer::Values VariantScorer::llr_values(const std::vector<int64_t>& ref,
 }
 
 std::vector<double> VariantScorer::mean_embedding(const std::vector<int64_t>& ids) const {
-  const ForwardOutputs f = model_.forward(Tensor::from_ids(ids), {.hidden = true});
+  const ForwardOutputs f =
+      model_.forward(Tensor::from_ids(ids), {.hidden = true, .hidden_blocks = {opt_.layer < 0 ? model_.n_layer() : opt_.layer}});
   const Tensor& h = opt_.layer < 0 ? f.final_hidden : f.hidden.at(size_t(opt_.layer));
   const int64_t L = h.size(0), d = h.size(1);
   std::vector<double> mean(static_cast<size_t>(d), 0.0);

@@ -123,7 +123,9 @@ class Embedder {
 
  private:
   std::vector<Tensor> layer_states(const std::vector<int64_t>& ids) const {
-    ForwardOutputs f = model_.forward(Tensor::from_ids(ids), {.hidden = true});
+    std::vector<int64_t> blocks;  // only the blocks asked for are kept (the final states always are)
+    for (int64_t l : a_.layers) blocks.push_back(l < 0 ? model_.n_layer() : l);
+    ForwardOutputs f = model_.forward(Tensor::from_ids(ids), {.hidden = true, .hidden_blocks = blocks});
     std::vector<Tensor> out;
     for (int64_t l : a_.layers) out.push_back(l < 0 ? f.final_hidden : f.hidden.at(size_t(l)));
     return out;

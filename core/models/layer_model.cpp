@@ -186,7 +186,8 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
         run_step(st, x, s.acts, nullptr, norm_derived, op_derived, s.work);
     }
     const bool block_ends = k + 1 == steps.size() || steps[k + 1].block != st.block;
-    if (out.hidden && block_ends) be.download((*out.hidden)[size_t(st.block)].data<float>() + out.row0 * d, x.data, n * d);
+    if (out.hidden && block_ends && (*out.hidden)[size_t(st.block)].defined())
+      be.download((*out.hidden)[size_t(st.block)].data<float>() + out.row0 * d, x.data, n * d);
   }
   const int64_t head_rows = out.sink ? out.head_rows : row_block;
   for (int64_t r0 = 0; r0 < n; r0 += head_rows) {  // the final norm and the head, a row block at a time
@@ -267,7 +268,9 @@ ForwardOutputs LayerLanguageModel::forward(const Tensor& ids, const ForwardOptio
   ForwardOutputs out;
   out.logits = Tensor::empty({L, vocab_size()});
   if (options.hidden) {
-    for (int64_t i = 0; i < n_layer(); ++i) out.hidden.push_back(Tensor::empty({L, d}));
+    const auto& want = options.hidden_blocks;
+    for (int64_t i = 0; i < n_layer(); ++i)
+      out.hidden.push_back(want.empty() || std::find(want.begin(), want.end(), i) != want.end() ? Tensor::empty({L, d}) : Tensor{});
     out.final_hidden = Tensor::empty({L, d});
   }
   const auto outputs = [&](int64_t row0) {

@@ -23,6 +23,9 @@ struct ForwardOutputs {
 
 struct ForwardOptions {
   bool hidden = false;    // fill hidden and final_hidden
+  // With hidden: the blocks whose hidden state is kept (empty: every block); the others' entries in
+  // ForwardOutputs::hidden stay empty tensors, so a long window holds only what is asked for.
+  std::vector<int64_t> hidden_blocks;
   int64_t chunk = 4096;   // tokens per streamed chunk (families that stream)
 };
 
