@@ -44,6 +44,9 @@ CaduceusConfig parse_caduceus_config(const Config& c) {
   k.fused_add_norm = c.get_bool("fused_add_norm", true);
   if (const std::string s = c.get_string("bidirectional_strategy", "add"); k.bidirectional && s != "add")
     c.invalid("bidirectional_strategy", "is '" + s + "'; longseq runs the released 'add' strategy only");
+  if (k.bidirectional && !k.weight_tie)
+    c.invalid("bidirectional_weight_tie", "is false; longseq runs the released BiMamba, whose directions share in_proj and out_proj");
+  if (k.m.bias) c.invalid("ssm_cfg.bias", "is true; Caduceus's mixers have no in_proj/out_proj biases in any released model");
   k.complement = dna_complement(k.m.padded_vocab);
   const nlohmann::json* map = c.find("complement_map");
   if (map && map->is_object()) {
@@ -115,7 +118,7 @@ LmFrame frame(const CaduceusConfig& k) {
 nn::ParamDecls declarations(const CaduceusConfig& k) {
   return lm_declarations(frame(k), k.m.padded_vocab, [&](int64_t i) {
     const nn::ParamDecls mixer = k.bidirectional
-                                     ? nn::bimamba_params(mixer_prefix(k, i), mixer_shape(k.m), k.m.n_layer, k.weight_tie)
+                                     ? nn::bimamba_params(mixer_prefix(k, i), mixer_shape(k.m), k.m.n_layer)
                                      : nn::mamba_mixer_params(nn::bimamba_direction_prefix(mixer_prefix(k, i), false), mixer_shape(k.m), k.m.n_layer);
     return concat({nn::norm_params(norm_prefix(k, block_prefix(i) + "norm."), k.m.d_model, k.m.rms_norm), mixer});
   });
@@ -131,7 +134,7 @@ class CaduceusFamily final : public LayerFamily<CaduceusFamily> {
       const std::string m = mixer_prefix(k, i);
       std::shared_ptr<const nn::Layer<T>> norm = nn::make_norm<T>(off, norm_prefix(k, block_prefix(i) + "norm."), k.m.rms_norm, k.m.norm_eps);
       std::shared_ptr<const nn::Layer<T>> op = k.bidirectional
-                                                   ? nn::make_bimamba<T>(off, m, mixer_shape(k.m), k.weight_tie)
+                                                   ? nn::make_bimamba<T>(off, m, mixer_shape(k.m))
                                                    : nn::make_mamba_mixer<T>(off, nn::bimamba_direction_prefix(m, false), mixer_shape(k.m));
       if (!k.rcps) return g.add_step(i, norm, op);
       if (k.fused_add_norm) g.add_map(i, nn::make_swap_halves<T>(d));  // the released fused block's exchange
@@ -162,16 +165,18 @@ class CaduceusFamily final : public LayerFamily<CaduceusFamily> {
                          {"fused_add_norm", yes_no(k.fused_add_norm)},
                          {"norm", k.m.rms_norm ? "RMSNorm" : "LayerNorm"}};
     // A window runs whole: per token the stream, its normalised copy and the branch output (each of
-    // the stream's width), the RC wrapper's input and output halves, and the logits; each mixer runs
-    // in row blocks, so its activations are a block's, not the window's.
+    // the stream's width), the RC wrapper's input and output halves, and the logits. BiMamba's own
+    // activations (core/nn/rc_layers.cpp) are capped at 512 MiB: a window within it runs each
+    // direction whole (projections computed once), a longer one 4,096-row blocks.
     const double width = double(k.rcps ? 2 * k.m.d_model : k.m.d_model);
     s.activation_bytes_per_token = 4 * (3 * width + (k.rcps ? 2.0 * k.m.d_model : 0.0) + double(k.m.padded_vocab));
-    const double block_mib = 4.0 * 4096 * (2.0 * k.m.d_inner * 3 + k.m.dt_rank + 2.0 * k.m.d_state + 3.0 * k.m.d_model) / (1 << 20);
+    const double mixer_bytes = 4.0 * (11.0 * double(k.m.d_inner) + 2.0 * double(k.m.dt_rank) + 4.0 * double(k.m.d_state));
     s.memory_note = fmt::format("bidirectional: a window runs whole (it cannot stream token by token); peak is the window x this, "
-                                "plus {:.0f} MiB for the mixers' 4,096-row blocks",
-                                block_mib);
+                                "plus the mixers' activations, at most 512 MiB (windows up to {} tokens run whole, longer ones in "
+                                "4,096-row blocks)",
+                                int64_t(double(int64_t(512) << 20) / mixer_bytes));
     s.notes.push_back("the LM head is tied to " + embedding_name(k) + " (stored once)");
-    if (k.bidirectional && k.weight_tie) s.notes.push_back("mamba_rev's in_proj and out_proj are mamba_fwd's (stored once)");
+    if (k.bidirectional) s.notes.push_back("mamba_rev's in_proj and out_proj are mamba_fwd's (stored once, computed once per pass)");
     if (k.rcps && k.fused_add_norm) s.notes.push_back("released fused PS block: the two channel halves are exchanged at every block");
   }
 
@@ -196,7 +201,7 @@ class CaduceusFamily final : public LayerFamily<CaduceusFamily> {
       w.ignore(name);
     }
     if (w.has(head_alias(k))) w.ignore(head_alias(k));
-    for (int64_t i = 0; i < k.m.n_layer && k.bidirectional && k.weight_tie; ++i)
+    for (int64_t i = 0; i < k.m.n_layer && k.bidirectional; ++i)
       for (const char* part : {"in_proj.weight", "in_proj.bias", "out_proj.weight", "out_proj.bias"})
         if (const std::string alias = nn::bimamba_direction_prefix(mixer_prefix(k, i), true) + part; w.has(alias)) w.ignore(alias);
     w.check_all_used("Caduceus");

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/nn/hyena_window.h"
+#include "core/nn/mamba_core.h"
 #include "core/threads.h"
 
 #include <algorithm>
@@ -15,19 +16,13 @@ namespace longseq::nn {
 
 namespace {
 
-int64_t required(const OffsetOf& off, const std::string& name) {
-  const int64_t o = off(name);
-  LS_CHECK(o >= 0, "the model has no tensor '{}'", name);
-  return o;
-}
-
 // ---- norms -----------------------------------------------------------------------------------
 
 template <class T>
 class Norm final : public Layer<T> {
  public:
   Norm(const OffsetOf& off, const std::string& prefix, bool rms, double eps)
-      : w_(required(off, prefix + "weight")), b_(rms ? -1 : required(off, prefix + "bias")), rms_(rms), eps_(eps) {}
+      : w_(required_param(off, prefix + "weight")), b_(rms ? -1 : required_param(off, prefix + "bias")), rms_(rms), eps_(eps) {}
   // saved: 0 mean, 1 rstd (L each)
   void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, Arena<T>& s) const override {
     be.norm(rms_, eps_, x, p.at(w_), p.at(b_), y, s.get(0, x.rows), s.get(1, x.rows));
@@ -45,100 +40,48 @@ class Norm final : public Layer<T> {
 
 // ---- Mamba-1 mixer -----------------------------------------------------------------------------
 
+// in_proj, the core (core/nn/mamba_core.h), out_proj.
 template <class T>
 class MambaMixer final : public Layer<T> {
  public:
   MambaMixer(const OffsetOf& off, const std::string& m, const MambaMixerShape& s)
-      : s_(s),
-        in_w_(required(off, m + "in_proj.weight")), in_b_(off(m + "in_proj.bias")),
-        conv_w_(required(off, m + "conv1d.weight")), conv_b_(off(m + "conv1d.bias")),
-        x_w_(required(off, m + "x_proj.weight")),
-        dt_w_(required(off, m + "dt_proj.weight")), dt_b_(required(off, m + "dt_proj.bias")),
-        A_log_(required(off, m + "A_log")), D_(required(off, m + "D")),
-        out_w_(required(off, m + "out_proj.weight")), out_b_(off(m + "out_proj.bias")) {}
+      : core_(off, m, s), in_w_(required_param(off, m + "in_proj.weight")), in_b_(off(m + "in_proj.bias")),
+        out_w_(required_param(off, m + "out_proj.weight")), out_b_(off(m + "out_proj.bias")) {}
 
-  void check(const Backend<T>& be) const override {
-    LS_CHECK(s_.W <= be.max_conv_width() && s_.N <= be.max_scan_states(),
-             "--device {}: d_conv {} or d_state {} exceeds the kernels' limits ({} and {}); use --device cpu", be.name(), s_.W, s_.N,
-             be.max_conv_width(), be.max_scan_states());
-  }
+  void check(const Backend<T>& be) const override { core_.check(be); }
 
-  // saved: 0 x|z (L, 2D), 1 conv out (L, D), 2 dt|B|C (L, R+2N), 3 delta (L, D), 4 y (L, D), 5 scan's own, 6 A (D, N)
+  // saved: the core's slots (0 x|z (L, 2D) ... 4 y (L, D), 5 the scan's, 6 A)
   void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> out, Arena<T>& s) const override {
-    T* A = s.get(6, s_.D * s_.N);
-    make_A(be, p, A);
-    run(be, p, x, out, s, A, nullptr, s.get(5, be.scan_saved_size(x.rows, s_.D, s_.N)));
+    run(be, p, x, out, s, core_.saved_A(be, p, s), nullptr, true);
   }
-  // state: the conv's last W inputs (W, D), then the SSM state (D, N).
-  int64_t state_size() const override { return s_.W * s_.D + s_.D * s_.N; }
+  int64_t state_size() const override { return core_.state_size(); }
   void infer(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, T* state, Derived<T>& derived, Arena<T>& work) const override {
-    const T* A = derived.get(0, s_.D * s_.N, [&](T* a) { make_A(be, p, a); });
-    run(be, p, x, y, work, A, state, nullptr);
+    const int64_t DN = core_.shape().D * core_.shape().N;
+    const T* A = derived.get(0, DN, [&](T* a) { core_.make_A(be, p, a); });
+    run(be, p, x, y, work, A, state, false);
   }
-  // mamba_ssm's names and layouts: ssm_state (1, D, N); conv_state (1, D, W), oldest input first.
-  std::vector<std::pair<std::string, Tensor>> state_tensors(const T* h) const override {
-    const int64_t D = s_.D, N = s_.N, W = s_.W;
-    Tensor conv = Tensor::empty({1, D, W}), ssm = Tensor::empty({1, D, N});
-    for (int64_t k = 0; k < W; ++k)
-      for (int64_t c = 0; c < D; ++c) conv.data<float>()[c * W + k] = float(h[k * D + c]);
-    for (int64_t i = 0; i < D * N; ++i) ssm.data<float>()[i] = float(h[W * D + i]);
-    return {{"ssm_state", ssm}, {"conv_state", conv}};
-  }
+  std::vector<std::pair<std::string, Tensor>> state_tensors(const T* h) const override { return core_.state_tensors(h); }
 
   void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dout, Mat<T> dx, Arena<T>& s, Arena<T>& w) const override {
-    const int64_t L = x.rows, D = s_.D, N = s_.N, R = s_.R, X = R + 2 * N;
-    const Mat<T> xz = s.mat(0, L, 2 * D), xc = s.mat(1, L, D), xdbl = s.mat(2, L, X), y = s.mat(4, L, D);
-    Mat<T> dy = w.mat(0, L, D), dxz = w.mat(1, L, 2 * D), dxc = w.mat(2, L, D), ddelta = w.mat(3, L, D), dxdbl = w.mat(4, L, X);
-    T *dA = w.get(5, D * N), *dA_log = w.get(6, D * N);
-    be.linear_backward(y, p.at(out_w_), dout, &dy, false, p.grad(out_w_), p.grad(out_b_));
-    be.scan_backward(scan_args(p, s, L, s.get(6, D * N), nullptr), s.get(5, be.scan_saved_size(L, D, N)), dy,
-                     {.du = dxc, .ddelta = ddelta, .dB = dxdbl.cols_slice(R, N), .dC = dxdbl.cols_slice(R + N, N),
-                      .dz = dxz.cols_slice(D, D), .dA = dA, .dDskip = p.grad(D_), .ddelta_bias = p.grad(dt_b_)});
-    if (T* gA = p.grad(A_log_)) {  // A = -exp(A_log): dA_log = dA * A
-      be.mul(mat<const T>(dA, 1, D * N), mat<const T>(s.get(6, D * N), 1, D * N), mat(dA_log, 1, D * N));
-      be.add(gA, dA_log, D * N);
-    }
-    Mat<T> ddt_in = dxdbl.cols_slice(0, R);
-    be.linear_backward(xdbl.cols_slice(0, R), p.at(dt_w_), ddelta, &ddt_in, false, p.grad(dt_w_), nullptr);
-    be.linear_backward(xc, p.at(x_w_), dxdbl, &dxc, true, p.grad(x_w_), nullptr);
-    be.conv1d_backward({.x = xz.cols_slice(0, D), .w = p.at(conv_w_), .b = p.at(conv_b_), .W = s_.W, .silu = true}, dxc,
-                       dxz.cols_slice(0, D), p.grad(conv_w_), p.grad(conv_b_));
+    const int64_t L = x.rows, D = core_.shape().D;
+    Mat<T> dy = w.mat(0, L, D), dxz = w.mat(1, L, 2 * D);
+    be.linear_backward(s.mat(4, L, D), p.at(out_w_), dout, &dy, false, p.grad(out_w_), p.grad(out_b_));
+    core_.backward(be, p, s, L, dy, dxz, w);
     be.linear_backward(x, p.at(in_w_), dxz, &dx, false, p.grad(in_w_), p.grad(in_b_));
   }
 
-  int64_t saved_per_token() const override { return 2 * s_.D + s_.D + (s_.R + 2 * s_.N) + s_.D + s_.D; }
+  int64_t saved_per_token() const override { return core_.saved_per_token(); }
 
  private:
-  // A = -exp(A_log), made on the host and uploaded.
-  void make_A(Backend<T>& be, const Params<T>& p, T* A) const {
-    std::vector<T> host_A(static_cast<size_t>(s_.D * s_.N));
-    const T* A_log = p.host_at(A_log_);
-    for (size_t k = 0; k < host_A.size(); ++k) host_A[k] = -std::exp(A_log[k]);
-    be.upload(A, host_A.data(), s_.D * s_.N);
+  void run(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> out, Arena<T>& s, const T* A, T* state, bool keep) const {
+    const int64_t L = x.rows, D = core_.shape().D;
+    be.linear(x, p.at(in_w_), p.at(in_b_), s.mat(0, L, 2 * D));
+    core_.run(be, p, s, L, A, state, keep);
+    be.linear(s.mat(4, L, D), p.at(out_w_), p.at(out_b_), out);
   }
 
-  // The forward into slots 0-4 of `s` (see forward), from and into `state` (conv, then SSM) when given;
-  // the scan keeps what its backward needs in scan_saved (null: nothing).
-  void run(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> out, Arena<T>& s, const T* A, T* state, T* scan_saved) const {
-    const int64_t L = x.rows, D = s_.D, N = s_.N, R = s_.R, X = R + 2 * N;
-    const Mat<T> xz = s.mat(0, L, 2 * D), xc = s.mat(1, L, D), xdbl = s.mat(2, L, X), delta = s.mat(3, L, D), y = s.mat(4, L, D);
-    be.linear(x, p.at(in_w_), p.at(in_b_), xz);
-    be.conv1d({.x = xz.cols_slice(0, D), .w = p.at(conv_w_), .b = p.at(conv_b_), .W = s_.W, .silu = true, .state = state}, xc);
-    be.linear(xc, p.at(x_w_), nullptr, xdbl);
-    be.linear(xdbl.cols_slice(0, R), p.at(dt_w_), nullptr, delta);  // bias and softplus in the scan
-    be.scan(scan_args(p, s, L, A, state ? state + s_.W * D : nullptr), y, scan_saved);
-    be.linear(y, p.at(out_w_), p.at(out_b_), out);
-  }
-
-  ScanArgs<T> scan_args(const Params<T>& p, Arena<T>& s, int64_t L, const T* A, T* state) const {
-    const int64_t D = s_.D, N = s_.N, R = s_.R, X = R + 2 * N;
-    const Mat<T> xz = s.mat(0, L, 2 * D), xdbl = s.mat(2, L, X);
-    return {.u = s.mat(1, L, D), .delta = s.mat(3, L, D), .B = xdbl.cols_slice(R, N), .C = xdbl.cols_slice(R + N, N),
-            .z = xz.cols_slice(D, D), .A = A, .Dskip = p.at(D_), .delta_bias = p.at(dt_b_), .softplus = true, .state = state};
-  }
-
-  MambaMixerShape s_;
-  int64_t in_w_, in_b_, conv_w_, conv_b_, x_w_, dt_w_, dt_b_, A_log_, D_, out_w_, out_b_;
+  MambaCore<T> core_;
+  int64_t in_w_, in_b_, out_w_, out_b_;
 };
 
 // ---- Hyena operator ------------------------------------------------------------------------------
@@ -148,16 +91,16 @@ class HyenaOperator final : public Layer<T> {
  public:
   HyenaOperator(const OffsetOf& off, const std::string& m, const HyenaShape& s)
       : s_(s),
-        in_w_(required(off, m + "in_proj.weight")), in_b_(required(off, m + "in_proj.bias")),
-        sw_(required(off, m + "short_filter.weight")), sb_(required(off, m + "short_filter.bias")),
-        out_w_(required(off, m + "out_proj.weight")), out_b_(required(off, m + "out_proj.bias")),
-        fbias_(required(off, m + "filter_fn.bias")), z_(required(off, m + "filter_fn.pos_emb.z")),
-        t_(required(off, m + "filter_fn.pos_emb.t")), deltas_(required(off, m + "filter_fn.modulation.deltas")),
-        freq_(required(off, m + "filter_fn.implicit_filter.1.freq")) {
+        in_w_(required_param(off, m + "in_proj.weight")), in_b_(required_param(off, m + "in_proj.bias")),
+        sw_(required_param(off, m + "short_filter.weight")), sb_(required_param(off, m + "short_filter.bias")),
+        out_w_(required_param(off, m + "out_proj.weight")), out_b_(required_param(off, m + "out_proj.bias")),
+        fbias_(required_param(off, m + "filter_fn.bias")), z_(required_param(off, m + "filter_fn.pos_emb.z")),
+        t_(required_param(off, m + "filter_fn.pos_emb.t")), deltas_(required_param(off, m + "filter_fn.modulation.deltas")),
+        freq_(required_param(off, m + "filter_fn.implicit_filter.1.freq")) {
     const std::string f = m + "filter_fn.implicit_filter.";
     for (int64_t k = 0; k <= s_.inner; ++k) {
-      mlp_w_.push_back(required(off, f + std::to_string(2 * k) + ".weight"));
-      mlp_b_.push_back(k < s_.inner ? required(off, f + std::to_string(2 * k) + ".bias") : -1);
+      mlp_w_.push_back(required_param(off, f + std::to_string(2 * k) + ".weight"));
+      mlp_b_.push_back(k < s_.inner ? required_param(off, f + std::to_string(2 * k) + ".bias") : -1);
     }
   }
 
@@ -307,8 +250,8 @@ template <class T>
 class GeluMlp final : public Layer<T> {
  public:
   GeluMlp(const OffsetOf& off, const std::string& m, int64_t d_inner)
-      : di_(d_inner), fc1w_(required(off, m + "fc1.weight")), fc1b_(required(off, m + "fc1.bias")),
-        fc2w_(required(off, m + "fc2.weight")), fc2b_(required(off, m + "fc2.bias")) {}
+      : di_(d_inner), fc1w_(required_param(off, m + "fc1.weight")), fc1b_(required_param(off, m + "fc1.bias")),
+        fc2w_(required_param(off, m + "fc2.weight")), fc2b_(required_param(off, m + "fc2.bias")) {}
   // saved: 0 fc1 out (L, d_inner), 1 its GELU (L, d_inner)
   void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, Arena<T>& s) const override {
     const int64_t L = x.rows;

@@ -139,13 +139,17 @@ void hyena_positional_grid(int64_t length, int64_t emb_dim, float* z, float* t);
 // The port's default decay rates of the exponential modulation, one per channel (d).
 void hyena_default_deltas(int64_t d, float* deltas);
 
-// Caduceus's BiMamba (BiMambaWrapper, strategy "add"): y = fwd(x) + flip_L(rev(flip_L(x))) with two
-// Mamba mixers at <prefix>mamba_fwd. and <prefix>mamba_rev.; with `tie` (bidirectional_weight_tie)
-// the reverse mixer reads the forward one's in_proj and out_proj, so their gradients sum. Inference
-// runs each direction in row blocks from a carried state (memory of a block, not of the window).
+// Caduceus's BiMamba (BiMambaWrapper, strategy "add", bidirectional_weight_tie): y = fwd(x) +
+// flip_L(rev(flip_L(x))) with two Mamba mixers at <prefix>mamba_fwd. and <prefix>mamba_rev. whose
+// in_proj and out_proj are one pair of tensors (mamba_fwd's), each computed once per pass; no
+// projection biases. Inference runs a long window's directions in row blocks from carried states.
 template <class T>
-std::shared_ptr<const Layer<T>> make_bimamba(const OffsetOf& off, const std::string& prefix, const MambaMixerShape& s, bool tie);
-ParamDecls bimamba_params(const std::string& prefix, const MambaMixerShape& s, int64_t n_layer, bool tie);
+std::shared_ptr<const Layer<T>> make_bimamba(const OffsetOf& off, const std::string& prefix, const MambaMixerShape& s);
+ParamDecls bimamba_params(const std::string& prefix, const MambaMixerShape& s, int64_t n_layer);
+// The bytes of BiMamba activations under which a host window runs whole (default 512 MiB); the
+// setter is for tests, which use it to run both inference schedules.
+int64_t bimamba_window_budget();
+void set_bimamba_window_budget(int64_t bytes);
 // <prefix>mamba_fwd. or <prefix>mamba_rev.
 std::string bimamba_direction_prefix(const std::string& prefix, bool reverse);
 // The reverse-complement parameter-sharing wrapper (Caduceus's RCPSWrapper) of a layer (L, h) ->

@@ -6,19 +6,16 @@
 // and their backward is the inner layers' backward with the same moves undone.
 #include "core/error.h"
 #include "core/nn/layers.h"
+#include "core/nn/mamba_core.h"
 
 #include <algorithm>
+#include <atomic>
 
 namespace longseq::nn {
 
 namespace {
 
-// y += t for a contiguous y (the layers below write into whole arena matrices).
-template <class T>
-void add_into(Backend<T>& be, Mat<T> y, Mat<const T> t) {
-  LS_CHECK(y.ld == y.cols && t.ld == t.cols, "bidirectional layers need contiguous matrices (a caller bug)");
-  be.add(y.data, t.data, y.rows * y.cols);
-}
+std::atomic<int64_t> g_bimamba_budget{int64_t(512) << 20};
 
 // A token-wise layer (no state, streams) gives the same rows whichever order they come in.
 template <class T>
@@ -26,61 +23,103 @@ bool token_wise(const Layer<T>& l) {
   return l.streams() && l.state_size() == 0;
 }
 
+// The two directions' cores (core/nn/mamba_core.h) between one in_proj and one out_proj: the reverse
+// mixer's projections are the forward one's (the released weight tie), so
+//   y = out_proj(y_fwd + flip_L(y_rev)),  y_fwd = core_fwd(in_proj(x)),  y_rev = core_rev(flip_L(in_proj(x)))
+// is the official fwd(x) + flip_L(rev(flip_L(x))) with each projection computed once.
 template <class T>
 class BiMamba final : public Layer<T> {
  public:
-  BiMamba(std::shared_ptr<const Layer<T>> fwd, std::shared_ptr<const Layer<T>> rev, int64_t d)
-      : fwd_(std::move(fwd)), rev_(std::move(rev)), d_(d) {}
+  BiMamba(const OffsetOf& off, const std::string& prefix, const MambaMixerShape& s)
+      : fwd_(off, bimamba_direction_prefix(prefix, false), s), rev_(off, bimamba_direction_prefix(prefix, true), s), s_(s),
+        in_w_(required_param(off, bimamba_direction_prefix(prefix, false) + "in_proj.weight")),
+        out_w_(required_param(off, bimamba_direction_prefix(prefix, false) + "out_proj.weight")) {
+    LS_CHECK(!s.bias, "BiMamba: in_proj/out_proj biases are not supported (released Caduceus models have none)");
+  }
 
-  void check(const Backend<T>& be) const override { fwd_->check(be); }
-  bool streams() const override { return false; }  // the reverse mixer starts at the window's end
+  void check(const Backend<T>& be) const override { fwd_.check(be); }
+  bool streams() const override { return false; }  // the reverse direction starts at the window's end
   bool causal() const override { return false; }
 
-  // saved: sub 0 / 1 the mixers', 0 the reversed input (L, d), 1 / 2 the reverse output and its flip
+  // saved: sub 0 / 1 the cores' slots (the reverse one's x|z is the forward one's, rows reversed),
+  // 0 y_fwd + flip(y_rev) (L, D)
   void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, Arena<T>& s) const override {
-    const int64_t L = x.rows;
-    fwd_->forward(be, p, x, y, s.sub(0));
-    const Mat<T> xr = s.mat(0, L, d_), yr = s.mat(1, L, d_), t = s.mat(2, L, d_);
-    be.flip(x, xr, true, false);
-    rev_->forward(be, p, xr, yr, s.sub(1));
-    be.flip(yr, t, true, false);
-    add_into<T>(be, y, t);
+    const int64_t L = x.rows, D = s_.D;
+    Arena<T>&f = s.sub(0), &r = s.sub(1);
+    be.linear(x, p.at(in_w_), nullptr, f.mat(0, L, 2 * D));
+    be.flip(f.mat(0, L, 2 * D), r.mat(0, L, 2 * D), true, false);
+    fwd_.run(be, p, f, L, fwd_.saved_A(be, p, f), nullptr, true);
+    rev_.run(be, p, r, L, rev_.saved_A(be, p, r), nullptr, true);
+    add_flipped(be, f.mat(4, L, D), r.mat(4, L, D), s.mat(0, L, D));
+    be.linear(s.mat(0, L, D), p.at(out_w_), nullptr, y);
   }
   void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dy, Mat<T> dx, Arena<T>& s, Arena<T>& w) const override {
-    const int64_t L = x.rows;
-    fwd_->backward(be, p, x, dy, dx, s.sub(0), w.sub(0));
-    const Mat<T> dyr = w.mat(0, L, d_), dxr = w.mat(1, L, d_), t = w.mat(2, L, d_);
-    be.flip(dy, dyr, true, false);
-    rev_->backward(be, p, s.mat(0, L, d_), dyr, dxr, s.sub(1), w.sub(0));
-    be.flip(dxr, t, true, false);
-    add_into<T>(be, dx, t);
+    const int64_t L = x.rows, D = s_.D;
+    Mat<T> dsum = w.mat(0, L, D);
+    const Mat<T> dsum_r = w.mat(1, L, D), dxz_f = w.mat(2, L, 2 * D), dxz_r = w.mat(3, L, 2 * D), dxz = w.mat(4, L, 2 * D);
+    be.linear_backward(s.mat(0, L, D), p.at(out_w_), dy, &dsum, false, p.grad(out_w_), nullptr);
+    be.flip(dsum, dsum_r, true, false);
+    fwd_.backward(be, p, s.sub(0), L, dsum, dxz_f, w.sub(0));
+    rev_.backward(be, p, s.sub(1), L, dsum_r, dxz_r, w.sub(0));
+    add_flipped(be, dxz_f, dxz_r, dxz);
+    be.linear_backward(x, p.at(in_w_), dxz, &dx, false, p.grad(in_w_), nullptr);
   }
-  int64_t saved_per_token() const override { return fwd_->saved_per_token() + rev_->saved_per_token() + 3 * d_; }
+  int64_t saved_per_token() const override { return 2 * fwd_.saved_per_token() + s_.D; }
 
-  // Each direction streams through the window in row blocks from its own state, so a window holds
-  // one block of the mixers' activations, not L rows of them.
+  // A window whose activations fit bimamba_window_budget() (always on a device) runs as the forward does, each
+  // projection once; a longer one runs each direction in row blocks from a carried state, with its
+  // own projections per block, so it holds a block's activations, not the window's.
   void infer(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, T*, Derived<T>& derived, Arena<T>& work) const override {
-    const int64_t L = x.rows, block = be.host_memory() ? kHostBlock : kDeviceBlock, n = fwd_->state_size();
-    T* state = work.get(0, n);
-    be.zero(state, n);
-    for (int64_t r0 = 0; r0 < L; r0 += block)
-      fwd_->infer(be, p, x.rows_slice(r0, std::min(block, L - r0)), y.rows_slice(r0, std::min(block, L - r0)), state, derived.sub(0),
-                  work.sub(0));
-    be.zero(state, n);
-    for (int64_t end = L; end > 0; end -= block) {
-      const int64_t r0 = std::max<int64_t>(0, end - block), rows = end - r0;
-      const Mat<T> xr = work.mat(1, rows, d_), yr = work.mat(2, rows, d_), t = work.mat(3, rows, d_);
-      be.flip(x.rows_slice(r0, rows), xr, true, false);
-      rev_->infer(be, p, xr, yr, state, derived.sub(1), work.sub(0));
-      be.flip(yr, t, true, false);
-      add_into<T>(be, y.rows_slice(r0, rows), t);
+    const int64_t L = x.rows, D = s_.D, DN = s_.D * s_.N;
+    const T* A[2] = {derived.sub(0).get(0, DN, [&](T* a) { fwd_.make_A(be, p, a); }),
+                     derived.sub(1).get(0, DN, [&](T* a) { rev_.make_A(be, p, a); })};
+    Arena<T>&f = work.sub(0), &r = work.sub(1);
+    if (!be.host_memory() || L * whole_floats_per_token() * int64_t(sizeof(T)) <= bimamba_window_budget()) {
+      be.linear(x, p.at(in_w_), nullptr, f.mat(0, L, 2 * D));
+      be.flip(f.mat(0, L, 2 * D), r.mat(0, L, 2 * D), true, false);
+      fwd_.run(be, p, f, L, A[0], nullptr, false);
+      rev_.run(be, p, r, L, A[1], nullptr, false);
+      add_flipped(be, f.mat(4, L, D), r.mat(4, L, D), work.mat(0, L, D));
+      be.linear(work.mat(0, L, D), p.at(out_w_), nullptr, y);
+      return;
+    }
+    T* state = work.get(1, fwd_.state_size());
+    for (const bool reverse : {false, true}) {
+      be.zero(state, fwd_.state_size());
+      for (int64_t done = 0; done < L; done += kBlock) {
+        const int64_t rows = std::min(kBlock, L - done), r0 = reverse ? L - done - rows : done;
+        Mat<const T> in = x.rows_slice(r0, rows);
+        if (reverse) {  // the reverse direction reads the block's rows last to first
+          be.flip(in, work.mat(2, rows, s_.d), true, false);
+          in = work.mat(2, rows, s_.d);
+        }
+        be.linear(in, p.at(in_w_), nullptr, f.mat(0, rows, 2 * D));
+        (reverse ? rev_ : fwd_).run(be, p, f, rows, A[reverse], state, false);
+        const Mat<T> out = reverse ? work.mat(3, rows, s_.d) : y.rows_slice(r0, rows);
+        be.linear(f.mat(4, rows, D), p.at(out_w_), nullptr, out);
+        if (reverse) {
+          LS_CHECK(y.ld == y.cols, "BiMamba needs a contiguous output (a caller bug)");
+          be.flip(out, work.mat(4, rows, s_.d), true, false);
+          be.add(y.rows_slice(r0, rows).data, work.get(4, rows * s_.d), rows * s_.d);
+        }
+      }
     }
   }
 
  private:
-  static constexpr int64_t kHostBlock = 4096, kDeviceBlock = 65536;
-  std::shared_ptr<const Layer<T>> fwd_, rev_;
-  int64_t d_;
+  static constexpr int64_t kBlock = 4096;
+  // Floats per token of a whole-window inference: both cores' slots 0-4 and the sum.
+  int64_t whole_floats_per_token() const { return 2 * fwd_.saved_per_token() + s_.D; }
+  // out = a + flip_L(b), all contiguous and out distinct from both.
+  static void add_flipped(Backend<T>& be, Mat<const T> a, Mat<const T> b, Mat<T> out) {
+    LS_CHECK(a.ld == a.cols && out.ld == out.cols, "BiMamba needs contiguous matrices (a caller bug)");
+    be.flip(b, out, true, false);
+    be.add(out.data, a.data, out.rows * out.cols);
+  }
+
+  MambaCore<T> fwd_, rev_;
+  MambaMixerShape s_;
+  int64_t in_w_, out_w_;
 };
 
 template <class T>
@@ -152,25 +191,27 @@ class SwapHalves final : public Layer<T> {
 
 }  // namespace
 
+int64_t bimamba_window_budget() { return g_bimamba_budget.load(); }
+void set_bimamba_window_budget(int64_t bytes) { g_bimamba_budget.store(bytes); }
+
 std::string bimamba_direction_prefix(const std::string& prefix, bool reverse) { return prefix + (reverse ? "mamba_rev." : "mamba_fwd."); }
 
 template <class T>
-std::shared_ptr<const Layer<T>> make_bimamba(const OffsetOf& off, const std::string& prefix, const MambaMixerShape& s, bool tie) {
+std::shared_ptr<const Layer<T>> make_bimamba(const OffsetOf& off, const std::string& prefix, const MambaMixerShape& s) {
+  // The reverse mixer's projections are the forward one's tensors (bidirectional_weight_tie).
   const std::string fwd = bimamba_direction_prefix(prefix, false), rev = bimamba_direction_prefix(prefix, true);
-  // With the weight tie, the reverse mixer's projections are the forward one's tensors.
-  const OffsetOf rev_off = [off, fwd, rev, tie](const std::string& name) {
-    if (tie && name.starts_with(rev + "in_proj.")) return off(fwd + name.substr(rev.size()));
-    if (tie && name.starts_with(rev + "out_proj.")) return off(fwd + name.substr(rev.size()));
-    return off(name);
+  const OffsetOf tied = [off, fwd, rev](const std::string& name) {
+    const bool projection = name.starts_with(rev + "in_proj.") || name.starts_with(rev + "out_proj.");
+    return off(projection ? fwd + name.substr(rev.size()) : name);
   };
-  return std::make_shared<BiMamba<T>>(make_mamba_mixer<T>(off, fwd, s), make_mamba_mixer<T>(rev_off, rev, s), s.d);
+  return std::make_shared<BiMamba<T>>(tied, prefix, s);
 }
 
-ParamDecls bimamba_params(const std::string& prefix, const MambaMixerShape& s, int64_t n_layer, bool tie) {
+ParamDecls bimamba_params(const std::string& prefix, const MambaMixerShape& s, int64_t n_layer) {
   ParamDecls p = mamba_mixer_params(bimamba_direction_prefix(prefix, false), s, n_layer);
   const std::string rev = bimamba_direction_prefix(prefix, true);
-  for (ParamDecl& d : mamba_mixer_params(rev, s, n_layer))
-    if (!tie || !(d.name.starts_with(rev + "in_proj.") || d.name.starts_with(rev + "out_proj."))) p.push_back(std::move(d));
+  for (ParamDecl& d : mamba_mixer_params(rev, s, n_layer))  // its in_proj and out_proj are the forward mixer's
+    if (!d.name.starts_with(rev + "in_proj.") && !d.name.starts_with(rev + "out_proj.")) p.push_back(std::move(d));
   return p;
 }
 
@@ -185,7 +226,7 @@ std::shared_ptr<const Layer<T>> make_swap_halves(int64_t h) {
 }
 
 #define LONGSEQ_INSTANTIATE(T)                                                                                                      \
-  template std::shared_ptr<const Layer<T>> make_bimamba<T>(const OffsetOf&, const std::string&, const MambaMixerShape&, bool); \
+  template std::shared_ptr<const Layer<T>> make_bimamba<T>(const OffsetOf&, const std::string&, const MambaMixerShape&);       \
   template std::shared_ptr<const Layer<T>> make_rc_wrapper<T>(std::shared_ptr<const Layer<T>>, int64_t);                       \
   template std::shared_ptr<const Layer<T>> make_swap_halves<T>(int64_t);
 LONGSEQ_INSTANTIATE(float)

@@ -114,19 +114,28 @@ TEST(CaduceusModel, PsIsReverseComplementEquivariant) {
   }
 }
 
-TEST(CaduceusModel, WindowsPastTheInferenceBlockEqualTheTrainingForward) {
-  // Inference runs each direction of BiMamba in 4,096-row blocks from a carried state; the training
-  // forward (float64) runs the window in one piece. Their mean next-token losses agree.
+TEST(CaduceusModel, BothInferenceSchedulesEqualTheTrainingForward) {
+  // Inference runs BiMamba's window whole (projections once) within a memory budget, else each
+  // direction in 4,096-row blocks from a carried state; the training forward (float64) runs the
+  // window in one piece. The logits of both schedules agree with each other and the losses with it.
   const auto model = perturbed_model(tiny_config(true), 31);
   auto g = train::make_grad_model<double>(*model);
-  for (int64_t L : {4096, 4097, 9001}) {
+  const int64_t budget = nn::bimamba_window_budget();
+  for (int64_t L : {1, 4096, 4097, 9001}) {
     const auto ids = dna_ids(L, uint64_t(L));
     std::vector<int64_t> targets(ids.begin() + 1, ids.end());
-    targets.push_back(-1);
+    targets.push_back(L == 1 ? ids[0] : -1);
     const double want = g->lm_loss(ids, targets, 1.0, nullptr);
-    const Tensor logits = model->forward(Tensor::from_ids(ids), {}).logits;
-    const double got = -sum_next_logprobs(logits, ids.data() + 1, L - 1);
-    EXPECT_NEAR(got, want, 1e-5 * std::abs(want)) << "L=" << L;
+    nn::set_bimamba_window_budget(0);  // blocks
+    const Tensor blocked = model->forward(Tensor::from_ids(ids), {}).logits;
+    nn::set_bimamba_window_budget(budget);  // whole
+    const Tensor whole = model->forward(Tensor::from_ids(ids), {}).logits;
+    const auto e = compare(blocked.to_vector(), whole.to_vector());
+    EXPECT_LE(e.max_abs, 2e-5 * std::max(1.0, e.max_ref)) << "L=" << L;
+    for (const Tensor* t : {&blocked, &whole}) {
+      const double got = L == 1 ? -sum_next_logprobs(*t, ids.data(), 1) : -sum_next_logprobs(*t, ids.data() + 1, L - 1);
+      EXPECT_NEAR(got, want, 1e-5 * std::max(1.0, std::abs(want))) << "L=" << L;
+    }
   }
 }
 
@@ -175,4 +184,7 @@ TEST(CaduceusModel, ConfigErrorsNameTheKey) {
   j = tiny_config(false);
   j["bidirectional_strategy"] = "ew_multiply";
   expect_error(j, "bidirectional_strategy");
+  j = tiny_config(true);
+  j["bidirectional_weight_tie"] = false;
+  expect_error(j, "bidirectional_weight_tie");
 }
