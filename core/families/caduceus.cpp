@@ -165,16 +165,15 @@ class CaduceusFamily final : public LayerFamily<CaduceusFamily> {
                          {"fused_add_norm", yes_no(k.fused_add_norm)},
                          {"norm", k.m.rms_norm ? "RMSNorm" : "LayerNorm"}};
     // A window runs whole: per token the stream, its normalised copy and the branch output (each of
-    // the stream's width), the RC wrapper's input and output halves, and the logits. BiMamba's own
-    // activations (core/nn/rc_layers.cpp) are capped at 512 MiB: a window within it runs each
-    // direction whole (projections computed once), a longer one 4,096-row blocks.
-    const double width = double(k.rcps ? 2 * k.m.d_model : k.m.d_model);
-    s.activation_bytes_per_token = 4 * (3 * width + (k.rcps ? 2.0 * k.m.d_model : 0.0) + double(k.m.padded_vocab));
-    const double mixer_bytes = 4.0 * (11.0 * double(k.m.d_inner) + 2.0 * double(k.m.dt_rank) + 4.0 * double(k.m.d_state));
-    s.memory_note = fmt::format("bidirectional: a window runs whole (it cannot stream token by token); peak is the window x this, "
-                                "plus the mixers' activations, at most 512 MiB (windows up to {} tokens run whole, longer ones in "
-                                "4,096-row blocks)",
-                                int64_t(double(int64_t(512) << 20) / mixer_bytes));
+    // the stream's width), the RC wrapper's input and output halves, the logits, and BiMamba's
+    // shared projections (3 D floats, core/nn/rc_layers.cpp; past 512 MiB of them a window projects
+    // block by block instead); the mixers themselves run 4,096-row blocks.
+    const double width = double(k.rcps ? 2 * k.m.d_model : k.m.d_model), D = double(k.m.d_inner);
+    s.activation_bytes_per_token = 4 * (3 * width + (k.rcps ? 2.0 * k.m.d_model : 0.0) + double(k.m.padded_vocab) + 3 * D);
+    const double block_mib = 4.0 * 4096 * (5 * D + k.m.dt_rank + 2.0 * k.m.d_state + 3.0 * k.m.d_model) / (1 << 20);
+    s.memory_note = fmt::format("bidirectional: a window runs whole (it cannot stream token by token); peak is the window x this "
+                                "(windows past {} tokens drop the 3 D shared projections), plus {:.0f} MiB for the mixers' 4,096-row blocks",
+                                int64_t(double(int64_t(512) << 20) / (12.0 * D)), block_mib);
     s.notes.push_back("the LM head is tied to " + embedding_name(k) + " (stored once)");
     if (k.bidirectional) s.notes.push_back("mamba_rev's in_proj and out_proj are mamba_fwd's (stored once, computed once per pass)");
     if (k.rcps && k.fused_add_norm) s.notes.push_back("released fused PS block: the two channel halves are exchanged at every block");

@@ -146,8 +146,9 @@ void hyena_default_deltas(int64_t d, float* deltas);
 template <class T>
 std::shared_ptr<const Layer<T>> make_bimamba(const OffsetOf& off, const std::string& prefix, const MambaMixerShape& s);
 ParamDecls bimamba_params(const std::string& prefix, const MambaMixerShape& s, int64_t n_layer);
-// The bytes of BiMamba activations under which a host window runs whole (default 512 MiB); the
-// setter is for tests, which use it to run both inference schedules.
+// The bytes of a window's projections (3 D floats per token) under which BiMamba's inference on the
+// host computes in_proj and out_proj once for both directions (default 512 MiB); the setter is for
+// tests, which use it to run both schedules.
 int64_t bimamba_window_budget();
 void set_bimamba_window_budget(int64_t bytes);
 // <prefix>mamba_fwd. or <prefix>mamba_rev.

@@ -66,50 +66,54 @@ class BiMamba final : public Layer<T> {
   }
   int64_t saved_per_token() const override { return 2 * fwd_.saved_per_token() + s_.D; }
 
-  // A window whose activations fit bimamba_window_budget() (always on a device) runs as the forward does, each
-  // projection once; a longer one runs each direction in row blocks from a carried state, with its
-  // own projections per block, so it holds a block's activations, not the window's.
+  // Each direction runs in row blocks from a carried state (the reverse one from the window's end),
+  // so the cores hold a block's activations. When the window's projections fit
+  // bimamba_window_budget() (always on a device), in_proj runs once over the window and out_proj
+  // once over y_fwd + flip(y_rev) (3 D floats per token held); otherwise each block projects its
+  // own rows in each direction.
   void infer(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, T*, Derived<T>& derived, Arena<T>& work) const override {
-    const int64_t L = x.rows, D = s_.D, DN = s_.D * s_.N;
+    const int64_t L = x.rows, D = s_.D, d = s_.d, DN = s_.D * s_.N;
+    LS_CHECK(y.ld == y.cols, "BiMamba needs a contiguous output (a caller bug)");
     const T* A[2] = {derived.sub(0).get(0, DN, [&](T* a) { fwd_.make_A(be, p, a); }),
                      derived.sub(1).get(0, DN, [&](T* a) { rev_.make_A(be, p, a); })};
-    Arena<T>&f = work.sub(0), &r = work.sub(1);
-    if (!be.host_memory() || L * whole_floats_per_token() * int64_t(sizeof(T)) <= bimamba_window_budget()) {
-      be.linear(x, p.at(in_w_), nullptr, f.mat(0, L, 2 * D));
-      be.flip(f.mat(0, L, 2 * D), r.mat(0, L, 2 * D), true, false);
-      fwd_.run(be, p, f, L, A[0], nullptr, false);
-      rev_.run(be, p, r, L, A[1], nullptr, false);
-      add_flipped(be, f.mat(4, L, D), r.mat(4, L, D), work.mat(0, L, D));
-      be.linear(work.mat(0, L, D), p.at(out_w_), nullptr, y);
-      return;
-    }
+    const bool shared = !be.host_memory() || L * 3 * D * int64_t(sizeof(T)) <= bimamba_window_budget();
+    const Mat<T> xz = work.mat(5, shared ? L : 0, 2 * D), sum = work.mat(6, shared ? L : 0, D);
+    if (shared) be.linear(x, p.at(in_w_), nullptr, xz);
     T* state = work.get(1, fwd_.state_size());
+    Arena<T>& a = work.sub(0);
     for (const bool reverse : {false, true}) {
       be.zero(state, fwd_.state_size());
       for (int64_t done = 0; done < L; done += kBlock) {
         const int64_t rows = std::min(kBlock, L - done), r0 = reverse ? L - done - rows : done;
-        Mat<const T> in = x.rows_slice(r0, rows);
-        if (reverse) {  // the reverse direction reads the block's rows last to first
-          be.flip(in, work.mat(2, rows, s_.d), true, false);
-          in = work.mat(2, rows, s_.d);
+        const Mat<T> in = a.mat(0, rows, 2 * D), out = a.mat(4, rows, D);
+        if (shared) {  // the block's projected rows, last to first for the reverse direction
+          be.flip(xz.rows_slice(r0, rows), in, reverse, false);
+        } else {
+          const Mat<T> flipped = work.mat(2, rows, d);
+          if (reverse) be.flip(x.rows_slice(r0, rows), flipped, true, false);
+          be.linear(reverse ? Mat<const T>(flipped) : x.rows_slice(r0, rows), p.at(in_w_), nullptr, in);
         }
-        be.linear(in, p.at(in_w_), nullptr, f.mat(0, rows, 2 * D));
-        (reverse ? rev_ : fwd_).run(be, p, f, rows, A[reverse], state, false);
-        const Mat<T> out = reverse ? work.mat(3, rows, s_.d) : y.rows_slice(r0, rows);
-        be.linear(f.mat(4, rows, D), p.at(out_w_), nullptr, out);
-        if (reverse) {
-          LS_CHECK(y.ld == y.cols, "BiMamba needs a contiguous output (a caller bug)");
-          be.flip(out, work.mat(4, rows, s_.d), true, false);
-          be.add(y.rows_slice(r0, rows).data, work.get(4, rows * s_.d), rows * s_.d);
+        (reverse ? rev_ : fwd_).run(be, p, a, rows, A[reverse], state, false);
+        if (shared) {  // sum = y_fwd, then += flip(y_rev)
+          add_rows(be, sum.rows_slice(r0, rows), out, reverse, work.mat(3, rows, D));
+          continue;
         }
+        const Mat<T> proj = work.mat(3, rows, d);
+        be.linear(out, p.at(out_w_), nullptr, proj);
+        add_rows(be, y.rows_slice(r0, rows), proj, reverse, work.mat(4, rows, d));
       }
     }
+    if (shared) be.linear(sum, p.at(out_w_), nullptr, y);
   }
 
  private:
   static constexpr int64_t kBlock = 4096;
-  // Floats per token of a whole-window inference: both cores' slots 0-4 and the sum.
-  int64_t whole_floats_per_token() const { return 2 * fwd_.saved_per_token() + s_.D; }
+  // dst = src (the forward direction writes first) or dst += flip_L(src) through `tmp` (contiguous).
+  static void add_rows(Backend<T>& be, Mat<T> dst, Mat<const T> src, bool reverse, Mat<T> tmp) {
+    if (!reverse) return be.flip(src, dst, false, false);
+    be.flip(src, tmp, true, false);
+    be.add(dst.data, tmp.data, dst.rows * dst.cols);
+  }
   // out = a + flip_L(b), all contiguous and out distinct from both.
   static void add_flipped(Backend<T>& be, Mat<const T> a, Mat<const T> b, Mat<T> out) {
     LS_CHECK(a.ld == a.cols && out.ld == out.cols, "BiMamba needs contiguous matrices (a caller bug)");
