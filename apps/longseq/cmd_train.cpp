@@ -94,6 +94,23 @@ void report(const train::TrainSummary& s, const train::GradModel<float>& m, int6
                length);
 }
 
+// A DNA language model on `task`: next base (a causal model) or masked bases (a bidirectional one,
+// which would see the answer to a next-base task); built, checked, trained and reported.
+train::TrainSummary train_dna_lm(const TrainArgs& a, const TrainTask& task, bool masked) {
+  auto model = build_model(a, {}, std::nullopt, a.length);
+  const char* name = masked ? "mlm" : "lm";
+  LS_CHECK(model->head() == train::Head::LanguageModel, "--task {} cannot train a classifier checkpoint ({})", name, a.init);
+  LS_CHECK(model->causal() != masked, "--task {} trains {}, but the {} model is {}; train it with --task {}", name,
+           masked ? "a bidirectional model on masked bases" : "next-base prediction", model->family(),
+           masked ? "causal" : "bidirectional (it would see the answer)", masked ? "lm" : "mlm");
+  model->set_train_length(a.length);
+  spdlog::info("{} trainable parameters; {} steps of {} windows of {} bases", parameter_count(*model), a.opt.steps, a.opt.batch,
+               a.length);
+  const auto summary = train::train_model(*model, task, a.opt);
+  report(summary, *model, a.length, false);
+  return summary;
+}
+
 void run_lm(TrainArgs& a) {
   LS_CHECK(!a.reference.empty(), "--task lm needs a FASTA (-r/--reference)");
   const DnaTokenizer tokenizer = DnaTokenizer::standard();
@@ -109,15 +126,7 @@ void run_lm(TrainArgs& a) {
     for (const auto& s : scores) spdlog::info("Markov order {}: {:.4f} bits/base", s.order, s.bits_per_base);
     spdlog::info("Markov orders 0..8 fitted and scored in {:.1f} s", secs);
   }
-  auto model = build_model(a, {}, std::nullopt, a.length);
-  LS_CHECK(model->head() == train::Head::LanguageModel, "--task lm cannot train a classifier checkpoint ({})", a.init);
-  LS_CHECK(model->causal(), "--task lm trains next-base prediction, but the {} model is bidirectional (it would see the answer); "
-           "train it with --task mlm", model->family());
-  model->set_train_length(a.length);
-  spdlog::info("{} trainable parameters; {} steps of {} windows of {} bases", parameter_count(*model), a.opt.steps, a.opt.batch,
-               a.length);
-  const auto summary = train::train_model(*model, task, a.opt);
-  report(summary, *model, a.length, false);
+  train_dna_lm(a, task, false);
 }
 
 // Held-out masked accuracy and bits per masked base of the trained model on the validation set.
@@ -156,15 +165,7 @@ void run_mlm(TrainArgs& a) {
     const auto scores = symmetric_markov_baselines(corpus, 5, task.validation());
     for (const auto& s : scores) spdlog::info("symmetric Markov, {} bases each side: {:.4f} bits per masked base", s.order, s.bits_per_base);
   }
-  auto model = build_model(a, {}, std::nullopt, a.length);
-  LS_CHECK(model->head() == train::Head::LanguageModel, "--task mlm cannot train a classifier checkpoint ({})", a.init);
-  LS_CHECK(!model->causal(), "--task mlm trains a bidirectional model (e.g. --family caduceus); the {} model is causal: train it "
-           "with --task lm", model->family());
-  model->set_train_length(a.length);
-  spdlog::info("{} trainable parameters; {} steps of {} windows of {} bases", parameter_count(*model), a.opt.steps, a.opt.batch,
-               a.length);
-  const auto summary = train::train_model(*model, task, a.opt);
-  report(summary, *model, a.length, false);
+  const auto summary = train_dna_lm(a, task, true);
   report_masked(summary.model_dir, task.validation());
 }
 
