@@ -1,7 +1,10 @@
 // `longseq embed`: a model's hidden states for DNA regions, a literal sequence or token ids, per
 // position or pooled, for every family (the features of TraitGym-style probes and of Caduceus's
-// variant-effect recipe). Regions run in parallel over threads and are written in input order, so
-// the output does not depend on --threads; the output file is written whole or not at all.
+// variant-effect recipe). Every family runs through LanguageModel::stream_hidden and the states are
+// pooled as they arrive, so a family that streams (Mamba) holds one chunk of a region at a time,
+// read from the FASTA as it goes: a whole chromosome embeds in the memory of a chunk. Regions run in
+// parallel over threads and are written in input order, so the output does not depend on --threads;
+// the output file is written whole or not at all.
 #include "apps/longseq/commands.h"
 #include "apps/longseq/model_args.h"
 #include "core/error.h"
@@ -19,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <mutex>
 #include <optional>
 #include <sstream>
 
@@ -29,13 +33,17 @@ namespace {
 struct EmbedArgs {
   std::string model, fasta, regions, regions_file, text, input, output, pool = "mean", device = "cpu";
   std::vector<int64_t> layers = {-1};
+  int64_t chunk = 8192;
   bool rc_average = false, keep_case = false;
 };
 
-// One input sequence: its name and token ids.
+// One input sequence: its name, and its token ids in memory (--text, -i) or a FASTA region read
+// chunk by chunk as it streams (a whole contig is never held as ids).
 struct Item {
   std::string name;
-  std::vector<int64_t> ids;
+  int64_t length = 0;
+  std::vector<int64_t> ids;  // empty for a FASTA region
+  Region region;             // resolved
 };
 
 std::vector<int64_t> encode(const DnaTokenizer& tok, const std::string& bases) {
@@ -44,10 +52,33 @@ std::vector<int64_t> encode(const DnaTokenizer& tok, const std::string& bases) {
   return ids;
 }
 
-std::vector<Item> read_items(const EmbedArgs& a, const DnaTokenizer& tok) {
+Item in_memory(std::string name, std::vector<int64_t> ids) {
+  const auto L = int64_t(ids.size());
+  return Item{.name = std::move(name), .length = L, .ids = std::move(ids), .region = {}};
+}
+
+std::vector<BedRegion> fasta_regions(const EmbedArgs& a, const FastaReader& fasta) {
+  if (!a.regions_file.empty()) return read_bed(a.regions_file);
+  std::vector<BedRegion> regions;
+  const auto add = [&](Region r, std::string name) {
+    regions.emplace_back();
+    regions.back().region = std::move(r);
+    regions.back().name = std::move(name);
+  };
+  if (!a.regions.empty()) {
+    std::stringstream ss(a.regions);
+    for (std::string r; std::getline(ss, r, ',');)
+      if (!r.empty()) add(parse_region(r), r);
+  } else {
+    for (const auto& c : fasta.contigs()) add(Region{c, 0, -1}, c);
+  }
+  return regions;
+}
+
+std::vector<Item> read_items(const EmbedArgs& a, const DnaTokenizer& tok, const FastaReader* fasta) {
   std::vector<Item> items;
   if (!a.text.empty()) {
-    items.push_back({"text", encode(tok, a.text)});
+    items.push_back(in_memory("text", encode(tok, a.text)));
   } else if (!a.input.empty()) {
     const auto f = SafetensorsFile::open(a.input);
     LS_CHECK(f.contains("input_ids"), "{}: no 'input_ids' tensor (write the ids as input_ids, shape (B, L) or (L))", a.input);
@@ -56,96 +87,130 @@ std::vector<Item> read_items(const EmbedArgs& a, const DnaTokenizer& tok) {
     LS_CHECK(ids.dim() == 2, "{}: input_ids has shape {}; expected (B, L) or (L)", a.input, shape_str(ids.shape()));
     for (int64_t b = 0; b < ids.size(0); ++b) {
       const Tensor row = ids.select(0, b).contiguous();
-      items.push_back({fmt::format("row{}", b), std::vector<int64_t>(row.data<int64_t>(), row.data<int64_t>() + row.numel())});
+      items.push_back(in_memory(fmt::format("row{}", b), std::vector<int64_t>(row.data<int64_t>(), row.data<int64_t>() + row.numel())));
     }
   } else {
-    const FastaReader fasta = FastaReader::open(a.fasta);
-    std::vector<BedRegion> regions;
-    const auto add = [&](Region r, std::string name) {
-      regions.emplace_back();
-      regions.back().region = std::move(r);
-      regions.back().name = std::move(name);
-    };
-    if (!a.regions_file.empty()) {
-      regions = read_bed(a.regions_file);
-    } else if (!a.regions.empty()) {
-      std::stringstream ss(a.regions);
-      for (std::string r; std::getline(ss, r, ',');)
-        if (!r.empty()) add(parse_region(r), r);
-    } else {
-      for (const auto& c : fasta.contigs()) add(Region{c, 0, -1}, c);
-    }
-    for (const BedRegion& r : regions) {
-      const Region g = fasta.resolve(r.region);
-      const std::string name = r.name.empty() ? fmt::format("{}:{}-{}", g.contig, g.start + 1, g.end) : r.name;
-      items.push_back({name, encode(tok, fasta.fetch(g.contig, g.start, g.end))});
+    for (const BedRegion& r : fasta_regions(a, *fasta)) {
+      const Region g = fasta->resolve(r.region);
+      items.push_back(Item{.name = r.name.empty() ? fmt::format("{}:{}-{}", g.contig, g.start + 1, g.end) : r.name,
+                           .length = g.end - g.start, .ids = {}, .region = g});
     }
   }
-  for (const Item& it : items) LS_CHECK(!it.ids.empty(), "{}: an empty sequence has no embedding (check the region)", it.name);
+  for (const Item& it : items) LS_CHECK(it.length > 0, "{}: an empty sequence has no embedding (check the region)", it.name);
   return items;
 }
 
-// Reverse complement of token ids by the tokenizer's letters (specials and N unchanged).
-std::vector<int64_t> reverse_complement_ids(const DnaTokenizer& tok, const std::vector<int64_t>& ids) {
-  std::string bases(ids.size(), 'N');
-  for (size_t i = 0; i < ids.size(); ++i) bases[i] = tok.base(ids[i]);
-  std::vector<int64_t> out = encode(tok, reverse_complement(bases));
-  for (size_t i = 0; i < ids.size(); ++i)  // ids without a base letter keep their id, mirrored
-    if (bases[i] == '?') out[ids.size() - 1 - i] = ids[i];
-  return out;
-}
-
-class Embedder {
+// The token ids of an item, a chunk at a time, of either strand. FASTA reads are serialised (one
+// htslib faidx handle is not safe to share between threads).
+class IdReader {
  public:
-  Embedder(const EmbedArgs& a, const LanguageModel& model, const DnaTokenizer& tok) : a_(a), model_(model), tok_(tok) {
-    for (int64_t l : a.layers)
-      LS_CHECK(l >= -1 && l < model.n_layer(), "--layer {}: the model has blocks 0..{} (-1: the final normalised states)", l,
-               model.n_layer() - 1);
-  }
-  // Per requested layer, the (L, d) states of the item, or (1, d) pooled.
-  std::vector<Tensor> run(const std::vector<int64_t>& ids) const {
-    LS_CHECK(model_.max_length() == 0 || int64_t(ids.size()) <= model_.max_length(),
-             "a sequence of {} tokens exceeds the model's maximum {} (embed shorter regions)", ids.size(), model_.max_length());
-    std::vector<Tensor> states = layer_states(ids);
-    if (a_.rc_average) {  // the reverse complement's states, rows back in the sequence's order
-      const std::vector<Tensor> rc = layer_states(reverse_complement_ids(tok_, ids));
-      for (size_t k = 0; k < states.size(); ++k) {
-        const int64_t L = states[k].size(0), d = states[k].size(1);
-        float* s = states[k].data<float>();
-        const float* r = rc[k].data<float>();
-        for (int64_t t = 0; t < L; ++t)
-          for (int64_t j = 0; j < d; ++j) s[t * d + j] = 0.5f * (s[t * d + j] + r[(L - 1 - t) * d + j]);
-      }
+  IdReader(const DnaTokenizer& tok, const FastaReader* fasta, int64_t vocab) : tok_(tok), fasta_(fasta) {
+    for (int64_t id = 0; id < vocab; ++id) {  // ids without a base letter (specials) are their own complement
+      const char b = tok.base(id);
+      complement_.push_back(b == '?' ? id : encode(tok, reverse_complement(std::string(1, b)))[0]);
     }
-    for (Tensor& s : states) s = pool(s);
-    return states;
+  }
+  // ids[i] = token start + i of the item (rc: of its reverse complement).
+  void read(const Item& it, int64_t start, bool rc, Tensor& ids) const {
+    const int64_t n = ids.size(0), L = it.length;
+    int64_t* out = ids.data<int64_t>();
+    if (!it.ids.empty()) {
+      for (int64_t i = 0; i < n; ++i) out[i] = rc ? complement_[size_t(it.ids[size_t(L - 1 - start - i)])] : it.ids[size_t(start + i)];
+      return;
+    }
+    const int64_t from = rc ? it.region.end - start - n : it.region.start + start;
+    std::string bases;
+    {
+      const std::lock_guard lock(fasta_mutex_);
+      bases = fasta_->fetch(it.region.contig, from, from + n);
+    }
+    tok_.encode(rc ? reverse_complement(bases) : bases, out);
   }
 
  private:
-  std::vector<Tensor> layer_states(const std::vector<int64_t>& ids) const {
-    std::vector<int64_t> blocks;  // only the blocks asked for are kept (the final states always are)
-    for (int64_t l : a_.layers) blocks.push_back(l < 0 ? model_.n_layer() : l);
-    ForwardOutputs f = model_.forward(Tensor::from_ids(ids), {.hidden = true, .hidden_blocks = blocks});
+  const DnaTokenizer& tok_;
+  const FastaReader* fasta_;
+  std::vector<int64_t> complement_;
+  mutable std::mutex fasta_mutex_;
+};
+
+// One layer's states pooled as they arrive, chunk by chunk, from one strand or both (--rc-average).
+// mean: over the positions (and strands); cls: the one position that has seen the whole window (the
+// last for a causal model, the first for a bidirectional one), averaged over the strands; none: every
+// position, a reverse-complement row averaged into the sequence's position it mirrors.
+class Pooled {
+ public:
+  Pooled(const std::string& mode, int64_t L, int64_t d, bool causal) : mode_(mode), L_(L), d_(d), cls_row_(causal ? L - 1 : 0) {
+    if (mode_ == "none")
+      rows_ = Tensor::empty({L, d});
+    else
+      sum_.assign(size_t(d), 0.0);
+  }
+  // rows: states of positions [start, start + rows) of the sequence (rc: of its reverse complement,
+  // whose position t is the sequence's L - 1 - t; it arrives after the sequence's own pass).
+  void add(int64_t start, const Tensor& rows, bool rc) {
+    const float* r = rows.data<float>();
+    for (int64_t i = 0; i < rows.size(0); ++i) {
+      const int64_t t = start + i;
+      const float* row = r + i * d_;
+      if (mode_ == "none") {
+        float* dst = rows_.data<float>() + (rc ? L_ - 1 - t : t) * d_;
+        for (int64_t j = 0; j < d_; ++j) dst[j] = rc ? 0.5f * (dst[j] + row[j]) : row[j];
+      } else if (mode_ == "mean" || t == cls_row_) {
+        for (int64_t j = 0; j < d_; ++j) sum_[size_t(j)] += double(row[j]);
+      }
+    }
+  }
+  Tensor result(int strands) const {
+    if (mode_ == "none") return rows_;
+    const double n = double(strands) * (mode_ == "mean" ? double(L_) : 1.0);
+    std::vector<float> out(static_cast<size_t>(d_));
+    for (int64_t j = 0; j < d_; ++j) out[size_t(j)] = float(sum_[size_t(j)] / n);
+    return Tensor::from_vector(out, {1, d_});
+  }
+
+ private:
+  std::string mode_;
+  int64_t L_, d_, cls_row_;
+  Tensor rows_;
+  std::vector<double> sum_;
+};
+
+class Embedder {
+ public:
+  Embedder(const EmbedArgs& a, const LanguageModel& model, const IdReader& reader) : a_(a), model_(model), reader_(reader) {
+    for (int64_t l : a.layers) {
+      LS_CHECK(l >= -1 && l < model.n_layer(), "--layer {}: the model has blocks 0..{} (-1: the final normalised states)", l,
+               model.n_layer() - 1);
+      blocks_.push_back(l < 0 ? model.n_layer() : l);
+    }
+  }
+  // Per requested layer, the (L, d) states of the item, or (1, d) pooled.
+  std::vector<Tensor> run(const Item& item) const {
+    LS_CHECK(model_.max_length() == 0 || item.length <= model_.max_length(),
+             "{}: a sequence of {} tokens exceeds the model's maximum {} (embed shorter regions)", item.name, item.length,
+             model_.max_length());
+    std::vector<Pooled> pools;
+    for (size_t k = 0; k < blocks_.size(); ++k) pools.emplace_back(a_.pool, item.length, model_.d_model(), model_.causal());
+    const int strands = a_.rc_average ? 2 : 1;
+    for (int strand = 0; strand < strands; ++strand) {
+      const bool rc = strand == 1;
+      model_.stream_hidden(
+          item.length, [&](int64_t start, Tensor& ids) { reader_.read(item, start, rc, ids); }, a_.chunk, blocks_,
+          [&](int64_t start, std::span<const Tensor> states) {
+            for (size_t k = 0; k < pools.size(); ++k) pools[k].add(start, states[k], rc);
+          });
+    }
     std::vector<Tensor> out;
-    for (int64_t l : a_.layers) out.push_back(l < 0 ? f.final_hidden : f.hidden.at(size_t(l)));
+    for (const Pooled& p : pools) out.push_back(p.result(strands));
     return out;
   }
-  // mean: over the rows; cls: the one row that has seen the whole window (the last for a causal
-  // model, the first for a bidirectional one); none: every row.
-  Tensor pool(const Tensor& s) const {
-    const int64_t L = s.size(0), d = s.size(1);
-    if (a_.pool == "none") return s;
-    if (a_.pool == "cls") return s.slice(0, model_.causal() ? L - 1 : 0, 1).contiguous();
-    std::vector<double> sum(static_cast<size_t>(d), 0.0);
-    for (int64_t t = 0; t < L; ++t)
-      for (int64_t j = 0; j < d; ++j) sum[size_t(j)] += double(s.data<float>()[t * d + j]);
-    std::vector<float> mean(static_cast<size_t>(d));
-    for (int64_t j = 0; j < d; ++j) mean[size_t(j)] = float(sum[size_t(j)] / double(L));
-    return Tensor::from_vector(mean, {1, d});
-  }
+
+ private:
   const EmbedArgs& a_;
   const LanguageModel& model_;
-  const DnaTokenizer& tok_;
+  const IdReader& reader_;
+  std::vector<int64_t> blocks_;  // stream_hidden's numbering: n_layer() is the final state
 };
 
 std::string layer_name(int64_t l) { return l < 0 ? "final" : fmt::format("layer_{}", l); }
@@ -212,14 +277,17 @@ void run(const EmbedArgs& a) {
   const auto model = make_device_model(load_language_model(dir), a.device);
   DnaTokenizer tok = DnaTokenizer::from_config(dir.config, model->vocab_size());
   tok.set_keep_case(a.keep_case);
-  const std::vector<Item> items = read_items(a, tok);
-  const Embedder embedder(a, *model, tok);
+  std::optional<FastaReader> fasta;
+  if (!a.fasta.empty()) fasta.emplace(FastaReader::open(a.fasta));
+  const std::vector<Item> items = read_items(a, tok, fasta ? &*fasta : nullptr);
+  const IdReader reader(tok, fasta ? &*fasta : nullptr, model->vocab_size());
+  const Embedder embedder(a, *model, reader);
   std::vector<std::vector<Tensor>> out(items.size());
   Progress progress("embed", int64_t(items.size()), "sequences");
   const int64_t n = int64_t(items.size()), batch = 4 * int64_t(num_threads());
   for (int64_t b0 = 0; b0 < n; b0 += batch) {  // progress is drawn from this thread, between batches
     const int64_t rows = std::min(batch, n - b0);
-    for_blocks(rows, 1, [&](int64_t i, int64_t, int) { out[size_t(b0 + i)] = embedder.run(items[size_t(b0 + i)].ids); });
+    for_blocks(rows, 1, [&](int64_t i, int64_t, int) { out[size_t(b0 + i)] = embedder.run(items[size_t(b0 + i)]); });
     progress.add(rows);
   }
   progress.finish();
@@ -243,7 +311,9 @@ void add_embed(CLI::App& app) {
       "Layers: -1 is the final normalised hidden state (the LM head's input), i >= 0 the residual stream after block i. Pooling: "
       "mean over the positions; cls: the one position that has seen the whole window (the last for a causal model, the first for a "
       "bidirectional one); none: every position. --rc-average averages the states of the sequence and of its reverse complement "
-      "(rows put back in the sequence's order); for Caduceus-PS this is its RC-invariant embedding. safetensors output: pooled, one "
+      "(rows put back in the sequence's order; with --pool cls, each strand's own cls row); for Caduceus-PS this is its RC-invariant "
+      "embedding. A family that streams (Mamba) runs a region --chunk tokens at a time, so a whole chromosome's pooled embedding "
+      "needs the memory of one chunk. safetensors output: pooled, one "
       "(sequences, width) tensor per layer ('final', 'layer_3') with the sequence names in the metadata key 'names'; per position, "
       "'<name>/<layer>' (L, width). TSV: name, layer, (pos,) e0..");
   cmd->add_option("-m,--model", a->model, "Model directory")->required();
@@ -257,6 +327,8 @@ void add_embed(CLI::App& app) {
       ->delimiter(',')
       ->check(CLI::Range(int64_t(-1), int64_t(1) << 20));
   cmd->add_option("--pool", a->pool, "mean, none or cls")->check(CLI::IsMember({"mean", "none", "cls"}));
+  cmd->add_option("--chunk", a->chunk, "Tokens per streamed chunk: a family that streams holds one chunk's states (1..65536)")
+      ->check(CLI::Range(int64_t(1), int64_t(65536)));
   cmd->add_flag("--rc-average", a->rc_average, "Average with the reverse complement's states");
   cmd->add_flag("--keep-case", a->keep_case, "Do not upper-case soft-masked bases");
   add_device_option(cmd, a->device);

@@ -189,6 +189,7 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
     if (out.hidden && block_ends && (*out.hidden)[size_t(st.block)].defined())
       be.download((*out.hidden)[size_t(st.block)].data<float>() + out.row0 * d, x.data, n * d);
   }
+  if (!out.final_hidden && !out.logits && !out.sink) return;
   const int64_t head_rows = out.sink ? out.head_rows : row_block;
   for (int64_t r0 = 0; r0 < n; r0 += head_rows) {  // the final norm and the head, a row block at a time
     const int64_t rows = std::min(head_rows, n - r0);
@@ -328,6 +329,33 @@ void LayerLanguageModel::stream_logits(int64_t length, const IdSource& source, i
     source(t0, id);
     pass(*s, std::span<const int64_t>(id.data<int64_t>(), size_t(n)), seq.states_.get(), {.logits = lg.data<float>()});
     sink(t0, lg);
+  }
+}
+
+void LayerLanguageModel::stream_hidden(int64_t length, const IdSource& source, int64_t chunk, std::span<const int64_t> blocks,
+                                       const HiddenSink& sink) const {
+  if (!streams_) return LanguageModel::stream_hidden(length, source, chunk, blocks, sink);
+  LS_CHECK(chunk >= 1, "chunk must be >= 1, got {}", chunk);
+  const int64_t d = d_model();
+  check_hidden_blocks(blocks);
+  chunk = std::min(chunk, kMaxChunk);
+  const int64_t cap = std::min(chunk, std::max<int64_t>(length, 1));
+  // One chunk's buffers: the ids, and the states of the blocks asked for (pass() fills the defined ones).
+  Tensor ids = Tensor::empty({cap}, DType::I64), final_hidden;
+  std::vector<Tensor> hidden(static_cast<size_t>(n_layer()));
+  for (int64_t b : blocks) (b == n_layer() ? final_hidden : hidden[size_t(b)]) = Tensor::empty({cap, d});
+  Sequence seq = start();
+  const auto lock = device_lock();
+  const auto s = session();
+  std::vector<Tensor> rows(blocks.size());
+  for (int64_t t0 = 0; t0 < length; t0 += chunk) {
+    const int64_t n = std::min(chunk, length - t0);
+    Tensor id = ids.slice(0, 0, n);
+    source(t0, id);
+    pass(*s, std::span<const int64_t>(id.data<int64_t>(), size_t(n)), seq.states_.get(),
+         {.hidden = &hidden, .final_hidden = final_hidden.defined() ? &final_hidden : nullptr});
+    for (size_t k = 0; k < blocks.size(); ++k) rows[k] = (blocks[k] == n_layer() ? final_hidden : hidden[size_t(blocks[k])]).slice(0, 0, n);
+    sink(t0, rows);
   }
 }
 

@@ -39,6 +39,9 @@ class LayerLanguageModel final : public LanguageModel {
   // reference code's names with the block index appended (ssm_state_3) for streaming models.
   ForwardOutputs forward(const Tensor& ids, const ForwardOptions& options) const override;
   void stream_logits(int64_t length, const IdSource& ids, int64_t chunk, const LogitsSink& sink) const override;
+  // Streaming models carry their states from chunk to chunk (only a chunk's states are held).
+  void stream_hidden(int64_t length, const IdSource& ids, int64_t chunk, std::span<const int64_t> blocks,
+                     const HiddenSink& sink) const override;
   // Streaming models run the prefix once and continue each suffix from a copy of its state.
   ContinuationScores score_continuations(std::span<const int64_t> prefix,
                                          std::span<const std::vector<int64_t>> suffixes) const override;

@@ -10,6 +10,31 @@ void LanguageModel::stream_logits(const Tensor& ids, int64_t chunk, const Logits
   stream_logits(ids.size(0), [&](int64_t start, Tensor& out) { out.copy_from(ids.slice(0, start, out.size(0))); }, chunk, sink);
 }
 
+void LanguageModel::check_hidden_blocks(std::span<const int64_t> blocks) const {
+  for (int64_t b : blocks)
+    LS_CHECK(b >= 0 && b <= n_layer(), "{}: block {} asked of blocks 0..{} (and {}: the final state)", family(), b, n_layer() - 1, n_layer());
+}
+
+void LanguageModel::stream_hidden(int64_t length, const IdSource& source, int64_t chunk, std::span<const int64_t> blocks,
+                                  const HiddenSink& sink) const {
+  LS_CHECK(chunk >= 1, "chunk must be >= 1, got {}", chunk);
+  check_hidden_blocks(blocks);
+  Tensor ids = Tensor::empty({length}, DType::I64);
+  for (int64_t t0 = 0; t0 < length; t0 += chunk) {
+    Tensor part = ids.slice(0, t0, std::min(chunk, length - t0));
+    source(t0, part);
+  }
+  if (length == 0) return;
+  const ForwardOutputs f = forward(ids, {.hidden = true, .hidden_blocks = {blocks.begin(), blocks.end()}});
+  std::vector<Tensor> rows(blocks.size());
+  for (int64_t t0 = 0; t0 < length; t0 += chunk) {
+    const int64_t n = std::min(chunk, length - t0);
+    for (size_t k = 0; k < blocks.size(); ++k)
+      rows[k] = (blocks[k] == n_layer() ? f.final_hidden : f.hidden[size_t(blocks[k])]).slice(0, t0, n);
+    sink(t0, rows);
+  }
+}
+
 double sum_next_logprobs(const Tensor& logits, const int64_t* next, int64_t n) {
   LS_CHECK(logits.dim() == 2 && logits.size(0) >= n, "sum_next_logprobs: {} rows asked of {}", n, logits.describe());
   const int64_t V = logits.size(1);

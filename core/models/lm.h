@@ -33,6 +33,9 @@ struct ForwardOptions {
 using LogitsSink = std::function<void(int64_t start, const Tensor& logits)>;
 // Writes the token ids [start, start + ids.size(0)) into `ids` (I64), in order of increasing start.
 using IdSource = std::function<void(int64_t start, Tensor& ids)>;
+// Receives the hidden states of tokens [start, start + rows): one (rows, d) tensor per block asked
+// of LanguageModel::stream_hidden, in the order asked, valid during the call.
+using HiddenSink = std::function<void(int64_t start, std::span<const Tensor> states)>;
 
 // Next-token log-probability sums for sequences that share a prefix (the variant scorer's ref and
 // alt windows): for x = prefix + suffixes[s], `prefix` sums log p(x_t | x_<t) over the prefix tokens
@@ -65,11 +68,22 @@ class LanguageModel {
   // recurrent model is ever held whole.
   virtual void stream_logits(int64_t length, const IdSource& ids, int64_t chunk, const LogitsSink& sink) const = 0;
   void stream_logits(const Tensor& ids, int64_t chunk, const LogitsSink& sink) const;
+  // The hidden states of `blocks` (b < n_layer(): the residual stream after block b, as
+  // ForwardOutputs::hidden; b == n_layer(): the final normalised state) for `length` tokens pulled
+  // from `ids`, handed to `sink` chunk by chunk in order. Memory is bounded by the chunk for families
+  // that stream (nothing of the sequence is held whole) and by the sequence otherwise. The default
+  // runs forward() once and hands out its rows.
+  virtual void stream_hidden(int64_t length, const IdSource& ids, int64_t chunk, std::span<const int64_t> blocks,
+                             const HiddenSink& sink) const;
   // See ContinuationScores. The default runs one whole sequence per suffix; recurrent families
   // override it to run the prefix once and continue every suffix from a copy of its state. Const and
   // safe to call from several threads at once.
   virtual ContinuationScores score_continuations(std::span<const int64_t> prefix,
                                                  std::span<const std::vector<int64_t>> suffixes) const;
+
+ protected:
+  // Throws naming the block when one of stream_hidden's `blocks` is out of range.
+  void check_hidden_blocks(std::span<const int64_t> blocks) const;
 };
 
 // Sum over rows r < n of logits[r, next[r]] - logsumexp(logits[r, :]).

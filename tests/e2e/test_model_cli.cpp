@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
 #include <sstream>
 
 using namespace longseq;
@@ -180,6 +181,60 @@ TEST(ModelCli, DeviceChoice) {
     EXPECT_FALSE(std::filesystem::exists(dir / "x.tsv"));
   }
   EXPECT_NE(run_cli("loglik -m " + m + " --text ACGT --device tpu").exit_code, 0);
+}
+
+TEST(ModelCli, EmbedStreamsAFastaRegionChunkByChunk) {
+  // A Mamba model streams: a FASTA region embedded 7 tokens at a time equals one chunk (float
+  // rounding) and the same bases given as --text (same bytes); cls is the last row of --pool none;
+  // --rc-average is the average of the sequence's and its reverse complement's states, row for row
+  // (none), over the strands (mean) and of each strand's last row (cls).
+  TempDir dir;
+  const std::string m = (dir / "m").string();
+  ASSERT_EQ(run_cli("init -o " + m + " --d-model 16 --n-layer 2 --seed 5").exit_code, 0);
+  std::string contig;
+  for (int i = 0; i < 300; ++i) contig += "ACGTTGCAAGCTNAGG"[(i * 7 + i / 5) % 16];
+  {
+    std::ofstream fa(dir / "g.fa");
+    fa << ">c1\n" << contig.substr(0, 150) << "\n" << contig.substr(150) << "\n";
+  }
+  const std::string bases = contig.substr(10, 280), fa = (dir / "g.fa").string();
+  std::string rc(bases.rbegin(), bases.rend());
+  for (char& c : rc) c = c == 'A' ? 'T' : c == 'T' ? 'A' : c == 'C' ? 'G' : c == 'G' ? 'C' : c;
+  int n = 0;
+  const auto embed = [&](const std::string& input, const std::string& flags) {
+    const std::string out = (dir / fmt::format("e{}.safetensors", n++)).string();
+    const auto r = run_cli("embed -m " + m + " " + input + " --layer -1,0 " + flags + " -o " + out);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const auto f = SafetensorsFile::open(out);
+    std::vector<std::vector<float>> layers;
+    for (const auto& t : f.tensors()) layers.push_back(f.load_f32(t.name).to_vector());
+    return layers;  // per position: "<name>/final", "<name>/layer_0"; pooled: "final", "layer_0" (sorted names)
+  };
+  const std::string region = "--fasta " + fa + " --regions c1:11-290";
+  const auto whole = embed(region, "--pool none --chunk 65536"), chunked = embed(region, "--pool none --chunk 7");
+  ASSERT_EQ(whole.size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    const ErrorStats e = compare(chunked[k], whole[k]);
+    EXPECT_LE(e.max_abs, 2e-6 * std::max(1.0, e.max_ref)) << k;
+  }
+  EXPECT_EQ(embed("--text " + bases, "--pool none --chunk 7"), chunked);
+  const size_t d = 16, L = bases.size();
+  ASSERT_EQ(whole[0].size(), L * d);
+  const auto cls = embed(region, "--pool cls --chunk 7");
+  for (size_t k = 0; k < 2; ++k) EXPECT_EQ(cls[k], std::vector<float>(chunked[k].end() - long(d), chunked[k].end())) << k;
+  const auto rows_rc = embed("--text " + rc, "--pool none --chunk 7"), avg = embed(region, "--pool none --chunk 7 --rc-average");
+  const auto mean = embed(region, "--chunk 7"), mean_rc = embed("--text " + rc, "--chunk 7"), mean_avg = embed(region, "--chunk 7 --rc-average");
+  const auto cls_rc = embed("--text " + rc, "--pool cls --chunk 7"), cls_avg = embed(region, "--pool cls --chunk 7 --rc-average");
+  for (size_t k = 0; k < 2; ++k)
+    for (size_t j = 0; j < d; ++j) {
+      for (size_t t = 0; t < L; ++t)
+        EXPECT_EQ(avg[k][t * d + j], 0.5f * (chunked[k][t * d + j] + rows_rc[k][(L - 1 - t) * d + j])) << k << " " << t << " " << j;
+      EXPECT_NEAR(mean_avg[k][j], 0.5 * (mean[k][j] + mean_rc[k][j]), 1e-6);
+      EXPECT_NEAR(cls_avg[k][j], 0.5 * (cls[k][j] + cls_rc[k][j]), 1e-6);
+    }
+  const auto bad = run_cli("embed -m " + m + " " + region + " --chunk 0 -o " + (dir / "x.safetensors").string());
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_FALSE(std::filesystem::exists(dir / "x.safetensors"));
 }
 
 TEST(ModelCli, EmbedEqualsForwardHiddenRowsAndPsRcAverageIsStrandInvariant) {

@@ -103,6 +103,24 @@ TEST(HyenaModel, LongerThanMaxSeqLenIsAnError) {
   }
 }
 
+TEST(HyenaModel, StreamHiddenHandsOutTheWholeWindowsRowsInChunks) {
+  // A long convolution sees the whole window: stream_hidden runs it once and hands out forward's rows.
+  const auto model = random_hyena(small(16, 2, 300), 4);
+  const Tensor ids = ids_of(131, 2);
+  const auto whole = model->forward(ids, {.hidden = true});
+  for (int64_t chunk : {int64_t(1), int64_t(50), int64_t(131), int64_t(4096)}) {
+    std::vector<float> last, first;
+    model->stream_hidden(ids.size(0), [&](int64_t start, Tensor& out) { out.copy_from(ids.slice(0, start, out.size(0))); }, chunk,
+                         std::vector<int64_t>{2, 1}, [&](int64_t, std::span<const Tensor> s) {
+                           const auto a = s[0].to_vector(), b = s[1].to_vector();
+                           last.insert(last.end(), a.begin(), a.end());
+                           first.insert(first.end(), b.begin(), b.end());
+                         });
+    EXPECT_EQ(last, whole.final_hidden.to_vector()) << chunk;
+    EXPECT_EQ(first, whole.hidden[1].to_vector()) << chunk;
+  }
+}
+
 TEST(HyenaModel, FixtureBuffersMatchThePortsConstruction) {
   LONGSEQ_REQUIRE_FIXTURE(dir, "hyena_tiny");
   // pos_emb.t and modulation.deltas keep their exact init values in the fixture: rebuilding them from

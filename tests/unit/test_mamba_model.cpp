@@ -95,7 +95,26 @@ TEST(MambaModel, ChunkedStreamingEqualsOnePass) {
       streamed.insert(streamed.end(), v.begin(), v.end());
     });
     EXPECT_EQ(streamed, part.logits.to_vector()) << "chunk " << chunk;
+    // stream_hidden carries the states between chunks too: the rows of the blocks asked for (in the
+    // order asked; n_layer() is the final state) are forward's at the same chunking.
+    const std::vector<int64_t> blocks = {model->n_layer(), 0, 1, 0};
+    std::vector<std::vector<float>> rows(blocks.size());
+    model->stream_hidden(ids.size(0), [&](int64_t start, Tensor& out) { out.copy_from(ids.slice(0, start, out.size(0))); }, chunk,
+                         blocks, [&](int64_t start, std::span<const Tensor> states) {
+                           ASSERT_EQ(states.size(), blocks.size());
+                           for (size_t k = 0; k < blocks.size(); ++k) {
+                             EXPECT_EQ(start * model->d_model(), int64_t(rows[k].size()));
+                             const auto v = states[k].to_vector();
+                             rows[k].insert(rows[k].end(), v.begin(), v.end());
+                           }
+                         });
+    for (size_t k = 0; k < blocks.size(); ++k) {
+      const Tensor& want = blocks[k] == model->n_layer() ? part.final_hidden : part.hidden[size_t(blocks[k])];
+      EXPECT_EQ(rows[k], want.to_vector()) << "chunk " << chunk << " block " << blocks[k];
+    }
   }
+  EXPECT_THROW(model->stream_hidden(3, [](int64_t, Tensor&) {}, 4, std::vector<int64_t>{3}, [](int64_t, std::span<const Tensor>) {}),
+               Error);
 }
 
 TEST(MambaModel, SaveLoadAndHuggingFaceLayout) {
