@@ -3,6 +3,7 @@
 #include "core/error.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -172,6 +173,32 @@ void AtomicFile::commit() {
     fail("{}: cannot rename the finished temp file into place: {}", target_.string(), ec.message());
   }
   temp_.clear();
+}
+
+std::shared_ptr<const MappedFile> MappedFile::open(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("{}: cannot open: {} (check the path)", path.string(), std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail("{}: not a regular file (pass the model file or its folder)", path.string());
+  }
+  std::shared_ptr<MappedFile> m(new MappedFile());
+  m->size_ = uint64_t(st.st_size);
+  if (m->size_ > 0) {
+    void* addr = mmap(nullptr, m->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int err = errno;
+    ::close(fd);
+    if (addr == MAP_FAILED) fail("{}: cannot map: {}", path.string(), std::strerror(err));
+    m->addr_ = addr;
+  } else {
+    ::close(fd);
+  }
+  return m;
+}
+
+MappedFile::~MappedFile() {
+  if (addr_) munmap(addr_, size_);
 }
 
 std::string read_text_file(const std::filesystem::path& path) {

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <string>
@@ -68,6 +69,24 @@ class AtomicFile {
   TempPathGuard guard_;  // removes temp_ if a signal ends the process first
   FILE* file_ = nullptr;
   bool direct_ = false;
+};
+
+// A read-only memory map of a whole regular file; the mapping lives as long as the object (tensor
+// views of weights hold a shared_ptr to it).
+class MappedFile {
+ public:
+  // Throws naming the file when it cannot be opened, is not a regular file, or cannot be mapped.
+  static std::shared_ptr<const MappedFile> open(const std::filesystem::path& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const std::byte* data() const { return static_cast<const std::byte*>(addr_); }
+  uint64_t size() const { return size_; }
+
+ private:
+  MappedFile() = default;
+  void* addr_ = nullptr;
+  uint64_t size_ = 0;
 };
 
 // Reads a whole (small) text file; throws naming the file when it cannot be read.

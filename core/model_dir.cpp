@@ -1,34 +1,72 @@
 #include "core/model_dir.h"
 
 #include "core/error.h"
+#include "core/torch_checkpoint.h"
+
+#include <algorithm>
 
 namespace longseq {
 
+namespace fs = std::filesystem;
+
 namespace {
-std::filesystem::path folder_of(const std::filesystem::path& path) {
-  return std::filesystem::is_regular_file(path) && path.filename() == "config.json" ? path.parent_path() : path;
+
+fs::path folder_of(const fs::path& path) {
+  return fs::is_regular_file(path) && path.filename() == "config.json" ? path.parent_path() : path;
 }
+
+bool checkpoint_extension(const fs::path& p) {
+  const std::string e = p.extension().string();
+  return e == ".pt" || e == ".pth" || e == ".bin" || e == ".ckpt";
+}
+
+// The weights of a model folder, by the convention's names first; empty when none is there. Throws
+// when several unnamed checkpoints leave the choice open.
+fs::path weights_of(const fs::path& dir) {
+  for (const char* name : {"model.safetensors", "pytorch_model.bin", "model.pt"})
+    if (fs::exists(dir / name) || fs::exists(dir / (std::string(name) + ".part0"))) return dir / name;
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    fs::path p = e.path();
+    if (p.extension() == ".part0") p = p.parent_path() / p.stem();
+    if (checkpoint_extension(p) && std::find(found.begin(), found.end(), p) == found.end()) found.push_back(p);
+  }
+  if (found.size() > 1) {
+    std::sort(found.begin(), found.end());
+    fail("{}: several checkpoints ({}, {}, ...): keep one, or name it model.safetensors / model.pt", dir.string(),
+         found[0].filename().string(), found[1].filename().string());
+  }
+  return found.empty() ? fs::path() : found[0];
+}
+
 }  // namespace
 
-std::vector<std::filesystem::path> ModelDir::files(const std::filesystem::path& path) {
+std::vector<fs::path> ModelDir::files(const fs::path& path) {
   const auto dir = folder_of(path);
-  return {dir / "config.json", dir / "model.safetensors"};
+  std::vector<fs::path> out = {dir / "config.json"};
+  fs::path w = dir / "model.safetensors";
+  try {
+    if (fs::is_directory(dir)) w = weights_of(dir);
+  } catch (const Error&) {
+  }
+  if (!w.empty())
+    for (const auto& p : torch_checkpoint_parts(w)) out.push_back(p);
+  return out;
 }
 
-ModelDir ModelDir::open(const std::filesystem::path& path) {
-  namespace fs = std::filesystem;
+ModelDir ModelDir::open(const fs::path& path) {
   const fs::path dir = folder_of(path);
   if (!fs::is_directory(dir)) fail("{}: not a model directory (expected a folder with config.json and model.safetensors)", path.string());
   if (!fs::exists(dir / "config.json")) fail("{}: no config.json (a model folder holds config.json + model.safetensors)", dir.string());
-  if (!fs::exists(dir / "model.safetensors")) {
+  const fs::path weights = weights_of(dir);
+  if (weights.empty()) {
     if (fs::exists(dir / "model.safetensors.index.json"))
       fail("{}: sharded safetensors checkpoints are not supported yet (merge the shards into one model.safetensors)", dir.string());
-    if (fs::exists(dir / "pytorch_model.bin"))
-      fail("{}: only pytorch_model.bin found; PyTorch pickle checkpoints are not supported yet (convert to model.safetensors)",
-           dir.string());
-    fail("{}: no model.safetensors (a model folder holds config.json + model.safetensors)", dir.string());
+    fail("{}: no weights (a model folder holds config.json + model.safetensors, or a PyTorch checkpoint such as pytorch_model.bin)",
+         dir.string());
   }
-  return ModelDir{dir, Config::load(dir / "config.json"), SafetensorsFile::open(dir / "model.safetensors")};
+  return ModelDir{dir, Config::load(dir / "config.json"), WeightFile::open(weights)};
 }
 
 }  // namespace longseq

@@ -1,8 +1,10 @@
-// A model directory in the Hugging Face convention: config.json + model.safetensors.
+// A model directory in the Hugging Face convention: config.json beside the weights, which are
+// model.safetensors or a PyTorch checkpoint (pytorch_model.bin, model.pt, or the folder's one
+// *.pt / *.pth / *.bin / *.ckpt file, possibly split in .part0, .part1, ...), read by WeightFile.
 #pragma once
 
 #include "core/config.h"
-#include "core/safetensors.h"
+#include "core/weight_file.h"
 
 #include <filesystem>
 #include <vector>
@@ -12,12 +14,12 @@ namespace longseq {
 struct ModelDir {
   std::filesystem::path dir;
   Config config;
-  SafetensorsFile weights;
+  WeightFile weights;
 
   // `path` is the directory (or its config.json). Throws naming the missing file and what to do.
   static ModelDir open(const std::filesystem::path& path);
-  // The files a model folder is read from (config.json, model.safetensors), for checks that an output
-  // never replaces them; `path` as for open(). Nothing is read.
+  // The files a model folder is read from (config.json, the weights and their parts), for checks
+  // that an output never replaces them; `path` as for open(). Nothing is read.
   static std::vector<std::filesystem::path> files(const std::filesystem::path& path);
 };
 

@@ -5,13 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 
 namespace longseq {
@@ -19,14 +14,6 @@ namespace longseq {
 namespace {
 
 using json = nlohmann::json;
-
-struct Mapping {
-  void* addr = nullptr;
-  size_t bytes = 0;
-  ~Mapping() {
-    if (addr && bytes) munmap(addr, bytes);
-  }
-};
 
 // Header length above this is certainly corrupt (the format's own reference reader uses 100 MB).
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
@@ -79,27 +66,10 @@ TensorInfo parse_entry(const std::filesystem::path& path, const std::string& nam
 SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   SafetensorsFile f;
   f.path_ = path;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("{}: cannot open: {} (check the path)", path.string(), std::strerror(errno));
-  struct stat st{};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("{}: not a regular file (pass the model.safetensors file or its directory)", path.string());
-  }
-  const uint64_t file_bytes = uint64_t(st.st_size);
-  auto mapping = std::make_shared<Mapping>();
-  if (file_bytes > 0) {
-    void* addr = mmap(nullptr, file_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (addr == MAP_FAILED) {
-      ::close(fd);
-      fail("{}: cannot map: {}", path.string(), std::strerror(errno));
-    }
-    mapping->addr = addr;
-    mapping->bytes = file_bytes;
-  }
-  ::close(fd);
+  const auto mapping = MappedFile::open(path);
+  const uint64_t file_bytes = mapping->size();
   f.mapping_ = mapping;
-  const auto* base = static_cast<const std::byte*>(mapping->addr);
+  const std::byte* base = mapping->data();
 
   if (file_bytes < 8) bad(path, fmt::format("file is {} bytes, shorter than the 8-byte header length", file_bytes));
   uint64_t header_bytes;
@@ -159,15 +129,15 @@ Tensor SafetensorsFile::view(const std::string& name) const {
   return copy;
 }
 
-Tensor SafetensorsFile::load_f32(const std::string& name) const {
-  const TensorInfo& t = info(name);
-  LS_CHECK(dtype_is_float(t.dtype), "{}: tensor '{}' is {}, expected a floating-point tensor", path_.string(), name,
-           dtype_name(t.dtype));
-  Tensor v = view(name);
-  Tensor f = t.dtype == DType::F32 ? v : v.to(DType::F32);
+Tensor SafetensorsFile::load_f32(const std::string& name) const { return finite_f32(view(name), path_, name); }
+
+Tensor finite_f32(const Tensor& t, const std::filesystem::path& file, const std::string& name) {
+  LS_CHECK(dtype_is_float(t.dtype()), "{}: tensor '{}' is {}, expected a floating-point tensor", file.string(), name,
+           dtype_name(t.dtype()));
+  Tensor f = t.dtype() == DType::F32 ? t.contiguous() : t.to(DType::F32);
   const int64_t bad = first_non_finite(f);
   LS_CHECK(bad < 0, "{}: tensor '{}' holds a non-finite value ({} at flat index {}); the checkpoint is corrupt or came from a "
-           "diverged run: use an earlier checkpoint or retrain", path_.string(), name, f.data<float>()[bad], bad);
+           "diverged run: use an earlier checkpoint or retrain", file.string(), name, f.data<float>()[bad], bad);
   return f;
 }
 

@@ -54,6 +54,12 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
+// `t` (a floating-point tensor named `name` in `file`) as contiguous F32: itself when it already is,
+// else a converted copy. Throws for an integer dtype, and for a NaN or infinity (naming the tensor and
+// the index): weights are loaded through here, and a non-finite weight would turn every result into
+// NaN.
+Tensor finite_f32(const Tensor& t, const std::filesystem::path& file, const std::string& name);
+
 // Writes tensors (any strides; written contiguous, in the official writer's layout order: larger
 // dtypes first, then by name) and string metadata to `path` atomically: a temp file in the same
 // directory is written, flushed and renamed over `path`, so readers never see a partial file.

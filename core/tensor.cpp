@@ -178,6 +178,32 @@ Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, size_t byte_offset
   return t;
 }
 
+Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, size_t byte_offset, Shape shape, Shape strides, DType dtype) {
+  check_shape(shape);
+  LS_CHECK(strides.size() == shape.size(), "{} strides for a {}-dimensional tensor", strides.size(), shape.size());
+  // The furthest element reached: sum of (size - 1) * stride, with overflow checks.
+  uint64_t last = 0;
+  bool overflow = false;
+  for (size_t k = 0; k < shape.size(); ++k) {
+    LS_CHECK(strides[k] >= 0, "negative stride {} in a view of {}", strides[k], shape_str(shape));
+    uint64_t step = 0;
+    if (shape[k] > 0) overflow |= __builtin_mul_overflow(uint64_t(shape[k] - 1), uint64_t(strides[k]), &step);
+    overflow |= __builtin_add_overflow(last, step, &last);
+  }
+  const size_t es = dtype_size(dtype);
+  uint64_t end = 0;  // bytes past byte_offset that the view reaches
+  if (shape_numel(shape) > 0) overflow |= __builtin_mul_overflow(last + 1, uint64_t(es), &end);
+  LS_CHECK(storage && !overflow && byte_offset <= storage->bytes() && end <= storage->bytes() - byte_offset,
+           "view {} {} (strides {}) does not fit its storage", dtype_name(dtype), shape_str(shape), shape_str(strides));
+  Tensor t;
+  t.storage_ = std::move(storage);
+  t.offset_ = byte_offset;
+  t.shape_ = std::move(shape);
+  t.strides_ = std::move(strides);
+  t.dtype_ = dtype;
+  return t;
+}
+
 Tensor Tensor::empty(Shape shape, DType dtype) {
   check_shape(shape);
   const size_t bytes = size_t(shape_numel(shape)) * dtype_size(dtype);

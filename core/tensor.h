@@ -54,6 +54,9 @@ class Tensor {
   static Tensor from_ids(std::span<const int64_t> ids);  // 1-D I64 copy
   // A contiguous tensor over `storage` starting `byte_offset` bytes in. Throws if it does not fit.
   static Tensor from_storage(std::shared_ptr<Storage> storage, size_t byte_offset, Shape shape, DType dtype);
+  // A strided view over `storage` (strides in elements, >= 0), starting `byte_offset` bytes in. Throws
+  // if any element it reaches lies outside the storage.
+  static Tensor from_storage(std::shared_ptr<Storage> storage, size_t byte_offset, Shape shape, Shape strides, DType dtype);
 
   bool defined() const { return storage_ != nullptr; }
   DType dtype() const { return dtype_; }

@@ -55,7 +55,7 @@ bool natural_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
-std::vector<TensorInfo> sorted_tensors(const SafetensorsFile& f) {
+std::vector<TensorInfo> sorted_tensors(const WeightFile& f) {
   std::vector<TensorInfo> v = f.tensors();
   std::sort(v.begin(), v.end(), [](const TensorInfo& a, const TensorInfo& b) { return natural_less(a.name, b.name); });
   return v;
@@ -64,6 +64,9 @@ std::vector<TensorInfo> sorted_tensors(const SafetensorsFile& f) {
 void print_text(const ModelDir& m, const ModelSummary& s, bool tensors) {
   fmt::print("model      {}\n", m.dir.string());
   fmt::print("family     {} ({} format)\n", s.family, s.format);
+  fmt::print("weights    {} ({})\n", m.weights.path().filename().string(), m.weights.format());
+  if (!m.weights.skipped().empty())
+    fmt::print("skipped    {} checkpoint entries that are not tensors (e.g. {})\n", m.weights.skipped().size(), m.weights.skipped()[0]);
   fmt::print("config\n");
   for (const auto& [k, v] : s.hyperparameters) fmt::print("  {:<18} {}\n", k, v);
   fmt::print("parameters {} ({} tensors, {} stored)\n", group_thousands(s.parameters), m.weights.tensors().size(),
@@ -83,6 +86,7 @@ void print_json(const ModelDir& m, const ModelSummary& s) {
   j["model"] = m.dir.string();
   j["family"] = s.family;
   j["format"] = s.format;
+  j["weights"] = {{"file", m.weights.path().filename().string()}, {"format", m.weights.format()}, {"skipped", m.weights.skipped()}};
   for (const auto& [k, v] : s.hyperparameters) j["config"][k] = v;
   j["parameters"] = s.parameters;
   j["buffer_elements"] = s.buffer_elements;
@@ -97,7 +101,7 @@ void print_json(const ModelDir& m, const ModelSummary& s) {
 }  // namespace
 
 void add_info(CLI::App& app) {
-  auto* cmd = app.add_subcommand("info", "Describe a model directory (config.json + model.safetensors)");
+  auto* cmd = app.add_subcommand("info", "Describe a model directory (config.json + model.safetensors or a PyTorch checkpoint)");
   auto model = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
   auto no_tensors = std::make_shared<bool>(false);

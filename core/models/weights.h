@@ -2,7 +2,7 @@
 // tensor was used: a missing, extra or wrongly shaped tensor is an error naming it and the file.
 #pragma once
 
-#include "core/safetensors.h"
+#include "core/weight_file.h"
 
 #include <set>
 #include <string>
@@ -11,7 +11,7 @@ namespace longseq {
 
 class WeightLoader {
  public:
-  explicit WeightLoader(const SafetensorsFile& file) : file_(file) {}
+  explicit WeightLoader(const WeightFile& file) : file_(file) {}
   bool has(const std::string& name) const { return file_.contains(name); }
   // F32 view (zero-copy for F32 files) with shape checked against `shape`.
   Tensor get(const std::string& name, const Shape& shape);
@@ -21,7 +21,7 @@ class WeightLoader {
   void check_all_used(const std::string& family) const;
 
  private:
-  const SafetensorsFile& file_;
+  const WeightFile& file_;
   std::set<std::string> used_;
 };
 

@@ -284,3 +284,51 @@ TEST(ModelCli, EmbedEqualsForwardHiddenRowsAndPsRcAverageIsStrandInvariant) {
   EXPECT_NE(ll.exit_code, 0);
   EXPECT_NE(ll.err.find("bidirectional"), std::string::npos) << ll.err;
 }
+
+TEST(ModelCli, PytorchCheckpointFoldersRunAsTheirSafetensorsAndConvertBack) {
+  // A model folder holding pytorch_model.bin (written by python3-torch from the fixture's tensors)
+  // gives the same forward bytes as the safetensors folder, `info` names the format, and `convert`
+  // writes back the same tensors (names, dtypes, bytes), the I64 complement_map buffer included.
+  LONGSEQ_REQUIRE_FIXTURE(fx, "caduceus_ps_tiny");
+  TempDir dir;
+  std::vector<int64_t> ids(77);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int64_t(7 + (i * 5 + i / 3) % 4);
+  write_safetensors(dir / "ids.safetensors", {{"input_ids", Tensor::from_ids(ids).unsqueeze(0)}}, {});
+  for (const char* name : {"caduceus_ps_tiny", "hyena_tiny", "mamba_tiny"}) {
+    SCOPED_TRACE(name);
+    const std::filesystem::path src = fx.parent_path() / name, bin = dir / (std::string(name) + "_bin");
+    if (!std::filesystem::exists(src)) continue;
+    std::filesystem::create_directories(bin);
+    std::filesystem::copy_file(src / "config.json", bin / "config.json");
+    const std::string make = std::string(LONGSEQ_TORCH_PYTHON) + " " LONGSEQ_SOURCE_DIR "/tests/data/make_torch_checkpoints.py --from-safetensors " +
+                             (src / "model.safetensors").string() + " " + (bin / "pytorch_model.bin").string();
+    ASSERT_EQ(std::system(make.c_str()), 0) << make;
+    const auto forward = [&](const std::filesystem::path& m, const std::string& out) {
+      const auto r = run_cli("forward -m " + m.string() + " -i " + (dir / "ids.safetensors").string() + " -o " + (dir / out).string());
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      return SafetensorsFile::open(dir / out).load_f32("logits").to_vector();
+    };
+    EXPECT_EQ(forward(bin, "b.safetensors"), forward(src, "a.safetensors"));
+    const auto info = run_cli("info --no-tensors " + bin.string());
+    EXPECT_NE(info.out.find("pytorch_model.bin (pytorch zip)"), std::string::npos) << info.out;
+    const auto conv = run_cli("convert " + bin.string() + " " + (dir / (std::string(name) + "_st")).string());
+    ASSERT_EQ(conv.exit_code, 0) << conv.err;
+    const auto a = SafetensorsFile::open(src / "model.safetensors"), b = SafetensorsFile::open(dir / (std::string(name) + "_st") / "model.safetensors");
+    ASSERT_EQ(a.tensors().size(), b.tensors().size());
+    for (const auto& t : a.tensors()) {
+      ASSERT_TRUE(b.contains(t.name)) << t.name;
+      EXPECT_EQ(b.info(t.name).dtype, t.dtype) << t.name;
+      const Tensor x = a.view(t.name), y = b.view(t.name);
+      EXPECT_EQ(std::string(static_cast<const char*>(x.raw()), x.nbytes()), std::string(static_cast<const char*>(y.raw()), y.nbytes())) << t.name;
+    }
+    EXPECT_TRUE(std::filesystem::exists(dir / (std::string(name) + "_st") / "config.json"));
+  }
+  // A file converts to a file; onto its own input, or to a non-safetensors name, it is refused.
+  const std::filesystem::path pt = dir / "caduceus_ps_tiny_bin" / "pytorch_model.bin";
+  EXPECT_EQ(run_cli("convert " + pt.string() + " " + (dir / "one.safetensors").string() + " --dtype f32").exit_code, 0);
+  EXPECT_EQ(SafetensorsFile::open(dir / "one.safetensors").info("caduceus.backbone.embeddings.word_embeddings.embedding.weight").dtype, DType::F32);
+  const auto self = run_cli("convert " + pt.string() + " " + pt.string());
+  EXPECT_NE(self.exit_code, 0);
+  EXPECT_NE(run_cli("convert " + pt.string() + " " + (dir / "x.bin").string()).exit_code, 0);
+  EXPECT_NE(run_cli("convert " + pt.string() + " " + (dir / "y.safetensors").string() + " --dtype f8").exit_code, 0);
+}
