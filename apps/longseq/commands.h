@@ -12,6 +12,7 @@ void add_forward(CLI::App& app);
 void add_loglik(CLI::App& app);
 void add_embed(CLI::App& app);
 void add_convert(CLI::App& app);
+void add_generate(CLI::App& app);
 void add_init(CLI::App& app);
 void add_score_variants(CLI::App& app);
 void add_train(CLI::App& app);

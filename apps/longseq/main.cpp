@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   longseq::cli::add_loglik(app);
   longseq::cli::add_embed(app);
   longseq::cli::add_convert(app);
+  longseq::cli::add_generate(app);
   longseq::cli::add_init(app);
   longseq::cli::add_score_variants(app);
   longseq::cli::add_train(app);

@@ -359,6 +359,34 @@ void LayerLanguageModel::stream_hidden(int64_t length, const IdSource& source, i
   }
 }
 
+namespace {
+class SequenceDecoder final : public Decoder {
+ public:
+  SequenceDecoder(const LayerLanguageModel& model) : model_(model), seq_(model.start()) {}
+  std::vector<float> feed(std::span<const int64_t> ids) override {
+    LS_CHECK(!ids.empty(), "{}: decoding needs at least one token", model_.family());
+    const int64_t V = model_.vocab_size(), chunk = 4096;
+    std::vector<float> logits(size_t(std::min<int64_t>(chunk, int64_t(ids.size())) * V));
+    int64_t last = 0;
+    for (size_t t0 = 0; t0 < ids.size(); t0 += size_t(chunk)) {
+      const auto part = ids.subspan(t0, std::min(ids.size() - t0, size_t(chunk)));
+      seq_.run(part, logits.data());
+      last = int64_t(part.size()) - 1;
+    }
+    return std::vector<float>(logits.begin() + last * V, logits.begin() + (last + 1) * V);
+  }
+
+ private:
+  const LayerLanguageModel& model_;
+  LayerLanguageModel::Sequence seq_;
+};
+}  // namespace
+
+std::unique_ptr<Decoder> LayerLanguageModel::decoder() const {
+  if (!streams_ || !causal()) return LanguageModel::decoder();
+  return std::make_unique<SequenceDecoder>(*this);
+}
+
 double LayerLanguageModel::run_scored(std::span<const int64_t> ids, Sequence& seq, std::vector<float>& carry) const {
   const int64_t L = int64_t(ids.size()), V = vocab_size();
   const auto s = session();

@@ -42,6 +42,8 @@ class LayerLanguageModel final : public LanguageModel {
   // Streaming models carry their states from chunk to chunk (only a chunk's states are held).
   void stream_hidden(int64_t length, const IdSource& ids, int64_t chunk, std::span<const int64_t> blocks,
                      const HiddenSink& sink) const override;
+  // Streaming models carry a Sequence (one token's work per token); others re-run the window.
+  std::unique_ptr<Decoder> decoder() const override;
   // Streaming models run the prefix once and continue each suffix from a copy of its state.
   ContinuationScores score_continuations(std::span<const int64_t> prefix,
                                          std::span<const std::vector<int64_t>> suffixes) const override;

@@ -35,6 +35,32 @@ void LanguageModel::stream_hidden(int64_t length, const IdSource& source, int64_
   }
 }
 
+namespace {
+// Every token re-runs the window: for families whose layers see the whole window at once.
+class WindowDecoder final : public Decoder {
+ public:
+  explicit WindowDecoder(const LanguageModel& model) : model_(model) {}
+  std::vector<float> feed(std::span<const int64_t> ids) override {
+    LS_CHECK(!ids.empty(), "{}: decoding needs at least one token", model_.family());
+    history_.insert(history_.end(), ids.begin(), ids.end());
+    const size_t max = model_.max_length() > 0 ? size_t(model_.max_length()) : history_.size();
+    const size_t from = history_.size() > max ? history_.size() - max : 0;
+    const Tensor logits = model_.forward(Tensor::from_ids(std::span(history_).subspan(from)), {}).logits;
+    return logits.select(0, logits.size(0) - 1).to_vector();
+  }
+
+ private:
+  const LanguageModel& model_;
+  std::vector<int64_t> history_;
+};
+}  // namespace
+
+std::unique_ptr<Decoder> LanguageModel::decoder() const {
+  LS_CHECK(causal(), "{}: a bidirectional (masked-language) model predicts no next token and cannot generate; use a causal model",
+           family());
+  return std::make_unique<WindowDecoder>(*this);
+}
+
 double sum_next_logprobs(const Tensor& logits, const int64_t* next, int64_t n) {
   LS_CHECK(logits.dim() == 2 && logits.size(0) >= n, "sum_next_logprobs: {} rows asked of {}", n, logits.describe());
   const int64_t V = logits.size(1);

@@ -47,6 +47,15 @@ struct ContinuationScores {
   std::vector<double> suffix;
 };
 
+// A causal sequence growing token by token (`longseq generate`): feed tokens, read the logits that
+// predict the next one.
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  // Appends `ids` (non-empty) and returns the logits row (vocab_size() floats) after the last one.
+  virtual std::vector<float> feed(std::span<const int64_t> ids) = 0;
+};
+
 class LanguageModel {
  public:
   virtual ~LanguageModel() = default;
@@ -78,6 +87,10 @@ class LanguageModel {
   // See ContinuationScores. The default runs one whole sequence per suffix; recurrent families
   // override it to run the prefix once and continue every suffix from a copy of its state. Const and
   // safe to call from several threads at once.
+  // A decoder for generation. The default runs the whole window again for each new token (the last
+  // max_length() tokens when the model has a maximum); families that stream carry their state, one
+  // token's work per token. Throws for a bidirectional model.
+  virtual std::unique_ptr<Decoder> decoder() const;
   virtual ContinuationScores score_continuations(std::span<const int64_t> prefix,
                                                  std::span<const std::vector<int64_t>> suffixes) const;
 

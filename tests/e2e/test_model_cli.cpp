@@ -332,3 +332,73 @@ TEST(ModelCli, PytorchCheckpointFoldersRunAsTheirSafetensorsAndConvertBack) {
   EXPECT_NE(run_cli("convert " + pt.string() + " " + (dir / "x.bin").string()).exit_code, 0);
   EXPECT_NE(run_cli("convert " + pt.string() + " " + (dir / "y.safetensors").string() + " --dtype f8").exit_code, 0);
 }
+
+namespace {
+// The sequences of a FASTA text, in order.
+std::vector<std::string> fasta_records(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    if (line[0] == '>')
+      out.emplace_back();
+    else if (!out.empty())
+      out.back() += line;
+  }
+  return out;
+}
+}  // namespace
+
+TEST(ModelCli, GenerateIsGreedyAtZeroTemperatureAndTheSameForAnyThreads) {
+  TempDir dir;
+  const std::string m = (dir / "m").string();
+  ASSERT_EQ(run_cli("init -o " + m + " --d-model 16 --n-layer 2 --seed 5").exit_code, 0);
+  const std::string prompt = "ACGTTGCAAGCTTAGGCATTACGGA";
+  const auto greedy = run_cli("generate -m " + m + " --text " + prompt + " --max-new 75 --temperature 0");
+  ASSERT_EQ(greedy.exit_code, 0) << greedy.err;
+  const auto got = fasta_records(greedy.out);
+  ASSERT_EQ(got.size(), 1u);
+  // The same, step by step from whole forward passes, the best of A, C, G, T each time.
+  const auto model = load_language_model(ModelDir::open(m));
+  const DnaTokenizer tok = DnaTokenizer::standard();
+  std::string seq = prompt;
+  for (int t = 0; t < 75; ++t) {
+    std::vector<int64_t> ids(seq.size());
+    tok.encode(seq, ids.data());
+    const Tensor logits = model->forward(Tensor::from_ids(ids), {}).logits;
+    char best = 'A';
+    for (char b : std::string("CGT"))
+      if (logits.item({int64_t(seq.size()) - 1, tok.id(b)}) > logits.item({int64_t(seq.size()) - 1, tok.id(best)})) best = b;
+    seq += best;
+  }
+  EXPECT_EQ(got[0], seq.substr(prompt.size()));
+  // Sampled: the same bytes at 1 and 2 threads; another seed, another output; each sample its own.
+  const std::string args = "generate -m " + m + " --text " + prompt + " --max-new 50 -n 3 --seed 9 --top-k 3";
+  const auto one = run_cli("--threads 1 " + args), two = run_cli("--threads 2 " + args), other = run_cli(args + "0");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_EQ(one.out, two.out);
+  EXPECT_NE(one.out, other.out);
+  const auto samples = fasta_records(one.out);
+  ASSERT_EQ(samples.size(), 3u);
+  EXPECT_NE(samples[0], samples[1]);
+  for (const auto& s : samples) EXPECT_EQ(s.find_first_not_of("ACGT"), std::string::npos) << s;
+  const auto with_prompt = run_cli("generate -m " + m + " --text " + prompt + " --max-new 5 --temperature 0 --include-prompt -o " +
+                                   (dir / "g.fa").string());
+  ASSERT_EQ(with_prompt.exit_code, 0) << with_prompt.err;
+  EXPECT_EQ(fasta_records(read_all(dir / "g.fa")).at(0), seq.substr(0, prompt.size() + 5));
+  // Refusals: one line each, nothing written.
+  const std::string c = (dir / "c").string();
+  ASSERT_EQ(run_cli("init -o " + c + " --family caduceus --d-model 16 --n-layer 2").exit_code, 0);
+  for (const std::string& bad : {"generate -m " + c + " --text ACGT", "generate -m " + m + " --text ACGT --temperature -1",
+                                 "generate -m " + m + " --text ACGT --top-k 6", "generate -m " + m + " --text ACGT --max-new 0",
+                                 "generate -m " + m}) {
+    const auto r = run_cli(bad + " -o " + (dir / "x.fa").string());
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << bad << ": " << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "x.fa"));
+  const auto onto_model = run_cli("generate -m " + m + " --text ACGT -o " + m + "/model.safetensors");
+  EXPECT_NE(onto_model.exit_code, 0);
+  EXPECT_NE(onto_model.err.find("same file"), std::string::npos) << onto_model.err;
+  EXPECT_NE(SafetensorsFile::open(m + "/model.safetensors").tensors().size(), 0u);
+}

@@ -121,6 +121,22 @@ TEST(HyenaModel, StreamHiddenHandsOutTheWholeWindowsRowsInChunks) {
   }
 }
 
+TEST(HyenaModel, DecoderRerunsTheLastMaxLengthTokens) {
+  // A whole-window model decodes by re-running its window; past max_seq_len, the last max_seq_len
+  // tokens (here 64) are the window.
+  const auto model = random_hyena(small(8, 1, 64), 3);
+  const Tensor ids = ids_of(70, 5);
+  auto decoder = model->decoder();
+  const std::span<const int64_t> all(ids.data<int64_t>(), 70);
+  decoder->feed(all.first(60));
+  for (int64_t t = 60; t < 70; ++t) {
+    const auto got = decoder->feed(all.subspan(size_t(t), 1));
+    const int64_t from = std::max<int64_t>(0, t + 1 - 64);
+    const Tensor window = model->forward(ids.slice(0, from, t + 1 - from), {}).logits;
+    EXPECT_EQ(got, window.select(0, window.size(0) - 1).to_vector()) << t;
+  }
+}
+
 TEST(HyenaModel, FixtureBuffersMatchThePortsConstruction) {
   LONGSEQ_REQUIRE_FIXTURE(dir, "hyena_tiny");
   // pos_emb.t and modulation.deltas keep their exact init values in the fixture: rebuilding them from

@@ -117,6 +117,24 @@ TEST(MambaModel, ChunkedStreamingEqualsOnePass) {
                Error);
 }
 
+TEST(MambaModel, DecoderCarriesTheStateAndEqualsTheWindowDecoder) {
+  // Generation's decoder: a prompt then single tokens give forward's logit rows; the streaming
+  // decoder (state carried) and the default one (window re-run) agree.
+  const auto model = random_mamba(small_config(32, 2, 12, 16), 8);
+  const Tensor ids = random_ids(40, 12, 4);
+  const auto whole = model->forward(ids, {}).logits;
+  const std::span<const int64_t> all(ids.data<int64_t>(), 40);
+  auto streaming = model->decoder();
+  auto window = model->LanguageModel::decoder();
+  for (int64_t t = 25; t <= 40; ++t) {
+    const auto part = t == 25 ? all.first(25) : all.subspan(size_t(t - 1), 1);
+    const auto a = streaming->feed(part), b = window->feed(part);
+    const ErrorStats e = compare(a, whole.select(0, t - 1).to_vector()), f = compare(a, b);
+    EXPECT_LE(e.max_abs, 2e-6 * std::max(1.0, e.max_ref)) << t;
+    EXPECT_LE(f.max_abs, 2e-6 * std::max(1.0, f.max_ref)) << t;
+  }
+}
+
 TEST(MambaModel, SaveLoadAndHuggingFaceLayout) {
   TempDir dir;
   const auto model = random_mamba(small_config(32, 2, 12, 16), 8);
