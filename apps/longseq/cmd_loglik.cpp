@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/models/lm.h"
+#include "core/models/windows.h"
 #include "core/families/family.h"
 #include "core/ops/softmax.h"
 #include "core/progress.h"
@@ -24,7 +25,7 @@ namespace {
 
 struct LoglikArgs {
   std::string model, fasta, region, text, output = "-", device = "cpu";
-  int64_t chunk = 4096;
+  int64_t chunk = 4096, window = 0, context = -1;  // context -1: not given
   bool keep_case = false;
 };
 
@@ -78,8 +79,14 @@ void run(const LoglikArgs& a) {
   const BaseSource src(a);
   const int64_t L = src.length();
   LS_CHECK(L >= 2, "the sequence has {} bases; need at least 2 to score next-base predictions", L);
-  LS_CHECK(model->max_length() == 0 || L <= model->max_length(),
-           "the sequence has {} bases but the model accepts at most {} (use --region to score a window)", L, model->max_length());
+  LS_CHECK(model->max_length() == 0 || a.window <= model->max_length(), "--window {} exceeds the model's maximum length {}", a.window,
+           model->max_length());
+  const int64_t window = a.window > 0 ? a.window : model->max_length();  // 0: the model has no maximum
+  const bool windowed = window > 0 && L > window;
+  LS_CHECK(!windowed || a.context >= 0,
+           "the sequence has {} bases but the model's window is {}: add --context C (0 <= C < {}) to score it in windows overlapping by "
+           "C bases (each base then predicted once, from at least C bases of left context)", L, window, window);
+  LS_CHECK(a.context < 0 || window == 0 || a.context < window, "--context {} must be smaller than the window {}", a.context, window);
 
   std::optional<AtomicFile> file;
   FILE* out = stdout;
@@ -95,31 +102,40 @@ void run(const LoglikArgs& a) {
   double sum = 0;
   int64_t scored = 0;
   Progress progress("loglik", L, "bases");
-  model->stream_logits(
-      L,
-      [&](int64_t start, Tensor& ids) {
-        tok.encode(src.bases(start, start + ids.size(0)), ids.data<int64_t>(), &stats);
-      },
-      a.chunk,
-      [&](int64_t start, const Tensor& logits) {
-        const int64_t V = logits.size(1), rows = std::min(logits.size(0), L - 1 - start);  // row t predicts t + 1
-        if (rows <= 0) return progress.add(logits.size(0));
-        const std::string next = src.bases(start + 1, start + 1 + rows);
-        std::vector<int64_t> next_ids(next.size());
-        tok.encode(next, next_ids.data());
-        for (int64_t r = 0; r < rows; ++r) {
-          const float* row = logits.data<float>() + r * logits.stride(0);
-          const double lp = double(row[next_ids[size_t(r)]]) - log_sum_exp(row, V);
-          LS_CHECK(std::isfinite(lp),
-                   "{}:{}: the model gave a non-finite log-probability (an overflow in its activations); no output was written. "
-                   "Check the model with `longseq info`, or retrain it",
-                   src.region().contig, src.region().start + start + r + 2);
-          sum += lp;
-          ++scored;
-          fmt::print(out, "{}\t{}\t{}\t{:.6f}\n", src.region().contig, src.region().start + start + r + 2, next[size_t(r)], lp);
-        }
-        progress.add(logits.size(0));
-      });
+  int64_t counted = 0;  // bases [0, counted) are in `stats` (overlapping windows read some twice)
+  const IdSource ids = [&](int64_t start, Tensor& part) {
+    const int64_t end = start + part.size(0);
+    const std::string b = src.bases(start, end);
+    tok.encode(b, part.data<int64_t>(), start >= counted ? &stats : nullptr);
+    if (start < counted && end > counted) {
+      std::vector<int64_t> tail(size_t(end - counted));
+      tok.encode(std::string_view(b).substr(size_t(counted - start)), tail.data(), &stats);
+    }
+    counted = std::max(counted, end);
+  };
+  const LogitsSink sink = [&](int64_t start, const Tensor& logits) {
+    const int64_t V = logits.size(1), rows = std::min(logits.size(0), L - 1 - start);  // row t predicts t + 1
+    if (rows <= 0) return progress.add(logits.size(0));
+    const std::string next = src.bases(start + 1, start + 1 + rows);
+    std::vector<int64_t> next_ids(next.size());
+    tok.encode(next, next_ids.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = logits.data<float>() + r * logits.stride(0);
+      const double lp = double(row[next_ids[size_t(r)]]) - log_sum_exp(row, V);
+      LS_CHECK(std::isfinite(lp),
+               "{}:{}: the model gave a non-finite log-probability (an overflow in its activations); no output was written. "
+               "Check the model with `longseq info`, or retrain it",
+               src.region().contig, src.region().start + start + r + 2);
+      sum += lp;
+      ++scored;
+      fmt::print(out, "{}\t{}\t{}\t{:.6f}\n", src.region().contig, src.region().start + start + r + 2, next[size_t(r)], lp);
+    }
+    progress.add(logits.size(0));
+  };
+  if (windowed)
+    stream_logits_windowed(*model, L, ids, window, a.context, a.chunk, sink);
+  else
+    model->stream_logits(L, ids, a.chunk, sink);
   progress.finish();
   const double mean = sum / double(scored);
   fmt::print(out, "#sum\t{:.6f}\n#mean\t{:.6f}\n#bits_per_base\t{:.6f}\n#scored\t{}\n", sum, mean, -mean / std::log(2.0), scored);
@@ -143,6 +159,12 @@ void add_loglik(CLI::App& app) {
   fasta->excludes(text);
   cmd->add_option("-o,--output", a->output, "Output TSV ('-' = stdout)");
   cmd->add_option("--chunk", a->chunk, "Tokens per streamed chunk")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  cmd->add_option("--window", a->window, "Tokens per window (default: the model's maximum length; needs --context past it)")
+      ->check(CLI::Range(int64_t(2), int64_t(1) << 30));
+  cmd->add_option("--context", a->context,
+                  "Score a sequence longer than the window in windows overlapping by C bases: each base predicted once, from at least C "
+                  "bases of left context (0 <= C < window)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
   cli::add_device_option(cmd, a->device);
   cmd->add_flag("--keep-case", a->keep_case, "Do not upper-case soft-masked (lowercase) bases; they become unknown tokens");
   cmd->callback([a] { run(*a); });

@@ -100,7 +100,7 @@ TEST(ModelCli, HyenaLoglikAndLengthLimit) {
   for (size_t i = 0; i < ra.size(); ++i) EXPECT_NEAR(ra[i].lp, rb[i].lp, 1e-6);
   const auto too_long = run_cli("loglik -m " + m + " --text " + seq + seq);
   EXPECT_NE(too_long.exit_code, 0);
-  EXPECT_NE(too_long.err.find("at most 40"), std::string::npos) << too_long.err;
+  EXPECT_NE(too_long.err.find("the model's window is 40: add --context"), std::string::npos) << too_long.err;
 }
 
 TEST(ModelCli, LoglikOnRealChr20Region) {
@@ -401,4 +401,30 @@ TEST(ModelCli, GenerateIsGreedyAtZeroTemperatureAndTheSameForAnyThreads) {
   EXPECT_NE(onto_model.exit_code, 0);
   EXPECT_NE(onto_model.err.find("same file"), std::string::npos) << onto_model.err;
   EXPECT_NE(SafetensorsFile::open(m + "/model.safetensors").tensors().size(), 0u);
+}
+
+TEST(ModelCli, LoglikPastTheWindowRunsOverlappingWindowsWithContext) {
+  // A HyenaDNA model of max_seq_len 64 scores 200 bases with --context 24: every position 2..200
+  // once, in order; the first window's rows are those of the first 64 bases scored alone; without
+  // --context the refusal names it; within the window --context changes nothing.
+  TempDir dir;
+  const std::string m = (dir / "h").string();
+  ASSERT_EQ(run_cli("init -o " + m + " --family hyenadna --d-model 16 --n-layer 2 --max-seq-len 64 --seed 2").exit_code, 0);
+  std::string seq;
+  for (int i = 0; i < 200; ++i) seq += "ACGTTGCAAGCTAGGC"[(i * 5 + i / 7) % 16];
+  const auto refused = run_cli("loglik -m " + m + " --text " + seq);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("--context"), std::string::npos) << refused.err;
+  const auto r = run_cli("loglik -m " + m + " --text " + seq + " --context 24");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = parse_loglik(r.out);
+  ASSERT_EQ(rows.size(), 199u);
+  for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(rows[i].pos, int64_t(i) + 2);
+  const auto first = parse_loglik(run_cli("loglik -m " + m + " --text " + seq.substr(0, 64)).out);
+  ASSERT_EQ(first.size(), 63u);
+  for (size_t i = 0; i < first.size(); ++i) EXPECT_EQ(first[i].lp, rows[i].lp) << i;
+  EXPECT_EQ(run_cli("loglik -m " + m + " --text " + seq.substr(0, 64) + " --context 24").out,
+            run_cli("loglik -m " + m + " --text " + seq.substr(0, 64)).out);
+  EXPECT_NE(run_cli("loglik -m " + m + " --text " + seq + " --context 64").exit_code, 0);
+  EXPECT_NE(run_cli("loglik -m " + m + " --text " + seq + " --context 8 --window 65").exit_code, 0);
 }

@@ -2,6 +2,7 @@
 // mixer, save/load, recomputed positional buffers, and length errors.
 #include "core/families/family.h"
 #include "core/families/hyena_config.h"
+#include "core/models/windows.h"
 #include "core/nn/hyena_window.h"
 #include "core/train/grad_model.h"
 #include "tests/oracles.h"
@@ -135,6 +136,41 @@ TEST(HyenaModel, DecoderRerunsTheLastMaxLengthTokens) {
     const Tensor window = model->forward(ids.slice(0, from, t + 1 - from), {}).logits;
     EXPECT_EQ(got, window.select(0, window.size(0) - 1).to_vector()) << t;
   }
+}
+
+TEST(HyenaModel, WindowedLogitsGiveEveryRowOnceFromItsWindow) {
+  EXPECT_EQ(window_starts(10, 4, 1), (std::vector<int64_t>{0, 3, 6}));
+  EXPECT_EQ(window_starts(4, 4, 1), (std::vector<int64_t>{0}));
+  EXPECT_EQ(window_starts(5, 4, 0), (std::vector<int64_t>{0, 4}));
+  EXPECT_EQ(window_starts(1, 1, 0), (std::vector<int64_t>{0}));
+  EXPECT_THROW(window_starts(10, 4, 4), Error);
+  // max_seq_len 64: 157 tokens in windows of 64 overlapping by 20 (and of 33 by 0, odd sizes); each
+  // row equals the logits of the window it comes from, which gives it >= C tokens of left context.
+  const auto model = random_hyena(small(8, 1, 64), 6);
+  const Tensor ids = ids_of(157, 9);
+  for (auto [W, C, chunk] : {std::tuple<int64_t, int64_t, int64_t>{64, 20, 4096}, {33, 0, 7}, {64, 63, 5}}) {
+    const auto starts = window_starts(157, W, C);
+    std::vector<float> got;
+    stream_logits_windowed(*model, 157, [&](int64_t start, Tensor& part) { part.copy_from(ids.slice(0, start, part.size(0))); }, W, C,
+                           chunk, [&](int64_t start, const Tensor& lg) {
+                             EXPECT_EQ(start * model->vocab_size(), int64_t(got.size()));
+                             const auto v = lg.to_vector();
+                             got.insert(got.end(), v.begin(), v.end());
+                           });
+    ASSERT_EQ(int64_t(got.size()), 157 * model->vocab_size());
+    int64_t done = 0;
+    for (int64_t s : starts) {
+      const int64_t n = std::min<int64_t>(W, 157 - s);
+      const auto want = model->forward(ids.slice(0, s, n), {}).logits.to_vector();
+      for (int64_t t = done; t < s + n; ++t) {
+        EXPECT_TRUE(t == 0 || t - s >= C || s == 0) << t;  // the context promised
+        for (int64_t v = 0; v < model->vocab_size(); ++v)
+          EXPECT_NEAR(got[size_t(t * model->vocab_size() + v)], want[size_t((t - s) * model->vocab_size() + v)], 1e-5) << W << " " << t;
+      }
+      done = s + n;
+    }
+  }
+  EXPECT_THROW(stream_logits_windowed(*model, 100, [](int64_t, Tensor&) {}, 65, 1, 4096, [](int64_t, const Tensor&) {}), Error);
 }
 
 TEST(HyenaModel, FixtureBuffersMatchThePortsConstruction) {
