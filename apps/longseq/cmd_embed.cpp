@@ -11,6 +11,7 @@
 #include "core/fileio.h"
 #include "core/families/family.h"
 #include "core/models/lm.h"
+#include "core/models/windows.h"
 #include "core/progress.h"
 #include "core/safetensors.h"
 #include "core/threads.h"
@@ -33,7 +34,7 @@ namespace {
 struct EmbedArgs {
   std::string model, fasta, regions, regions_file, text, input, output, pool = "mean", device = "cpu";
   std::vector<int64_t> layers = {-1};
-  int64_t chunk = 8192;
+  int64_t chunk = 8192, window = 0, context = -1;  // context -1: not given
   bool rc_average = false, keep_case = false;
 };
 
@@ -187,19 +188,24 @@ class Embedder {
   }
   // Per requested layer, the (L, d) states of the item, or (1, d) pooled.
   std::vector<Tensor> run(const Item& item) const {
-    LS_CHECK(model_.max_length() == 0 || item.length <= model_.max_length(),
-             "{}: a sequence of {} tokens exceeds the model's maximum {} (embed shorter regions)", item.name, item.length,
-             model_.max_length());
+    const int64_t window = a_.window > 0 ? a_.window : model_.max_length();  // 0: no maximum
+    const bool windowed = window > 0 && item.length > window;
+    LS_CHECK(!windowed || a_.context >= 0,
+             "{}: a sequence of {} tokens exceeds the model's window {}: add --context C (0 <= C < {}) to run it in windows "
+             "overlapping by C tokens, or embed shorter regions", item.name, item.length, window, window);
     std::vector<Pooled> pools;
     for (size_t k = 0; k < blocks_.size(); ++k) pools.emplace_back(a_.pool, item.length, model_.d_model(), model_.causal());
     const int strands = a_.rc_average ? 2 : 1;
     for (int strand = 0; strand < strands; ++strand) {
       const bool rc = strand == 1;
-      model_.stream_hidden(
-          item.length, [&](int64_t start, Tensor& ids) { reader_.read(item, start, rc, ids); }, a_.chunk, blocks_,
-          [&](int64_t start, std::span<const Tensor> states) {
-            for (size_t k = 0; k < pools.size(); ++k) pools[k].add(start, states[k], rc);
-          });
+      const IdSource ids = [&](int64_t start, Tensor& part) { reader_.read(item, start, rc, part); };
+      const HiddenSink sink = [&](int64_t start, std::span<const Tensor> states) {
+        for (size_t k = 0; k < pools.size(); ++k) pools[k].add(start, states[k], rc);
+      };
+      if (windowed)
+        stream_hidden_windowed(model_, item.length, ids, window, a_.context, a_.chunk, blocks_, sink);
+      else
+        model_.stream_hidden(item.length, ids, a_.chunk, blocks_, sink);
     }
     std::vector<Tensor> out;
     for (const Pooled& p : pools) out.push_back(p.result(strands));
@@ -329,6 +335,12 @@ void add_embed(CLI::App& app) {
   cmd->add_option("--pool", a->pool, "mean, none or cls")->check(CLI::IsMember({"mean", "none", "cls"}));
   cmd->add_option("--chunk", a->chunk, "Tokens per streamed chunk: a family that streams holds one chunk's states (1..65536)")
       ->check(CLI::Range(int64_t(1), int64_t(65536)));
+  cmd->add_option("--window", a->window, "Tokens per window (default: the model's maximum length; needs --context past it)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  cmd->add_option("--context", a->context,
+                  "Run a region longer than the window in windows overlapping by C tokens: each position's state from the first window "
+                  "that gives it C tokens of left context (0 <= C < window)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
   cmd->add_flag("--rc-average", a->rc_average, "Average with the reverse complement's states");
   cmd->add_flag("--keep-case", a->keep_case, "Do not upper-case soft-masked bases");
   add_device_option(cmd, a->device);

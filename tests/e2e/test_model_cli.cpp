@@ -427,4 +427,10 @@ TEST(ModelCli, LoglikPastTheWindowRunsOverlappingWindowsWithContext) {
             run_cli("loglik -m " + m + " --text " + seq.substr(0, 64)).out);
   EXPECT_NE(run_cli("loglik -m " + m + " --text " + seq + " --context 64").exit_code, 0);
   EXPECT_NE(run_cli("loglik -m " + m + " --text " + seq + " --context 8 --window 65").exit_code, 0);
+  // embed the same way: refused without --context, every position once with it.
+  const auto e_refused = run_cli("embed -m " + m + " --text " + seq + " -o " + (dir / "e0.safetensors").string());
+  EXPECT_NE(e_refused.err.find("--context"), std::string::npos) << e_refused.err;
+  const auto e = run_cli("embed -m " + m + " --text " + seq + " --context 24 --pool none -o " + (dir / "e.safetensors").string());
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_EQ(SafetensorsFile::open(dir / "e.safetensors").info("text/final").shape, (Shape{200, 16}));
 }

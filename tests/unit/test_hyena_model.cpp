@@ -171,6 +171,30 @@ TEST(HyenaModel, WindowedLogitsGiveEveryRowOnceFromItsWindow) {
     }
   }
   EXPECT_THROW(stream_logits_windowed(*model, 100, [](int64_t, Tensor&) {}, 65, 1, 4096, [](int64_t, const Tensor&) {}), Error);
+  // Hidden states the same way: the final state and block 0, each row from its window.
+  const std::vector<int64_t> blocks = {model->n_layer(), 0};
+  std::vector<std::vector<float>> got(2);
+  stream_hidden_windowed(*model, 157, [&](int64_t start, Tensor& part) { part.copy_from(ids.slice(0, start, part.size(0))); }, 64, 20,
+                         9, blocks, [&](int64_t start, std::span<const Tensor> s) {
+                           EXPECT_EQ(start * model->d_model(), int64_t(got[0].size()));
+                           for (size_t k = 0; k < 2; ++k) {
+                             const auto v = s[k].to_vector();
+                             got[k].insert(got[k].end(), v.begin(), v.end());
+                           }
+                         });
+  int64_t done = 0;
+  for (int64_t s : window_starts(157, 64, 20)) {
+    const int64_t n = std::min<int64_t>(64, 157 - s);
+    const auto f = model->forward(ids.slice(0, s, n), {.hidden = true});
+    const auto fin = f.final_hidden.to_vector(), h0 = f.hidden[0].to_vector();
+    const size_t d = size_t(model->d_model());
+    for (int64_t t = done; t < s + n; ++t)
+      for (size_t j = 0; j < d; ++j) {
+        EXPECT_EQ(got[0][size_t(t) * d + j], fin[size_t(t - s) * d + j]) << t;
+        EXPECT_EQ(got[1][size_t(t) * d + j], h0[size_t(t - s) * d + j]) << t;
+      }
+    done = s + n;
+  }
 }
 
 TEST(HyenaModel, FixtureBuffersMatchThePortsConstruction) {
