@@ -40,6 +40,33 @@ template <class T>
 void layer_norm_backward(Mat<const T> x, const T* w, const T* mean, const T* rstd, Mat<const T> dy, Mat<T> dx, T* dw,
                          T* db);
 
+// ---- causal attention and rotary positions (attention.cpp) --------------------------------------
+// Multi-head causal softmax attention with grouped-query heads, exact, never materialising the
+// (Lq, S) score matrix: each query row runs over its keys in tiles with an online softmax (a running
+// maximum and sum, FlashAttention's recurrence), so memory is O(Lq + S) whatever the length. q is
+// (Lq, H hd), k and v (S, Hkv hd); query row i sits at position offset + i and sees keys 0 ..
+// offset + i (a KV cache holding `offset` earlier keys: decode and chunked prefill), so S >= offset +
+// Lq. Query head h reads key/value head h / (H / Hkv). Rows are independent and computed in a fixed
+// order: results do not depend on the thread count. Letters: H heads, Hkv key/value heads, hd head
+// width, S keys.
+template <class T>
+struct AttentionArgs {
+  Mat<const T> q, k, v;
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t offset = 0;
+  double scale = 0;  // 0: 1 / sqrt(head_dim)
+};
+// y (Lq, H hd); lse (H, Lq) or null: each row's log-sum-exp of its scaled scores (the backward's).
+template <class T>
+void causal_attention_forward(const AttentionArgs<T>& a, Mat<T> y, T* lse);
+
+// Rotary position embedding, GPT-NeoX style (non-interleaved halves), in place on every head of x
+// (L, heads hd): channel pairs (i, i + hd/2), i < hd/2, turn by the angle p inv_freq[i] at position
+// p = (offset + t) * pos_scale (pos_scale < 1: interpolated positions). The angles are computed in
+// double; `inverse` turns the other way (the backward of the forward).
+template <class T>
+void rotary(Mat<T> x, int64_t heads, int64_t head_dim, const float* inv_freq, int64_t offset, double pos_scale, bool inverse);
+
 // ---- causal depthwise conv (causal_conv1d.cpp) --------------------------------------------------
 // out[t, c] = act(b[c] + sum_k w[c, k] x[t - W + 1 + k, c]); act = SiLU when `silu`. Rows before
 // t = 0 read as zeros, or, with a `state` (inference that continues a sequence), as the state's last

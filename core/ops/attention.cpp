@@ -1,0 +1,94 @@
+// Causal attention and rotary positions on the CPU (ops.h). A query row's keys are visited in tiles
+// of kKeyTile: the tile's scores first, then one rescale of the running output per tile rather than
+// per key (FlashAttention-2's order), so the inner loops are dot products and axpys over the head
+// width that the compiler vectorises. Work is split over (head, query block) pairs.
+#include "core/ops/ops.h"
+
+#include "core/error.h"
+#include "core/threads.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace longseq::ops {
+
+namespace {
+constexpr int64_t kKeyTile = 64;     // keys per online-softmax step
+constexpr int64_t kQueryBlock = 32;  // query rows per unit of work
+}  // namespace
+
+template <class T>
+void causal_attention_forward(const AttentionArgs<T>& a, Mat<T> y, T* lse) {
+  const int64_t H = a.heads, Hkv = a.kv_heads, hd = a.head_dim, Lq = a.q.rows, S = a.k.rows;
+  LS_CHECK(H > 0 && Hkv > 0 && H % Hkv == 0 && hd > 0, "attention: {} heads over {} key/value heads of width {}", H, Hkv, hd);
+  LS_CHECK(a.q.cols == H * hd && a.k.cols == Hkv * hd && a.v.cols == Hkv * hd && a.v.rows == S && y.rows == Lq && y.cols == H * hd,
+           "attention: shapes q ({}, {}), k ({}, {}), v ({}, {}), y ({}, {}) for {} heads of {}", a.q.rows, a.q.cols, a.k.rows, a.k.cols,
+           a.v.rows, a.v.cols, y.rows, y.cols, H, hd);
+  LS_CHECK(a.offset >= 0 && a.offset + Lq <= S, "attention: {} queries at offset {} need {} keys, got {}", Lq, a.offset, a.offset + Lq, S);
+  const double scale = a.scale > 0 ? a.scale : 1.0 / std::sqrt(double(hd));
+  const int64_t blocks = (Lq + kQueryBlock - 1) / kQueryBlock, group = H / Hkv;
+  for_blocks(H * blocks, 1, [&](int64_t unit, int64_t, int) {
+    const int64_t h = unit / blocks, i0 = (unit % blocks) * kQueryBlock, kvh = h / group;
+    std::vector<double> acc(static_cast<size_t>(hd)), score(static_cast<size_t>(kKeyTile));
+    for (int64_t i = i0; i < std::min(Lq, i0 + kQueryBlock); ++i) {
+      const T* q = a.q.row(i) + h * hd;
+      const int64_t keys = a.offset + i + 1;
+      double m = -std::numeric_limits<double>::infinity(), l = 0;
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t j0 = 0; j0 < keys; j0 += kKeyTile) {
+        const int64_t n = std::min(kKeyTile, keys - j0);
+        double tile_max = m;
+        for (int64_t j = 0; j < n; ++j) {
+          const T* k = a.k.row(j0 + j) + kvh * hd;
+          double dot = 0;
+          for (int64_t e = 0; e < hd; ++e) dot += double(q[e]) * double(k[e]);
+          score[size_t(j)] = dot * scale;
+          tile_max = std::max(tile_max, score[size_t(j)]);
+        }
+        const double rescale = std::exp(m - tile_max);  // 0 on the first tile (m = -inf)
+        l *= rescale;
+        for (double& x : acc) x *= rescale;
+        for (int64_t j = 0; j < n; ++j) {
+          const double p = std::exp(score[size_t(j)] - tile_max);
+          l += p;
+          const T* v = a.v.row(j0 + j) + kvh * hd;
+          for (int64_t e = 0; e < hd; ++e) acc[size_t(e)] += p * double(v[e]);
+        }
+        m = tile_max;
+      }
+      T* out = y.row(i) + h * hd;
+      for (int64_t e = 0; e < hd; ++e) out[e] = T(acc[size_t(e)] / l);
+      if (lse) lse[h * Lq + i] = T(m + std::log(l));
+    }
+  });
+}
+
+template <class T>
+void rotary(Mat<T> x, int64_t heads, int64_t head_dim, const float* inv_freq, int64_t offset, double pos_scale, bool inverse) {
+  LS_CHECK(head_dim % 2 == 0 && x.cols == heads * head_dim, "rotary: {} columns for {} heads of width {} (even)", x.cols, heads, head_dim);
+  const int64_t half = head_dim / 2;
+  for_blocks(x.rows, 64, [&](int64_t r0, int64_t rows, int) {
+    for (int64_t t = r0; t < r0 + rows; ++t) {
+      const double p = double(offset + t) * pos_scale;
+      for (int64_t i = 0; i < half; ++i) {
+        const double angle = p * double(inv_freq[i]), c = std::cos(angle), s = inverse ? -std::sin(angle) : std::sin(angle);
+        for (int64_t h = 0; h < heads; ++h) {
+          T* row = x.row(t) + h * head_dim;
+          const double x0 = double(row[i]), x1 = double(row[i + half]);
+          row[i] = T(x0 * c - x1 * s);
+          row[i + half] = T(x0 * s + x1 * c);
+        }
+      }
+    }
+  });
+}
+
+#define LONGSEQ_INSTANTIATE(T)                                                        \
+  template void causal_attention_forward<T>(const AttentionArgs<T>&, Mat<T>, T*);     \
+  template void rotary<T>(Mat<T>, int64_t, int64_t, const float*, int64_t, double, bool);
+LONGSEQ_INSTANTIATE(float)
+LONGSEQ_INSTANTIATE(double)
+#undef LONGSEQ_INSTANTIATE
+
+}  // namespace longseq::ops

@@ -1,0 +1,132 @@
+// Causal attention and rotary positions (core/ops/attention.cpp) against a deliberately naive float64
+// oracle (the whole score matrix, a two-pass softmax): odd lengths, L = 1, lengths off the key tile
+// (64) and query block (32), grouped-query heads, queries at an offset into a KV cache (decode and
+// chunked prefill equal the whole pass, bit for bit), thread counts; rotary against its formula,
+// its inverse, interpolated positions, and the relative-position property.
+#include "core/ops/ops.h"
+#include "core/threads.h"
+#include "tests/testing.h"
+
+#include <cmath>
+
+using namespace longseq;
+using namespace longseq::testing;
+
+namespace {
+
+// y (Lq, H hd) and lse (H, Lq) in double, the definition written out.
+void attention_oracle(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v, int64_t Lq, int64_t S,
+                      int64_t H, int64_t Hkv, int64_t hd, int64_t offset, std::vector<double>& y, std::vector<double>& lse) {
+  y.assign(size_t(Lq * H * hd), 0.0);
+  lse.assign(size_t(H * Lq), 0.0);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < Lq; ++i) {
+      const int64_t kvh = h / (H / Hkv), keys = offset + i + 1;
+      std::vector<double> s(static_cast<size_t>(keys));
+      double m = -1e300;
+      for (int64_t j = 0; j < keys; ++j) {
+        double dot = 0;
+        for (int64_t e = 0; e < hd; ++e) dot += double(q[size_t(i * H * hd + h * hd + e)]) * double(k[size_t(j * Hkv * hd + kvh * hd + e)]);
+        s[size_t(j)] = dot / std::sqrt(double(hd));
+        m = std::max(m, s[size_t(j)]);
+      }
+      double z = 0;
+      for (double x : s) z += std::exp(x - m);
+      for (int64_t j = 0; j < keys; ++j)
+        for (int64_t e = 0; e < hd; ++e)
+          y[size_t(i * H * hd + h * hd + e)] += std::exp(s[size_t(j)] - m) / z * double(v[size_t(j * Hkv * hd + kvh * hd + e)]);
+      lse[size_t(h * Lq + i)] = m + std::log(z);
+    }
+  (void)S;
+}
+
+struct Case {
+  int64_t L, H, Hkv, hd;
+};
+
+}  // namespace
+
+TEST(Attention, MatchesTheFloat64Oracle) {
+  for (const Case c : {Case{1, 2, 2, 8}, Case{37, 4, 4, 16}, Case{64, 2, 1, 16}, Case{65, 6, 2, 8}, Case{130, 3, 3, 32}, Case{97, 4, 2, 6}}) {
+    const auto q = random_vector(size_t(c.L * c.H * c.hd), 1, -2, 2), k = random_vector(size_t(c.L * c.Hkv * c.hd), 2, -2, 2),
+               v = random_vector(size_t(c.L * c.Hkv * c.hd), 3);
+    std::vector<float> y(q.size()), lse(size_t(c.H * c.L));
+    const ops::AttentionArgs<float> a{.q = mat(q.data(), c.L, c.H * c.hd), .k = mat(k.data(), c.L, c.Hkv * c.hd),
+                                      .v = mat(v.data(), c.L, c.Hkv * c.hd), .heads = c.H, .kv_heads = c.Hkv, .head_dim = c.hd};
+    ops::causal_attention_forward(a, mat(y.data(), c.L, c.H * c.hd), lse.data());
+    std::vector<double> want_y, want_lse;
+    attention_oracle(q, k, v, c.L, c.L, c.H, c.Hkv, c.hd, 0, want_y, want_lse);
+    const ErrorStats e = compare(y, want_y), el = compare(lse, want_lse);
+    EXPECT_LE(e.max_abs, 2e-6 * std::max(1.0, e.max_ref)) << "L " << c.L << " H " << c.H << "/" << c.Hkv;
+    EXPECT_LE(el.max_abs, 2e-6 * std::max(1.0, el.max_ref)) << "L " << c.L;
+    // double instantiation: to rounding
+    std::vector<double> qd(q.begin(), q.end()), kd(k.begin(), k.end()), vd(v.begin(), v.end()), yd(q.size());
+    ops::causal_attention_forward<double>({.q = mat<const double>(qd.data(), c.L, c.H * c.hd), .k = mat<const double>(kd.data(), c.L, c.Hkv * c.hd),
+                                           .v = mat<const double>(vd.data(), c.L, c.Hkv * c.hd), .heads = c.H, .kv_heads = c.Hkv, .head_dim = c.hd},
+                                          mat(yd.data(), c.L, c.H * c.hd), nullptr);
+    for (size_t n = 0; n < yd.size(); ++n) EXPECT_NEAR(yd[n], want_y[n], 1e-12) << n;
+  }
+}
+
+TEST(Attention, CachedQueriesEqualTheWholePassAndThreadsDoNotMatter) {
+  const int64_t L = 150, H = 4, Hkv = 2, hd = 16;
+  const auto q = random_vector(size_t(L * H * hd), 4, -2, 2), k = random_vector(size_t(L * Hkv * hd), 5, -2, 2),
+             v = random_vector(size_t(L * Hkv * hd), 6);
+  const auto run = [&](int64_t i0, int64_t n) {  // queries [i0, i0 + n) against keys [0, i0 + n)
+    std::vector<float> y(size_t(n * H * hd));
+    ops::causal_attention_forward<float>({.q = mat(q.data() + i0 * H * hd, n, H * hd), .k = mat(k.data(), i0 + n, Hkv * hd),
+                                          .v = mat(v.data(), i0 + n, Hkv * hd), .heads = H, .kv_heads = Hkv, .head_dim = hd, .offset = i0},
+                                         mat(y.data(), n, H * hd), nullptr);
+    return y;
+  };
+  const auto whole = run(0, L);
+  std::vector<float> pieces;
+  for (int64_t i0 = 0, n = 37; i0 < L; i0 += n, n = n == 37 ? 64 : 1) {  // chunked prefill, then single decode steps
+    n = std::min(n, L - i0);
+    const auto part = run(i0, n);
+    pieces.insert(pieces.end(), part.begin(), part.end());
+  }
+  EXPECT_EQ(pieces, whole);
+  const int before = num_threads();
+  set_num_threads(1);
+  EXPECT_EQ(run(0, L), whole);
+  set_num_threads(before);
+  std::vector<float> y(10);
+  EXPECT_THROW(ops::causal_attention_forward<float>({.q = mat(q.data(), 10, H * hd), .k = mat(k.data(), 5, Hkv * hd), .v = mat(v.data(), 5, Hkv * hd),
+                                                     .heads = H, .kv_heads = Hkv, .head_dim = hd},
+                                                    mat(y.data(), 10, H * hd), nullptr),
+               Error);
+}
+
+TEST(Rotary, TurnsHalvesByPositionTimesFrequency) {
+  const int64_t L = 23, H = 3, hd = 8, half = hd / 2;
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) inv_freq[size_t(i)] = float(1.0 / std::pow(10000.0, double(2 * i) / double(hd)));
+  const auto x0 = random_vector(size_t(L * H * hd), 8);
+  for (double scale : {1.0, 1.0 / 128}) {
+    std::vector<float> x = x0;
+    ops::rotary(mat(x.data(), L, H * hd), H, hd, inv_freq.data(), 5, scale, false);
+    for (int64_t t = 0; t < L; ++t)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t i = 0; i < half; ++i) {
+          const double a = double(5 + t) * scale * double(inv_freq[size_t(i)]);
+          const size_t p = size_t(t * H * hd + h * hd + i);
+          EXPECT_NEAR(x[p], x0[p] * std::cos(a) - x0[p + size_t(half)] * std::sin(a), 1e-6);
+          EXPECT_NEAR(x[p + size_t(half)], x0[p] * std::sin(a) + x0[p + size_t(half)] * std::cos(a), 1e-6);
+        }
+    ops::rotary(mat(x.data(), L, H * hd), H, hd, inv_freq.data(), 5, scale, true);
+    EXPECT_LE(compare(x, std::vector<double>(x0.begin(), x0.end())).max_abs, 1e-6);
+  }
+  // q . k after rotary depends on the distance of their positions only.
+  std::vector<float> q = random_vector(size_t(hd), 9), k = random_vector(size_t(hd), 10);
+  const auto dot_at = [&](int64_t pq, int64_t pk) {
+    std::vector<float> a = q, b = k;
+    ops::rotary(mat(a.data(), 1, hd), 1, hd, inv_freq.data(), pq, 1.0, false);
+    ops::rotary(mat(b.data(), 1, hd), 1, hd, inv_freq.data(), pk, 1.0, false);
+    double d = 0;
+    for (int64_t e = 0; e < hd; ++e) d += double(a[size_t(e)]) * double(b[size_t(e)]);
+    return d;
+  };
+  EXPECT_NEAR(dot_at(7, 3), dot_at(107, 103), 1e-5);
+  EXPECT_GT(std::abs(dot_at(7, 3) - dot_at(7, 6)), 1e-3);
+}
