@@ -329,6 +329,24 @@ TEST(TrainCli, MaskedLmTrainsCaduceusAndRefusesTheWrongTask) {
   EXPECT_EQ(read_all(tmp / "a/model/model.safetensors"), read_all(tmp / "b/model/model.safetensors"));
   const CliResult info = run_cli("info --no-tensors " + (tmp / "a/model").string());
   EXPECT_NE(info.out.find("Caduceus-PS"), std::string::npos) << info.out;
+  // The masked-LM model fine-tunes as a classifier (--init), whose predictions `classify` reads.
+  {
+    std::ofstream tsv(tmp / "cls.tsv");
+    tsv << "sequence\tlabel\n";
+    Rng rng(3);
+    for (int i = 0; i < 24; ++i) {
+      std::string seq;
+      for (int k = 0; k < 48; ++k) seq += (i % 2 ? "AT" : "GC")[rng.below(2)];
+      tsv << seq << "\t" << (i % 2 ? "at" : "gc") << "\n";
+    }
+  }
+  const CliResult ft = run_cli("train --task classify --data " + (tmp / "cls.tsv").string() + " --init " + (tmp / "a/model").string() +
+                               " --batch 4 --steps 6 --lr 3e-3 --warmup 1 --eval-every 6 --val-fraction 0.25 -o " + (tmp / "ft").string());
+  ASSERT_EQ(ft.exit_code, 0) << ft.err;
+  std::ofstream(tmp / "q.fa") << ">q\nGCGCGGCCGCGCGGCGCCGCGGCGCGCC\n";
+  const CliResult cls = run_cli("classify -m " + (tmp / "ft/model").string() + " " + (tmp / "q.fa").string());
+  ASSERT_EQ(cls.exit_code, 0) << cls.err;
+  EXPECT_TRUE(cls.out.find("q\tgc") != std::string::npos || cls.out.find("q\tat") != std::string::npos) << cls.out;
 
   const CliResult lm = run_cli("train --task lm -r " + fasta.string() + " --family caduceus --steps 1 -o " + (tmp / "c").string());
   EXPECT_NE(lm.exit_code, 0);
