@@ -335,12 +335,7 @@ void add_embed(CLI::App& app) {
   cmd->add_option("--pool", a->pool, "mean, none or cls")->check(CLI::IsMember({"mean", "none", "cls"}));
   cmd->add_option("--chunk", a->chunk, "Tokens per streamed chunk: a family that streams holds one chunk's states (1..65536)")
       ->check(CLI::Range(int64_t(1), int64_t(65536)));
-  cmd->add_option("--window", a->window, "Tokens per window (default: the model's maximum length; needs --context past it)")
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
-  cmd->add_option("--context", a->context,
-                  "Run a region longer than the window in windows overlapping by C tokens: each position's state from the first window "
-                  "that gives it C tokens of left context (0 <= C < window)")
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
+  add_window_options(cmd, a->window, a->context, "gets its state");
   cmd->add_flag("--rc-average", a->rc_average, "Average with the reverse complement's states");
   cmd->add_flag("--keep-case", a->keep_case, "Do not upper-case soft-masked bases");
   add_device_option(cmd, a->device);

@@ -32,6 +32,15 @@ void add_device_option(CLI::App* cmd, std::string& device) {
       ->check(CLI::IsMember({"cpu", "cuda"}));
 }
 
+void add_window_options(CLI::App* cmd, int64_t& window, int64_t& context, const std::string& what) {
+  cmd->add_option("--window", window, "Tokens per window (default: the model's maximum length; needs --context past it)")
+      ->check(CLI::Range(int64_t(2), int64_t(1) << 30));
+  cmd->add_option("--context", context,
+                  "Run a sequence longer than the window in windows overlapping by C tokens: each position " + what +
+                      " once, from the first window that gives it C tokens of left context (0 <= C < window)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
+}
+
 std::string describe_model(const LanguageModel& m) {
   // d_model() is the hidden state's width (Caduceus-PS: both strands' halves, 2 x the config's d_model).
   std::string s = fmt::format("{}, hidden width {}, {} layers, vocab {}", m.family(), m.d_model(), m.n_layer(), m.vocab_size());

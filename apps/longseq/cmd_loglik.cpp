@@ -159,12 +159,7 @@ void add_loglik(CLI::App& app) {
   fasta->excludes(text);
   cmd->add_option("-o,--output", a->output, "Output TSV ('-' = stdout)");
   cmd->add_option("--chunk", a->chunk, "Tokens per streamed chunk")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
-  cmd->add_option("--window", a->window, "Tokens per window (default: the model's maximum length; needs --context past it)")
-      ->check(CLI::Range(int64_t(2), int64_t(1) << 30));
-  cmd->add_option("--context", a->context,
-                  "Score a sequence longer than the window in windows overlapping by C bases: each base predicted once, from at least C "
-                  "bases of left context (0 <= C < window)")
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
+  add_window_options(cmd, a->window, a->context, "predicted");
   cli::add_device_option(cmd, a->device);
   cmd->add_flag("--keep-case", a->keep_case, "Do not upper-case soft-masked (lowercase) bases; they become unknown tokens");
   cmd->callback([a] { run(*a); });

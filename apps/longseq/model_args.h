@@ -24,6 +24,10 @@ void add_model_options(CLI::App* cmd, ModelArgs& a);
 std::unique_ptr<LanguageModel> new_model(const ModelArgs& a, int64_t train_length, uint64_t seed);
 // Registers --device (cpu or cuda) on `cmd`; the value goes to `device`.
 void add_device_option(CLI::App* cmd, std::string& device);
+// Registers --window W and --context C: a sequence longer than the model's window (or W) runs in
+// windows overlapping by C tokens (core/models/windows.h). `what` says what each position gets
+// ("predicted", "its state").
+void add_window_options(CLI::App* cmd, int64_t& window, int64_t& context, const std::string& what);
 
 // A one-line description (family, d_model, layers, vocabulary, longest input).
 std::string describe_model(const LanguageModel& model);
