@@ -148,6 +148,17 @@ std::vector<Op> make_ops() {
     list.push_back({"linear", fmt::format("M={} K={} O={}", M, K, O), double(M * O), 0, 2.0 * M * K * O,
                    [=] { ops::linear_forward<float>(rows_of(*x), w->data<float>(), nullptr, rows_of(*y)); }});
   }
+  for (int64_t L : {int64_t(2048), int64_t(8192)}) {  // Evo 2 1b's attention: 15 heads of 128, causal
+    const int64_t H = 15, hd = 128;
+    auto q = std::make_shared<Tensor>(random_tensor({L, H * hd}, 6)), k = std::make_shared<Tensor>(random_tensor({L, H * hd}, 7)),
+         v = std::make_shared<Tensor>(random_tensor({L, H * hd}, 8)), y = std::make_shared<Tensor>(Tensor::empty({L, H * hd}));
+    const double pairs = double(L) * double(L + 1) / 2;  // causal query-key pairs per head
+    list.push_back({"attention.causal", fmt::format("L={} H={} hd={}", L, H, hd), double(L * H), 0, 4.0 * pairs * double(H * hd), [=] {
+                      ops::causal_attention_forward<float>({.q = rows_of(*q), .k = rows_of(*k), .v = rows_of(*v), .heads = H, .kv_heads = H,
+                                                            .head_dim = hd},
+                                                           rows_of(*y), nullptr);
+                    }});
+  }
   add_scan_ops(list);
   add_conv_ops(list);
   add_fft_ops(list);
