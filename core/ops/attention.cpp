@@ -1,7 +1,8 @@
 // Causal attention and rotary positions on the CPU (ops.h). A query row's keys are visited in tiles
 // of kKeyTile: the tile's scores first, then one rescale of the running output per tile rather than
 // per key (FlashAttention-2's order), so the inner loops are dot products and axpys over the head
-// width that the compiler vectorises. Work is split over (head, query block) pairs.
+// width (omp simd). Work is split over (head, query block) pairs. A row at a time is the reference
+// schedule; blocking queries so a key tile is reused across rows is the next step (PERFORMANCE.md).
 #include "core/ops/ops.h"
 
 #include "core/error.h"
@@ -30,35 +31,41 @@ void causal_attention_forward(const AttentionArgs<T>& a, Mat<T> y, T* lse) {
   const int64_t blocks = (Lq + kQueryBlock - 1) / kQueryBlock, group = H / Hkv;
   for_blocks(H * blocks, 1, [&](int64_t unit, int64_t, int) {
     const int64_t h = unit / blocks, i0 = (unit % blocks) * kQueryBlock, kvh = h / group;
-    std::vector<double> acc(static_cast<size_t>(hd)), score(static_cast<size_t>(kKeyTile));
+    // Scores, probabilities and the output row accumulate in T (float: the official fp32 compute),
+    // the running maximum and sum in double.
+    std::vector<T> acc(static_cast<size_t>(hd)), score(static_cast<size_t>(kKeyTile));
     for (int64_t i = i0; i < std::min(Lq, i0 + kQueryBlock); ++i) {
       const T* q = a.q.row(i) + h * hd;
+      T* o = acc.data();
       const int64_t keys = a.offset + i + 1;
       double m = -std::numeric_limits<double>::infinity(), l = 0;
-      std::fill(acc.begin(), acc.end(), 0.0);
+      std::fill(acc.begin(), acc.end(), T(0));
       for (int64_t j0 = 0; j0 < keys; j0 += kKeyTile) {
         const int64_t n = std::min(kKeyTile, keys - j0);
         double tile_max = m;
         for (int64_t j = 0; j < n; ++j) {
           const T* k = a.k.row(j0 + j) + kvh * hd;
-          double dot = 0;
-          for (int64_t e = 0; e < hd; ++e) dot += double(q[e]) * double(k[e]);
-          score[size_t(j)] = dot * scale;
-          tile_max = std::max(tile_max, score[size_t(j)]);
+          T dot = 0;
+#pragma omp simd reduction(+ : dot)
+          for (int64_t e = 0; e < hd; ++e) dot += q[e] * k[e];
+          score[size_t(j)] = T(double(dot) * scale);
+          tile_max = std::max(tile_max, double(score[size_t(j)]));
         }
-        const double rescale = std::exp(m - tile_max);  // 0 on the first tile (m = -inf)
-        l *= rescale;
-        for (double& x : acc) x *= rescale;
+        const T rescale = T(std::exp(m - tile_max));  // 0 on the first tile (m = -inf)
+        l *= double(rescale);
+#pragma omp simd
+        for (int64_t e = 0; e < hd; ++e) o[e] *= rescale;
         for (int64_t j = 0; j < n; ++j) {
-          const double p = std::exp(score[size_t(j)] - tile_max);
-          l += p;
+          const T p = std::exp(score[size_t(j)] - T(tile_max));
+          l += double(p);
           const T* v = a.v.row(j0 + j) + kvh * hd;
-          for (int64_t e = 0; e < hd; ++e) acc[size_t(e)] += p * double(v[e]);
+#pragma omp simd
+          for (int64_t e = 0; e < hd; ++e) o[e] += p * v[e];
         }
         m = tile_max;
       }
       T* out = y.row(i) + h * hd;
-      for (int64_t e = 0; e < hd; ++e) out[e] = T(acc[size_t(e)] / l);
+      for (int64_t e = 0; e < hd; ++e) out[e] = T(double(o[e]) / l);
       if (lse) lse[h * Lq + i] = T(m + std::log(l));
     }
   });
