@@ -72,6 +72,38 @@ void causal_attention_forward(const AttentionArgs<T>& a, Mat<T> y, T* lse) {
 }
 
 template <class T>
+void causal_attention_backward(const AttentionArgs<T>& a, Mat<const T> y, const T* lse, Mat<const T> dy, Mat<T> dq, Mat<T> dk,
+                               Mat<T> dv) {
+  const int64_t H = a.heads, Hkv = a.kv_heads, hd = a.head_dim, Lq = a.q.rows, S = a.k.rows, group = H / std::max<int64_t>(Hkv, 1);
+  LS_CHECK(H > 0 && Hkv > 0 && H % Hkv == 0 && a.offset >= 0 && a.offset + Lq <= S && y.rows == Lq && dy.rows == Lq && dq.rows == Lq &&
+               dk.rows == S && dv.rows == S,
+           "attention backward: {} queries at offset {} over {} keys, {} heads over {}", Lq, a.offset, S, H, Hkv);
+  const double scale = a.scale > 0 ? a.scale : 1.0 / std::sqrt(double(hd));
+  for_blocks(Hkv, 1, [&](int64_t kvh, int64_t, int) {
+    for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
+      for (int64_t i = 0; i < Lq; ++i) {
+        const T *q = a.q.row(i) + h * hd, *g = dy.row(i) + h * hd, *o = y.row(i) + h * hd;
+        T* gq = dq.row(i) + h * hd;
+        double rowdot = 0;  // D_i = dy_i . y_i
+        for (int64_t e = 0; e < hd; ++e) rowdot += double(g[e]) * double(o[e]);
+        const double l = double(lse[h * Lq + i]);
+        for (int64_t j = 0; j <= a.offset + i; ++j) {
+          const T *k = a.k.row(j) + kvh * hd, *v = a.v.row(j) + kvh * hd;
+          double s = 0, dp = 0;
+          for (int64_t e = 0; e < hd; ++e) s += double(q[e]) * double(k[e]), dp += double(g[e]) * double(v[e]);
+          const double p = std::exp(s * scale - l), ds = p * (dp - rowdot) * scale;
+          T *gk = dk.row(j) + kvh * hd, *gv = dv.row(j) + kvh * hd;
+          for (int64_t e = 0; e < hd; ++e) {
+            gv[e] += T(p * double(g[e]));
+            gq[e] += T(ds * double(k[e]));
+            gk[e] += T(ds * double(q[e]));
+          }
+        }
+      }
+  });
+}
+
+template <class T>
 void rotary(Mat<T> x, int64_t heads, int64_t head_dim, const float* inv_freq, int64_t offset, double pos_scale, bool inverse) {
   LS_CHECK(head_dim % 2 == 0 && x.cols == heads * head_dim, "rotary: {} columns for {} heads of width {} (even)", x.cols, heads, head_dim);
   const int64_t half = head_dim / 2;
@@ -91,8 +123,10 @@ void rotary(Mat<T> x, int64_t heads, int64_t head_dim, const float* inv_freq, in
   });
 }
 
-#define LONGSEQ_INSTANTIATE(T)                                                        \
-  template void causal_attention_forward<T>(const AttentionArgs<T>&, Mat<T>, T*);     \
+#define LONGSEQ_INSTANTIATE(T)                                                                                           \
+  template void causal_attention_forward<T>(const AttentionArgs<T>&, Mat<T>, T*);                                        \
+  template void causal_attention_backward<T>(const AttentionArgs<T>&, Mat<const T>, const T*, Mat<const T>, Mat<T>, Mat<T>, \
+                                             Mat<T>);                                                                    \
   template void rotary<T>(Mat<T>, int64_t, int64_t, const float*, int64_t, double, bool);
 LONGSEQ_INSTANTIATE(float)
 LONGSEQ_INSTANTIATE(double)

@@ -59,6 +59,13 @@ struct AttentionArgs {
 // y (Lq, H hd); lse (H, Lq) or null: each row's log-sum-exp of its scaled scores (the backward's).
 template <class T>
 void causal_attention_forward(const AttentionArgs<T>& a, Mat<T> y, T* lse);
+// dq (Lq, H hd), dk, dv (S, Hkv hd) += the gradients of sum(dy * y), from the forward's y and lse
+// (the probabilities are recomputed, never stored: FlashAttention-2's backward). Work is split over
+// key/value heads (each owns its dk, dv rows and its query heads' dq): any thread count gives the
+// same bits.
+template <class T>
+void causal_attention_backward(const AttentionArgs<T>& a, Mat<const T> y, const T* lse, Mat<const T> dy, Mat<T> dq, Mat<T> dk,
+                               Mat<T> dv);
 
 // Rotary position embedding, GPT-NeoX style (non-interleaved halves), in place on every head of x
 // (L, heads hd): channel pairs (i, i + hd/2), i < hd/2, turn by the angle p inv_freq[i] at position

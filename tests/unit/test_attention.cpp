@@ -130,3 +130,44 @@ TEST(Rotary, TurnsHalvesByPositionTimesFrequency) {
   EXPECT_NEAR(dot_at(7, 3), dot_at(107, 103), 1e-5);
   EXPECT_GT(std::abs(dot_at(7, 3) - dot_at(7, 6)), 1e-3);
 }
+
+TEST(Attention, BackwardMatchesFiniteDifferences) {
+  // sum(dy * y) differentiated by central differences in double, for every element of q, k and v:
+  // grouped heads, queries at an offset (a cache of earlier keys that receive gradients too), L = 1.
+  struct Shape {
+    int64_t Lq, S, H, Hkv, hd;
+  };
+  for (const Shape c : {Shape{1, 1, 2, 2, 4}, Shape{9, 9, 4, 2, 6}, Shape{5, 23, 3, 1, 4}}) {
+    const int64_t offset = c.S - c.Lq;
+    const auto f = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+    std::vector<double> q = f(random_vector(size_t(c.Lq * c.H * c.hd), 11, -1.5, 1.5)), k = f(random_vector(size_t(c.S * c.Hkv * c.hd), 12, -1.5, 1.5)),
+                        v = f(random_vector(size_t(c.S * c.Hkv * c.hd), 13)), dy = f(random_vector(size_t(c.Lq * c.H * c.hd), 14));
+    const auto args = [&] {
+      return ops::AttentionArgs<double>{.q = mat<const double>(q.data(), c.Lq, c.H * c.hd), .k = mat<const double>(k.data(), c.S, c.Hkv * c.hd),
+                                        .v = mat<const double>(v.data(), c.S, c.Hkv * c.hd), .heads = c.H, .kv_heads = c.Hkv, .head_dim = c.hd,
+                                        .offset = offset};
+    };
+    const auto loss = [&] {
+      std::vector<double> y(q.size());
+      ops::causal_attention_forward<double>(args(), mat(y.data(), c.Lq, c.H * c.hd), nullptr);
+      double s = 0;
+      for (size_t n = 0; n < y.size(); ++n) s += y[n] * dy[n];
+      return s;
+    };
+    std::vector<double> y(q.size()), lse(size_t(c.H * c.Lq)), dq(q.size()), dk(k.size()), dv(v.size());
+    ops::causal_attention_forward<double>(args(), mat(y.data(), c.Lq, c.H * c.hd), lse.data());
+    ops::causal_attention_backward<double>(args(), mat<const double>(y.data(), c.Lq, c.H * c.hd), lse.data(),
+                                           mat<const double>(dy.data(), c.Lq, c.H * c.hd), mat(dq.data(), c.Lq, c.H * c.hd),
+                                           mat(dk.data(), c.S, c.Hkv * c.hd), mat(dv.data(), c.S, c.Hkv * c.hd));
+    for (auto [x, g, name] : {std::tuple{&q, &dq, "q"}, std::tuple{&k, &dk, "k"}, std::tuple{&v, &dv, "v"}})
+      for (size_t n = 0; n < x->size(); ++n) {
+        const double keep = (*x)[n], eps = 1e-6;
+        (*x)[n] = keep + eps;
+        const double up = loss();
+        (*x)[n] = keep - eps;
+        const double down = loss();
+        (*x)[n] = keep;
+        EXPECT_NEAR((*g)[n], (up - down) / (2 * eps), 1e-7) << name << " " << n << " Lq " << c.Lq;
+      }
+  }
+}
