@@ -60,18 +60,25 @@ void run(const ConvertArgs& a) {
     const fs::path out(a.output);
     std::vector<fs::path> inputs = ModelDir::files(a.input);
     check_output_folder(out, inputs);
+    const bool created = !fs::exists(out);
     fs::create_directories(out);
-    check_output_file(out / "model.safetensors", inputs);
-    // The model's small text files (config, tokenizer) travel with it; the weights are converted.
-    for (const auto& e : fs::directory_iterator(m.dir)) {
-      const std::string ext = e.path().extension().string();
-      const bool text = ext == ".json" || ext == ".yml" || ext == ".yaml" || ext == ".txt";
-      if (e.is_regular_file() && text && e.path() != m.weights.path()) {
-        check_output_file(out / e.path().filename(), inputs);
-        write_text_atomic(out / e.path().filename(), read_text_file(e.path()));
+    try {
+      check_output_file(out / "model.safetensors", inputs);
+      write(m.weights, out / "model.safetensors", a);  // first: the step that refuses a NaN or a bad file
+      // The model's small text files (config, tokenizer) travel with it; the weights are converted.
+      for (const auto& e : fs::directory_iterator(m.dir)) {
+        const std::string ext = e.path().extension().string();
+        const bool text = ext == ".json" || ext == ".yml" || ext == ".yaml" || ext == ".txt";
+        if (e.is_regular_file() && text && e.path() != m.weights.path()) {
+          check_output_file(out / e.path().filename(), inputs);
+          write_text_atomic(out / e.path().filename(), read_text_file(e.path()));
+        }
       }
+    } catch (...) {
+      std::error_code ec;
+      if (created) fs::remove_all(out, ec);  // a folder this run made is complete or absent
+      throw;
     }
-    write(m.weights, out / "model.safetensors", a);
     return;
   }
   LS_CHECK(a.output.ends_with(".safetensors"), "-o {}: the output of a file is a .safetensors file (or give a model folder for a folder)",

@@ -331,6 +331,15 @@ TEST(ModelCli, PytorchCheckpointFoldersRunAsTheirSafetensorsAndConvertBack) {
   EXPECT_NE(self.exit_code, 0);
   EXPECT_NE(run_cli("convert " + pt.string() + " " + (dir / "x.bin").string()).exit_code, 0);
   EXPECT_NE(run_cli("convert " + pt.string() + " " + (dir / "y.safetensors").string() + " --dtype f8").exit_code, 0);
+  // A checkpoint with a NaN: one line naming the tensor, and no output folder left behind.
+  std::filesystem::create_directories(dir / "nan");
+  std::filesystem::copy_file(fx / "config.json", dir / "nan/config.json");
+  const std::string nan = std::string(LONGSEQ_TORCH_PYTHON) + " -c \"import torch; torch.save({'w': torch.tensor([1.0, float('nan')])}, '" +
+                          (dir / "nan/pytorch_model.bin").string() + "')\"";
+  ASSERT_EQ(std::system(nan.c_str()), 0);
+  const auto bad = run_cli("convert " + (dir / "nan").string() + " " + (dir / "nan_out").string());
+  EXPECT_NE(bad.err.find("tensor 'w' holds a non-finite value"), std::string::npos) << bad.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "nan_out"));
 }
 
 namespace {
