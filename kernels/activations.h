@@ -29,5 +29,10 @@ LS_HD float gelu_tanh_grad(float x) {
   const float k = 0.7978845608028654f, th = tanhf(k * (x + 0.044715f * x * x * x));
   return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * x * x);
 }
+// GELU, exact: x Phi(x) with the normal CDF through erf (torch's default; Evo 2's first MLP).
+LS_HD float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); }
+LS_HD float gelu_erf_grad(float x) {
+  return 0.5f * (1.0f + erff(x * 0.7071067811865476f)) + x * 0.3989422804014327f * expf(-0.5f * x * x);
+}
 
 }  // namespace longseq

@@ -58,8 +58,12 @@ void column_sums_run(ColumnSumParams q, Launch launch) {
   launch(dim3(unsigned((q.channels + 255) / 256)), dim3(256), column_sums_finish_kernel, q);
 }
 
-LS_HD float activation_value(Activation kind, float x) { return kind == Activation::silu ? silu(x) : gelu_tanh(x); }
-LS_HD float activation_grad(Activation kind, float x) { return kind == Activation::silu ? silu_grad(x) : gelu_tanh_grad(x); }
+LS_HD float activation_value(Activation kind, float x) {
+  return kind == Activation::silu ? silu(x) : kind == Activation::gelu_erf ? gelu_erf(x) : gelu_tanh(x);
+}
+LS_HD float activation_grad(Activation kind, float x) {
+  return kind == Activation::silu ? silu_grad(x) : kind == Activation::gelu_erf ? gelu_erf_grad(x) : gelu_tanh_grad(x);
+}
 
 template <bool kBackward>
 __global__ void activation_kernel(ActivationParams p) {

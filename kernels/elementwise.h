@@ -1,4 +1,4 @@
-// CUDA elementwise activations (GELU tanh, SiLU; forward and backward) and the token embedding
+// CUDA elementwise activations (GELU tanh and erf, SiLU; forward and backward) and the token embedding
 // (gather forward; deterministic scatter-add backward), with the per-element math of
 // kernels/activations.h and core/ops/ops.h's embedding_backward.
 #pragma once
@@ -13,7 +13,7 @@ struct BLD {
   int64_t b = 0, l = 0;
 };
 
-enum class Activation { gelu_tanh, silu };
+enum class Activation { gelu_tanh, gelu_erf, silu };
 
 // y = act(x) (n contiguous floats; y may equal x); backward dx = dy act'(x) (dx may equal dy).
 struct ActivationParams {

@@ -34,7 +34,7 @@ __global__ void norm_fwd_kernel(NormParams p) {
     var = warp_sum<kNWarps>(d2, red) / n;
   }
   if (!live) return;
-  const float rstd = 1.0f / sqrtf(var + p.eps);
+  const float rstd = p.eps_outside ? 1.0f / (sqrtf(var) + p.eps) : 1.0f / sqrtf(var + p.eps);
   float* y = p.y + r * p.y_r;
   for (int64_t c = lane; c < p.cols; c += kLanes) y[c] = (x[c] - mean) * rstd * p.weight[c] + (p.bias ? p.bias[c] : 0.0f);
   if (lane == 0) {
@@ -43,7 +43,8 @@ __global__ void norm_fwd_kernel(NormParams p) {
   }
 }
 
-// dx = rstd (g - mean(g) - xhat mean(g xhat)) with g = dy w (RMSNorm: no mean(g) term).
+// dx = rstd (g - mean(g) - xhat mean(g xhat)) with g = dy w (RMSNorm: no mean(g) term; with eps
+// outside the root the last term is x / rms mean(g xhat), rms = 1 / rstd - eps, 0 for a zero row).
 template <int kNWarps>
 __global__ void norm_bwd_kernel(NormBwdParams g) {
   __shared__ float red[kNWarps][kLanes];
@@ -64,9 +65,9 @@ __global__ void norm_bwd_kernel(NormBwdParams g) {
   const float mg = p.rms ? 0.0f : warp_sum<kNWarps>(sg, red) / n, mgx = warp_sum<kNWarps>(sgx, red) / n;
   if (!live) return;
   float* dx = g.dx + r * g.dx_r;
+  const float rms = 1.0f / rstd - p.eps, scale = p.eps_outside ? (rms > 0.0f ? 1.0f / rms : 0.0f) : rstd;
   for (int64_t c = lane; c < p.cols; c += kLanes) {
-    const float xhat = (x[c] - mean) * rstd;
-    dx[c] = rstd * (dy[c] * p.weight[c] - mg - xhat * mgx);
+    dx[c] = rstd * (dy[c] * p.weight[c] - mg - (x[c] - mean) * scale * mgx);
   }
 }
 

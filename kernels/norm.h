@@ -1,5 +1,6 @@
 // CUDA row norms over the last dimension (D) of R = B x L rows, forward and backward:
-//   RMSNorm:   y = x rstd w,                 rstd = 1 / sqrt(mean(x^2) + eps)
+//   RMSNorm:   y = x rstd w,                 rstd = 1 / sqrt(mean(x^2) + eps)  (or 1 / (sqrt(mean(x^2)) + eps):
+//                                            eps_outside, StripedHyena's form)
 //   LayerNorm: y = (x - mean) rstd w + b,    rstd = 1 / sqrt(var(x) + eps)
 // the math of core/ops/ops.h's rms_norm_* / layer_norm_* (which accumulate in double; these
 // in fp32, per-lane partials then a fixed-order sum). Rows have a stride, columns are contiguous.
@@ -12,6 +13,7 @@ namespace longseq::cuda {
 struct NormParams {
   int64_t rows = 0, cols = 0;  // R, D
   bool rms = true;             // RMSNorm, else LayerNorm
+  bool eps_outside = false;    // RMSNorm with eps added to the root
   float eps = 1e-5f;
   const float* __restrict__ x = nullptr;
   int64_t x_r = 0;

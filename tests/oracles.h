@@ -207,15 +207,17 @@ struct NormOracle {
 };
 
 inline NormOracle norm_oracle(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b, const std::vector<float>& dy,
-                    int64_t R, int64_t D, bool rms, double eps) {
+                    int64_t R, int64_t D, bool rms, double eps, bool eps_outside = false) {
+  // eps_outside (RMSNorm only): rstd = 1 / (rms + eps), rms = sqrt(mean x^2), so d rstd / d x_j =
+  // -rstd^2 x_j / (D rms) and dx_j = rstd g_j - x_j rstd^2 / rms mean_c(g_c x_c).
   NormOracle o{std::vector<double>(x.size()), std::vector<double>(x.size()), std::vector<double>(size_t(D)), std::vector<double>(size_t(D))};
   for (int64_t r = 0; r < R; ++r) {
     double mean = 0, var = 0;
     for (int64_t c = 0; c < D; ++c) mean += x[size_t(r * D + c)];
     mean = rms ? 0.0 : mean / double(D);
     for (int64_t c = 0; c < D; ++c) var += (x[size_t(r * D + c)] - mean) * (x[size_t(r * D + c)] - mean);
-    const double rstd = 1.0 / std::sqrt(var / double(D) + eps);
-    double mg = 0, mgx = 0;
+    const double root = std::sqrt(var / double(D)), rstd = eps_outside ? 1.0 / (root + eps) : 1.0 / std::sqrt(var / double(D) + eps);
+    double mg = 0, mgx = 0, mgx_raw = 0;
     for (int64_t c = 0; c < D; ++c) {
       const size_t i = size_t(r * D + c);
       const double xhat = (x[i] - mean) * rstd, g = double(dy[i]) * w[size_t(c)];
@@ -224,10 +226,12 @@ inline NormOracle norm_oracle(const std::vector<float>& x, const std::vector<flo
       o.db[size_t(c)] += dy[i];
       mg += g / double(D);
       mgx += g * xhat / double(D);
+      mgx_raw += g * x[i] / double(D);
     }
     for (int64_t c = 0; c < D; ++c) {
       const size_t i = size_t(r * D + c);
-      o.dx[i] = rstd * (double(dy[i]) * w[size_t(c)] - (rms ? 0.0 : mg) - (x[i] - mean) * rstd * mgx);
+      o.dx[i] = eps_outside ? rstd * double(dy[i]) * w[size_t(c)] - x[i] * rstd * rstd / root * mgx_raw
+                            : rstd * (double(dy[i]) * w[size_t(c)] - (rms ? 0.0 : mg) - (x[i] - mean) * rstd * mgx);
     }
   }
   return o;

@@ -86,11 +86,18 @@ struct LmFrame {
   std::string family, embedding, final_norm;  // the family's name, the embedding tensor, the final norm's prefix
   int64_t d_model = 0, n_layer = 0;
   bool tied = true, rms = false;  // rms: the final norm is an RMSNorm (else a LayerNorm)
+  bool eps_outside = false;       // the RMSNorm adds eps to the root (StripedHyena)
+  std::string norm_weight = "weight";  // the final norm's scale: <final_norm><norm_weight>
   double final_eps = 1e-5;
+  ops::NormKind final_norm_kind() const {
+    return !rms ? ops::NormKind::layer : eps_outside ? ops::NormKind::rms_eps_outside : ops::NormKind::rms;
+  }
   // Non-empty (each token's complement): reverse-complement parameter sharing (Caduceus-PS). The
   // stream is 2 d_model wide, one half per strand; the tied token table (GradModelSpec::complement)
   // and the final norm (an RC wrapper) serve both halves.
   std::vector<int64_t> rc_complement;
+  // See train::GradModelSpec::file_layout.
+  std::function<Tensor(const std::string&, Tensor)> file_layout;
   int64_t stream_width() const { return rc_complement.empty() ? d_model : 2 * d_model; }
 };
 // The frame's tensor table in file order: the embedding (V rows), block(i)'s declarations for each
@@ -137,10 +144,11 @@ class LayerFamily : public Family {
     auto g = std::make_unique<train::GradModel<T>>(
         train::GradModelSpec{.family = frame.family, .config = config, .d_model = frame.stream_width(), .weights = std::move(weights),
                              .buffers = std::move(buffers), .embedding = frame.embedding,
-                             .lm_head = frame.tied ? frame.embedding : "lm_head.weight", .complement = frame.rc_complement});
+                             .lm_head = frame.tied ? frame.embedding : "lm_head.weight", .complement = frame.rc_complement,
+                             .file_layout = frame.file_layout});
     const nn::OffsetOf off = g->offsets();
     for (int64_t i = 0; i < frame.n_layer; ++i) block(*g, off, i);
-    auto final_norm = nn::make_norm<T>(off, frame.final_norm, frame.rms, frame.final_eps);
+    auto final_norm = nn::make_norm<T>(off, frame.final_norm, frame.final_norm_kind(), frame.final_eps, frame.norm_weight);
     g->set_final_norm(frame.rc_complement.empty() ? final_norm : nn::make_rc_wrapper<T>(final_norm, frame.d_model));
     return g;
   }

@@ -20,11 +20,14 @@ const Family& mamba_family();
 const Family& hyenadna_family();
 const Family& caduceus_family();
 const Family& hybrid_family();
+const Family& striped_hyena_family();
 
 namespace {
 
 // In order of precedence when two families could read one config.json.
-std::vector<const Family*> make_list() { return {&hybrid_family(), &caduceus_family(), &hyenadna_family(), &mamba_family()}; }
+std::vector<const Family*> make_list() {
+  return {&hybrid_family(), &striped_hyena_family(), &caduceus_family(), &hyenadna_family(), &mamba_family()};
+}
 
 std::string known_names() {
   std::vector<std::string> names;
@@ -42,7 +45,7 @@ nn::ParamDecls lm_declarations(const LmFrame& frame, int64_t V, const std::funct
   };
   nn::ParamDecls p{normal_rows(frame.embedding)};
   for (int64_t i = 0; i < frame.n_layer; ++i) p = concat({std::move(p), block(i)});
-  p = concat({std::move(p), nn::norm_params(frame.final_norm, frame.d_model, frame.rms)});
+  p = concat({std::move(p), nn::norm_params(frame.final_norm, frame.d_model, frame.rms, frame.norm_weight)});
   if (!frame.tied) p.push_back(normal_rows("lm_head.weight"));
   return p;
 }

@@ -56,7 +56,22 @@ struct LayerLanguageModel::Session {
 
 struct LayerLanguageModel::Sequence::States {
   std::vector<nn::Buf<float>> per_step;  // empty for a step without state
+  int64_t tokens = 0;                    // run so far (a growing state's size follows it)
 };
+
+namespace {
+// `buf` with room for `need` floats: a growing state (an attention layer's KV cache) moves into an
+// array at least twice as large, its contents kept and the rest zero.
+float* state_with_room(nn::Backend<float>& be, nn::Buf<float>& buf, int64_t need) {
+  if (buf.size() < need) {
+    nn::Buf<float> grown(be, std::max(need, 2 * buf.size()));
+    be.copy(grown.get(), buf.get(), buf.size());
+    be.zero(grown.get() + buf.size(), grown.size() - buf.size());
+    buf = std::move(grown);
+  }
+  return buf.get();
+}
+}  // namespace
 
 struct LayerLanguageModel::Outputs {
   int64_t row0 = 0;                       // rows of the pass within the outputs
@@ -171,10 +186,13 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
       });
       if (error) std::rethrow_exception(error);
     } else if (st.op->streams()) {
-      float* state = states ? states->per_step[k].get() : nullptr;
-      if (!states && st.op->state_size() > 0) {
-        state = s.acts.get(kTempState, st.op->state_size());
-        be.zero(state, st.op->state_size());
+      float* state = nullptr;
+      if (states && st.op->state_size() > 0) {
+        state = state_with_room(be, states->per_step[k], st.op->state_size_at(states->tokens + n));
+      } else if (st.op->state_size() > 0) {
+        const int64_t size = st.op->state_size_at(n);
+        state = s.acts.get(kTempState, size);
+        be.zero(state, size);
       }
       for (int64_t r0 = 0; r0 < n; r0 += row_block)
         run_step(st, x.rows_slice(r0, std::min(row_block, n - r0)), s.acts, state, norm_derived, op_derived, s.work);
@@ -189,6 +207,7 @@ void LayerLanguageModel::pass(Session& s, std::span<const int64_t> ids, Sequence
     if (out.hidden && block_ends && (*out.hidden)[size_t(st.block)].defined())
       be.download((*out.hidden)[size_t(st.block)].data<float>() + out.row0 * d, x.data, n * d);
   }
+  if (states) states->tokens += n;
   if (!out.final_hidden && !out.logits && !out.sink) return;
   const int64_t head_rows = out.sink ? out.head_rows : row_block;
   for (int64_t r0 = 0; r0 < n; r0 += head_rows) {  // the final norm and the head, a row block at a time
@@ -243,6 +262,7 @@ LayerLanguageModel::Sequence LayerLanguageModel::Sequence::copy() const {
     states->per_step.back() = nn::Buf<float>(be, b.size());
     be.copy(states->per_step.back().get(), b.get(), b.size());
   }
+  states->tokens = states_->tokens;
   Sequence out(*model_, std::move(states));
   out.position_ = position_;
   return out;

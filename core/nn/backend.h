@@ -11,6 +11,7 @@
 // pointers mean "not needed". Letters: L rows (tokens), D channels, N state size, V vocabulary.
 #pragma once
 
+#include "core/error.h"
 #include "core/mat.h"
 #include "core/nn/memory.h"
 #include "core/ops/ops.h"
@@ -47,6 +48,9 @@ struct FftConvArgs {
   const T* spectrum = nullptr;
 };
 
+// GELU's two forms: the tanh approximation (HyenaDNA, the hybrid) and the exact x Phi(x) (Evo 2).
+enum class Gelu { tanh, erf };
+
 // Memory (arrays, transfers, copy, zero) is the Memory<T> interface (core/nn/memory.h).
 template <class T>
 class Backend : public Memory<T> {
@@ -64,9 +68,9 @@ class Backend : public Memory<T> {
   virtual void mul(Mat<const T> a, Mat<const T> b, Mat<T> out) = 0;
   // y = x with rows and/or columns reversed (ops::flip); x and y must not overlap.
   virtual void flip(Mat<const T> x, Mat<T> y, bool rows, bool cols) = 0;
-  // y = gelu_tanh(x); dx = dy * gelu_tanh'(x) (dx may be dy).
-  virtual void gelu(const T* x, T* y, int64_t n) = 0;
-  virtual void gelu_backward(const T* x, const T* dy, T* dx, int64_t n) = 0;
+  // y = gelu(x); dx = dy * gelu'(x) (dx may be dy): the tanh approximation or the exact (erf) form.
+  virtual void gelu(Gelu kind, const T* x, T* y, int64_t n) = 0;
+  virtual void gelu_backward(Gelu kind, const T* x, const T* dy, T* dx, int64_t n) = 0;
   // y[r, c] = sin(freq[c] x[r, c]); dx written, dfreq[c] += sum_r cos(freq x) dy x.
   virtual void sin_columns(Mat<const T> x, const T* freq, Mat<T> y) = 0;
   virtual void sin_columns_backward(Mat<const T> x, const T* freq, Mat<const T> dy, Mat<T> dx, T* dfreq) = 0;
@@ -75,9 +79,9 @@ class Backend : public Memory<T> {
   // out[l] = table[ids[l]] (ids: backend memory, each in [0, V)); dtable[ids[l]] += dout[l].
   virtual void embedding(const int64_t* ids, const T* table, int64_t V, Mat<T> out) = 0;
   virtual void embedding_backward(const int64_t* ids, Mat<const T> dout, T* dtable, int64_t V) = 0;
-  // RMSNorm (b null, mean unused) or LayerNorm over the columns; mean and rstd (L) saved.
-  virtual void norm(bool rms, double eps, Mat<const T> x, const T* w, const T* b, Mat<T> y, T* mean, T* rstd) = 0;
-  virtual void norm_backward(bool rms, double eps, Mat<const T> x, const T* w, const T* b, const T* mean, const T* rstd,
+  // A row norm over the columns (ops::NormKind; RMSNorm: b null, mean unused); mean and rstd (L) saved.
+  virtual void norm(ops::NormKind kind, double eps, Mat<const T> x, const T* w, const T* b, Mat<T> y, T* mean, T* rstd) = 0;
+  virtual void norm_backward(ops::NormKind kind, double eps, Mat<const T> x, const T* w, const T* b, const T* mean, const T* rstd,
                              Mat<const T> dy, Mat<T> dx, T* dw, T* db) = 0;
   // y (M, O) = x (M, K) w (O, K)^T + b; dx (written, or added with accumulate_dx) = dy w.
   virtual void linear(Mat<const T> x, const T* w, const T* b, Mat<T> y) = 0;
@@ -97,6 +101,34 @@ class Backend : public Memory<T> {
   virtual void fft_conv(const FftConvArgs<T>& a, Mat<T> y, T* saved) = 0;
   virtual void fft_conv_backward(const FftConvArgs<T>& a, const T* saved, Mat<const T> dy, Mat<T> du, Mat<T> dk, Mat<T> dgate,
                                  T* dbias) = 0;
+
+  // ---- ops that not every backend has yet: supports() says, a layer's check() asks, the
+  // defaults throw naming the backend and the op ----
+  enum class Op { attention, modal };
+  virtual bool supports(Op op) const { return (void)op, true; }
+  // Causal attention (ops::causal_attention_forward; lse (H, Lq) or null) and its backward (dq, dk,
+  // dv written), and rotary positions in place (ops::rotary).
+  virtual void attention(const ops::AttentionArgs<T>& a, Mat<T> y, T* lse) { (void)a, (void)y, (void)lse, unsupported("attention"); }
+  virtual void attention_backward(const ops::AttentionArgs<T>& a, Mat<const T> y, const T* lse, Mat<const T> dy, Mat<T> dq, Mat<T> dk,
+                                  Mat<T> dv) {
+    (void)a, (void)y, (void)lse, (void)dy, (void)dq, (void)dk, (void)dv, unsupported("attention");
+  }
+  virtual void rotary(Mat<T> x, int64_t heads, int64_t head_dim, const T* inv_freq, int64_t offset, double pos_scale, bool inverse) {
+    (void)x, (void)heads, (void)head_dim, (void)inv_freq, (void)offset, (void)pos_scale, (void)inverse, unsupported("attention");
+  }
+  // The modal long filter (ops::modal_scan, ops::modal_filter and its backward).
+  virtual void modal_scan(const ops::ModalArgs<T>& a, Mat<T> y) { (void)a, (void)y, unsupported("modal"); }
+  virtual void modal_filter(const T* log_poles, const T* residues, int64_t N, Mat<T> k) {
+    (void)log_poles, (void)residues, (void)N, (void)k, unsupported("modal");
+  }
+  virtual void modal_filter_backward(const T* log_poles, const T* residues, int64_t N, Mat<const T> dk, T* dlog_poles, T* dresidues) {
+    (void)log_poles, (void)residues, (void)N, (void)dk, (void)dlog_poles, (void)dresidues, unsupported("modal");
+  }
+
+ protected:
+  [[noreturn]] void unsupported(const char* op) const {
+    throw Error(fmt::format("--device {}: no {} kernel on this backend yet; use --device cpu", name(), op));
+  }
 };
 
 // An owned array of one backend's memory; movable, freed on destruction.

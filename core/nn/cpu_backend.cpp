@@ -34,6 +34,15 @@ T gelu_tanh_grad(T x) {
   return T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * k * (T(1) + T(3 * 0.044715) * x * x);
 }
 
+template <class T>
+T gelu_erf(T x) {
+  return T(0.5) * x * (T(1) + std::erf(x * T(0.7071067811865476)));
+}
+template <class T>
+T gelu_erf_grad(T x) {
+  return T(0.5) * (T(1) + std::erf(x * T(0.7071067811865476))) + x * T(0.3989422804014327) * std::exp(T(-0.5) * x * x);
+}
+
 // GELU (tanh form) in SIMD lanes, threads over large arrays (element-wise: any split gives the same bits).
 void fast_gelu(const float* x, float* y, int64_t n) {
   const int64_t vec = n / simd::kLanes * simd::kLanes;
@@ -75,15 +84,17 @@ class CpuBackend final : public Backend<T> {
     }
   }
   void flip(Mat<const T> x, Mat<T> y, bool rows, bool cols) override { ops::flip(x, y, rows, cols); }
-  void gelu(const T* x, T* y, int64_t n) override {
-    if constexpr (std::is_same_v<T, float>) {
+  void gelu(Gelu kind, const T* x, T* y, int64_t n) override {
+    if (kind == Gelu::erf) {
+      for (int64_t i = 0; i < n; ++i) y[i] = gelu_erf(x[i]);
+    } else if constexpr (std::is_same_v<T, float>) {
       fast_gelu(x, y, n);
     } else {
       for (int64_t i = 0; i < n; ++i) y[i] = gelu_tanh(x[i]);
     }
   }
-  void gelu_backward(const T* x, const T* dy, T* dx, int64_t n) override {
-    for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * gelu_tanh_grad(x[i]);
+  void gelu_backward(Gelu kind, const T* x, const T* dy, T* dx, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (kind == Gelu::erf ? gelu_erf_grad(x[i]) : gelu_tanh_grad(x[i]));
   }
   void sin_columns(Mat<const T> x, const T* freq, Mat<T> y) override {
     for (int64_t r = 0; r < x.rows; ++r)
@@ -110,19 +121,33 @@ class CpuBackend final : public Backend<T> {
   void embedding_backward(const int64_t* ids, Mat<const T> dout, T* dtable, int64_t) override {
     ops::embedding_backward<T>(std::span<const int64_t>(ids, size_t(dout.rows)), dout, dtable);
   }
-  void norm(bool rms, double eps, Mat<const T> x, const T* w, const T* b, Mat<T> y, T* mean, T* rstd) override {
-    if (rms)
-      ops::rms_norm_forward<T>(x, w, eps, y, rstd);
-    else
+  void norm(ops::NormKind kind, double eps, Mat<const T> x, const T* w, const T* b, Mat<T> y, T* mean, T* rstd) override {
+    if (kind == ops::NormKind::layer)
       ops::layer_norm_forward<T>(x, w, b, eps, y, mean, rstd);
+    else
+      ops::rms_norm_forward<T>(x, w, eps, kind == ops::NormKind::rms_eps_outside, y, rstd);
   }
-  void norm_backward(bool rms, double, Mat<const T> x, const T* w, const T*, const T* mean, const T* rstd, Mat<const T> dy, Mat<T> dx,
-                     T* dw, T* db) override {
+  void norm_backward(ops::NormKind kind, double eps, Mat<const T> x, const T* w, const T*, const T* mean, const T* rstd, Mat<const T> dy,
+                     Mat<T> dx, T* dw, T* db) override {
     zero_mat(dx);
-    if (rms)
-      ops::rms_norm_backward<T>(x, w, rstd, dy, dx, dw);
+    if (kind != ops::NormKind::layer)
+      ops::rms_norm_backward<T>(x, w, eps, kind == ops::NormKind::rms_eps_outside, rstd, dy, dx, dw);
     else
       ops::layer_norm_backward<T>(x, w, mean, rstd, dy, dx, dw, db);
+  }
+  void attention(const ops::AttentionArgs<T>& a, Mat<T> y, T* lse) override { ops::causal_attention_forward<T>(a, y, lse); }
+  void attention_backward(const ops::AttentionArgs<T>& a, Mat<const T> y, const T* lse, Mat<const T> dy, Mat<T> dq, Mat<T> dk,
+                          Mat<T> dv) override {
+    zero_mat(dq), zero_mat(dk), zero_mat(dv);
+    ops::causal_attention_backward<T>(a, y, lse, dy, dq, dk, dv);
+  }
+  void rotary(Mat<T> x, int64_t heads, int64_t head_dim, const T* inv_freq, int64_t offset, double pos_scale, bool inverse) override {
+    ops::rotary<T>(x, heads, head_dim, inv_freq, offset, pos_scale, inverse);
+  }
+  void modal_scan(const ops::ModalArgs<T>& a, Mat<T> y) override { ops::modal_scan<T>(a, y); }
+  void modal_filter(const T* log_poles, const T* residues, int64_t N, Mat<T> k) override { ops::modal_filter<T>(log_poles, residues, N, k); }
+  void modal_filter_backward(const T* log_poles, const T* residues, int64_t N, Mat<const T> dk, T* dlog_poles, T* dresidues) override {
+    ops::modal_filter_backward<T>(log_poles, residues, N, dk, dlog_poles, dresidues);
   }
   void linear(Mat<const T> x, const T* w, const T* b, Mat<T> y) override { ops::linear_forward<T>(x, w, b, y); }
   void linear_backward(Mat<const T> x, const T* w, Mat<const T> dy, Mat<T>* dx, bool accumulate_dx, T* dw, T* db) override {

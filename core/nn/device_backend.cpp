@@ -17,6 +17,7 @@ class DeviceBackend final : public Backend<float> {
 
   std::string name() const override { return o_.name(); }
   bool host_memory() const override { return false; }
+  bool supports(Op op) const override { return op != Op::attention && op != Op::modal; }  // kernels to come (docs/CUDA.md)
   int64_t max_conv_width() const override { return cuda::kConvMaxWidth; }
   int64_t max_scan_states() const override { return cuda::kScanMaxStates; }
 
@@ -37,11 +38,12 @@ class DeviceBackend final : public Backend<float> {
   void mul(Mat<const float> a, Mat<const float> b, Mat<float> out) override {
     o_.multiply_rows({.rows = out.rows, .cols = out.cols, .a = a.data, .lda = a.ld, .b = b.data, .ldb = b.ld, .out = out.data, .ldo = out.ld});
   }
-  void gelu(const float* x, float* y, int64_t n) override {
-    o_.activation({.kind = cuda::Activation::gelu_tanh, .n = n, .x = x, .out = y});
+  static cuda::Activation activation(Gelu kind) { return kind == Gelu::erf ? cuda::Activation::gelu_erf : cuda::Activation::gelu_tanh; }
+  void gelu(Gelu kind, const float* x, float* y, int64_t n) override {
+    o_.activation({.kind = activation(kind), .n = n, .x = x, .out = y});
   }
-  void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) override {
-    o_.activation_backward({.kind = cuda::Activation::gelu_tanh, .n = n, .x = x, .dy = dy, .out = dx});
+  void gelu_backward(Gelu kind, const float* x, const float* dy, float* dx, int64_t n) override {
+    o_.activation_backward({.kind = activation(kind), .n = n, .x = x, .dy = dy, .out = dx});
   }
   void sin_columns(Mat<const float> x, const float* freq, Mat<float> y) override {
     LS_ASSERT(x.ld == x.cols && y.ld == y.cols);
@@ -66,15 +68,16 @@ class DeviceBackend final : public Backend<float> {
     o_.embedding_backward({.tokens = dout.rows, .dim = dout.cols, .vocab = V, .ids = ids, .dout = dout.data, .dout_r = dout.ld, .dtable = part});
     o_.add(dtable, part, V * dout.cols);
   }
-  void norm(bool rms, double eps, Mat<const float> x, const float* w, const float* b, Mat<float> y, float* mean, float* rstd) override {
-    o_.norm({.rows = x.rows, .cols = x.cols, .rms = rms, .eps = float(eps), .x = x.data, .x_r = x.ld, .weight = w, .bias = b, .y = y.data,
+  void norm(ops::NormKind kind, double eps, Mat<const float> x, const float* w, const float* b, Mat<float> y, float* mean, float* rstd) override {
+    o_.norm({.rows = x.rows, .cols = x.cols, .rms = kind != ops::NormKind::layer, .eps_outside = kind == ops::NormKind::rms_eps_outside, .eps = float(eps), .x = x.data, .x_r = x.ld, .weight = w, .bias = b, .y = y.data,
              .y_r = y.ld, .mean = mean, .rstd = rstd});
   }
-  void norm_backward(bool rms, double eps, Mat<const float> x, const float* w, const float* b, const float* mean, const float* rstd,
+  void norm_backward(ops::NormKind kind, double eps, Mat<const float> x, const float* w, const float* b, const float* mean, const float* rstd,
                      Mat<const float> dy, Mat<float> dx, float* dw, float* db) override {
     const int64_t D = x.cols;
     float *pw = scratch(0, D), *pb = b ? scratch(1, D) : nullptr;
-    o_.norm_backward({.fwd = {.rows = x.rows, .cols = D, .rms = rms, .eps = float(eps), .x = x.data, .x_r = x.ld, .weight = w,
+    o_.norm_backward({.fwd = {.rows = x.rows, .cols = D, .rms = kind != ops::NormKind::layer,
+                              .eps_outside = kind == ops::NormKind::rms_eps_outside, .eps = float(eps), .x = x.data, .x_r = x.ld, .weight = w,
                               .bias = b, .mean = const_cast<float*>(mean), .rstd = const_cast<float*>(rstd)},
                       .dy = dy.data, .dy_r = dy.ld, .dx = dx.data, .dx_r = dx.ld, .dweight = pw, .dbias = pb});
     if (dw) o_.add(dw, pw, D);

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/nn/hyena_window.h"
+#include "core/nn/init.h"
 #include "core/nn/mamba_core.h"
 #include "core/threads.h"
 
@@ -21,20 +22,22 @@ namespace {
 template <class T>
 class Norm final : public Layer<T> {
  public:
-  Norm(const OffsetOf& off, const std::string& prefix, bool rms, double eps)
-      : w_(required_param(off, prefix + "weight")), b_(rms ? -1 : required_param(off, prefix + "bias")), rms_(rms), eps_(eps) {}
+  // weight: the name of the scale (<prefix>weight; StripedHyena's RMSNorm calls it <prefix>scale).
+  Norm(const OffsetOf& off, const std::string& prefix, ops::NormKind kind, double eps, const std::string& weight)
+      : w_(required_param(off, prefix + weight)), b_(kind != ops::NormKind::layer ? -1 : required_param(off, prefix + "bias")),
+        kind_(kind), eps_(eps) {}
   // saved: 0 mean, 1 rstd (L each)
   void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, Arena<T>& s) const override {
-    be.norm(rms_, eps_, x, p.at(w_), p.at(b_), y, s.get(0, x.rows), s.get(1, x.rows));
+    be.norm(kind_, eps_, x, p.at(w_), p.at(b_), y, s.get(0, x.rows), s.get(1, x.rows));
   }
   void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dy, Mat<T> dx, Arena<T>& s, Arena<T>&) const override {
-    be.norm_backward(rms_, eps_, x, p.at(w_), p.at(b_), s.get(0, x.rows), s.get(1, x.rows), dy, dx, p.grad(w_), p.grad(b_));
+    be.norm_backward(kind_, eps_, x, p.at(w_), p.at(b_), s.get(0, x.rows), s.get(1, x.rows), dy, dx, p.grad(w_), p.grad(b_));
   }
   int64_t saved_per_token() const override { return 2; }
 
  private:
   int64_t w_, b_;
-  bool rms_;
+  ops::NormKind kind_;
   double eps_;
 };
 
@@ -257,14 +260,14 @@ class GeluMlp final : public Layer<T> {
     const int64_t L = x.rows;
     const Mat<T> h = s.mat(0, L, di_), g = s.mat(1, L, di_);
     be.linear(x, p.at(fc1w_), p.at(fc1b_), h);
-    be.gelu(h.data, g.data, L * di_);
+    be.gelu(Gelu::tanh, h.data, g.data, L * di_);
     be.linear(g, p.at(fc2w_), p.at(fc2b_), y);
   }
   void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dy, Mat<T> dx, Arena<T>& s, Arena<T>& w) const override {
     const int64_t L = x.rows;
     Mat<T> dg = w.mat(0, L, di_);
     be.linear_backward(s.mat(1, L, di_), p.at(fc2w_), dy, &dg, false, p.grad(fc2w_), p.grad(fc2b_));
-    be.gelu_backward(s.get(0, L * di_), dg.data, dg.data, L * di_);
+    be.gelu_backward(Gelu::tanh, s.get(0, L * di_), dg.data, dg.data, L * di_);
     be.linear_backward(x, p.at(fc1w_), dg, &dx, false, p.grad(fc1w_), p.grad(fc1b_));
   }
   int64_t saved_per_token() const override { return 2 * di_; }
@@ -276,8 +279,9 @@ class GeluMlp final : public Layer<T> {
 }  // namespace
 
 template <class T>
-std::shared_ptr<const Layer<T>> make_norm(const OffsetOf& off, const std::string& prefix, bool rms, double eps) {
-  return std::make_shared<const Norm<T>>(off, prefix, rms, eps);
+std::shared_ptr<const Layer<T>> make_norm(const OffsetOf& off, const std::string& prefix, ops::NormKind kind, double eps,
+                                          const std::string& weight) {
+  return std::make_shared<const Norm<T>>(off, prefix, kind, eps, weight);
 }
 template <class T>
 std::shared_ptr<const Layer<T>> make_mamba_mixer(const OffsetOf& off, const std::string& prefix, const MambaMixerShape& s) {
@@ -293,7 +297,8 @@ std::shared_ptr<const Layer<T>> make_gelu_mlp(const OffsetOf& off, const std::st
 }
 
 #define LONGSEQ_INSTANTIATE(T)                                                                                           \
-  template std::shared_ptr<const Layer<T>> make_norm<T>(const OffsetOf&, const std::string&, bool, double);                  \
+  template std::shared_ptr<const Layer<T>> make_norm<T>(const OffsetOf&, const std::string&, ops::NormKind, double,          \
+                                                         const std::string&);                                               \
   template std::shared_ptr<const Layer<T>> make_mamba_mixer<T>(const OffsetOf&, const std::string&, const MambaMixerShape&); \
   template std::shared_ptr<const Layer<T>> make_hyena_operator<T>(const OffsetOf&, const std::string&, const HyenaShape&);   \
   template std::shared_ptr<const Layer<T>> make_gelu_mlp<T>(const OffsetOf&, const std::string&, int64_t);
@@ -307,30 +312,9 @@ LONGSEQ_INSTANTIATE(double)
 
 namespace longseq::nn {
 
-namespace {
 
-// Every element from `draw`.
-ParamDecl drawn(std::string name, Shape shape, std::function<double(Rng&)> draw) {
-  const int64_t n = shape_numel(shape);
-  return {std::move(name), std::move(shape), false, [n, draw](Rng& rng, float* out) {
-            for (int64_t i = 0; i < n; ++i) out[i] = float(draw(rng));
-          }};
-}
-ParamDecl uniform(std::string name, Shape shape, double bound) {
-  return drawn(std::move(name), std::move(shape), [bound](Rng& r) { return r.uniform(-bound, bound); });
-}
-ParamDecl normal(std::string name, Shape shape, double std) {
-  return drawn(std::move(name), std::move(shape), [std](Rng& r) { return std * r.normal(); });
-}
-ParamDecl constant(std::string name, Shape shape, float value, bool buffer = false) {
-  const int64_t n = shape_numel(shape);
-  return {std::move(name), std::move(shape), buffer, [n, value](Rng&, float* out) { std::fill(out, out + n, value); }};
-}
-
-}  // namespace
-
-ParamDecls norm_params(const std::string& prefix, int64_t d, bool rms) {
-  ParamDecls p{constant(prefix + "weight", {d}, 1.0f)};
+ParamDecls norm_params(const std::string& prefix, int64_t d, bool rms, const std::string& weight) {
+  ParamDecls p{constant(prefix + weight, {d}, 1.0f)};
   if (!rms) p.push_back(constant(prefix + "bias", {d}, 0.0f));
   return p;
 }

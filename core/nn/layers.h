@@ -70,6 +70,11 @@ class Layer {  // immutable after construction: model copies share it, the Arena
   virtual bool causal() const { return true; }
   // Floats of state a sequence carries from piece to piece (zeros at its start); 0 for none.
   virtual int64_t state_size() const { return 0; }
+  // Floats of state after `tokens` tokens, for a state that grows with the sequence (an attention
+  // layer's KV cache); the default is the fixed state_size(). A grown state keeps its first floats
+  // in place (the caller copies them into a larger array and zeroes the rest), so a layout must
+  // only append.
+  virtual int64_t state_size_at(int64_t tokens) const { return (void)tokens, state_size(); }
   // y from x. `state` (state_size() floats, on the backend; null for a layer without one) is
   // continued and left after x's last row; `derived` keeps values made from the weights alone for the
   // next call; `work` holds temporaries. The default runs forward with `work` as its saved slots.
@@ -101,10 +106,16 @@ class Layer {  // immutable after construction: model copies share it, the Arena
   }
 };
 
-// RMSNorm or LayerNorm over d: <prefix>weight, <prefix>bias (LayerNorm).
+// A row norm over d (ops::NormKind): <prefix><weight> (default "weight"), <prefix>bias (LayerNorm).
 template <class T>
-std::shared_ptr<const Layer<T>> make_norm(const OffsetOf& off, const std::string& prefix, bool rms, double eps);
-ParamDecls norm_params(const std::string& prefix, int64_t d, bool rms);
+std::shared_ptr<const Layer<T>> make_norm(const OffsetOf& off, const std::string& prefix, ops::NormKind kind, double eps,
+                                          const std::string& weight = "weight");
+// RMSNorm (eps inside the root) or LayerNorm.
+template <class T>
+std::shared_ptr<const Layer<T>> make_norm(const OffsetOf& off, const std::string& prefix, bool rms, double eps) {
+  return make_norm<T>(off, prefix, rms ? ops::NormKind::rms : ops::NormKind::layer, eps);
+}
+ParamDecls norm_params(const std::string& prefix, int64_t d, bool rms, const std::string& weight = "weight");
 
 // mamba_ssm's Mamba-1 mixer, in_proj to out_proj (<prefix>in_proj.weight, conv1d.*, x_proj.weight,
 // dt_proj.*, A_log, D, out_proj.*; biases optional as the checkpoint has them).
@@ -164,6 +175,49 @@ std::shared_ptr<const Layer<T>> make_rc_wrapper(std::shared_ptr<const Layer<T>> 
 // (fused add + norm) makes at every block.
 template <class T>
 std::shared_ptr<const Layer<T>> make_swap_halves(int64_t h);
+
+// ---- StripedHyena 2 (Evo 2; core/nn/striped_hyena.cpp, names as vortex's StripedHyena) ----
+
+// Multi-head causal attention with grouped-query heads and rotary positions: qkv = Wqkv x (no bias;
+// rows [Q (H hd) ; K (Hkv hd) ; V (Hkv hd)], the layout vortex permutes the released file's per-head
+// rows into at load), rotary (GPT-NeoX halves, positions scaled by pos_scale) on q and k, exact
+// softmax attention (ops::causal_attention_forward), out_proj with bias: <prefix>Wqkv.weight,
+// <prefix>out_proj.{weight, bias}, <prefix>rotary_emb.inv_freq (a buffer). Streams: its state is a
+// KV cache that grows with the sequence (state_size_at), O(L Hkv hd) floats.
+struct AttentionShape {
+  int64_t d = 0, heads = 0, kv_heads = 0;
+  double pos_scale = 1.0;  // 1 / rotary_emb_scaling_factor with interpolated positions
+  double rotary_base = 10000;
+};
+template <class T>
+std::shared_ptr<const Layer<T>> make_attention(const OffsetOf& off, const std::string& prefix, const AttentionShape& s);
+ParamDecls attention_params(const std::string& prefix, const AttentionShape& s);
+
+// A StripedHyena 2 Hyena operator: z = projections(x) (3d, no bias) -> the featurizer's depthwise
+// causal conv (short_len taps, no bias, cross-correlation orientation) -> x2 | x1 | v (compute
+// layout: the released file interleaves them channel by channel, de-interleaved at load) -> u =
+// x1 v -> y = x2 (inner(u)) -> out_filter_dense (with bias). inner is
+//   hcs: grouped explicit filter h (groups, 1, len), cross-correlation (h[len-1] on the current token), no D;
+//   hcm: grouped explicit filter, true convolution (h[0] on the current token) + D u;
+//   hcl: the modal filter (log_poles (d, N, 1), residues (d, N)) over the whole past + D u.
+// Channel c uses filter c / (d / groups). Names: <prefix>projections.weight, <prefix>filter.*,
+// <prefix>out_filter_dense.{weight, bias}. Streams: FIR states for the convs, the modal state for hcl.
+struct StripedHyenaShape {
+  enum class Kind { hcs, hcm, hcl };
+  Kind kind = Kind::hcs;
+  int64_t d = 0, short_len = 3, len = 7, groups = 1, N = 16;  // len, groups: hcs/hcm; N: hcl
+};
+template <class T>
+std::shared_ptr<const Layer<T>> make_striped_hyena_operator(const OffsetOf& off, const std::string& prefix, const StripedHyenaShape& s);
+// Initialisation for new models: projections N(0, 0.02), filters and decaying modes as the fixtures'
+// README describes (log_poles = -exp(U(log 5e-4, log 0.5)), residues N(0, 2 |log_pole|)).
+ParamDecls striped_hyena_operator_params(const std::string& prefix, const StripedHyenaShape& s, double resid_std);
+
+// vortex's ParallelGatedMLP: l3(act(l1 x) * l2 x), no biases; act is exact GELU, or the identity
+// (Evo 2 applies GELU in its first block only): <prefix>l1.weight, l2.weight (inner, d), l3.weight (d, inner).
+template <class T>
+std::shared_ptr<const Layer<T>> make_gated_mlp(const OffsetOf& off, const std::string& prefix, int64_t inner, bool gelu);
+ParamDecls gated_mlp_params(const std::string& prefix, int64_t d, int64_t inner, double resid_std);
 
 // fc2(gelu_tanh(fc1(x))), d -> d_inner -> d: <prefix>fc1.*, <prefix>fc2.*.
 template <class T>

@@ -104,7 +104,7 @@ void causal_attention_backward(const AttentionArgs<T>& a, Mat<const T> y, const 
 }
 
 template <class T>
-void rotary(Mat<T> x, int64_t heads, int64_t head_dim, const float* inv_freq, int64_t offset, double pos_scale, bool inverse) {
+void rotary(Mat<T> x, int64_t heads, int64_t head_dim, const T* inv_freq, int64_t offset, double pos_scale, bool inverse) {
   LS_CHECK(head_dim % 2 == 0 && x.cols == heads * head_dim, "rotary: {} columns for {} heads of width {} (even)", x.cols, heads, head_dim);
   const int64_t half = head_dim / 2;
   for_blocks(x.rows, 64, [&](int64_t r0, int64_t rows, int) {
@@ -127,7 +127,7 @@ void rotary(Mat<T> x, int64_t heads, int64_t head_dim, const float* inv_freq, in
   template void causal_attention_forward<T>(const AttentionArgs<T>&, Mat<T>, T*);                                        \
   template void causal_attention_backward<T>(const AttentionArgs<T>&, Mat<const T>, const T*, Mat<const T>, Mat<T>, Mat<T>, \
                                              Mat<T>);                                                                    \
-  template void rotary<T>(Mat<T>, int64_t, int64_t, const float*, int64_t, double, bool);
+  template void rotary<T>(Mat<T>, int64_t, int64_t, const T*, int64_t, double, bool);
 LONGSEQ_INSTANTIATE(float)
 LONGSEQ_INSTANTIATE(double)
 #undef LONGSEQ_INSTANTIATE

@@ -29,14 +29,14 @@ void add_sums(const std::vector<double>& sums, T* out) {
 // ---- norms ----------------------------------------------------------------------------------
 
 template <class T>
-void rms_norm_forward(Mat<const T> x, const T* w, double eps, Mat<T> y, T* rstd) {
+void rms_norm_forward(Mat<const T> x, const T* w, double eps, bool eps_outside, Mat<T> y, T* rstd) {
   const int64_t d = x.cols;
   for_blocks(x.rows, kRowBlock, [&](int64_t r0, int64_t n, int) {
     for (int64_t r = r0; r < r0 + n; ++r) {
       const T* xr = x.row(r);
       double ss = 0;
       for (int64_t j = 0; j < d; ++j) ss += double(xr[j]) * double(xr[j]);
-      const T s = T(1.0 / std::sqrt(ss / double(d) + eps));
+      const T s = T(eps_outside ? 1.0 / (std::sqrt(ss / double(d)) + eps) : 1.0 / std::sqrt(ss / double(d) + eps));
       rstd[r] = s;
       T* yr = y.row(r);
       for (int64_t j = 0; j < d; ++j) yr[j] = xr[j] * s * w[j];
@@ -45,7 +45,7 @@ void rms_norm_forward(Mat<const T> x, const T* w, double eps, Mat<T> y, T* rstd)
 }
 
 template <class T>
-void rms_norm_backward(Mat<const T> x, const T* w, const T* rstd, Mat<const T> dy, Mat<T> dx, T* dw) {
+void rms_norm_backward(Mat<const T> x, const T* w, double eps, bool eps_outside, const T* rstd, Mat<const T> dy, Mat<T> dx, T* dw) {
   const int64_t d = x.cols;
   for_blocks(x.rows, kRowBlock, [&](int64_t r0, int64_t n, int) {
     for (int64_t r = r0; r < r0 + n; ++r) {
@@ -54,8 +54,15 @@ void rms_norm_backward(Mat<const T> x, const T* w, const T* rstd, Mat<const T> d
       double dot = 0;  // mean(dxhat * xhat)
       for (int64_t j = 0; j < d; ++j) dot += double(g[j] * w[j]) * double(xr[j] * s);
       const T m = T(dot / double(d));
+      // d rstd / d x_j = -x_j rstd c / d with c = rstd^2 (eps inside) or rstd / rms (eps outside, rms =
+      // 1 / rstd - eps; the gradient at an all-zero row, where rms has none, is taken as 0).
+      T c = s;
+      if (eps_outside) {
+        const double rms = 1.0 / double(s) - eps;
+        c = rms > 0 ? T(1.0 / rms) : T(0);
+      }
       T* o = dx.row(r);
-      for (int64_t j = 0; j < d; ++j) o[j] += s * (g[j] * w[j] - xr[j] * s * m);
+      for (int64_t j = 0; j < d; ++j) o[j] += s * (g[j] * w[j] - xr[j] * c * m);
     }
   });
   if (dw) {
@@ -255,8 +262,8 @@ void rc_token_table_backward(const T* dout, int64_t V, int64_t h, std::span<cons
 }
 
 #define LONGSEQ_INSTANTIATE(T)                                                                                    \
-  template void rms_norm_forward<T>(Mat<const T>, const T*, double, Mat<T>, T*);                                  \
-  template void rms_norm_backward<T>(Mat<const T>, const T*, const T*, Mat<const T>, Mat<T>, T*);                 \
+  template void rms_norm_forward<T>(Mat<const T>, const T*, double, bool, Mat<T>, T*);                            \
+  template void rms_norm_backward<T>(Mat<const T>, const T*, double, bool, const T*, Mat<const T>, Mat<T>, T*);   \
   template void layer_norm_forward<T>(Mat<const T>, const T*, const T*, double, Mat<T>, T*, T*);                  \
   template void layer_norm_backward<T>(Mat<const T>, const T*, const T*, const T*, Mat<const T>, Mat<T>, T*, T*); \
   template void embedding_backward<T>(std::span<const int64_t>, Mat<const T>, T*);                                \

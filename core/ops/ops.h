@@ -30,10 +30,15 @@ template <class T>
 void linear_backward(Mat<const T> x, const T* w, Mat<const T> dy, Mat<T>* dx, T* dw, T* db);
 
 // ---- norms (statistics in double; rstd and mean per row saved for the backward) ---------------
+// A row norm's formula: LayerNorm; RMSNorm with eps inside the root, rstd = 1 / sqrt(mean(x^2) + eps)
+// (mamba_ssm, Caduceus, the hybrid); or RMSNorm with eps added to the root, rstd = 1 / (sqrt(mean(x^2))
+// + eps) (StripedHyena's RMSNorm, Evo 2).
+enum class NormKind { layer, rms, rms_eps_outside };
+// y = x rstd w; rstd per row saved. eps_outside: the second RMSNorm formula above.
 template <class T>
-void rms_norm_forward(Mat<const T> x, const T* w, double eps, Mat<T> y, T* rstd);
+void rms_norm_forward(Mat<const T> x, const T* w, double eps, bool eps_outside, Mat<T> y, T* rstd);
 template <class T>
-void rms_norm_backward(Mat<const T> x, const T* w, const T* rstd, Mat<const T> dy, Mat<T> dx, T* dw);
+void rms_norm_backward(Mat<const T> x, const T* w, double eps, bool eps_outside, const T* rstd, Mat<const T> dy, Mat<T> dx, T* dw);
 template <class T>
 void layer_norm_forward(Mat<const T> x, const T* w, const T* b, double eps, Mat<T> y, T* mean, T* rstd);
 template <class T>
@@ -72,7 +77,7 @@ void causal_attention_backward(const AttentionArgs<T>& a, Mat<const T> y, const 
 // p = (offset + t) * pos_scale (pos_scale < 1: interpolated positions). The angles are computed in
 // double; `inverse` turns the other way (the backward of the forward).
 template <class T>
-void rotary(Mat<T> x, int64_t heads, int64_t head_dim, const float* inv_freq, int64_t offset, double pos_scale, bool inverse);
+void rotary(Mat<T> x, int64_t heads, int64_t head_dim, const T* inv_freq, int64_t offset, double pos_scale, bool inverse);
 
 // ---- causal depthwise conv (causal_conv1d.cpp) --------------------------------------------------
 // out[t, c] = act(b[c] + sum_k w[c, k] x[t - W + 1 + k, c]); act = SiLU when `silu`. Rows before
@@ -94,6 +99,33 @@ void causal_conv1d_forward(const ConvArgs<T>& a, Mat<T> out);
 // dstate (W, D; row 0 unused) may be null.
 template <class T>
 void causal_conv1d_backward(const ConvArgs<T>& a, Mat<const T> dout, Mat<T> dx, T* dw, T* db, T* dstate);
+
+// ---- modal (diagonal IIR) long filter (modal.cpp), StripedHyena 2's hcl ------------------------
+// A channel c's filter is a sum of N decaying real modes, h[t, c] = sum_s R[c, s] p[c, s]^t with the
+// poles p = exp(log_poles) (D, N) and residues R (D, N). The same convolution is the recurrence
+//   S[c, s](t) = p[c, s] S[c, s](t - 1) + u[t, c],   y[t, c] = gate[t, c] (sum_s R[c, s] S[c, s](t) + Dskip[c] u[t, c])
+// which needs no window: it streams any length in O(D N) state, and chunk after chunk (the state
+// carried) equals one pass. Channels are independent: any thread split gives the same bits.
+template <class T>
+struct ModalArgs {
+  Mat<const T> u;                  // (L, D)
+  Mat<const T> gate;               // (L, D); data null: no gate
+  const T* log_poles = nullptr;    // (D, N); p = exp(log_poles) is made in double: p^t over thousands
+                                   // of steps would carry a float pole's rounding (t x 6e-8)
+  const T* residues = nullptr;     // (D, N)
+  const T* Dskip = nullptr;        // (D) or null
+  int64_t N = 0;
+  T* state = nullptr;              // (D, N), zeros at a sequence's start; advanced to the last row
+};
+template <class T>
+void modal_scan(const ModalArgs<T>& a, Mat<T> y);
+// The filter itself, k (L, D) with k[t, c] = sum_s R[c, s] exp(log_poles[c, s] t) (powers in double),
+// for the window schedule of training (an FFT convolution with its backward); and its backward:
+// dR[c, s] += sum_t dk[t, c] p^t, dlog_poles[c, s] += sum_t dk[t, c] R t p^t.
+template <class T>
+void modal_filter(const T* log_poles, const T* residues, int64_t N, Mat<T> k);
+template <class T>
+void modal_filter_backward(const T* log_poles, const T* residues, int64_t N, Mat<const T> dk, T* dlog_poles, T* dresidues);
 
 // ---- selective scan (selective_scan.cpp), Mamba-1's S6, per channel d and state n --------------
 //   dt_t = softplus(delta_t + delta_bias)   (when `softplus`)

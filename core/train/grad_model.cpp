@@ -166,6 +166,7 @@ GradModel<T>::GradModel(GradModelSpec spec)
   lm_head_ = table_.find(spec.lm_head).offset;
   vocab_ = table_.find(spec.lm_head).shape.at(0);
   complement_ = std::move(spec.complement);
+  file_layout_ = std::move(spec.file_layout);
   if (derived_token_table()) {
     LS_CHECK(spec.embedding == spec.lm_head && int64_t(complement_.size()) == vocab_ && d_model_ % 2 == 0 &&
                  table_.find(spec.embedding).shape == Shape({vocab_, d_model_ / 2}),
@@ -239,7 +240,7 @@ template <class T>
 GradModel<T>::GradModel(const GradModel& o)
     : family_(o.family_), config_(o.config_), d_model_(o.d_model_), table_(o.table_), weights_(o.weights_), head_(o.head_),
       classes_(o.classes_), vocab_(o.vocab_), emb_(o.emb_), lm_head_(o.lm_head_), steps_(o.steps_), blocks_(o.blocks_),
-      complement_(o.complement_), fixed_(o.fixed_),
+      complement_(o.complement_), fixed_(o.fixed_), file_layout_(o.file_layout_),
       final_norm_(o.final_norm_), recompute_(o.recompute_), train_length_(o.train_length_), labels_(o.labels_), audio_(o.audio_),
       pool_(o.pool_), pool_w_(o.pool_w_), pool_b_(o.pool_b_), fb_w_(o.fb_w_), filters_(o.filters_), frame_(o.frame_),
       learn_filters_(o.learn_filters_), band_norm_(o.band_norm_), ops_(o.ops_), backend_(o.backend_) {}
@@ -534,6 +535,8 @@ void GradModel<T>::save(const std::filesystem::path& dir) const {
   f.write(cfg.dump(2) + "\n");
   f.commit();
   std::vector<std::pair<std::string, Tensor>> tensors = named_tensors();
+  if (file_layout_)
+    for (auto& [name, t] : tensors) t = file_layout_(name, std::move(t));
   tensors.insert(tensors.end(), fixed_.begin(), fixed_.end());
   write_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}, {"producer", "longseq " LONGSEQ_VERSION}});
 }

@@ -14,6 +14,7 @@
 #include "core/tensor.h"
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -100,6 +101,9 @@ struct GradModelSpec {
   // d_model / 2) and the embedding and tied LM head read the (V, d_model) table made from it with
   // each token's complement (ops::rc_token_table).
   std::vector<int64_t> complement;
+  // The released file's layout of a tensor from the layers' (null: the same): a family whose
+  // loader reorders rows (StripedHyena 2's de-interleaved projections) writes them back as read.
+  std::function<Tensor(const std::string& name, Tensor tensor)> file_layout;
 };
 
 template <class T>
@@ -237,6 +241,7 @@ class GradModel {
   int64_t blocks_ = 0;
   std::vector<int64_t> complement_;                   // see GradModelSpec::complement
   std::vector<std::pair<std::string, Tensor>> fixed_;  // see add_fixed
+  std::function<Tensor(const std::string&, Tensor)> file_layout_;  // see GradModelSpec::file_layout
   std::vector<T> table_host_;                          // the derived token table of the last forward
   std::shared_ptr<const nn::Layer<T>> final_norm_;
   std::vector<T> fin_, dfin_;

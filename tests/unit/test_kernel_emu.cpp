@@ -374,15 +374,16 @@ namespace {
 
 const auto& emu_launch = emu::launcher;
 
-void check_norm(int64_t R, int64_t D, bool rms, int64_t tiles, uint64_t seed) {
-  SCOPED_TRACE(::testing::Message() << "R" << R << " D" << D << " rms " << rms << " tiles " << tiles);
+void check_norm(int64_t R, int64_t D, bool rms, int64_t tiles, uint64_t seed, bool eps_outside = false) {
+  SCOPED_TRACE(::testing::Message() << "R" << R << " D" << D << " rms " << rms << " eps outside " << eps_outside << " tiles " << tiles);
   const auto x = random_vector(size_t(R * D), seed, -3.0f, 3.0f), w = random_vector(size_t(D), seed + 1);
   const auto b = rms ? std::vector<float>{} : random_vector(size_t(D), seed + 2), dy = random_vector(size_t(R * D), seed + 3);
-  const NormOracle ref = norm_oracle(x, w, b, dy, R, D, rms, 1e-5);
+  const double eps = eps_outside ? 1e-2 : 1e-5;
+  const NormOracle ref = norm_oracle(x, w, b, dy, R, D, rms, eps, eps_outside);
   constexpr float kUnwritten = 1e30f;
   std::vector<float> y(x.size(), kUnwritten), mean(static_cast<size_t>(R)), rstd(static_cast<size_t>(R)), dx(x.size(), kUnwritten), dw(size_t(D), kUnwritten),
       db(size_t(D), kUnwritten);
-  const cuda::NormParams p{.rows = R, .cols = D, .rms = rms, .eps = 1e-5f, .x = x.data(), .x_r = D, .weight = w.data(),
+  const cuda::NormParams p{.rows = R, .cols = D, .rms = rms, .eps_outside = eps_outside, .eps = float(eps), .x = x.data(), .x_r = D, .weight = w.data(),
                            .bias = rms ? nullptr : b.data(), .y = y.data(), .y_r = D, .mean = mean.data(), .rstd = rstd.data()};
   cuda::norm_forward_run<4>(p, emu_launch);
   expect_close(y, ref.y, "y");
@@ -411,17 +412,22 @@ TEST(KernelEmu, NormsMatchFloat64Oracle) {
     check_norm(9, 32, rms, 7, 720);
     check_norm(13, 100, rms, 3, 730);
   }
+  check_norm(5, 31, true, 2, 740, true);  // StripedHyena's RMSNorm: eps added to the root
+  check_norm(13, 100, true, 3, 750, true);
 }
 
 TEST(KernelEmu, ActivationsAndEmbeddingMatchFloat64Oracle) {  // and Hyena's per-column Sin
   const auto x = random_vector(1000, 900, -6.0f, 6.0f), dy = random_vector(1000, 901);
-  for (const auto kind : {cuda::Activation::silu, cuda::Activation::gelu_tanh}) {
+  for (const auto kind : {cuda::Activation::silu, cuda::Activation::gelu_tanh, cuda::Activation::gelu_erf}) {
     std::vector<double> y_ref(x.size()), dx_ref(x.size());
     for (size_t i = 0; i < x.size(); ++i) {
       const double v = x[i];
       if (kind == cuda::Activation::silu) {
         const double s = 1.0 / (1.0 + std::exp(-v));
         y_ref[i] = v * s, dx_ref[i] = dy[i] * s * (1.0 + v * (1.0 - s));
+      } else if (kind == cuda::Activation::gelu_erf) {  // x Phi(x), Phi'(x) = exp(-x^2/2) / sqrt(2 pi)
+        const double Phi = 0.5 * std::erfc(-v / std::sqrt(2.0));
+        y_ref[i] = v * Phi, dx_ref[i] = dy[i] * (Phi + v * std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI));
       } else {
         const double k = std::sqrt(2.0 / M_PI), u = k * (v + 0.044715 * v * v * v), th = std::tanh(u);
         y_ref[i] = 0.5 * v * (1.0 + th);

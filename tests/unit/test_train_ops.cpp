@@ -51,35 +51,39 @@ TEST(TrainOps, LinearOnStridedRows) {
 }
 
 TEST(TrainOps, NormGradients) {
-  for (const int64_t rows : {1, 4}) {
-    const int64_t d = 9;
-    auto x = random_doubles(size_t(rows * d), 5, -2, 3), w = random_doubles(size_t(d), 6, 0.5, 1.5),
-         b = random_doubles(size_t(d), 7), r = random_doubles(size_t(rows * d), 8);
-    std::vector<double> y(x.size()), mean(static_cast<size_t>(rows)), rstd(static_cast<size_t>(rows));
-    auto rms = [&] {
-      rms_norm_forward<double>(cm(x, rows, d), w.data(), 1e-5, mat(y.data(), rows, d), rstd.data());
-      return dot(y, r);
-    };
-    auto ln = [&] {
-      layer_norm_forward<double>(cm(x, rows, d), w.data(), b.data(), 1e-5, mat(y.data(), rows, d), mean.data(), rstd.data());
-      return dot(y, r);
-    };
-    rms();
-    for (int64_t i = 0; i < rows; ++i) {  // forward against the definition
-      double ss = 0;
-      for (int64_t j = 0; j < d; ++j) ss += x[size_t(i * d + j)] * x[size_t(i * d + j)];
-      EXPECT_NEAR(y[size_t(i * d)], x[size_t(i * d)] / std::sqrt(ss / double(d) + 1e-5) * w[0], 1e-12);
+  for (const int64_t rows : {1, 4})
+    for (const bool eps_outside : {false, true}) {
+      const int64_t d = 9;
+      const double eps = eps_outside ? 0.05 : 1e-5;  // a visible eps: its place in the formula matters
+      auto x = random_doubles(size_t(rows * d), 5, -2, 3), w = random_doubles(size_t(d), 6, 0.5, 1.5),
+           b = random_doubles(size_t(d), 7), r = random_doubles(size_t(rows * d), 8);
+      std::vector<double> y(x.size()), mean(static_cast<size_t>(rows)), rstd(static_cast<size_t>(rows));
+      auto rms = [&] {
+        rms_norm_forward<double>(cm(x, rows, d), w.data(), eps, eps_outside, mat(y.data(), rows, d), rstd.data());
+        return dot(y, r);
+      };
+      auto ln = [&] {
+        layer_norm_forward<double>(cm(x, rows, d), w.data(), b.data(), 1e-5, mat(y.data(), rows, d), mean.data(), rstd.data());
+        return dot(y, r);
+      };
+      rms();
+      for (int64_t i = 0; i < rows; ++i) {  // forward against the definition
+        double ss = 0;
+        for (int64_t j = 0; j < d; ++j) ss += x[size_t(i * d + j)] * x[size_t(i * d + j)];
+        const double root = eps_outside ? std::sqrt(ss / double(d)) + eps : std::sqrt(ss / double(d) + eps);
+        EXPECT_NEAR(y[size_t(i * d)], x[size_t(i * d)] / root * w[0], 1e-12);
+      }
+      std::vector<double> dx(x.size(), 0.0), dw(w.size(), 0.0), db(b.size(), 0.0);
+      rms_norm_backward<double>(cm(x, rows, d), w.data(), eps, eps_outside, rstd.data(), cm(r, rows, d), mat(dx.data(), rows, d), dw.data());
+      expect_gradients(eps_outside ? "rms_norm eps outside" : "rms_norm", {{"x", &x, dx}, {"w", &w, dw}}, rms);
+      if (eps_outside) continue;
+      ln();
+      std::fill(dx.begin(), dx.end(), 0.0);
+      std::fill(dw.begin(), dw.end(), 0.0);
+      layer_norm_backward<double>(cm(x, rows, d), w.data(), mean.data(), rstd.data(), cm(r, rows, d), mat(dx.data(), rows, d), dw.data(),
+                                  db.data());
+      expect_gradients("layer_norm", {{"x", &x, dx}, {"w", &w, dw}, {"b", &b, db}}, ln);
     }
-    std::vector<double> dx(x.size(), 0.0), dw(w.size(), 0.0), db(b.size(), 0.0);
-    rms_norm_backward<double>(cm(x, rows, d), w.data(), rstd.data(), cm(r, rows, d), mat(dx.data(), rows, d), dw.data());
-    expect_gradients("rms_norm", {{"x", &x, dx}, {"w", &w, dw}}, rms);
-    ln();
-    std::fill(dx.begin(), dx.end(), 0.0);
-    std::fill(dw.begin(), dw.end(), 0.0);
-    layer_norm_backward<double>(cm(x, rows, d), w.data(), mean.data(), rstd.data(), cm(r, rows, d), mat(dx.data(), rows, d), dw.data(),
-                                db.data());
-    expect_gradients("layer_norm", {{"x", &x, dx}, {"w", &w, dw}, {"b", &b, db}}, ln);
-  }
 }
 
 TEST(TrainOps, CausalConvGradientsWithState) {

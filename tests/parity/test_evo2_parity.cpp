@@ -1,0 +1,96 @@
+// Evo 2 (StripedHyena 2) against the official ArcInstitute/evo2 + vortex code run on the CPU
+// (../shared/fixtures/evo2_tiny, README "Evo 2"): logits, the residual stream after every block at
+// the stored positions, and a cached decode (prefill 1,000 tokens, then 16 single steps), loaded
+// from the released-layout model.safetensors and model.pt, with parity.h's rule per tensor. Chunked
+// prefill (37, 512 tokens) is checked against the whole window.
+#include "core/families/family.h"
+#include "core/models/layer_model.h"
+#include "tests/parity/parity.h"
+#include "tests/testing.h"
+
+#include <fmt/format.h>
+
+using namespace longseq;
+using namespace longseq::testing;
+
+namespace {
+
+// A folder holding the fixture's config.json beside one weights file (model.pt or model.safetensors).
+std::filesystem::path folder_with(const TempDir& tmp, const std::filesystem::path& fixture, const std::string& weights) {
+  const auto dir = tmp.path() / weights;
+  std::filesystem::create_directories(dir);
+  std::filesystem::create_symlink(fixture / "config.json", dir / "config.json");
+  std::filesystem::create_symlink(fixture / weights, dir / weights);
+  return dir;
+}
+
+// Rows `positions` of x (L, d) as (1, P, d).
+Tensor rows_at(const Tensor& x, const Tensor& positions) {
+  const Tensor pos = positions.to(DType::I64);
+  const int64_t P = pos.numel(), d = x.size(1);
+  Tensor out = Tensor::empty({1, P, d});
+  for (int64_t i = 0; i < P; ++i) out.select(0, 0).select(0, i).copy_from(x.select(0, pos.data<int64_t>()[i]));
+  return out;
+}
+
+void expect_evo2_parity(const std::filesystem::path& dir) {
+  const auto model = load_language_model(ModelDir::open(dir));
+  EXPECT_EQ(model->family(), "stripedhyena2");
+  const auto io = SafetensorsFile::open(dir / "../io.safetensors");
+  const Tensor ids = io.view("input_ids").select(0, 0).to(DType::I64);
+  const ForwardOutputs out = model->forward(ids, {.hidden = true});
+  expect_parity(out.logits.unsqueeze(0), io, "logits");
+  const Tensor positions = io.view("hidden_positions");
+  for (int64_t i = 0; i < model->n_layer(); ++i) expect_parity(rows_at(out.hidden[size_t(i)], positions), io, fmt::format("hidden_{}", i));
+}
+
+}  // namespace
+
+TEST(Evo2Parity, TinyFromSafetensorsAndPt) {
+  LONGSEQ_REQUIRE_FIXTURE(fixture, "evo2_tiny");
+  TempDir tmp;
+  // io.safetensors is read from the folder's parent: link it there.
+  std::filesystem::create_symlink(fixture / "io.safetensors", tmp.path() / "io.safetensors");
+  for (const char* weights : {"model.safetensors", "model.pt"}) {
+    SCOPED_TRACE(weights);
+    std::printf(" from %s\n", weights);
+    expect_evo2_parity(folder_with(tmp, fixture, weights));
+  }
+}
+
+TEST(Evo2Parity, TinyCachedDecode) {
+  // The official Generator's path: prefill 1,000 tokens (KV caches, FIR states, the hcl modal state
+  // from the prefill), then one token at a time.
+  LONGSEQ_REQUIRE_FIXTURE(fixture, "evo2_tiny");
+  const auto model = load_language_model(ModelDir::open(fixture));
+  const auto& lm = dynamic_cast<const LayerLanguageModel&>(*model);
+  const auto io = SafetensorsFile::open(fixture / "io.safetensors");
+  const Tensor ids = io.view("input_ids").select(0, 0).to(DType::I64);
+  const int64_t prefill = io.view("decode_prefill_len").to(DType::I64).data<int64_t>()[0], V = model->vocab_size(), steps = 16;
+  ASSERT_EQ(prefill, 1000);
+  auto seq = lm.start();
+  const std::span<const int64_t> all(ids.data<int64_t>(), size_t(ids.numel()));
+  seq.run(all.subspan(0, size_t(prefill)), nullptr);
+  Tensor decoded = Tensor::empty({1, steps, V});
+  for (int64_t k = 0; k < steps; ++k) seq.run(all.subspan(size_t(prefill + k), 1), decoded.data<float>() + k * V);
+  expect_parity(decoded, io, "decode_logits");
+}
+
+TEST(Evo2Parity, ChunkedPrefillEqualsTheWholeWindow) {
+  // Chunks of 37 and 512 tokens carry every state (KV caches, FIR and modal states, stored as float
+  // between chunks) across their boundaries: each run meets the parity rule, and differs from the
+  // whole window by less than the official float32 run's own error.
+  LONGSEQ_REQUIRE_FIXTURE(fixture, "evo2_tiny");
+  const auto model = load_language_model(ModelDir::open(fixture));
+  const auto io = SafetensorsFile::open(fixture / "io.safetensors");
+  const Tensor ids = io.view("input_ids").select(0, 0).to(DType::I64);
+  const auto whole = model->forward(ids, {.chunk = ids.numel()}).logits.to_vector();
+  const double official = compare(io.load_f32("logits_f32").to_vector(), io.load_f32("logits").to_vector()).max_abs;
+  for (const int64_t chunk : {37, 512}) {
+    const Tensor logits = model->forward(ids, {.chunk = chunk}).logits;
+    expect_parity(logits.unsqueeze(0), io, "logits");
+    const ErrorStats e = compare(logits.to_vector(), std::vector<double>(whole.begin(), whole.end()));
+    std::printf("  chunk %4lld vs whole: max_abs %.3e rel_l2 %.3e\n", static_cast<long long>(chunk), e.max_abs, e.rel_l2);
+    EXPECT_LE(e.max_abs, official) << "chunk " << chunk;
+  }
+}
