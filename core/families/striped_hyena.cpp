@@ -111,10 +111,12 @@ ShConfig parse(const Config& c) {
   // type longseq does not know.
   const std::vector<std::pair<std::string, Block>> lists = {
       {"hcs_layer_idxs", Block::hcs}, {"hcm_layer_idxs", Block::hcm}, {"hcl_layer_idxs", Block::hcl}, {"attn_layer_idxs", Block::attn}};
-  for (const auto& [key, value] : c.json().items())
+  for (const auto& item : c.json().items()) {
+    const std::string& key = item.key();
     if (key.ends_with("_layer_idxs") && std::none_of(lists.begin(), lists.end(), [&](const auto& l) { return l.first == key; }))
       c.invalid(key, "names a block type longseq does not know; StripedHyena 2 blocks are hcs, hcm, hcl and attn "
                      "(hcs_layer_idxs, hcm_layer_idxs, hcl_layer_idxs, attn_layer_idxs)");
+  }
   std::vector<int> seen(size_t(h.n_layer), -1);
   h.blocks.assign(size_t(h.n_layer), Block::hcs);
   for (size_t l = 0; l < lists.size(); ++l) {

@@ -9,6 +9,7 @@
 #include "core/families/mamba_config.h"
 #include "core/ops/ops.h"
 #include "core/random.h"
+#include "core/safetensors.h"
 #include "core/train/grad_model.h"
 #include "tests/oracles.h"
 #include "tests/testing.h"
@@ -287,6 +288,53 @@ TEST(TrainModels, FilterbankInitResolvesATone) {
   const double power = std::exp(z[size_t(t * K + best)] * kLogPowerScale + kLogPowerShift) - kLogPowerEps;
   EXPECT_NEAR(power, 0.25, 0.25 * 0.05);  // amplitude 0.5 -> power 0.25 (mu-law rounding aside)
   EXPECT_LT(z[size_t(t * K)], z[size_t(t * K + best)] - 2.0);  // 40 Hz band: far below
+}
+
+// StripedHyena 2 (Evo 2) from its config keys: every block type (hcs, hcm, hcl, attention with
+// interpolated rotary) and both MLP activations; the layers' backward against float64 finite
+// differences; save writes the released layouts (per-head Wqkv rows, interleaved projections) and
+// load reads them back to the same model; chunked inference equals the whole window.
+TEST(TrainModels, StripedHyena2GradientsLayoutsAndChunks) {
+  TempDir tmp;
+  const nlohmann::json config = {{"hidden_size", 8}, {"num_layers", 4}, {"vocab_size", 16}, {"num_attention_heads", 2},
+                                 {"hcs_layer_idxs", {0}}, {"hcm_layer_idxs", {1}}, {"hcl_layer_idxs", {2}}, {"attn_layer_idxs", {3}},
+                                 {"short_filter_length", 3}, {"hcs_filter_length", 4}, {"hcs_filter_groups", 2},
+                                 {"hcm_filter_length", 6}, {"hcm_filter_groups", 4}, {"hcl_filter_groups", 8}, {"state_size", 3},
+                                 {"inner_mlp_size", 12}, {"eps", 1e-6}, {"use_interpolated_rotary_pos_emb", true},
+                                 {"rotary_emb_scaling_factor", 4}, {"evo2_style_activations", true}, {"max_seqlen", 64},
+                                 {"tie_embeddings", true}, {"column_split", true}, {"interleave", true}};
+  write_text_atomic(tmp / "sh2.json", config.dump());
+  const auto model = new_model_from_config(tmp / "sh2.json", 9);
+  EXPECT_EQ(model->family(), "stripedhyena2");
+  auto gm = make_grad_model<double>(*model);
+  perturb(*gm, 10);
+  const auto ids = ids_of(11, 0, 16, 3), targets = next_token_targets(ids);
+  const double scale = 1.0 / 10;
+  check_model_gradients("stripedhyena2", *gm, [&](double* g) { return gm->lm_loss(ids, targets, scale, g) * scale; });
+
+  save_model(*model, tmp / "s");
+  const auto back = load_language_model(ModelDir::open(tmp / "s"));
+  const Tensor long_ids = Tensor::from_ids(ids_of(50, 0, 16, 4));
+  const auto whole = model->forward(long_ids, {.chunk = 50}).logits.to_vector();
+  EXPECT_EQ(back->forward(long_ids, {.chunk = 50}).logits.to_vector(), whole);
+  // The file holds the released layouts, not the layers': a Wqkv row of head 0's k is the layers' K row 0.
+  const auto file = SafetensorsFile::open(tmp / "s/model.safetensors");
+  const auto layers = named_parameters(*model);
+  const auto find = [&](const std::string& name) {
+    for (const auto& [n, t] : layers)
+      if (n == name) return t.to_vector();
+    return std::vector<float>{};
+  };
+  const int64_t d = 8, hd = 4;
+  const auto wqkv_file = file.load_f32("blocks.3.inner_mha_cls.Wqkv.weight").to_vector(), wqkv = find("blocks.3.inner_mha_cls.Wqkv.weight");
+  ASSERT_EQ(wqkv.size(), size_t(3 * d * d));
+  EXPECT_EQ(std::vector<float>(wqkv_file.begin() + hd * d, wqkv_file.begin() + 2 * hd * d), std::vector<float>(wqkv.begin() + d * d, wqkv.begin() + (d + hd) * d));
+  const auto proj_file = file.load_f32("blocks.0.projections.weight").to_vector(), proj = find("blocks.0.projections.weight");
+  EXPECT_EQ(std::vector<float>(proj_file.begin() + d, proj_file.begin() + 2 * d), std::vector<float>(proj.begin() + d * d, proj.begin() + (d + 1) * d));  // x1 of channel 0
+  for (const int64_t chunk : {1, 7, 16}) {
+    const auto got = model->forward(long_ids, {.chunk = chunk}).logits.to_vector();
+    EXPECT_LE(compare(got, std::vector<double>(whole.begin(), whole.end())).max_abs, 1e-5) << "chunk " << chunk;
+  }
 }
 
 // The hybrid family: blocks from config.json alone. A config listing only Mamba blocks reads a
