@@ -4,11 +4,22 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "core/yaml.h"
 #include "core/fileio.h"
 
 namespace longseq {
 
-Config Config::load(const std::filesystem::path& path) { return parse(read_text_file(path), path.string()); }
+Config Config::load(const std::filesystem::path& path) {
+  const std::string ext = path.extension().string();
+  if (ext == ".yml" || ext == ".yaml") {
+    Config c;
+    c.source_ = path.string();
+    c.json_ = parse_yaml(read_text_file(path), c.source_);
+    if (!c.json_.is_object()) fail("{}: expected a mapping of config keys at the top level", c.source_);
+    return c;
+  }
+  return parse(read_text_file(path), path.string());
+}
 
 Config Config::parse(const std::string& text, const std::string& source) {
   Config c;

@@ -14,7 +14,8 @@ namespace longseq {
 class Config {
  public:
   Config() = default;
-  // Throws longseq::Error naming the file when it is missing, not JSON, or not a JSON object.
+  // Throws longseq::Error naming the file when it is missing, not JSON, or not a JSON object. A .yml
+  // or .yaml file is read as YAML (core/yaml.h) into the same tree.
   static Config load(const std::filesystem::path& path);
   // `source` names the text in error messages.
   static Config parse(const std::string& text, const std::string& source);

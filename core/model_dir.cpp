@@ -11,8 +11,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
+bool is_config_name(const fs::path& name) { return name == "config.json" || name == "config.yml" || name == "config.yaml"; }
+
 fs::path folder_of(const fs::path& path) {
-  return fs::is_regular_file(path) && path.filename() == "config.json" ? path.parent_path() : path;
+  return fs::is_regular_file(path) && is_config_name(path.filename()) ? path.parent_path() : path;
+}
+
+// config.json, or a released YAML config (Evo 2's) when the folder has no config.json.
+fs::path config_of(const fs::path& dir) {
+  for (const char* name : {"config.json", "config.yml", "config.yaml"})
+    if (fs::exists(dir / name)) return dir / name;
+  return dir / "config.json";
 }
 
 bool checkpoint_extension(const fs::path& p) {
@@ -44,7 +53,7 @@ fs::path weights_of(const fs::path& dir) {
 
 std::vector<fs::path> ModelDir::files(const fs::path& path) {
   const auto dir = folder_of(path);
-  std::vector<fs::path> out = {dir / "config.json"};
+  std::vector<fs::path> out = {config_of(dir)};
   fs::path w = dir / "model.safetensors";
   try {
     if (fs::is_directory(dir)) w = weights_of(dir);
@@ -58,7 +67,8 @@ std::vector<fs::path> ModelDir::files(const fs::path& path) {
 ModelDir ModelDir::open(const fs::path& path) {
   const fs::path dir = folder_of(path);
   if (!fs::is_directory(dir)) fail("{}: not a model directory (expected a folder with config.json and model.safetensors)", path.string());
-  if (!fs::exists(dir / "config.json")) fail("{}: no config.json (a model folder holds config.json + model.safetensors)", dir.string());
+  const fs::path config = config_of(dir);
+  if (!fs::exists(config)) fail("{}: no config.json (a model folder holds config.json + model.safetensors)", dir.string());
   const fs::path weights = weights_of(dir);
   if (weights.empty()) {
     if (fs::exists(dir / "model.safetensors.index.json"))
@@ -66,7 +76,7 @@ ModelDir ModelDir::open(const fs::path& path) {
     fail("{}: no weights (a model folder holds config.json + model.safetensors, or a PyTorch checkpoint such as pytorch_model.bin)",
          dir.string());
   }
-  return ModelDir{dir, Config::load(dir / "config.json"), WeightFile::open(weights)};
+  return ModelDir{dir, Config::load(config), WeightFile::open(weights)};
 }
 
 }  // namespace longseq

@@ -1,4 +1,5 @@
-// A model directory in the Hugging Face convention: config.json beside the weights, which are
+// A model directory in the Hugging Face convention: config.json (or a released config.yml, as Evo 2
+// ships) beside the weights, which are
 // model.safetensors or a PyTorch checkpoint (pytorch_model.bin, model.pt, or the folder's one
 // *.pt / *.pth / *.bin / *.ckpt file, possibly split in .part0, .part1, ...), read by WeightFile.
 #pragma once

@@ -31,8 +31,24 @@ DnaTokenizer DnaTokenizer::standard() {
   return t;
 }
 
+DnaTokenizer DnaTokenizer::bytes() {
+  DnaTokenizer t;
+  t.map_.fill(-1);
+  t.inverse_.fill('?');
+  for (char c : {'A', 'C', 'G', 'T', 'N'}) {
+    t.map_[static_cast<unsigned char>(c)] = static_cast<unsigned char>(c);
+    t.inverse_[static_cast<unsigned char>(c)] = c;
+  }
+  t.unk_ = t.n_id_ = 'N';
+  return t;
+}
+
 DnaTokenizer DnaTokenizer::from_config(const Config& config, int64_t vocab_size) {
   const auto* spec = config.find("longseq_tokenizer");
+  if (!spec && config.get_string("tokenizer_type", "") == "CharLevelTokenizer") {
+    if (vocab_size < 256) config.invalid("vocab_size", "is too small for a byte-level tokenizer (need >= 256)");
+    return bytes();
+  }
   if (!spec) {
     DnaTokenizer t = standard();
     if (t.max_id() >= vocab_size)

@@ -1,6 +1,7 @@
 // DNA character tokenizer with the vocabulary of the released character-level DNA models (specials
 // 0-6, A=7 C=8 G=9 T=10 N=11), shared by every DNA model longseq runs or trains. A model folder may override the mapping
-// with a "longseq_tokenizer" object in config.json: {"type": "char", "vocab": {"A": 0, ...}, "unk": "N"}.
+// with a "longseq_tokenizer" object in config.json: {"type": "char", "vocab": {"A": 0, ...}, "unk": "N"};
+// Evo 2's configs ("tokenizer_type": "CharLevelTokenizer") select the byte-level ids.
 #pragma once
 
 #include "core/config.h"
@@ -25,8 +26,12 @@ class DnaTokenizer {
   static constexpr int64_t kMaskId = 3;
   // The released models' ids (above).
   static DnaTokenizer standard();
-  // From config.json's "longseq_tokenizer" when present, else standard(). Throws naming the key when
-  // the mapping is invalid or does not fit `vocab_size`.
+  // Evo 2's byte-level ids (vortex's CharLevelTokenizer: a base's id is its byte, 'A' = 65); other
+  // IUPAC codes and unknown characters map to 'N' as for every model here.
+  static DnaTokenizer bytes();
+  // From config.json's "longseq_tokenizer" when present, bytes() for "tokenizer_type":
+  // "CharLevelTokenizer" (Evo 2), else standard(). Throws naming the key when the mapping is invalid
+  // or does not fit `vocab_size`.
   static DnaTokenizer from_config(const Config& config, int64_t vocab_size);
 
   // keep_case: lowercase (soft-masked) bases map to the unknown id instead of being upper-cased.

@@ -335,6 +335,27 @@ TEST(TrainModels, StripedHyena2GradientsLayoutsAndChunks) {
     const auto got = model->forward(long_ids, {.chunk = chunk}).logits.to_vector();
     EXPECT_LE(compare(got, std::vector<double>(whole.begin(), whole.end())).max_abs, 1e-5) << "chunk " << chunk;
   }
+  // Prefix sharing (the variant scorer's): the prefix runs once, each suffix continues a copy of
+  // every state (KV caches included); the sums equal those of whole forward passes.
+  const auto prefix = ids_of(30, 0, 16, 5);
+  const std::vector<std::vector<int64_t>> suffixes = {ids_of(9, 0, 16, 6), ids_of(4, 0, 16, 7)};
+  const ContinuationScores shared = model->score_continuations(prefix, suffixes);
+  for (size_t s = 0; s < suffixes.size(); ++s) {
+    std::vector<int64_t> all = prefix;
+    all.insert(all.end(), suffixes[s].begin(), suffixes[s].end());
+    const Tensor lg = model->forward(Tensor::from_ids(all), {}).logits;
+    const int64_t V = model->vocab_size();
+    double pre = 0, suf = 0;
+    for (size_t t = 1; t < all.size(); ++t) {
+      const float* row = lg.data<float>() + (t - 1) * V;
+      double mx = row[0], z = 0;
+      for (int64_t v = 0; v < V; ++v) mx = std::max(mx, double(row[v]));
+      for (int64_t v = 0; v < V; ++v) z += std::exp(double(row[v]) - mx);
+      (t < prefix.size() ? pre : suf) += double(row[all[t]]) - mx - std::log(z);
+    }
+    EXPECT_NEAR(shared.prefix, pre, 1e-4);
+    EXPECT_NEAR(shared.suffix[s], suf, 1e-4) << "suffix " << s;
+  }
 }
 
 // The hybrid family: blocks from config.json alone. A config listing only Mamba blocks reads a
