@@ -1,6 +1,7 @@
 // mamba-bench: whole-model Mamba-1 throughput and memory. Prefill tokens/s at given lengths (streamed
 // in chunks, logits reduced on the fly as loglik does), decode tokens/s (chunk = 1), and the process
 // peak RSS, which is the figure for the bounded-memory claim: run one length per process to compare.
+#include "bench/model_bench.h"
 #include "core/memory.h"
 #include "core/families/family.h"
 #include "core/models/layer_model.h"
@@ -42,32 +43,9 @@ int main(int argc, char** argv) {
   const size_t weights_rss = peak_rss_bytes();
   fmt::print("mamba d_model={} n_layer={} vocab={} threads={} chunk={}  (weights loaded: peak RSS {:.0f} MiB)\n", d_model,
              n_layer, vocab, num_threads(), chunk, double(weights_rss) / (1 << 20));
-  for (int64_t L : lengths) {
-    Rng rng(7);
-    double checksum = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    model->stream_logits(
-        L,
-        [&](int64_t, Tensor& ids) {
-          for (int64_t i = 0; i < ids.size(0); ++i) ids.data<int64_t>()[i] = int64_t(rng.below(uint64_t(vocab)));
-        },
-        chunk, [&](int64_t, const Tensor& logits) { checksum += logits.item({logits.size(0) - 1, 0}); });
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    fmt::print("prefill L={:<8} {:9.2f} s {:10.1f} tokens/s   peak RSS {:7.0f} MiB  tracked peak {:7.1f} MiB  (checksum {:.4f})\n", L, s,
-               double(L) / s, double(peak_rss_bytes()) / (1 << 20), double(memory_stats().peak) / (1 << 20), checksum);
-  }
-  if (decode > 0) {
-    LayerLanguageModel::Sequence seq = model->start();
-    int64_t id = 0;
-    std::vector<float> logits(size_t(model->vocab_size()));
-    seq.run({&id, 1}, logits.data());  // warm-up
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < decode; ++i) {
-      id = i % vocab;
-      seq.run({&id, 1}, logits.data());
-    }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    fmt::print("decode {} steps: {:.1f} tokens/s ({:.2f} ms/token)\n", decode, double(decode) / s, 1e3 * s / double(decode));
-  }
+  std::vector<int64_t> alphabet;
+  for (int64_t v = 0; v < vocab; ++v) alphabet.push_back(v);
+  for (int64_t L : lengths) bench::time_prefill(*model, L, chunk, alphabet);
+  if (decode > 0) bench::time_decode(*model, decode, alphabet);
   return 0;
 }

@@ -105,7 +105,8 @@ ShConfig parse(const Config& c) {
   require_value(c, "short_filter_bias", false);
   require_value(c, "qkv_proj_bias", false);
   require_value(c, "final_norm", true);
-  require_value(c, "use_fp8_input_projections", false);
+  // use_fp8_input_projections (1b, 40b) is Transformer Engine's FP8 compute of the projections; the
+  // weights are stored bf16 either way, and longseq computes them in fp32 (as evo2 does without TE).
 
   // Block types by index: every block in exactly one list; any other *_layer_idxs key is a block
   // type longseq does not know.

@@ -165,7 +165,8 @@ TEST(Audio, StreamedWindowsEqualSlicesOfTheWholeFile) {
   shell("sox -D -n -r 22050 -c 2 -b 16 " + f.string() + " synth 3.3 sine 300-900 sine 500 vol 0.6");
   for (const int rate : {22050, 16000}) {
     const std::vector<float> whole = load_audio(f, rate);
-    for (const auto& [window, hop] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {5000, 1234}, {1000, 7000}, {100000, 5}}) {
+    for (const auto& [window_, hop] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {5000, 1234}, {1000, 7000}, {100000, 5}}) {
+      const int64_t window = window_;  // a copy: clang 14 cannot capture a structured binding in a lambda
       std::vector<SampleRange> seen;
       const int64_t total = for_each_window(f, rate, -1, window, hop, [&](const SampleRange& r, std::span<const float> s) {
         ASSERT_EQ(int64_t(s.size()), r.end - r.start);

@@ -22,6 +22,9 @@ TEST(DType, NamesRoundTrip) {
   EXPECT_EQ(dtype_size(DType::I64), 8u);
 }
 
+// The references are the compiler's _Float16 conversions: GCC has them on x86-64; clang 14 (the
+// sanitizer build) has not, and skips these two (the release build runs them).
+#ifdef __FLT16_MAX__
 TEST(DType, F16ToF32AllValues) {
   for (uint32_t h = 0; h < 65536; ++h) {
     _Float16 ref;
@@ -64,6 +67,7 @@ TEST(DType, F32ToF16MatchesCompiler) {
   check(65520.0f);
   check(1e-8f);
 }
+#endif  // __FLT16_MAX__
 
 TEST(DType, BF16RoundTrip) {
   std::mt19937 rng(11);

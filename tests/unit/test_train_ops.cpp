@@ -166,7 +166,8 @@ TEST(TrainOps, SelectiveScanForwardMatchesOracle) {
 }
 
 TEST(TrainOps, SelectiveScanGradients) {
-  for (const auto& [L, chunk] : std::vector<std::pair<int64_t, int64_t>>{{1, 4}, {13, 4}, {13, 5}, {9, 100}}) {
+  for (const auto& [L_, chunk] : std::vector<std::pair<int64_t, int64_t>>{{1, 4}, {13, 4}, {13, 5}, {9, 100}}) {
+    const int64_t L = L_;  // a copy: clang 14 cannot capture a structured binding in a lambda
     ScanCase s(L, 3, 4, chunk, 30 + uint64_t(L));
     const int64_t D = 3, N = 4;
     std::vector<double> out(size_t(L * D)), states(size_t(scan_chunks(L, chunk) * D * N));

@@ -1,0 +1,47 @@
+// evo2-bench: whole-model StripedHyena 2 (Evo 2) throughput and memory at a released shape (a
+// released config, e.g. ../shared/fixtures/evo2_released_configs/evo2-1b-8k.yml, with random weights):
+// prefill seconds at given lengths (streamed in chunks, logits reduced on the fly as loglik does),
+// cached decode tokens/s, and the process peak RSS. Run one length per process to compare RSS.
+#include "bench/model_bench.h"
+#include "core/families/family.h"
+#include "core/memory.h"
+#include "core/models/layer_model.h"
+#include "core/random.h"
+#include "core/threads.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <chrono>
+
+using namespace longseq;
+
+int main(int argc, char** argv) {
+  CLI::App app{"evo2-bench: StripedHyena 2 prefill/decode throughput and peak RSS at a released shape"};
+  std::string config = LONGSEQ_SOURCE_DIR "/../shared/fixtures/evo2_released_configs/evo2-1b-8k.yml";
+  int64_t chunk = 4096, decode = 0;
+  std::vector<int64_t> lengths{2048};
+  int threads = 0;
+  app.add_option("--config", config, "A StripedHyena 2 config (yml or json)");
+  app.add_option("--length,-L", lengths, "Sequence lengths to prefill");
+  app.add_option("--chunk", chunk);
+  app.add_option("--decode", decode, "Also time this many single-token decode steps (after a 1-token prefix)");
+  app.add_option("--threads", threads);
+  CLI11_PARSE(app, argc, argv);
+  set_num_threads(threads);
+
+  const auto t_init = std::chrono::steady_clock::now();
+  const auto owned = new_model_from_config(config, 1);
+  const auto* model = dynamic_cast<const LayerLanguageModel*>(owned.get());
+  const double init_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_init).count();
+  fmt::print("{}: {} blocks, d_model {}, {:.3f} B parameters (fp32 in memory), threads {}, chunk {}; init {:.1f} s, peak RSS {:.0f} MiB\n",
+             config, model->n_layer(), model->d_model(), double(model->layers().weights().size()) / 1e9, num_threads(), chunk, init_s,
+             double(peak_rss_bytes()) / (1 << 20));
+  const std::vector<int64_t> alphabet = {'A', 'C', 'G', 'T'};
+  for (int64_t L : lengths) bench::time_prefill(*model, L, chunk, alphabet);
+  if (decode > 0) {
+    const double s = bench::time_decode(*model, decode, alphabet);
+    fmt::print("  {:.1f} GB/s of fp32 weights read per token\n", 4.0 * double(model->layers().weights().size()) / s / 1e9);
+  }
+  return 0;
+}
