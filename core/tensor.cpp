@@ -9,6 +9,7 @@
 
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <type_traits>
 
@@ -89,7 +90,15 @@ struct bf16_t { uint16_t bits; };
 template <class T> double to_double(T v) { return double(v); }
 template <> double to_double(f16_t v) { return f16_to_f32(v.bits); }
 template <> double to_double(bf16_t v) { return bf16_to_f32(v.bits); }
-template <class T> T from_double(double v) { return static_cast<T>(v); }
+// Integers saturate (NaN -> 0): a float outside the type's range has no defined cast in C++.
+template <class T> T from_double(double v) {
+  if constexpr (std::is_integral_v<T>) {
+    if (std::isnan(v)) return T(0);
+    if (v <= double(std::numeric_limits<T>::min())) return std::numeric_limits<T>::min();
+    if (v >= double(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
+  }
+  return static_cast<T>(v);
+}
 template <> f16_t from_double(double v) { return {f32_to_f16(float(v))}; }
 template <> bf16_t from_double(double v) { return {f32_to_bf16(float(v))}; }
 template <> bool from_double(double v) { return v != 0.0; }

@@ -88,7 +88,7 @@ class Tensor {
   // Copies.
   Tensor clone() const;       // always a new contiguous tensor of the same dtype
   Tensor contiguous() const;  // *this when already contiguous, else clone()
-  Tensor to(DType dtype) const;  // new contiguous tensor converted element-wise (float <-> float/int)
+  Tensor to(DType dtype) const;  // new contiguous tensor converted element-wise (float <-> float/int; to an integer type saturates, NaN -> 0)
   // Copies `src` (same shape, any strides, any dtype convertible to ours) into this view.
   void copy_from(const Tensor& src);
   void fill(float value);

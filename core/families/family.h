@@ -97,7 +97,7 @@ struct LmFrame {
   // and the final norm (an RC wrapper) serve both halves.
   std::vector<int64_t> rc_complement;
   // See train::GradModelSpec::file_layout.
-  std::function<Tensor(const std::string&, Tensor)> file_layout;
+  std::function<Tensor(const std::string&, Tensor, bool)> file_layout;
   int64_t stream_width() const { return rc_complement.empty() ? d_model : 2 * d_model; }
 };
 // The frame's tensor table in file order: the embedding (V rows), block(i)'s declarations for each

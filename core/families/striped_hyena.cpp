@@ -188,7 +188,7 @@ Tensor relayout(const ShConfig& h, const std::string& name, Tensor t, bool to_fi
 LmFrame frame(const ShConfig& h) {
   LmFrame f{.family = "stripedhyena2", .embedding = "embedding_layer.weight", .final_norm = "norm.", .d_model = h.d, .n_layer = h.n_layer,
             .tied = true, .rms = true, .eps_outside = true, .norm_weight = "scale", .final_eps = h.eps};
-  f.file_layout = [h](const std::string& name, Tensor t) { return relayout(h, name, std::move(t), true); };
+  f.file_layout = [h](const std::string& name, Tensor t, bool to_file) { return relayout(h, name, std::move(t), to_file); };
   return f;
 }
 

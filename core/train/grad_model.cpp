@@ -536,7 +536,7 @@ void GradModel<T>::save(const std::filesystem::path& dir) const {
   f.commit();
   std::vector<std::pair<std::string, Tensor>> tensors = named_tensors();
   if (file_layout_)
-    for (auto& [name, t] : tensors) t = file_layout_(name, std::move(t));
+    for (auto& [name, t] : tensors) t = file_layout_(name, std::move(t), true);
   tensors.insert(tensors.end(), fixed_.begin(), fixed_.end());
   write_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}, {"producer", "longseq " LONGSEQ_VERSION}});
 }

@@ -101,9 +101,10 @@ struct GradModelSpec {
   // d_model / 2) and the embedding and tied LM head read the (V, d_model) table made from it with
   // each token's complement (ops::rc_token_table).
   std::vector<int64_t> complement;
-  // The released file's layout of a tensor from the layers' (null: the same): a family whose
-  // loader reorders rows (StripedHyena 2's de-interleaved projections) writes them back as read.
-  std::function<Tensor(const std::string& name, Tensor tensor)> file_layout;
+  // A tensor in the released file's layout from the layers' (to_file) or back (null: the layouts are
+  // the same): a family whose loader reorders rows (StripedHyena 2's de-interleaved projections)
+  // writes them back as read, and a checkpoint resumes through the inverse.
+  std::function<Tensor(const std::string& name, Tensor tensor, bool to_file)> file_layout;
 };
 
 template <class T>
@@ -126,6 +127,8 @@ class GradModel {
 
   const ParamTable& params() const { return table_; }
   // Every tensor starts on a kAlignment boundary (the table pads between them).
+  // A tensor of a file this model saved, in the layers' layout (GradModelSpec::file_layout).
+  Tensor from_file_layout(const std::string& name, Tensor t) const { return file_layout_ ? file_layout_(name, std::move(t), false) : t; }
   AlignedVector<T>& weights() { return weights_; }
   const AlignedVector<T>& weights() const { return weights_; }
   Head head() const { return head_; }
@@ -241,7 +244,7 @@ class GradModel {
   int64_t blocks_ = 0;
   std::vector<int64_t> complement_;                   // see GradModelSpec::complement
   std::vector<std::pair<std::string, Tensor>> fixed_;  // see add_fixed
-  std::function<Tensor(const std::string&, Tensor)> file_layout_;  // see GradModelSpec::file_layout
+  std::function<Tensor(const std::string&, Tensor, bool)> file_layout_;  // see GradModelSpec::file_layout
   std::vector<T> table_host_;                          // the derived token table of the last forward
   std::shared_ptr<const nn::Layer<T>> final_norm_;
   std::vector<T> fin_, dfin_;

@@ -186,7 +186,7 @@ void load_weights(GradModel<float>& model, const fs::path& file) {
     LS_CHECK(f.contains(p.name), "{}: no tensor '{}' (the checkpoint belongs to another model)", file.string(), p.name);
     LS_CHECK(f.info(p.name).shape == p.shape, "{}: '{}' has shape {}, the model needs {}", file.string(), p.name,
              shape_str(f.info(p.name).shape), shape_str(p.shape));
-    const auto v = f.load_f32(p.name).to_vector();
+    const auto v = model.from_file_layout(p.name, f.load_f32(p.name)).to_vector();
     std::copy(v.begin(), v.end(), model.weights().begin() + p.offset);
   }
 }

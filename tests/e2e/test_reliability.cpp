@@ -241,8 +241,12 @@ TEST_F(Reliability, ThreadCountsAreBoundedAndThreadFailuresAreErrors) {
     expect_one_line_error(run_cli(std::string("--threads ") + n + " info --no-tensors " + q(at("mamba"))), "--threads");
   EXPECT_EQ(run_cli("--threads 1024 info --no-tensors " + q(at("mamba"))).exit_code, 0);
   // Thread stacks that cannot be mapped (an address-space limit): one line, no temp file, no crash.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__)  // gcc
   GTEST_SKIP() << "AddressSanitizer's shadow memory cannot run under an address-space limit";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)  // clang
+  GTEST_SKIP() << "AddressSanitizer's shadow memory cannot run under an address-space limit";
+#endif
 #endif
   TempDir t;
   const std::string cmd = "bash -c \"ulimit -v 3000000; " + std::string(std::getenv("LONGSEQ_BIN") ? std::getenv("LONGSEQ_BIN") : LONGSEQ_BIN_PATH) +

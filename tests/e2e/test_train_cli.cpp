@@ -63,11 +63,26 @@ std::vector<nlohmann::json> read_metrics(const std::filesystem::path& p) {
   return rows;
 }
 
+// `family`: a family name (a 16-wide, 2-block model), or a config file to build the model from.
 std::string small_run(const std::filesystem::path& fasta, const std::filesystem::path& out, const std::string& family, int steps,
                       int batch = 4) {
-  return fmt::format("train --task lm -r {} -o {} --family {} --d-model 16 --n-layer 2 --length 64 --batch {} --steps {} "
+  const std::string arch = family.find('/') != std::string::npos ? "--config " + family : "--family " + family + " --d-model 16 --n-layer 2";
+  return fmt::format("train --task lm -r {} -o {} {} --length 64 --batch {} --steps {} "
                      "--warmup 2 --lr 3e-3 --log-every 1 --eval-every 3 --save-every 3 --val-windows 8 --seed 7",
-                     fasta.string(), out.string(), family, batch, steps);
+                     fasta.string(), out.string(), arch, batch, steps);
+}
+
+// A tiny StripedHyena 2 (Evo 2) config in the released YAML style: every block type, byte-level ids.
+std::filesystem::path write_evo2_config(const TempDir& tmp) {
+  const auto path = tmp / "evo2-tiny.yml";
+  std::ofstream(path) << "# Evo 2 shaped, scaled down\nvocab_size: 512\nhidden_size: 16\nnum_layers: 4\n"
+                         "hcs_layer_idxs: [0]\nhcm_layer_idxs: [1]\nhcl_layer_idxs: [2]\nattn_layer_idxs: [3]\n"
+                         "hcm_filter_length: 16\nhcm_filter_groups: 4\nhcs_filter_length: 7\nhcs_filter_groups: 4\n"
+                         "hcl_filter_groups: 16\nshort_filter_length: 3\nnum_attention_heads: 2\nstate_size: 4\n"
+                         "inner_mlp_size: 32\neps: 0.000001\nuse_interpolated_rotary_pos_emb: True\nrotary_emb_scaling_factor: 4\n"
+                         "evo2_style_activations: True\ntie_embeddings: True\ncolumn_split: True\ninterleave: True\n"
+                         "max_seqlen: 8192\ntokenizer_type: CharLevelTokenizer\n";
+  return path;
 }
 
 }  // namespace
@@ -75,8 +90,9 @@ std::string small_run(const std::filesystem::path& fasta, const std::filesystem:
 TEST(TrainCli, LmTrainingLowersLossAndResumesExactly) {
   TempDir tmp;
   const auto fasta = write_fasta(tmp);
-  for (const std::string family : {"mamba", "hyenadna"}) {
-    const auto full = tmp / (family + "-full"), part = tmp / (family + "-part");
+  for (const std::string& family : {std::string("mamba"), std::string("hyenadna"), write_evo2_config(tmp).string()}) {
+    const std::string name = family.find('/') != std::string::npos ? "evo2" : family;
+    const auto full = tmp / (name + "-full"), part = tmp / (name + "-part");
     const CliResult a = run_cli("--threads 2 " + small_run(fasta, full, family, 9));
     ASSERT_EQ(a.exit_code, 0) << a.err;
     const auto rows = read_metrics(full / "metrics.jsonl");
