@@ -22,10 +22,12 @@ namespace {
 bool ends_with(const std::string& s, const std::string& suffix) { return s.ends_with(suffix); }
 
 // Decay only matrices: biases, norm weights, D and freq are vectors; A_log and the implicit
-// filters' positional features are excluded by name as the originals do.
+// filters' positional features are excluded by name as the originals do, and so are StripedHyena's
+// modal log-poles and residues (decay would pull every pole towards 1, the edge of stability).
 bool decays(const std::string& name, const Shape& shape) {
   const int64_t dims = std::count_if(shape.begin(), shape.end(), [](int64_t s) { return s > 1; });
-  return dims >= 2 && !ends_with(name, "A_log") && !ends_with(name, "pos_emb.z") && !ends_with(name, ".freq");
+  return dims >= 2 && !ends_with(name, "A_log") && !ends_with(name, "pos_emb.z") && !ends_with(name, ".freq") &&
+         !ends_with(name, "log_poles") && !ends_with(name, "residues");
 }
 
 }  // namespace
