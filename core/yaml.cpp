@@ -5,40 +5,68 @@
 
 #include <yaml.h>
 
-#include <cmath>
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <limits>
 #include <memory>
-#include <regex>
 #include <vector>
 
 namespace longseq {
 
 namespace {
 
-// A plain (unquoted) scalar as PyYAML's resolver reads it.
-nlohmann::json resolve_plain(const std::string& s) {
-  static const std::regex null_re("~|null|Null|NULL|"), true_re("true|True|TRUE|yes|Yes|YES|on|On|ON"),
-      false_re("false|False|FALSE|no|No|NO|off|Off|OFF"), int_re("[-+]?(0|[1-9][0-9_]*)"),
-      float_re("[-+]?([0-9][0-9_]*)?\\.[0-9_]*([eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*([.][0-9_]*)?[eE][-+]?[0-9]+"),
-      inf_re("[-+]?\\.(inf|Inf|INF)"), nan_re("\\.(nan|NaN|NAN)");
-  const auto strip = [](std::string v) {
-    std::erase(v, '_');
-    return v;
-  };
-  if (std::regex_match(s, null_re)) return nullptr;
-  if (std::regex_match(s, true_re)) return true;
-  if (std::regex_match(s, false_re)) return false;
-  if (std::regex_match(s, int_re)) {
-    try {
-      return std::stoll(strip(s));
-    } catch (const std::out_of_range&) {
-      return std::stod(strip(s));
+bool one_of(const std::string& s, std::initializer_list<const char*> words) {
+  return std::any_of(words.begin(), words.end(), [&](const char* w) { return s == w; });
+}
+
+// A number's text: an optional sign, then digits, '_', '.', and an exponent; underscores dropped.
+// Empty when `s` is not one (then it stays a string).
+std::string number_text(const std::string& s, bool& is_int) {
+  if (s.empty() || s.size() > 64) return {};
+  std::string out;
+  bool digit = false, dot = false, exp = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if ((c == '+' || c == '-') && (i == 0 || s[i - 1] == 'e' || s[i - 1] == 'E')) {
+      out += c;
+    } else if (std::isdigit(static_cast<unsigned char>(c))) {
+      out += c, digit = true;
+    } else if (c == '_' && digit) {
+      continue;
+    } else if (c == '.' && !dot && !exp) {
+      out += c, dot = true;
+    } else if ((c == 'e' || c == 'E') && digit && !exp) {
+      out += c, exp = true;
+    } else {
+      return {};
     }
   }
-  if (std::regex_match(s, float_re) && s != "." && s != "-." && s != "+.") return std::stod(strip(s));
-  if (std::regex_match(s, inf_re)) return s[0] == '-' ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
-  if (std::regex_match(s, nan_re)) return std::numeric_limits<double>::quiet_NaN();
-  return s;
+  if (!digit || out.back() == 'e' || out.back() == 'E' || out.back() == '+' || out.back() == '-') return {};
+  is_int = !dot && !exp;
+  const size_t first = out[0] == '+' || out[0] == '-' ? 1 : 0;
+  if (is_int && out.size() > first + 1 && out[first] == '0') return {};  // 012 is YAML 1.1 octal: kept a string
+  return out;
+}
+
+// A plain (unquoted) scalar as PyYAML's resolver reads it.
+nlohmann::json resolve_plain(const std::string& s) {
+  if (one_of(s, {"", "~", "null", "Null", "NULL"})) return nullptr;
+  if (one_of(s, {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"})) return true;
+  if (one_of(s, {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"})) return false;
+  if (one_of(s, {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"})) return std::numeric_limits<double>::infinity();
+  if (one_of(s, {"-.inf", "-.Inf", "-.INF"})) return -std::numeric_limits<double>::infinity();
+  if (one_of(s, {".nan", ".NaN", ".NAN"})) return std::numeric_limits<double>::quiet_NaN();
+  bool is_int = false;
+  const std::string num = number_text(s, is_int);
+  if (num.empty()) return s;
+  if (is_int) {
+    errno = 0;
+    const long long v = std::strtoll(num.c_str(), nullptr, 10);
+    if (errno != ERANGE) return int64_t(v);
+  }
+  return std::strtod(num.c_str(), nullptr);  // out of range: +-inf or 0, never an exception
 }
 
 struct Open {
