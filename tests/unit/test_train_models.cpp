@@ -306,6 +306,21 @@ TEST(TrainModels, StripedHyena2GradientsLayoutsAndChunks) {
   write_text_atomic(tmp / "sh2.json", config.dump());
   const auto model = new_model_from_config(tmp / "sh2.json", 9);
   EXPECT_EQ(model->family(), "stripedhyena2");
+  // Config errors name the key: an unknown block type (with the supported ones), a block in no list.
+  const auto refused = [&](nlohmann::json bad, const std::string& needle) {
+    try {
+      (void)new_model_from_json(bad, 1);
+      ADD_FAILURE() << "accepted " << bad.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  nlohmann::json unknown = config;
+  unknown["mamba_layer_idxs"] = {1};
+  refused(unknown, "hcs, hcm, hcl and attn");
+  nlohmann::json missing = config;
+  missing["hcl_layer_idxs"] = nlohmann::json::array();
+  refused(missing, "block 2 is in none");
   auto gm = make_grad_model<double>(*model);
   perturb(*gm, 10);
   const auto ids = ids_of(11, 0, 16, 3), targets = next_token_targets(ids);
