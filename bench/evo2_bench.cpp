@@ -19,13 +19,16 @@ using namespace longseq;
 int main(int argc, char** argv) {
   CLI::App app{"evo2-bench: StripedHyena 2 prefill/decode throughput and peak RSS at a released shape"};
   std::string config = LONGSEQ_SOURCE_DIR "/../shared/fixtures/evo2_released_configs/evo2-1b-8k.yml";
-  int64_t chunk = 4096, decode = 0;
+  int64_t chunk = 4096, decode = 0, variant_window = 0;
   std::vector<int64_t> lengths{2048};
   int threads = 0;
   app.add_option("--config", config, "A StripedHyena 2 config (yml or json)");
   app.add_option("--length,-L", lengths, "Sequence lengths to prefill");
   app.add_option("--chunk", chunk);
   app.add_option("--decode", decode, "Also time this many single-token decode steps (after a 1-token prefix)");
+  app.add_option("--variant-window", variant_window,
+                 "Also time scoring one SNV at the centre of a window of this many tokens: the prefix shared "
+                 "(KV caches and filter states copied at the variant) vs the ref and alt windows run whole");
   app.add_option("--threads", threads);
   CLI11_PARSE(app, argc, argv);
   set_num_threads(threads);
@@ -39,6 +42,25 @@ int main(int argc, char** argv) {
              double(peak_rss_bytes()) / (1 << 20));
   const std::vector<int64_t> alphabet = {'A', 'C', 'G', 'T'};
   for (int64_t L : lengths) bench::time_prefill(*model, L, chunk, alphabet);
+  if (variant_window > 1) {
+    Rng rng(11);
+    std::vector<int64_t> ref(static_cast<size_t>(variant_window));
+    for (auto& id : ref) id = alphabet[rng.below(4)];
+    const size_t mid = size_t(variant_window / 2);
+    std::vector<int64_t> alt = ref;
+    alt[mid] = alt[mid] == 'A' ? 'G' : 'A';
+    const auto timed = [&](std::span<const int64_t> prefix, const std::vector<std::vector<int64_t>>& suffixes) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const ContinuationScores s = model->score_continuations(prefix, suffixes);
+      return std::pair{std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), s};
+    };
+    const std::vector<int64_t> prefix(ref.begin(), ref.begin() + std::ptrdiff_t(mid));
+    const auto [shared_s, shared] = timed(prefix, {std::vector<int64_t>(ref.begin() + std::ptrdiff_t(mid), ref.end()),
+                                                   std::vector<int64_t>(alt.begin() + std::ptrdiff_t(mid), alt.end())});
+    const auto [whole_s, whole] = timed({}, {ref, alt});
+    fmt::print("variant window {}: prefix shared {:.2f} s, two whole windows {:.2f} s ({:.2f}x); dll {:.5f} vs {:.5f}\n", variant_window,
+               shared_s, whole_s, whole_s / shared_s, shared.suffix[1] - shared.suffix[0], whole.suffix[1] - whole.suffix[0]);
+  }
   if (decode > 0) {
     const double s = bench::time_decode(*model, decode, alphabet);
     fmt::print("  {:.1f} GB/s of fp32 weights read per token\n", 4.0 * double(model->layers().weights().size()) / s / 1e9);
