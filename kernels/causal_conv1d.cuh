@@ -159,7 +159,130 @@ void causal_conv1d_backward_run(CausalConv1dBwdParams g, int64_t tiles, float* s
   launch(dim3(unsigned((g.fwd.channels + kThreads - 1) / kThreads)), dim3(kThreads), causal_conv1d_param_grads_kernel<kW>, g);
 }
 
-// Calls f(std::integral_constant<int, W>) for the runtime width 1..kConvMaxWidth.
+// ---- filters wider than kConvRegisterWidth: taps and inputs staged in shared memory -------------
+// A block owns 32 channels (lane = channel) x kConvWideTile tokens: it loads the channels' taps
+// transposed (taps[k][lane]) and the tile's kConvWideTile + W - 1 inputs once, then each warp
+// computes every kNWarps-th token of the tile from shared memory (one broadcast-free, conflict-free
+// row per access). The backward is two such passes: dx, the same sum over the upstream gradient run
+// the other way (plus the initial state's rows), and the tap sums per tile of tokens, reduced in a
+// fixed order as above. SiLU is not fused here (no wide filter of the families uses it).
+inline constexpr int kConvWideTile = 64;
+
+using ConvWideTaps = float[kConvMaxWidth][kLanes];
+using ConvWideWindow = float[kConvWideTile + kConvMaxWidth - 1][kLanes];
+
+__device__ inline void conv_wide_load_taps(const CausalConv1dParams& p, int64_t d0, ConvWideTaps& taps) {
+  for (int64_t i = threadIdx.x; i < p.width * kLanes; i += blockDim.x) {
+    const int64_t k = i / kLanes, lane = i % kLanes, d = d0 + lane;
+    taps[k][lane] = d < p.channels ? p.weight[d * p.width + k] : 0.0f;
+  }
+}
+
+// Grid: x = tiles of kConvWideTile tokens, y = channel groups, z = batch.
+// out[t] = bias + sum_k w[k] x[t - (W - 1) + k].
+__global__ void causal_conv1d_wide_fwd_kernel(CausalConv1dParams p) {
+  __shared__ ConvWideTaps taps;
+  __shared__ ConvWideWindow win;
+  const int lane = int(threadIdx.x) % kLanes, warp = int(threadIdx.x) / kLanes, warps = int(blockDim.x) / kLanes;
+  const int64_t d0 = int64_t(blockIdx.y) * kLanes, d = d0 + lane, b = blockIdx.z, t0 = int64_t(blockIdx.x) * kConvWideTile, W = p.width;
+  conv_wide_load_taps(p, d0, taps);
+  for (int64_t i = threadIdx.x; i < (kConvWideTile + W - 1) * kLanes; i += blockDim.x) {
+    const int64_t j = i / kLanes, dd = d0 + i % kLanes;
+    win[j][i % kLanes] = dd < p.channels ? conv_input(p, b, t0 - (W - 1) + j, dd) : 0.0f;
+  }
+  __syncthreads();
+  if (d >= p.channels) return;
+  const float bias = p.bias ? p.bias[d] : 0.0f;
+  for (int64_t i = warp; i < kConvWideTile && t0 + i < p.length; i += warps) {
+    float acc = bias;
+    for (int64_t k = 0; k < W; ++k) acc += taps[k][lane] * win[i + k][lane];
+    p.out[b * p.out_b + (t0 + i) * p.out_l + d] = acc;
+  }
+}
+
+// Grid as the forward's over output times first .. L - 1, first = -(W - 1) when dinit is wanted
+// (those rows are the initial state's gradients). dx[t] = sum_k w[k] dout[t + (W - 1) - k].
+__global__ void causal_conv1d_wide_dx_kernel(CausalConv1dBwdParams g) {
+  __shared__ ConvWideTaps taps;
+  __shared__ ConvWideWindow up;  // dout at t0 .. t0 + kConvWideTile + W - 2
+  const CausalConv1dParams& p = g.fwd;
+  const int lane = int(threadIdx.x) % kLanes, warp = int(threadIdx.x) / kLanes, warps = int(blockDim.x) / kLanes;
+  const int64_t W = p.width, first = g.dinit ? -(W - 1) : 0;
+  const int64_t d0 = int64_t(blockIdx.y) * kLanes, d = d0 + lane, b = blockIdx.z, t0 = first + int64_t(blockIdx.x) * kConvWideTile;
+  conv_wide_load_taps(p, d0, taps);
+  for (int64_t i = threadIdx.x; i < (kConvWideTile + W - 1) * kLanes; i += blockDim.x) {
+    const int64_t j = i / kLanes, dd = d0 + i % kLanes, t = t0 + j;
+    up[j][i % kLanes] = dd < p.channels && t >= 0 && t < p.length ? g.dout[b * g.dout_b + t * g.dout_l + dd] : 0.0f;
+  }
+  __syncthreads();
+  if (d >= p.channels) return;
+  for (int64_t i = warp; i < kConvWideTile && t0 + i < p.length; i += warps) {
+    float acc = 0.0f;
+    for (int64_t k = 0; k < W; ++k) acc += taps[k][lane] * up[i + (W - 1) - k][lane];
+    const int64_t t = t0 + i;
+    if (t >= 0)
+      g.dx[b * g.dx_b + t * g.dx_l + d] = acc;
+    else
+      g.dinit[(b * (W - 1) + (W - 1) + t) * p.channels + d] = acc;
+  }
+}
+
+// Grid: x = tiles of g.tile_len tokens, y = channel groups, z = batch. Thread (lane, warp) sums
+// dout[t] x[t - (W - 1) + k] over the tile for k = warp, warp + kNWarps, ... (k = W: dout, dbias).
+template <int kNWarps>
+__global__ void causal_conv1d_wide_dw_kernel(CausalConv1dBwdParams g) {
+  constexpr int kPerThread = (kConvMaxWidth + kNWarps) / kNWarps;  // taps + bias over the warps
+  __shared__ ConvWideWindow win;
+  __shared__ float up[kConvWideTile][kLanes];
+  const CausalConv1dParams& p = g.fwd;
+  const int lane = int(threadIdx.x) % kLanes, warp = int(threadIdx.x) / kLanes;
+  const int64_t W = p.width, d0 = int64_t(blockIdx.y) * kLanes, d = d0 + lane, b = blockIdx.z, tile = blockIdx.x;
+  const int64_t begin = tile * g.tile_len, end = begin + g.tile_len < p.length ? begin + g.tile_len : p.length;
+  float acc[kPerThread] = {};
+  for (int64_t t0 = begin; t0 < end; t0 += kConvWideTile) {
+    const int64_t n = end - t0 < kConvWideTile ? end - t0 : kConvWideTile;
+    __syncthreads();  // the previous round's reads are done
+    for (int64_t i = threadIdx.x; i < (n + W - 1) * kLanes; i += blockDim.x) {
+      const int64_t j = i / kLanes, dd = d0 + i % kLanes;
+      win[j][i % kLanes] = dd < p.channels ? conv_input(p, b, t0 - (W - 1) + j, dd) : 0.0f;
+    }
+    for (int64_t i = threadIdx.x; i < n * kLanes; i += blockDim.x) {
+      const int64_t j = i / kLanes, dd = d0 + i % kLanes;
+      up[j][i % kLanes] = dd < p.channels ? g.dout[b * g.dout_b + (t0 + j) * g.dout_l + dd] : 0.0f;
+    }
+    __syncthreads();
+    for (int c = 0; c < kPerThread; ++c) {
+      const int64_t k = warp + int64_t(c) * kNWarps;
+      if (k > W) break;
+      float s = 0.0f;
+      for (int64_t i = 0; i < n; ++i) s += up[i][lane] * (k < W ? win[i + k][lane] : 1.0f);
+      acc[c] += s;
+    }
+  }
+  if (d >= p.channels) return;
+  float* out = g.partial + ((b * g.tiles + tile) * p.channels + d) * (W + 1);
+  for (int c = 0; c < kPerThread; ++c) {
+    const int64_t k = warp + int64_t(c) * kNWarps;
+    if (k > W) break;
+    out[k] = acc[c];
+  }
+}
+
+// One thread per (d, k), k <= W: dweight (and dbias, k = W) from the partials in (b, tile) order.
+__global__ void causal_conv1d_wide_param_grads_kernel(CausalConv1dBwdParams g) {
+  const CausalConv1dParams& p = g.fwd;
+  const int64_t W = p.width, i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= p.channels * (W + 1)) return;
+  const int64_t d = i / (W + 1), k = i % (W + 1);
+  float s = 0.0f;
+  for (int64_t bt = 0; bt < p.batch * g.tiles; ++bt) s += g.partial[(bt * p.channels + d) * (W + 1) + k];
+  if (k < W)
+    g.dweight[d * W + k] = s;
+  else if (g.dbias)
+    g.dbias[d] = s;
+}
+
+// Calls f(std::integral_constant<int, W>) for the runtime width 1..kConvRegisterWidth.
 template <class F>
 void dispatch_conv_width(int64_t W, F f) {
   switch (W) {
@@ -169,6 +292,40 @@ void dispatch_conv_width(int64_t W, F f) {
     case 4: return f(std::integral_constant<int, 4>{});
     default: return;
   }
+}
+
+// The drivers for any width 1..kConvMaxWidth: the register kernels up to kConvRegisterWidth taps,
+// the shared-memory ones past it (the final state likewise).
+template <int kNItems, int kNWarps, class Launch>
+void causal_conv1d_forward_any(const CausalConv1dParams& p, Launch launch) {
+  if (p.width <= kConvRegisterWidth)
+    return dispatch_conv_width(p.width, [&](auto W) { causal_conv1d_forward_run<W.value, kNItems, kNWarps>(p, launch); });
+  const unsigned groups = unsigned((p.channels + kLanes - 1) / kLanes);
+  launch(dim3(unsigned((p.length + kConvWideTile - 1) / kConvWideTile), groups, unsigned(p.batch)), dim3(kNWarps * kLanes),
+         causal_conv1d_wide_fwd_kernel, p);
+  if (p.final_state) {
+    constexpr unsigned kThreads = 256;
+    launch(dim3(unsigned((p.batch * (p.width - 1) * p.channels + kThreads - 1) / kThreads)), dim3(kThreads), causal_conv1d_final_state_kernel, p);
+  }
+}
+
+template <int kNItems, int kNWarps, class Launch>
+void causal_conv1d_backward_any(CausalConv1dBwdParams g, int64_t tiles, float* scratch, Launch launch) {
+  const CausalConv1dParams& p = g.fwd;
+  if (p.width <= kConvRegisterWidth)
+    return dispatch_conv_width(p.width, [&](auto W) { causal_conv1d_backward_run<W.value, kNItems, kNWarps>(g, tiles, scratch, launch); });
+  const int64_t runs = (p.length + kConvWideTile - 1) / kConvWideTile;
+  tiles = tiles < 1 ? 1 : tiles > runs ? runs : tiles;
+  g.tile_len = (runs + tiles - 1) / tiles * kConvWideTile;
+  g.tiles = (p.length + g.tile_len - 1) / g.tile_len;
+  g.partial = scratch;
+  const unsigned groups = unsigned((p.channels + kLanes - 1) / kLanes);
+  const int64_t outputs = p.length + (g.dinit ? p.width - 1 : 0);
+  launch(dim3(unsigned((outputs + kConvWideTile - 1) / kConvWideTile), groups, unsigned(p.batch)), dim3(kNWarps * kLanes),
+         causal_conv1d_wide_dx_kernel, g);
+  launch(dim3(unsigned(g.tiles), groups, unsigned(p.batch)), dim3(kNWarps * kLanes), causal_conv1d_wide_dw_kernel<kNWarps>, g);
+  constexpr unsigned kThreads = 256;
+  launch(dim3(unsigned((p.channels * (p.width + 1) + kThreads - 1) / kThreads)), dim3(kThreads), causal_conv1d_wide_param_grads_kernel, g);
 }
 
 LS_KERNELS_END

@@ -10,7 +10,10 @@
 
 namespace longseq::cuda {
 
-inline constexpr int kConvMaxWidth = 4;  // W the kernels are instantiated for (mamba_ssm's causal_conv1d: 2..4)
+// W up to kConvRegisterWidth (mamba_ssm's causal_conv1d: 2..4) runs with the window in registers;
+// wider filters (StripedHyena 2's hcs, 7 taps, and hcm, 128) stage taps and inputs in shared memory.
+inline constexpr int kConvRegisterWidth = 4;
+inline constexpr int kConvMaxWidth = 128;
 
 struct CausalConv1dParams {
   int64_t batch = 0, length = 0, channels = 0, width = 0;  // B, L, D, W
@@ -44,7 +47,8 @@ struct CausalConv1dBwdParams {
 };
 
 // Device pointers; launch on the default stream and synchronize. Throw longseq::Error for bad sizes,
-// W outside 1..kConvMaxWidth, missing pointers or a CUDA failure.
+// W outside 1..kConvMaxWidth, SiLU with W > kConvRegisterWidth (not fused there), missing pointers
+// or a CUDA failure.
 void causal_conv1d_forward(const CausalConv1dParams& p);
 void causal_conv1d_backward(const CausalConv1dBwdParams& p);
 

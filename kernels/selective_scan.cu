@@ -37,7 +37,7 @@ void selective_scan_backward(const SelectiveScanBwdParams& g) {
   LS_CHECK(!p.z || g.dz, "selective_scan_backward: z is set, so dz is required");
   LS_CHECK(!p.Dskip || g.dDskip, "selective_scan_backward: Dskip is set, so dDskip is required");
   LS_CHECK(!p.delta_bias || g.ddelta_bias, "selective_scan_backward: delta_bias is set, so ddelta_bias is required");
-  LS_CHECK(p.dtype == ScanDType::f32, "selective_scan_backward: the backward takes fp32 inputs; convert bf16/fp16 activations first");
+  LS_CHECK(p.dtype == StorageType::f32, "selective_scan_backward: the backward takes fp32 inputs; convert bf16/fp16 activations first");
   LS_CHECK(!p.cu_seqlens, "selective_scan_backward: packed batches (cu_seqlens) are not supported by the backward; pass one row per sequence");
   LS_CHECK(p.batch <= 65535, "selective_scan_backward: batch {} exceeds the grid's 65535", p.batch);
   constexpr int kFwdWarps = 8, kFwdItems = 8, kWarps = 8, kItems = 4;

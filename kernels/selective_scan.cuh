@@ -16,6 +16,7 @@
 #include "kernels/activations.h"
 #include "kernels/block_scan.cuh"
 #include "kernels/selective_scan.h"
+#include "kernels/storage.cuh"
 
 #include <cmath>
 
@@ -27,31 +28,6 @@ struct ScanPair {
   float a, b;
 };
 LS_HD ScanPair scan_combine(ScanPair p, ScanPair q) { return {p.a * q.a, q.a * p.b + q.b}; }
-
-// Storage <-> fp32 (kernels/half.h's conversions: round to nearest even, as __float2bfloat16_rn).
-LS_HD float to_f32(float x) { return x; }
-LS_HD float to_f32(Bf16 x) { return bf16_to_f32(x.bits); }
-LS_HD float to_f32(F16 x) { return f16_to_f32(x.bits); }
-LS_HD void store_f32(float* p, float v) { *p = v; }
-LS_HD void store_f32(Bf16* p, float v) { p->bits = f32_to_bf16(v); }
-LS_HD void store_f32(F16* p, float v) { p->bits = f32_to_f16(v); }
-// Element i of a storage-typed array behind a void pointer.
-template <class T>
-LS_HD float load_as(const void* p, int64_t i) {
-  return to_f32(static_cast<const T*>(p)[i]);
-}
-
-template <class T>
-struct TypeTag {
-  using type = T;
-};
-// f(TypeTag<T>{}) for the storage type of `dtype`.
-template <class F>
-void dispatch_scan_dtype(ScanDType dtype, F f) {
-  if (dtype == ScanDType::bf16) return f(TypeTag<Bf16>{});
-  if (dtype == ScanDType::f16) return f(TypeTag<F16>{});
-  f(TypeTag<float>{});
-}
 
 // One block: 32 channels x one batch x one segment (blockIdx.z) of the sequence. With p.y null it is
 // pass 1 of the segmented scan: from a zero state, it writes the segment's final state and delta sum.
@@ -225,7 +201,7 @@ void selective_scan_passes(SelectiveScanParams p, int64_t segments, float* scrat
 // scratch holds selective_scan_scratch(p, segments) floats.
 template <int kNWarps, int kNItems, class Launch>
 void selective_scan_segmented(SelectiveScanParams p, int64_t segments, float* scratch, Launch launch) {
-  dispatch_scan_dtype(p.dtype, [&](auto tag) {
+  dispatch_storage(p.dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (p.cu_seqlens)
       selective_scan_passes<kNWarps, kNItems, true, T>(p, segments, scratch, launch);

@@ -4,21 +4,14 @@
 // the last dimension; A is (D, N) contiguous; states are (B, D, N) contiguous.
 #pragma once
 
+#include "kernels/storage.h"
+
 #include <cstdint>
 
 namespace longseq::cuda {
 
 inline constexpr int kScanMaxStates = 256;  // N the kernel carries in shared memory
 
-// Storage type of u, delta, B, C, z and y (mamba_ssm's input_t); A, D skip, delta bias and the
-// states are always fp32, and the arithmetic is fp32 whatever the storage.
-enum class ScanDType : uint8_t { f32, bf16, f16 };
-struct Bf16 {  // bfloat16 bits (layout of __nv_bfloat16)
-  uint16_t bits;
-};
-struct F16 {  // IEEE half bits (layout of __half)
-  uint16_t bits;
-};
 
 struct SelectiveScanParams {
   int64_t batch = 0, length = 0, channels = 0, states = 0;  // B, L, D, N
@@ -32,7 +25,8 @@ struct SelectiveScanParams {
   int64_t C_b = 0, C_l = 0;
   const void* __restrict__ z = nullptr;  // or null: no gating
   int64_t z_b = 0, z_l = 0;
-  ScanDType dtype = ScanDType::f32;  // of u, delta, B, C, z, y (the forward; the backward takes f32)
+  StorageType dtype = StorageType::f32;  // of u, delta, B, C, z, y (mamba_ssm's input_t; the backward takes f32);
+                                        // A, D skip, delta bias and the states are always fp32
   const float* __restrict__ A = nullptr;           // (D, N)
   const float* __restrict__ Dskip = nullptr;       // (D) or null
   const float* __restrict__ delta_bias = nullptr;  // (D) or null

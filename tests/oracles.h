@@ -554,4 +554,60 @@ inline std::vector<double> hyena_oracle(const HyenaConfig& c, const std::map<std
   return logits;
 }
 
+// y (Lq, H hd) and lse (H, Lq) in double, the definition written out.
+inline void attention_oracle(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v, int64_t Lq, int64_t S,
+                      int64_t H, int64_t Hkv, int64_t hd, int64_t offset, std::vector<double>& y, std::vector<double>& lse) {
+  y.assign(size_t(Lq * H * hd), 0.0);
+  lse.assign(size_t(H * Lq), 0.0);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < Lq; ++i) {
+      const int64_t kvh = h / (H / Hkv), keys = offset + i + 1;
+      std::vector<double> s(static_cast<size_t>(keys));
+      double m = -1e300;
+      for (int64_t j = 0; j < keys; ++j) {
+        double dot = 0;
+        for (int64_t e = 0; e < hd; ++e) dot += double(q[size_t(i * H * hd + h * hd + e)]) * double(k[size_t(j * Hkv * hd + kvh * hd + e)]);
+        s[size_t(j)] = dot / std::sqrt(double(hd));
+        m = std::max(m, s[size_t(j)]);
+      }
+      double z = 0;
+      for (double x : s) z += std::exp(x - m);
+      for (int64_t j = 0; j < keys; ++j)
+        for (int64_t e = 0; e < hd; ++e)
+          y[size_t(i * H * hd + h * hd + e)] += std::exp(s[size_t(j)] - m) / z * double(v[size_t(j * Hkv * hd + kvh * hd + e)]);
+      lse[size_t(h * Lq + i)] = m + std::log(z);
+    }
+  (void)S;
+}
+
+
+// The modal long filter by its definition (O(L^2), float64), one sequence: h[s, c] = sum_n R p^s
+// with p = exp(log_poles); y[t, c] = gate (sum_{s <= t} h[s, c] u[t - s, c] + Dskip u[t, c] +
+// sum_n R p^(t + 1) S0[c, n]) with the initial state S0 (D, N) (empty: zeros); `state` (D, N) is each
+// mode's state after the last token, p^L S0 + sum_j p^(L - 1 - j) u[j]. gate and Dskip may be empty.
+inline void modal_oracle(const std::vector<float>& u, const std::vector<float>& gate, const std::vector<float>& log_poles,
+                         const std::vector<float>& R, const std::vector<float>& Dskip, const std::vector<float>& S0, int64_t L, int64_t D,
+                         int64_t N, std::vector<double>& y, std::vector<double>& state) {
+  y.assign(size_t(L * D), 0.0);
+  state.assign(size_t(D * N), 0.0);
+  for (int64_t c = 0; c < D; ++c)
+    for (int64_t n = 0; n < N; ++n) {
+      const double p = std::exp(double(log_poles[size_t(c * N + n)])), r = R[size_t(c * N + n)];
+      const double s0 = S0.empty() ? 0.0 : S0[size_t(c * N + n)];
+      for (int64_t t = 0; t < L; ++t) {
+        double s = std::pow(p, double(t + 1)) * s0;  // this mode's state at t
+        for (int64_t j = 0; j <= t; ++j) s += std::pow(p, double(t - j)) * double(u[size_t(j * D + c)]);
+        y[size_t(t * D + c)] += r * s;
+        if (t == L - 1) state[size_t(c * N + n)] = s;
+      }
+      if (L == 0) state[size_t(c * N + n)] = s0;
+    }
+  for (int64_t t = 0; t < L; ++t)
+    for (int64_t c = 0; c < D; ++c) {
+      double& v = y[size_t(t * D + c)];
+      if (!Dskip.empty()) v += double(Dskip[size_t(c)]) * double(u[size_t(t * D + c)]);
+      if (!gate.empty()) v *= double(gate[size_t(t * D + c)]);
+    }
+}
+
 }  // namespace longseq::testing

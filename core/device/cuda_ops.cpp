@@ -5,8 +5,10 @@
 #include "core/error.h"
 
 #if LONGSEQ_WITH_CUDA
+#include "kernels/attention.h"
 #include "kernels/cuda_check.h"
 #include "kernels/gemm.h"
+#include "kernels/modal.h"
 #endif
 
 namespace longseq {
@@ -56,6 +58,12 @@ class CudaOps final : public DeviceOps {
   void sin_columns(const cuda::SinColumnsParams& p) override { cuda::sin_columns_forward(p); }
   void sin_columns_backward(const cuda::SinColumnsParams& p) override { cuda::sin_columns_backward(p); }
   void fft_conv_backward(const cuda::FftConvBwdParams& p) override { cuda::fft_conv_backward(p); }
+  void attention(const cuda::AttentionParams& p) override { cuda::attention_forward(p); }
+  void attention_backward(const cuda::AttentionBwdParams& p) override { cuda::attention_backward(p); }
+  void rotary(const cuda::RotaryParams& p) override { cuda::rotary(p); }
+  void modal_scan(const cuda::ModalParams& p) override { cuda::modal_scan(p); }
+  void modal_filter(const cuda::ModalFilterParams& p) override { cuda::modal_filter(p); }
+  void modal_filter_backward(const cuda::ModalFilterParams& p) override { cuda::modal_filter_backward(p); }
 
  private:
   static void* raw_alloc(int64_t bytes) {

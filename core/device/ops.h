@@ -11,10 +11,12 @@
 
 #include "core/nn/memory.h"
 #include "core/tensor.h"
+#include "kernels/attention.h"
 #include "kernels/causal_conv1d.h"
 #include "kernels/elementwise.h"
 #include "kernels/fft_conv.h"
 #include "kernels/gemm.h"
+#include "kernels/modal.h"
 #include "kernels/norm.h"
 #include "kernels/selective_scan.h"
 
@@ -46,6 +48,10 @@ class DeviceOps : public nn::Memory<float> {
   // 2 D (n/2 + 1) floats of this device), n = cuda::fft_conv_size(L).
   virtual void fft_filter_spectrum(const float* k, int64_t k_l, int64_t L, int64_t D, cuda::CFloat* spec) = 0;
   virtual void fft_conv(const cuda::FftConvParams& p) = 0;
+  virtual void attention(const cuda::AttentionParams& p) = 0;
+  virtual void rotary(const cuda::RotaryParams& p) = 0;
+  virtual void modal_scan(const cuda::ModalParams& p) = 0;
+  virtual void modal_filter(const cuda::ModalFilterParams& p) = 0;
 
   // For training (gradients are written, not accumulated, unless a GEMM's beta says so).
   virtual void gemm(const cuda::GemmParams& p) = 0;
@@ -58,6 +64,8 @@ class DeviceOps : public nn::Memory<float> {
   virtual void activation_backward(const cuda::ActivationParams& p) = 0;
   virtual void sin_columns_backward(const cuda::SinColumnsParams& p) = 0;
   virtual void fft_conv_backward(const cuda::FftConvBwdParams& p) = 0;
+  virtual void attention_backward(const cuda::AttentionBwdParams& p) = 0;
+  virtual void modal_filter_backward(const cuda::ModalFilterParams& p) = 0;
 };
 
 // The CUDA implementation (device 0). Throws longseq::Error, with what to do, when this build has

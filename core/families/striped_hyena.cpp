@@ -255,9 +255,6 @@ class StripedHyenaFamily final : public LayerFamily<StripedHyenaFamily> {
   }
 
   bool is_buffer(const std::string& tensor) const override { return tensor.ends_with("rotary_emb.inv_freq"); }
-  // The attention and modal-filter kernels are not written yet (Layer::check refuses in one line).
-  std::string device_support() const override { return ""; }
-
   std::unique_ptr<LanguageModel> load(const ModelDir& dir) const override {
     const ShConfig h = parse(dir.config);
     WeightLoader w(dir.weights);

@@ -17,7 +17,6 @@ class DeviceBackend final : public Backend<float> {
 
   std::string name() const override { return o_.name(); }
   bool host_memory() const override { return false; }
-  bool supports(Op op) const override { return op != Op::attention && op != Op::modal; }  // kernels to come (docs/CUDA.md)
   int64_t max_conv_width() const override { return cuda::kConvMaxWidth; }
   int64_t max_scan_states() const override { return cuda::kScanMaxStates; }
 
@@ -101,11 +100,16 @@ class DeviceBackend final : public Backend<float> {
       o_.add(db, sums, O);
     }
   }
+  // With a state (W, D), the kernel reads its last W - 1 rows and writes the last W - 1 inputs of
+  // (state, x) to scratch; the state then becomes the last W rows of (state, x) in two copies.
   void conv1d(const ConvArgs<float>& a, Mat<float> out) override {
+    const int64_t L = a.x.rows, D = a.x.cols, W = a.W;
     cuda::CausalConv1dParams p = conv_params(a, out.data, out.ld);
-    if (a.state && a.W > 1) p.init = a.state + a.x.cols;  // the kernel reads the last W - 1 rows
+    if (a.state && W > 1) p.init = a.state + D, p.final_state = scratch(4, (W - 1) * D);
     o_.conv1d(p);
-    if (a.state) advance_conv_state(a);
+    if (!a.state) return;
+    o_.copy(a.state, L < W ? a.state + L * D : a.x.data + (L - W) * a.x.ld, D);  // row 0: the input at L - W
+    if (W > 1) o_.copy(a.state + D, p.final_state, (W - 1) * D);
   }
   void conv1d_backward(const ConvArgs<float>& a, Mat<const float> dout, Mat<float> dx, float* dw, float* db) override {
     const int64_t D = a.x.cols;
@@ -157,7 +161,46 @@ class DeviceBackend final : public Backend<float> {
     if (dbias && pb) o_.add(dbias, pb, D);
   }
 
+  void attention(const ops::AttentionArgs<float>& a, Mat<float> y, float* lse) override {
+    cuda::AttentionParams p = attention_params(a);
+    p.y = y.data, p.y_l = y.ld, p.lse = lse;
+    o_.attention(p);
+  }
+  void attention_backward(const ops::AttentionArgs<float>& a, Mat<const float> y, const float* lse, Mat<const float> dy, Mat<float> dq,
+                          Mat<float> dk, Mat<float> dv) override {
+    cuda::AttentionParams p = attention_params(a);
+    p.y = const_cast<float*>(y.data), p.y_l = y.ld, p.lse = const_cast<float*>(lse);
+    o_.attention_backward({.fwd = p, .dy = dy.data, .dy_l = dy.ld, .dq = dq.data, .dq_l = dq.ld, .dk = dk.data, .dk_l = dk.ld, .dv = dv.data,
+                           .dv_l = dv.ld});
+  }
+  void rotary(Mat<float> x, int64_t heads, int64_t head_dim, const float* inv_freq, int64_t offset, double pos_scale, bool inverse) override {
+    o_.rotary({.rows = x.rows, .heads = heads, .head_dim = head_dim, .x = x.data, .x_l = x.ld, .inv_freq = inv_freq, .offset = offset,
+               .pos_scale = pos_scale, .inverse = inverse});
+  }
+  void modal_scan(const ops::ModalArgs<float>& a, Mat<float> y) override {
+    o_.modal_scan({.batch = 1, .length = a.u.rows, .channels = a.u.cols, .states = a.N, .u = a.u.data, .u_l = a.u.ld, .gate = a.gate.data,
+                   .gate_l = a.gate.ld, .log_poles = a.log_poles, .residues = a.residues, .Dskip = a.Dskip, .state = a.state, .y = y.data,
+                   .y_l = y.ld});
+  }
+  void modal_filter(const float* log_poles, const float* residues, int64_t N, Mat<float> k) override {
+    o_.modal_filter({.length = k.rows, .channels = k.cols, .states = N, .log_poles = log_poles, .residues = residues, .k = k.data, .k_l = k.ld});
+  }
+  void modal_filter_backward(const float* log_poles, const float* residues, int64_t N, Mat<const float> dk, float* dlog_poles,
+                             float* dresidues) override {
+    const int64_t DN = dk.cols * N;
+    float *pl = dlog_poles ? scratch(0, DN) : nullptr, *pr = dresidues ? scratch(1, DN) : nullptr;
+    o_.modal_filter_backward({.length = dk.rows, .channels = dk.cols, .states = N, .log_poles = log_poles, .residues = residues,
+                              .dk = dk.data, .k_l = dk.ld, .dlog_poles = pl, .dresidues = pr});
+    if (pl) o_.add(dlog_poles, pl, DN);
+    if (pr) o_.add(dresidues, pr, DN);
+  }
+
  private:
+  static cuda::AttentionParams attention_params(const ops::AttentionArgs<float>& a) {
+    return {.batch = 1, .queries = a.q.rows, .keys = a.k.rows, .heads = a.heads, .kv_heads = a.kv_heads, .head_dim = a.head_dim,
+            .offset = a.offset, .scale = float(a.scale), .q = a.q.data, .q_l = a.q.ld, .k = a.k.data, .k_l = a.k.ld, .v = a.v.data,
+            .v_l = a.v.ld};
+  }
   static int64_t fft_bins(int64_t L) { return fft_fast_size(std::max<int64_t>(2 * L - 1, 2)) / 2 + 1; }
 
   // Device scratch arrays, slot by slot, kept for the next call.
@@ -165,15 +208,6 @@ class DeviceBackend final : public Backend<float> {
     if (slot >= scratch_.size()) scratch_.resize(slot + 1);
     if (scratch_[slot].size() < n) scratch_[slot] = Buf<float>(*this, n);
     return scratch_[slot].get();
-  }
-  // The state becomes the last W rows of (state, x): row by row (W is at most kConvMaxWidth), oldest
-  // first, so a row is read before it is overwritten.
-  void advance_conv_state(const ConvArgs<float>& a) {
-    const int64_t L = a.x.rows, D = a.x.cols, W = a.W;
-    for (int64_t r = 0; r < W; ++r) {
-      const int64_t src = r + L;  // row of (state, x)
-      o_.copy(a.state + r * D, src < W ? a.state + src * D : a.x.data + (src - W) * a.x.ld, D);
-    }
   }
   static cuda::CausalConv1dParams conv_params(const ConvArgs<float>& a, float* out, int64_t out_l) {
     return {.batch = 1, .length = a.x.rows, .channels = a.x.cols, .width = a.W, .x = a.x.data, .x_b = 0, .x_l = a.x.ld, .weight = a.w,

@@ -94,8 +94,8 @@ void check_backward(int64_t B, int64_t L, int64_t D, int64_t N, uint64_t seed) {
 }
 
 // bf16 / fp16 storage: the oracle runs on the rounded inputs, so the error is y's own rounding.
-void check_half(cuda::ScanDType dtype, uint64_t seed) {
-  const bool bf = dtype == cuda::ScanDType::bf16;
+void check_half(cuda::StorageType dtype, uint64_t seed) {
+  const bool bf = dtype == cuda::StorageType::bf16;
   const int64_t B = 2, L = 5000, D = 64, N = 16, LD = L * D, LN = L * N;
   ScanOracleIn in = random_scan_inputs(B, L, D, N, true, seed);
   const auto to_bits = [&](std::vector<float>& v) { return round_to_half(v, bf); };
@@ -118,8 +118,8 @@ void check_half(cuda::ScanDType dtype, uint64_t seed) {
 TEST(Gpu, SelectiveScanForwardTakesBf16AndFp16) {
   if (!cuda_compiled() || cuda_device_count() == 0) GTEST_SKIP() << cuda_device_summary();
 #if LONGSEQ_WITH_CUDA
-  check_half(cuda::ScanDType::bf16, 21);
-  check_half(cuda::ScanDType::f16, 22);
+  check_half(cuda::StorageType::bf16, 21);
+  check_half(cuda::StorageType::f16, 22);
 #endif
 }
 

@@ -9,9 +9,11 @@
 #include "kernels/emu/cuda_emu.h"
 #include "core/ops/ops.h"
 #include "kernels/fft_size.h"
+#include "kernels/attention.cuh"
 #include "kernels/causal_conv1d.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/fft_conv.cuh"
+#include "kernels/modal.cuh"
 #include "kernels/norm.cuh"
 #include "kernels/selective_scan_bwd.cuh"
 
@@ -82,7 +84,7 @@ class EmuOps final : public DeviceOps {
       }
   }
   void conv1d(const cuda::CausalConv1dParams& p) override {
-    cuda::dispatch_conv_width(p.width, [&](auto W) { cuda::causal_conv1d_forward_run<W.value, 4, 2>(p, launch); });
+    cuda::causal_conv1d_forward_any<4, 2>(p, launch);
   }
   void scan(const cuda::SelectiveScanParams& p) override {
     constexpr int64_t kSegments = 3;  // the multi-block path too, wherever the chunk is long enough
@@ -128,7 +130,7 @@ class EmuOps final : public DeviceOps {
   void conv1d_backward(const cuda::CausalConv1dBwdParams& p) override {
     constexpr int64_t kTiles = 3;
     std::vector<float> scratch(size_t(cuda::causal_conv1d_bwd_scratch(p.fwd, kTiles)));
-    cuda::dispatch_conv_width(p.fwd.width, [&](auto W) { cuda::causal_conv1d_backward_run<W.value, 4, 2>(p, kTiles, scratch.data(), launch); });
+    cuda::causal_conv1d_backward_any<4, 2>(p, kTiles, scratch.data(), launch);
   }
   void scan_backward(const cuda::SelectiveScanBwdParams& p) override {
     constexpr int64_t kSegments = 3;
@@ -146,6 +148,18 @@ class EmuOps final : public DeviceOps {
         dbias(size_t(cuda::fft_conv_dbias_scratch(p.fwd.length, p.fwd.channels, kTiles)));
     cuda::fft_conv_backward_run(p, cb, kTiles, scratch.data(), dbias.data(), launch, fft);
   }
+
+  void attention(const cuda::AttentionParams& p) override { cuda::attention_forward_run(p, launch); }
+  void attention_backward(const cuda::AttentionBwdParams& p) override {
+    std::vector<float> scratch(size_t(std::max<int64_t>(1, cuda::attention_bwd_scratch(p.fwd))));
+    cuda::attention_backward_run(p, scratch.data(), launch);
+  }
+  void rotary(const cuda::RotaryParams& p) override {
+    if (p.rows > 0) cuda::rotary_run(p, launch);
+  }
+  void modal_scan(const cuda::ModalParams& p) override { cuda::modal_scan_run(p, launch); }
+  void modal_filter(const cuda::ModalFilterParams& p) override { cuda::modal_filter_run(p, false, launch); }
+  void modal_filter_backward(const cuda::ModalFilterParams& p) override { cuda::modal_filter_run(p, true, launch); }
 
  private:
   static constexpr const auto& launch = emu::launcher;

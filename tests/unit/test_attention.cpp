@@ -5,6 +5,7 @@
 // its inverse, interpolated positions, and the relative-position property.
 #include "core/ops/ops.h"
 #include "core/threads.h"
+#include "tests/oracles.h"
 #include "tests/testing.h"
 
 #include <cmath>
@@ -13,32 +14,6 @@ using namespace longseq;
 using namespace longseq::testing;
 
 namespace {
-
-// y (Lq, H hd) and lse (H, Lq) in double, the definition written out.
-void attention_oracle(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v, int64_t Lq, int64_t S,
-                      int64_t H, int64_t Hkv, int64_t hd, int64_t offset, std::vector<double>& y, std::vector<double>& lse) {
-  y.assign(size_t(Lq * H * hd), 0.0);
-  lse.assign(size_t(H * Lq), 0.0);
-  for (int64_t h = 0; h < H; ++h)
-    for (int64_t i = 0; i < Lq; ++i) {
-      const int64_t kvh = h / (H / Hkv), keys = offset + i + 1;
-      std::vector<double> s(static_cast<size_t>(keys));
-      double m = -1e300;
-      for (int64_t j = 0; j < keys; ++j) {
-        double dot = 0;
-        for (int64_t e = 0; e < hd; ++e) dot += double(q[size_t(i * H * hd + h * hd + e)]) * double(k[size_t(j * Hkv * hd + kvh * hd + e)]);
-        s[size_t(j)] = dot / std::sqrt(double(hd));
-        m = std::max(m, s[size_t(j)]);
-      }
-      double z = 0;
-      for (double x : s) z += std::exp(x - m);
-      for (int64_t j = 0; j < keys; ++j)
-        for (int64_t e = 0; e < hd; ++e)
-          y[size_t(i * H * hd + h * hd + e)] += std::exp(s[size_t(j)] - m) / z * double(v[size_t(j * Hkv * hd + kvh * hd + e)]);
-      lse[size_t(h * Lq + i)] = m + std::log(z);
-    }
-  (void)S;
-}
 
 struct Case {
   int64_t L, H, Hkv, hd;

@@ -295,3 +295,34 @@ TEST(DeviceModel, EmulatedCaduceusMatchesTheCpu) {
     expect_lm_step_matches(*m64, *m32, test_ids(13, 12, 5));
   }
 }
+
+TEST(DeviceModel, EmulatedStripedHyena2MatchesTheCpu) {
+  // Every StripedHyena 2 block on the emulated device (attention with rotary and its KV cache, hcs
+  // and hcm through the shared-memory conv kernels past 4 taps, hcl through the modal kernels):
+  // logits equal the CPU model's for the whole window and streamed in chunks of 1 and 7 (the KV
+  // cache growing, the FIR and modal states carried), and one training sequence's gradients equal
+  // the float64 ones tensor by tensor (hcl through the explicit filter and the FFT convolution).
+  const nlohmann::json config = {{"hidden_size", 16}, {"num_layers", 4}, {"vocab_size", 12}, {"num_attention_heads", 2},
+                                 {"hcs_layer_idxs", {0}}, {"hcm_layer_idxs", {1}}, {"hcl_layer_idxs", {2}}, {"attn_layer_idxs", {3}},
+                                 {"short_filter_length", 3}, {"hcs_filter_length", 7}, {"hcs_filter_groups", 4},
+                                 {"hcm_filter_length", 12}, {"hcm_filter_groups", 8}, {"hcl_filter_groups", 16}, {"state_size", 5},
+                                 {"inner_mlp_size", 24}, {"eps", 1e-6}, {"use_interpolated_rotary_pos_emb", true},
+                                 {"rotary_emb_scaling_factor", 4}, {"evo2_style_activations", true}, {"max_seqlen", 64},
+                                 {"tie_embeddings", true}, {"column_split", true}, {"interleave", true}};
+  const std::shared_ptr<const LanguageModel> cpu = new_model_from_json(config, 71);
+  EXPECT_NE(family_named("stripedhyena2").device_support(), "");
+  const auto dev = family_named("stripedhyena2").on_device(cpu, std::make_shared<EmuOps>());
+  const Tensor ids = test_ids(29, 12, 9);
+  const auto want = cpu->forward(ids, {}).logits.to_vector();
+  for (const int64_t chunk : {int64_t(29), int64_t(1), int64_t(7)}) {
+    const auto got = dev->forward(ids, {.chunk = chunk}).logits.to_vector();
+    ASSERT_EQ(got.size(), want.size());
+    double worst = 0;
+    for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(double(got[i]) - want[i]));
+    EXPECT_LE(worst, 1e-4) << "chunk " << chunk;
+  }
+  auto m64 = train::make_grad_model<double>(*cpu);
+  auto m32 = train::make_grad_model<float>(*cpu);
+  m32->set_device(std::make_shared<EmuOps>());
+  expect_lm_step_matches(*m64, *m32, test_ids(21, 12, 5));
+}

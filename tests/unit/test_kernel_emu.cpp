@@ -265,44 +265,45 @@ TEST(KernelEmu, SegmentedScanBackwardEqualsTheOracle) {
 
 namespace {
 
-// The conv kernels (kItems tokens per thread, kWarps warps, backward cut into `tiles`) against the
-// float64 oracles: output, final state, and every gradient.
-template <int kW, int kItems, int kWarps>
-void check_conv(int64_t B, int64_t L, int64_t D, bool with_init, bool with_bias, bool silu, int64_t tiles, uint64_t seed) {
-  SCOPED_TRACE(::testing::Message() << "B" << B << " L" << L << " D" << D << " W" << kW << " init " << with_init << " bias " << with_bias
+// The conv kernels (kItems tokens per thread, kWarps warps, backward cut into `tiles`; the register
+// kernels up to 4 taps, the shared-memory ones past it) against the float64 oracles: output, final
+// state, and every gradient.
+template <int kItems, int kWarps>
+void check_conv(int64_t W, int64_t B, int64_t L, int64_t D, bool with_init, bool with_bias, bool silu, int64_t tiles, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << "B" << B << " L" << L << " D" << D << " W" << W << " init " << with_init << " bias " << with_bias
                                     << " silu " << silu << " tiles " << tiles);
-  const auto x = random_vector(size_t(B * L * D), seed), w = random_vector(size_t(D * kW), seed + 1);
+  const auto x = random_vector(size_t(B * L * D), seed), w = random_vector(size_t(D * W), seed + 1);
   const auto bias = with_bias ? random_vector(size_t(D), seed + 2) : std::vector<float>{};
-  const auto init = with_init ? random_vector(size_t(B * (kW - 1) * D), seed + 3) : std::vector<float>{};
+  const auto init = with_init ? random_vector(size_t(B * (W - 1) * D), seed + 3) : std::vector<float>{};
   const auto dy = random_vector(size_t(B * L * D), seed + 4);
   const auto& launch = emu::launcher;
   constexpr float kUnwritten = 1e30f;
-  std::vector<float> out(x.size(), kUnwritten), final_state(size_t(B * (kW - 1) * D), kUnwritten);
-  const cuda::CausalConv1dParams p{.batch = B, .length = L, .channels = D, .width = kW, .x = x.data(), .x_b = L * D, .x_l = D,
+  std::vector<float> out(x.size(), kUnwritten), final_state(size_t(B * (W - 1) * D), kUnwritten);
+  const cuda::CausalConv1dParams p{.batch = B, .length = L, .channels = D, .width = W, .x = x.data(), .x_b = L * D, .x_l = D,
                                    .weight = w.data(), .bias = with_bias ? bias.data() : nullptr,
                                    .init = with_init ? init.data() : nullptr, .final_state = final_state.data(), .silu = silu,
                                    .out = out.data(), .out_b = L * D, .out_l = D};
-  cuda::causal_conv1d_forward_run<kW, kItems, kWarps>(p, launch);
-  expect_close(out, conv_oracle(x, w, bias, init, B, L, D, kW, silu), "out");
+  cuda::causal_conv1d_forward_any<kItems, kWarps>(p, launch);
+  expect_close(out, conv_oracle(x, w, bias, init, B, L, D, W, silu), "out");
   std::vector<double> final_ref;  // the last W - 1 inputs of [init, x]
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t j = 0; j < kW - 1; ++j)
+    for (int64_t j = 0; j < W - 1; ++j)
       for (int64_t d = 0; d < D; ++d) {
-        const int64_t t = L - (kW - 1) + j;
-        final_ref.push_back(t >= 0 ? x[size_t((b * L + t) * D + d)] : with_init ? init[size_t((b * (kW - 1) + kW - 1 + t) * D + d)] : 0.0);
+        const int64_t t = L - (W - 1) + j;
+        final_ref.push_back(t >= 0 ? x[size_t((b * L + t) * D + d)] : with_init ? init[size_t((b * (W - 1) + W - 1 + t) * D + d)] : 0.0);
       }
   expect_close(final_state, final_ref, "final state");
 
-  const ConvOracleGrads ref = conv_backward_oracle(x, w, bias, init, dy, B, L, D, kW, silu);
+  const ConvOracleGrads ref = conv_backward_oracle(x, w, bias, init, dy, B, L, D, W, silu);
   std::vector<float> dx(x.size(), kUnwritten), dw(w.size(), kUnwritten), db(size_t(D), kUnwritten), dinit(ref.dprev.size(), kUnwritten);
   cuda::CausalConv1dBwdParams g{.fwd = p, .dout = dy.data(), .dout_b = L * D, .dout_l = D, .dx = dx.data(), .dx_b = L * D, .dx_l = D,
                                 .dweight = dw.data(), .dbias = db.data(), .dinit = dinit.data()};
   std::vector<float> scratch(size_t(cuda::causal_conv1d_bwd_scratch(p, tiles)), kUnwritten);
-  cuda::causal_conv1d_backward_run<kW, kItems, kWarps>(g, tiles, scratch.data(), launch);
+  cuda::causal_conv1d_backward_any<kItems, kWarps>(g, tiles, scratch.data(), launch);
   expect_grad_close(dx, ref.dx, "dx");
   expect_grad_close(dw, ref.dw, "dweight");
   expect_grad_close(db, ref.dbias, "dbias");
-  if (kW > 1) expect_grad_close(dinit, ref.dprev, "dinit");
+  if (W > 1) expect_grad_close(dinit, ref.dprev, "dinit");
 }
 
 }  // namespace
@@ -311,14 +312,26 @@ TEST(KernelEmu, CausalConv1dMatchesFloat64Oracle) {
   // Widths 1..4, L = 1 (shorter than the window: the final state mixes init and x), runs of 4 tokens
   // in 2 warps with lengths off the run size, channel groups with idle lanes, with and without the
   // initial state, bias and SiLU, the backward in 1..5 tiles (more asked than runs exist too).
-  check_conv<4, 4, 2>(2, 1, 3, true, true, true, 1, 500);
-  check_conv<4, 4, 2>(1, 2, 33, true, false, true, 3, 510);
-  check_conv<4, 4, 2>(2, 37, 35, true, true, true, 5, 520);
-  check_conv<4, 4, 2>(1, 37, 5, false, true, false, 2, 530);
-  check_conv<3, 4, 2>(2, 19, 7, true, true, true, 3, 540);
-  check_conv<2, 4, 2>(1, 9, 4, true, false, false, 1, 550);
-  check_conv<1, 4, 2>(1, 9, 4, false, true, true, 2, 560);
-  check_conv<4, 8, 8>(1, 300, 40, true, true, true, 3, 570);  // the host's configuration
+  check_conv<4, 2>(4, 2, 1, 3, true, true, true, 1, 500);
+  check_conv<4, 2>(4, 1, 2, 33, true, false, true, 3, 510);
+  check_conv<4, 2>(4, 2, 37, 35, true, true, true, 5, 520);
+  check_conv<4, 2>(4, 1, 37, 5, false, true, false, 2, 530);
+  check_conv<4, 2>(3, 2, 19, 7, true, true, true, 3, 540);
+  check_conv<4, 2>(2, 1, 9, 4, true, false, false, 1, 550);
+  check_conv<4, 2>(1, 1, 9, 4, false, true, true, 2, 560);
+  check_conv<8, 8>(4, 1, 300, 40, true, true, true, 3, 570);  // the host's configuration
+}
+
+TEST(KernelEmu, WideCausalConv1dMatchesFloat64Oracle) {
+  // Filters past the register kernels (StripedHyena 2's hcs, 7 taps, and hcm, 128 = the limit):
+  // L = 1 (the window is mostly the initial state), lengths off the 64-token tile, L shorter than
+  // the filter, idle lanes, one or several tiles of the tap sums, with and without init and bias.
+  check_conv<4, 2>(5, 1, 1, 3, true, true, false, 1, 600);
+  check_conv<4, 2>(7, 2, 70, 33, true, true, false, 3, 610);
+  check_conv<4, 2>(7, 1, 64, 8, false, false, false, 2, 620);
+  check_conv<4, 2>(128, 1, 130, 5, true, false, false, 3, 630);
+  check_conv<4, 2>(128, 2, 40, 3, true, true, false, 1, 640);
+  check_conv<8, 8>(128, 1, 200, 40, true, true, false, 8, 650);  // the host's configuration
 }
 
 namespace {
@@ -489,8 +502,8 @@ TEST(KernelEmu, SelectiveScanForwardTakesBf16AndFp16) {
   // u, delta, B, C, z stored in bf16 / fp16 (y too), arithmetic in fp32: against the float64 oracle
   // on the same rounded inputs, the error is y's own rounding: |got - ref| <= 2^-8 |ref| (bf16) or
   // 2^-11 |ref| (fp16), plus the fp32 bound; in 1 and 3 segments.
-  for (const cuda::ScanDType dtype : {cuda::ScanDType::bf16, cuda::ScanDType::f16}) {
-    const bool bf = dtype == cuda::ScanDType::bf16;
+  for (const cuda::StorageType dtype : {cuda::StorageType::bf16, cuda::StorageType::f16}) {
+    const bool bf = dtype == cuda::StorageType::bf16;
     ScanOracleIn in = random_scan_inputs(2, 131, 35, 8, true, bf ? 970 : 980);
     const auto to_bits = [&](std::vector<float>& v) { return round_to_half(v, bf); };  // in place; the 16-bit storage
     const auto u = to_bits(in.u), delta = to_bits(in.delta), Bm = to_bits(in.Bm), Cm = to_bits(in.Cm), z = to_bits(in.z);
