@@ -12,6 +12,7 @@
 #pragma once
 
 #include "kernels/attention.h"
+#include "kernels/attention_mask.h"
 #include "kernels/storage.cuh"
 
 #include <cmath>
@@ -29,6 +30,10 @@ using AttnTile = float[kAttnTile][kAttnPad];
 
 LS_HD int64_t attn_min(int64_t a, int64_t b) { return a < b ? a : b; }
 LS_HD float attn_scale(const AttentionParams& p) { return p.scale > 0.0f ? p.scale : 1.0f / sqrtf(float(p.head_dim)); }
+// Query row i (position offset + i) sees key j.
+LS_HD bool attn_sees(const AttentionParams& p, int64_t i, int64_t j) {
+  return j <= p.offset + i && j >= attention_first_key(p.offset + i, p.window);
+}
 
 // tile[r][e] = src[base + r ld + e] for r < rows (zeros after), e < hd; all threads take part.
 template <class E>
@@ -58,8 +63,8 @@ __global__ void __launch_bounds__(kAttnThreads) attention_fwd_kernel(AttentionPa
   attn_load_tile<E>(qs, p.q, b * p.q_b + i0 * p.q_l + h * hd, p.q_l, rows, hd);
   if (t < kAttnTile) m_s[t] = -INFINITY, l_s[t] = 0.0f;
   float o[kAttnCols] = {};
-  const int64_t key_end = p.offset + i0 + rows;  // the tile's last row sees keys 0 .. key_end - 1
-  for (int64_t j0 = 0; j0 < key_end; j0 += kAttnTile) {
+  const int64_t key_end = p.offset + i0 + rows;  // the tile's last row sees keys up to key_end - 1
+  for (int64_t j0 = attention_first_key(p.offset + i0, p.window); j0 < key_end; j0 += kAttnTile) {
     const int64_t n = attn_min(kAttnTile, key_end - j0);
     __syncthreads();  // the previous tile's reads of ks, vs and ps are done
     attn_load_tile<E>(ks, p.k, b * p.k_b + j0 * p.k_l + kvh * hd, p.k_l, n, hd);
@@ -67,7 +72,7 @@ __global__ void __launch_bounds__(kAttnThreads) attention_fwd_kernel(AttentionPa
     __syncthreads();
     for (int pair = t; pair < kAttnTile * kAttnTile; pair += kAttnThreads) {
       const int r = pair / kAttnTile, j = pair % kAttnTile;
-      const bool seen = r < rows && j < n && j0 + j <= p.offset + i0 + r;
+      const bool seen = r < rows && j < n && attn_sees(p, i0 + r, j0 + j);
       ps[r][j] = seen ? attn_dot(qs[r], ks[j], hd) * scale : -INFINITY;
     }
     __syncthreads();
@@ -145,7 +150,7 @@ __global__ void __launch_bounds__(kAttnThreads) attention_bwd_dq_kernel(Attentio
   attn_load_queries(g, b, h, i0, rows, qs, dys, lse_s, rd_s);
   float dq[kAttnCols] = {};
   const int64_t key_end = p.offset + i0 + rows;
-  for (int64_t j0 = 0; j0 < key_end; j0 += kAttnTile) {
+  for (int64_t j0 = attention_first_key(p.offset + i0, p.window); j0 < key_end; j0 += kAttnTile) {
     const int64_t n = attn_min(kAttnTile, key_end - j0);
     __syncthreads();
     attn_load_tile<float>(ks, p.k, b * p.k_b + j0 * p.k_l + kvh * hd, p.k_l, n, hd);
@@ -154,7 +159,7 @@ __global__ void __launch_bounds__(kAttnThreads) attention_bwd_dq_kernel(Attentio
     for (int pair = t; pair < kAttnTile * kAttnTile; pair += kAttnThreads) {
       const int r = pair / kAttnTile, j = pair % kAttnTile;
       float d = 0.0f;
-      if (r < rows && j < n && j0 + j <= p.offset + i0 + r) {
+      if (r < rows && j < n && attn_sees(p, i0 + r, j0 + j)) {
         const float pr = expf(attn_dot(qs[r], ks[j], hd) * scale - lse_s[r]);
         d = pr * (attn_dot(dys[r], vs[j], hd) - rd_s[r]) * scale;
       }
@@ -190,9 +195,11 @@ __global__ void __launch_bounds__(kAttnThreads) attention_bwd_dkv_kernel(Attenti
   attn_load_tile<float>(ks, p.k, b * p.k_b + j0 * p.k_l + kvh * hd, p.k_l, n, hd);
   attn_load_tile<float>(vs, p.v, b * p.v_b + j0 * p.v_l + kvh * hd, p.v_l, n, hd);
   float dk[kAttnCols] = {}, dv[kAttnCols] = {};
-  const int64_t first = j0 - p.offset > 0 ? j0 - p.offset : 0;  // query i sees key j when j <= offset + i
+  // Query i sees key j when j <= offset + i (and, with a window, j > offset + i - window).
+  const int64_t first = j0 - p.offset > 0 ? j0 - p.offset : 0;
+  const int64_t last = p.window > 0 ? attn_min(p.queries, j0 + n - 1 - p.offset + p.window) : p.queries;  // exclusive
   for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
-    for (int64_t i0 = first; i0 < p.queries; i0 += kAttnTile) {
+    for (int64_t i0 = first; i0 < last; i0 += kAttnTile) {
       const int64_t rows = attn_min(kAttnTile, p.queries - i0);
       __syncthreads();
       attn_load_queries(g, b, h, i0, rows, qs, dys, lse_s, rd_s);
@@ -200,7 +207,7 @@ __global__ void __launch_bounds__(kAttnThreads) attention_bwd_dkv_kernel(Attenti
       for (int pair = t; pair < kAttnTile * kAttnTile; pair += kAttnThreads) {
         const int r = pair / kAttnTile, j = pair % kAttnTile;
         float pr = 0.0f, d = 0.0f;
-        if (r < rows && j < n && j0 + j <= p.offset + i0 + r) {
+        if (r < rows && j < n && attn_sees(p, i0 + r, j0 + j)) {
           pr = expf(attn_dot(qs[r], ks[j], hd) * scale - lse_s[r]);
           d = pr * (attn_dot(dys[r], vs[j], hd) - rd_s[r]) * scale;
         }

@@ -20,6 +20,7 @@ struct AttentionParams {
   int64_t heads = 0, kv_heads = 0, head_dim = 0;     // H, Hkv, hd
   int64_t offset = 0;                                // position of query row 0; S >= offset + Lq
   float scale = 0.0f;                                // 0: 1 / sqrt(hd)
+  int64_t window = 0;                                // > 0: sliding window (kernels/attention_mask.h)
   StorageType dtype = StorageType::f32;              // of q, k, v and y (the forward; the backward takes f32)
   const void* __restrict__ q = nullptr;
   int64_t q_b = 0, q_l = 0;

@@ -44,6 +44,7 @@ struct ShConfig {
   nlohmann::json json;
   int64_t d = 0, n_layer = 0, vocab = 0, padded_vocab = 0, heads = 0, inner = 0, max_seqlen = 0;
   int64_t short_len = 3, hcs_len = 7, hcs_groups = 1, hcm_len = 128, hcm_groups = 1, state_size = 16;
+  int64_t window = 0;  // sliding_window (a longseq option, as Mistral's config names it): 0 = exact attention
   double eps = 1e-6, rotary_base = 10000, pos_scale = 1;
   bool evo2_activations = true, out_proj_bias = true, hyena_out_bias = true;
   std::vector<Block> blocks;
@@ -78,6 +79,9 @@ ShConfig parse(const Config& c) {
     if (h.d % c.get_int(key) != 0) c.invalid(key, fmt::format("must divide hidden_size {}", h.d));
   if (c.has("hcl_filter_groups") && c.get_int("hcl_filter_groups") != h.d)
     c.invalid("hcl_filter_groups", fmt::format("must equal hidden_size {} (one modal filter per channel, as released)", h.d));
+  // sliding_window: attention over the last N keys only, so the KV caches stay bounded (an
+  // approximation of the released models, which attend to everything; absent or null: exact).
+  if (c.has("sliding_window")) h.window = c.get_int_in("sliding_window", 1, int64_t(1) << 24);
   h.eps = c.get_double("eps", 1e-6);
   if (!(h.eps > 0 && h.eps < 1)) c.invalid("eps", "must lie in (0, 1)");
   h.rotary_base = c.get_double("rotary_emb_base", 10000);
@@ -149,7 +153,7 @@ nn::StripedHyenaShape operator_shape(const ShConfig& h, Block b) {
   }
 }
 nn::AttentionShape attention_shape(const ShConfig& h) {
-  return {.d = h.d, .heads = h.heads, .kv_heads = h.heads, .pos_scale = h.pos_scale, .rotary_base = h.rotary_base};
+  return {.d = h.d, .heads = h.heads, .kv_heads = h.heads, .pos_scale = h.pos_scale, .rotary_base = h.rotary_base, .window = h.window};
 }
 
 // ---- the released file's layouts ---------------------------------------------------------------
@@ -245,12 +249,15 @@ class StripedHyenaFamily final : public LayerFamily<StripedHyenaFamily> {
                          {"rotary", h.pos_scale < 1 ? fmt::format("base {}, positions / {}", h.rotary_base, 1 / h.pos_scale)
                                                     : fmt::format("base {}", h.rotary_base)}};
     // Per token of a chunk: stream, normed, branch, the operator's z and c (3 d each), u, conv and
-    // gate (d each), MLP (3 inner), logits; plus each attention block's KV cache (2 d per token).
+    // gate (d each), MLP (3 inner), logits; plus each attention block's KV cache (2 d per token;
+    // bounded, so not per token, with a sliding window).
     const int64_t attn = std::count(h.blocks.begin(), h.blocks.end(), Block::attn);
-    s.activation_bytes_per_token = 4.0 * double(2 * attn * h.d);
-    s.memory_note = fmt::format("streamed in chunks: a chunk's activations ({} bytes per token) plus the KV cache of the {} attention blocks, "
-                                "which grows with the length",
-                                4 * (9 * h.d + 3 * h.inner + h.padded_vocab), attn);
+    s.activation_bytes_per_token = h.window > 0 ? 0.0 : 4.0 * double(2 * attn * h.d);
+    s.memory_note = fmt::format("streamed in chunks: a chunk's activations ({} bytes per token) plus the KV cache of the {} attention blocks, {}",
+                                4 * (9 * h.d + 3 * h.inner + h.padded_vocab), attn,
+                                h.window > 0 ? fmt::format("at most {} tokens each (sliding_window {})", 3 * h.window, h.window)
+                                             : std::string("which grows with the length"));
+    if (h.window > 0) s.hyperparameters.push_back({"attention", fmt::format("sliding window of {} keys (approximate; the released models attend to all)", h.window)});
     s.notes.push_back("Wqkv, projections and short filters are reordered at load from the released layout (and back on save)");
   }
 

@@ -198,7 +198,7 @@ class DeviceBackend final : public Backend<float> {
  private:
   static cuda::AttentionParams attention_params(const ops::AttentionArgs<float>& a) {
     return {.batch = 1, .queries = a.q.rows, .keys = a.k.rows, .heads = a.heads, .kv_heads = a.kv_heads, .head_dim = a.head_dim,
-            .offset = a.offset, .scale = float(a.scale), .q = a.q.data, .q_l = a.q.ld, .k = a.k.data, .k_l = a.k.ld, .v = a.v.data,
+            .offset = a.offset, .scale = float(a.scale), .window = a.window, .q = a.q.data, .q_l = a.q.ld, .k = a.k.data, .k_l = a.k.ld, .v = a.v.data,
             .v_l = a.v.ld};
   }
   static int64_t fft_bins(int64_t L) { return fft_fast_size(std::max<int64_t>(2 * L - 1, 2)) / 2 + 1; }

@@ -183,11 +183,13 @@ std::shared_ptr<const Layer<T>> make_swap_halves(int64_t h);
 // rows into at load), rotary (GPT-NeoX halves, positions scaled by pos_scale) on q and k, exact
 // softmax attention (ops::causal_attention_forward), out_proj with bias: <prefix>Wqkv.weight,
 // <prefix>out_proj.{weight, bias}, <prefix>rotary_emb.inv_freq (a buffer). Streams: its state is a
-// KV cache that grows with the sequence (state_size_at), O(L Hkv hd) floats.
+// KV cache that grows with the sequence (state_size_at), O(L Hkv hd) floats; with a sliding window
+// it is bounded (at most 3 window rows).
 struct AttentionShape {
   int64_t d = 0, heads = 0, kv_heads = 0;
   double pos_scale = 1.0;  // 1 / rotary_emb_scaling_factor with interpolated positions
   double rotary_base = 10000;
+  int64_t window = 0;  // > 0: sliding-window attention over the last `window` keys (approximate, opt-in)
 };
 template <class T>
 std::shared_ptr<const Layer<T>> make_attention(const OffsetOf& off, const std::string& prefix, const AttentionShape& s);

@@ -53,30 +53,48 @@ class Attention final : public Layer<T> {
   }
   int64_t saved_per_token() const override { return width() + dq_ + s_.heads; }
 
-  // The KV cache: a header (the number of cached tokens, as a float: exact below 2^24), then one
-  // row [k | v] (2 dkv floats) per token, so the cache grows by appending.
+  // The KV cache: a header (the tokens seen and the position of the first cached row, as floats:
+  // exact below 2^24), then one row [k | v] (2 dkv floats) per cached token, appended. Without a
+  // window every token stays. With one, the cache holds at most 3 window rows: when the next rows
+  // would pass that, the last window - 1 rows (all a later query can see) move to the front, so the
+  // memory is bounded and the copying costs under one row per token.
   int64_t state_size() const override { return kHeader; }
-  int64_t state_size_at(int64_t tokens) const override { return kHeader + tokens * 2 * dkv_; }
+  int64_t state_size_at(int64_t tokens) const override {
+    return kHeader + (s_.window > 0 ? std::min(tokens, 3 * s_.window) : tokens) * 2 * dkv_;
+  }
   void infer(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, T* state, Derived<T>&, Arena<T>& work) const override {
     if (!state) return forward(be, p, x, y, work);
-    const int64_t n = x.rows;
-    T count_f = 0;
-    be.download(&count_f, state, 1);
-    const int64_t cached = int64_t(count_f);
-    LS_CHECK(cached + n < (int64_t(1) << 24), "attention: a KV cache of {} tokens is past this layer's limit of 2^24", cached + n);
-    const Mat<T> qkv = work.mat(0, n, width()), att = work.mat(1, n, dq_);
-    project(be, p, x, qkv, cached);
-    T* rows = state + kHeader;
-    for (int64_t t = 0; t < n; ++t) be.copy(rows + (cached + t) * 2 * dkv_, qkv.row(t) + dq_, 2 * dkv_);
-    const Mat<const T> k{rows, cached + n, dkv_, 2 * dkv_}, v{rows + dkv_, cached + n, dkv_, 2 * dkv_};
-    be.attention(args(qkv, k, v, cached), att, nullptr);
-    be.linear(att, p.at(ow_), p.at(ob_), y);
-    count_f = T(cached + n);
-    be.upload(state, &count_f, 1);
+    const int64_t step = s_.window > 0 ? s_.window : x.rows;  // a window's bound needs pieces of <= window rows
+    for (int64_t r0 = 0; r0 < x.rows; r0 += step) {
+      const int64_t n = std::min(step, x.rows - r0);
+      infer_rows(be, p, x.rows_slice(r0, n), y.rows_slice(r0, n), state, work);
+    }
   }
 
  private:
   static constexpr int64_t kHeader = 16;  // keeps the rows 64-byte aligned
+  void infer_rows(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, T* state, Arena<T>& work) const {
+    const int64_t n = x.rows, row = 2 * dkv_;
+    T head[2];
+    be.download(head, state, 2);
+    const int64_t seen = int64_t(head[0]);
+    int64_t first = int64_t(head[1]), held = seen - first;
+    LS_CHECK(seen + n < (int64_t(1) << 24), "attention: {} tokens are past this layer's limit of 2^24", seen + n);
+    const Mat<T> qkv = work.mat(0, n, width()), att = work.mat(1, n, dq_);
+    project(be, p, x, qkv, seen);
+    T* rows = state + kHeader;
+    if (s_.window > 0 && held + n > 3 * s_.window) {  // held > 2 window: the kept rows and their new place do not overlap
+      const int64_t keep = s_.window - 1;
+      be.copy(rows, rows + (held - keep) * row, keep * row);
+      first += held - keep, held = keep;
+    }
+    for (int64_t t = 0; t < n; ++t) be.copy(rows + (held + t) * row, qkv.row(t) + dq_, row);
+    const Mat<const T> k{rows, held + n, dkv_, row}, v{rows + dkv_, held + n, dkv_, row};
+    be.attention(args(qkv, k, v, held), att, nullptr);
+    be.linear(att, p.at(ow_), p.at(ob_), y);
+    head[0] = T(seen + n), head[1] = T(first);
+    be.upload(state, head, 2);
+  }
   int64_t width() const { return dq_ + 2 * dkv_; }
   // qkv = Wqkv x, then rotary on q and k at positions offset, offset + 1, ...
   void project(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> qkv, int64_t offset) const {
@@ -85,7 +103,8 @@ class Attention final : public Layer<T> {
     be.rotary(qkv.cols_slice(dq_, dkv_), s_.kv_heads, hd_, p.at(inv_), offset, s_.pos_scale, false);
   }
   ops::AttentionArgs<T> args(Mat<const T> qkv, Mat<const T> k, Mat<const T> v, int64_t offset) const {
-    return {.q = qkv.cols_slice(0, dq_), .k = k, .v = v, .heads = s_.heads, .kv_heads = s_.kv_heads, .head_dim = hd_, .offset = offset};
+    return {.q = qkv.cols_slice(0, dq_), .k = k, .v = v, .heads = s_.heads, .kv_heads = s_.kv_heads, .head_dim = hd_, .offset = offset,
+            .window = s_.window};
   }
 
   AttentionShape s_;

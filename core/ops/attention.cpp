@@ -26,7 +26,8 @@ void causal_attention_forward(const AttentionArgs<T>& a, Mat<T> y, T* lse) {
   LS_CHECK(a.q.cols == H * hd && a.k.cols == Hkv * hd && a.v.cols == Hkv * hd && a.v.rows == S && y.rows == Lq && y.cols == H * hd,
            "attention: shapes q ({}, {}), k ({}, {}), v ({}, {}), y ({}, {}) for {} heads of {}", a.q.rows, a.q.cols, a.k.rows, a.k.cols,
            a.v.rows, a.v.cols, y.rows, y.cols, H, hd);
-  LS_CHECK(a.offset >= 0 && a.offset + Lq <= S, "attention: {} queries at offset {} need {} keys, got {}", Lq, a.offset, a.offset + Lq, S);
+  LS_CHECK(a.offset >= 0 && a.offset + Lq <= S && a.window >= 0, "attention: {} queries at offset {} need {} keys, got {} (window {})", Lq,
+           a.offset, a.offset + Lq, S, a.window);
   const double scale = a.scale > 0 ? a.scale : 1.0 / std::sqrt(double(hd));
   const int64_t blocks = (Lq + kQueryBlock - 1) / kQueryBlock, group = H / Hkv;
   for_blocks(H * blocks, 1, [&](int64_t unit, int64_t, int) {
@@ -40,7 +41,7 @@ void causal_attention_forward(const AttentionArgs<T>& a, Mat<T> y, T* lse) {
       const int64_t keys = a.offset + i + 1;
       double m = -std::numeric_limits<double>::infinity(), l = 0;
       std::fill(acc.begin(), acc.end(), T(0));
-      for (int64_t j0 = 0; j0 < keys; j0 += kKeyTile) {
+      for (int64_t j0 = attention_first_key(a.offset + i, a.window); j0 < keys; j0 += kKeyTile) {
         const int64_t n = std::min(kKeyTile, keys - j0);
         double tile_max = m;
         for (int64_t j = 0; j < n; ++j) {
@@ -87,7 +88,7 @@ void causal_attention_backward(const AttentionArgs<T>& a, Mat<const T> y, const 
         double rowdot = 0;  // D_i = dy_i . y_i
         for (int64_t e = 0; e < hd; ++e) rowdot += double(g[e]) * double(o[e]);
         const double l = double(lse[h * Lq + i]);
-        for (int64_t j = 0; j <= a.offset + i; ++j) {
+        for (int64_t j = attention_first_key(a.offset + i, a.window); j <= a.offset + i; ++j) {
           const T *k = a.k.row(j) + kvh * hd, *v = a.v.row(j) + kvh * hd;
           double s = 0, dp = 0;
           for (int64_t e = 0; e < hd; ++e) s += double(q[e]) * double(k[e]), dp += double(g[e]) * double(v[e]);

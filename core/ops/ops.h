@@ -14,6 +14,7 @@
 
 #include "core/mat.h"
 #include "core/memory.h"
+#include "kernels/attention_mask.h"
 
 #include <cstdint>
 #include <mutex>
@@ -51,7 +52,7 @@ void layer_norm_backward(Mat<const T> x, const T* w, const T* mean, const T* rst
 // maximum and sum, FlashAttention's recurrence), so memory is O(Lq + S) whatever the length. q is
 // (Lq, H hd), k and v (S, Hkv hd); query row i sits at position offset + i and sees keys 0 ..
 // offset + i (a KV cache holding `offset` earlier keys: decode and chunked prefill), so S >= offset +
-// Lq. Query head h reads key/value head h / (H / Hkv). Rows are independent and computed in a fixed
+// Lq; with a `window`, only the last `window` of them (kernels/attention_mask.h). Query head h reads key/value head h / (H / Hkv). Rows are independent and computed in a fixed
 // order: results do not depend on the thread count. Letters: H heads, Hkv key/value heads, hd head
 // width, S keys.
 template <class T>
@@ -59,8 +60,11 @@ struct AttentionArgs {
   Mat<const T> q, k, v;
   int64_t heads = 0, kv_heads = 0, head_dim = 0;
   int64_t offset = 0;
-  double scale = 0;  // 0: 1 / sqrt(head_dim)
+  double scale = 0;    // 0: 1 / sqrt(head_dim)
+  int64_t window = 0;  // > 0: a query at position p sees keys p - window + 1 .. p only (sliding-window
+                       // attention, an approximation a model opts into); 0: every earlier key
 };
+
 // y (Lq, H hd); lse (H, Lq) or null: each row's log-sum-exp of its scaled scores (the backward's).
 template <class T>
 void causal_attention_forward(const AttentionArgs<T>& a, Mat<T> y, T* lse);

@@ -109,10 +109,11 @@ TEST(Rotary, TurnsHalvesByPositionTimesFrequency) {
 TEST(Attention, BackwardMatchesFiniteDifferences) {
   // sum(dy * y) differentiated by central differences in double, for every element of q, k and v:
   // grouped heads, queries at an offset (a cache of earlier keys that receive gradients too), L = 1.
+  // A sliding window (3 keys) too: keys out of a query's window get no gradient from it.
   struct Shape {
-    int64_t Lq, S, H, Hkv, hd;
+    int64_t Lq, S, H, Hkv, hd, window = 0;
   };
-  for (const Shape c : {Shape{1, 1, 2, 2, 4}, Shape{9, 9, 4, 2, 6}, Shape{5, 23, 3, 1, 4}}) {
+  for (const Shape c : {Shape{1, 1, 2, 2, 4}, Shape{9, 9, 4, 2, 6}, Shape{5, 23, 3, 1, 4}, Shape{9, 12, 2, 1, 4, 3}}) {
     const int64_t offset = c.S - c.Lq;
     const auto f = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
     std::vector<double> q = f(random_vector(size_t(c.Lq * c.H * c.hd), 11, -1.5, 1.5)), k = f(random_vector(size_t(c.S * c.Hkv * c.hd), 12, -1.5, 1.5)),
@@ -120,7 +121,7 @@ TEST(Attention, BackwardMatchesFiniteDifferences) {
     const auto args = [&] {
       return ops::AttentionArgs<double>{.q = mat<const double>(q.data(), c.Lq, c.H * c.hd), .k = mat<const double>(k.data(), c.S, c.Hkv * c.hd),
                                         .v = mat<const double>(v.data(), c.S, c.Hkv * c.hd), .heads = c.H, .kv_heads = c.Hkv, .head_dim = c.hd,
-                                        .offset = offset};
+                                        .offset = offset, .window = c.window};
     };
     const auto loss = [&] {
       std::vector<double> y(q.size());
@@ -145,4 +146,41 @@ TEST(Attention, BackwardMatchesFiniteDifferences) {
         EXPECT_NEAR((*g)[n], (up - down) / (2 * eps), 1e-7) << name << " " << n << " Lq " << c.Lq;
       }
   }
+}
+
+TEST(Attention, SlidingWindowMatchesTheOracleAndStreams) {
+  // A query sees only its last `window` keys: against the oracle with the window (1: each query its
+  // own key; a window past the length: exact attention, the same bits), and queries at an offset
+  // into a cache (the layer's streaming) equal the whole pass.
+  const int64_t L = 70, H = 4, Hkv = 2, hd = 8;
+  const auto q = random_vector(size_t(L * H * hd), 21, -2, 2), k = random_vector(size_t(L * Hkv * hd), 22, -2, 2),
+             v = random_vector(size_t(L * Hkv * hd), 23);
+  const auto run = [&](int64_t window, int64_t r0, int64_t n) {
+    std::vector<float> y(size_t(n * H * hd));
+    const ops::AttentionArgs<float> a{.q = mat(q.data() + r0 * H * hd, n, H * hd), .k = mat(k.data(), r0 + n, Hkv * hd),
+                                      .v = mat(v.data(), r0 + n, Hkv * hd), .heads = H, .kv_heads = Hkv, .head_dim = hd, .offset = r0,
+                                      .window = window};
+    ops::causal_attention_forward<float>(a, mat(y.data(), n, H * hd), nullptr);
+    return y;
+  };
+  for (const int64_t window : {int64_t(1), int64_t(5), int64_t(33)}) {
+    std::vector<double> want(size_t(L * H * hd), 0.0), lse;
+    for (int64_t i = 0; i < L; ++i) {  // the oracle on each query's window alone, a cache of its visible keys
+      const int64_t first = std::max<int64_t>(0, i - window + 1), n = i - first + 1;
+      std::vector<double> yi;
+      attention_oracle(std::vector<float>(q.begin() + i * H * hd, q.begin() + (i + 1) * H * hd),
+                       std::vector<float>(k.begin() + first * Hkv * hd, k.begin() + (i + 1) * Hkv * hd),
+                       std::vector<float>(v.begin() + first * Hkv * hd, v.begin() + (i + 1) * Hkv * hd), 1, n, H, Hkv, hd, n - 1, yi, lse);
+      std::copy(yi.begin(), yi.end(), want.begin() + i * H * hd);
+    }
+    const auto whole = run(window, 0, L);
+    expect_within(whole, want, 2e-6, "windowed attention");
+    std::vector<float> pieces;
+    for (int64_t r0 = 0; r0 < L; r0 += 9) {
+      const auto y = run(window, r0, std::min<int64_t>(9, L - r0));
+      pieces.insert(pieces.end(), y.begin(), y.end());
+    }
+    EXPECT_EQ(pieces, whole) << "window " << window;
+  }
+  EXPECT_EQ(run(L, 0, L), run(0, 0, L));
 }

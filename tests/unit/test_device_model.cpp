@@ -325,4 +325,17 @@ TEST(DeviceModel, EmulatedStripedHyena2MatchesTheCpu) {
   auto m32 = train::make_grad_model<float>(*cpu);
   m32->set_device(std::make_shared<EmuOps>());
   expect_lm_step_matches(*m64, *m32, test_ids(21, 12, 5));
+  // With a sliding window of 4 keys: streamed token by token on the device (the cache trimmed on the
+  // device) equals the CPU model, and the training step's gradients the float64 ones.
+  nlohmann::json windowed = config;
+  windowed["sliding_window"] = 4;
+  const std::shared_ptr<const LanguageModel> wcpu = new_model_from_json(windowed, 71);
+  const auto wdev = family_named("stripedhyena2").on_device(wcpu, std::make_shared<EmuOps>());
+  const auto wwant = wcpu->forward(ids, {}).logits.to_vector(), wgot = wdev->forward(ids, {.chunk = 1}).logits.to_vector();
+  ASSERT_EQ(wgot.size(), wwant.size());
+  for (size_t i = 0; i < wgot.size(); ++i) EXPECT_NEAR(wgot[i], wwant[i], 1e-4) << i;
+  auto w64 = train::make_grad_model<double>(*wcpu);
+  auto w32 = train::make_grad_model<float>(*wcpu);
+  w32->set_device(std::make_shared<EmuOps>());
+  expect_lm_step_matches(*w64, *w32, test_ids(21, 12, 5));
 }

@@ -2,9 +2,10 @@
 // on the CPU through kernels/emu/cuda_emu.h: causal attention forward against the naive float64
 // oracle (odd lengths, L = 1, lengths off the 16-row tiles, grouped-query heads, head widths up to
 // the kernel's 128 and off its 8 column slices, queries at an offset into a KV cache, a batch,
-// bf16/fp16 storage), its backward against the float64 CPU op (itself checked against finite
-// differences in test_attention.cpp), rotary positions, and the modal recurrence, filter and
-// filter backward against their definitions, including a state carried across calls.
+// bf16/fp16 storage; sliding windows against the float64 op), its backward against the float64 CPU
+// op (itself checked against finite differences in test_attention.cpp), rotary positions, and the
+// modal recurrence, filter and filter backward against their definitions, including a state
+// carried across calls.
 #include "kernels/emu/cuda_emu.h"
 #include "core/ops/ops.h"
 #include "kernels/attention.cuh"
@@ -20,7 +21,7 @@ using namespace longseq::testing;
 namespace {
 
 struct AttnCase {
-  int64_t B, Lq, H, Hkv, hd, offset;
+  int64_t B, Lq, H, Hkv, hd, offset, window = 0;
   int64_t S() const { return offset + Lq; }
 };
 
@@ -41,7 +42,7 @@ std::vector<float> from_storage(const std::vector<E>& x) {
 template <class E>
 void check_attention_forward(const AttnCase& c, cuda::StorageType dtype, double tol, uint64_t seed) {
   SCOPED_TRACE(::testing::Message() << "B" << c.B << " Lq " << c.Lq << " H " << c.H << "/" << c.Hkv << " hd " << c.hd << " offset " << c.offset
-                                    << " dtype " << int(dtype));
+                                    << " window " << c.window << " dtype " << int(dtype));
   const int64_t S = c.S(), dq = c.H * c.hd, dkv = c.Hkv * c.hd;
   const auto q = from_storage(to_storage<E>(random_vector(size_t(c.B * c.Lq * dq), seed, -2, 2)));
   const auto k = from_storage(to_storage<E>(random_vector(size_t(c.B * S * dkv), seed + 1, -2, 2)));
@@ -50,7 +51,7 @@ void check_attention_forward(const AttnCase& c, cuda::StorageType dtype, double 
   std::vector<E> y(q.size());
   std::vector<float> lse(size_t(c.B * c.H * c.Lq), 1e30f);
   const cuda::AttentionParams p{.batch = c.B, .queries = c.Lq, .keys = S, .heads = c.H, .kv_heads = c.Hkv, .head_dim = c.hd, .offset = c.offset,
-                                .dtype = dtype, .q = qs.data(), .q_b = c.Lq * dq, .q_l = dq, .k = ks.data(), .k_b = S * dkv, .k_l = dkv,
+                                .window = c.window, .dtype = dtype, .q = qs.data(), .q_b = c.Lq * dq, .q_l = dq, .k = ks.data(), .k_b = S * dkv, .k_l = dkv,
                                 .v = vs.data(), .v_b = S * dkv, .v_l = dkv, .y = y.data(), .y_b = c.Lq * dq, .y_l = dq, .lse = lse.data()};
   cuda::attention_forward_run(p, emu::launcher);
   std::vector<double> want_y, want_lse;
@@ -59,7 +60,17 @@ void check_attention_forward(const AttnCase& c, cuda::StorageType dtype, double 
       return std::vector<float>(x.begin() + b * rows * cols, x.begin() + (b + 1) * rows * cols);
     };
     std::vector<double> yb, lb;
-    attention_oracle(slice(q, c.Lq, dq), slice(k, S, dkv), slice(v, S, dkv), c.Lq, S, c.H, c.Hkv, c.hd, c.offset, yb, lb);
+    if (c.window == 0) {
+      attention_oracle(slice(q, c.Lq, dq), slice(k, S, dkv), slice(v, S, dkv), c.Lq, S, c.H, c.Hkv, c.hd, c.offset, yb, lb);
+    } else {  // the float64 CPU op, which test_attention.cpp checks against the oracle with windows
+      const auto qb = slice(q, c.Lq, dq), kb = slice(k, S, dkv), vb = slice(v, S, dkv);
+      const std::vector<double> q64(qb.begin(), qb.end()), k64(kb.begin(), kb.end()), v64(vb.begin(), vb.end());
+      yb.assign(q64.size(), 0.0), lb.assign(size_t(c.H * c.Lq), 0.0);
+      ops::causal_attention_forward<double>({.q = mat<const double>(q64.data(), c.Lq, dq), .k = mat<const double>(k64.data(), S, dkv),
+                                             .v = mat<const double>(v64.data(), S, dkv), .heads = c.H, .kv_heads = c.Hkv, .head_dim = c.hd,
+                                             .offset = c.offset, .window = c.window},
+                                            mat(yb.data(), c.Lq, dq), lb.data());
+    }
     want_y.insert(want_y.end(), yb.begin(), yb.end());
     want_lse.insert(want_lse.end(), lb.begin(), lb.end());
   }
@@ -71,7 +82,8 @@ void check_attention_forward(const AttnCase& c, cuda::StorageType dtype, double 
 
 TEST(KernelEmu, AttentionForwardMatchesFloat64Oracle) {
   for (const AttnCase& c : {AttnCase{1, 1, 2, 2, 8, 0}, AttnCase{1, 37, 4, 2, 16, 0}, AttnCase{2, 33, 3, 1, 128, 0}, AttnCase{1, 16, 2, 2, 20, 0},
-                            AttnCase{1, 17, 6, 3, 100, 0}, AttnCase{1, 5, 4, 4, 24, 40}, AttnCase{2, 1, 2, 1, 16, 49}})
+                            AttnCase{1, 17, 6, 3, 100, 0}, AttnCase{1, 5, 4, 4, 24, 40}, AttnCase{2, 1, 2, 1, 16, 49},
+                            AttnCase{1, 45, 2, 1, 16, 0, 20}, AttnCase{1, 9, 2, 2, 8, 30, 7}, AttnCase{1, 40, 2, 2, 8, 0, 1}})
     check_attention_forward<float>(c, cuda::StorageType::f32, 1e-5, 700 + uint64_t(c.Lq));
   // Half storage: the oracle sees the same rounded inputs; y is rounded once on the way out.
   check_attention_forward<cuda::Bf16>(AttnCase{1, 21, 4, 2, 32, 3}, cuda::StorageType::bf16, 8e-3, 720);
@@ -80,14 +92,16 @@ TEST(KernelEmu, AttentionForwardMatchesFloat64Oracle) {
 
 TEST(KernelEmu, AttentionBackwardMatchesTheFloat64Op) {
   for (const AttnCase& c : {AttnCase{1, 1, 2, 2, 8, 0}, AttnCase{1, 37, 4, 2, 16, 0}, AttnCase{1, 19, 3, 1, 128, 0}, AttnCase{1, 18, 6, 3, 12, 0},
-                            AttnCase{1, 7, 2, 1, 16, 12}, AttnCase{2, 17, 2, 2, 8, 0}}) {
-    SCOPED_TRACE(::testing::Message() << "B" << c.B << " Lq " << c.Lq << " H " << c.H << "/" << c.Hkv << " hd " << c.hd << " offset " << c.offset);
+                            AttnCase{1, 7, 2, 1, 16, 12}, AttnCase{2, 17, 2, 2, 8, 0}, AttnCase{1, 40, 2, 1, 8, 0, 18},
+                            AttnCase{1, 9, 2, 2, 8, 30, 7}}) {
+    SCOPED_TRACE(::testing::Message() << "B" << c.B << " Lq " << c.Lq << " H " << c.H << "/" << c.Hkv << " hd " << c.hd << " offset " << c.offset
+                                      << " window " << c.window);
     const int64_t S = c.S(), dq = c.H * c.hd, dkv = c.Hkv * c.hd;
     const auto q = random_vector(size_t(c.B * c.Lq * dq), 800, -2, 2), k = random_vector(size_t(c.B * S * dkv), 801, -2, 2),
                v = random_vector(size_t(c.B * S * dkv), 802), dy = random_vector(q.size(), 803);
     std::vector<float> y(q.size()), lse(size_t(c.B * c.H * c.Lq));
     cuda::AttentionParams p{.batch = c.B, .queries = c.Lq, .keys = S, .heads = c.H, .kv_heads = c.Hkv, .head_dim = c.hd, .offset = c.offset,
-                            .q = q.data(), .q_b = c.Lq * dq, .q_l = dq, .k = k.data(), .k_b = S * dkv, .k_l = dkv, .v = v.data(),
+                            .window = c.window, .q = q.data(), .q_b = c.Lq * dq, .q_l = dq, .k = k.data(), .k_b = S * dkv, .k_l = dkv, .v = v.data(),
                             .v_b = S * dkv, .v_l = dkv, .y = y.data(), .y_b = c.Lq * dq, .y_l = dq, .lse = lse.data()};
     cuda::attention_forward_run(p, emu::launcher);
     constexpr float kUnwritten = 1e30f;
@@ -104,7 +118,7 @@ TEST(KernelEmu, AttentionBackwardMatchesTheFloat64Op) {
       std::vector<double> y64(q64.size()), lse64(size_t(c.H * c.Lq)), gq(q64.size()), gk(k64.size()), gv(v64.size());
       const ops::AttentionArgs<double> a{.q = mat<const double>(q64.data(), c.Lq, dq), .k = mat<const double>(k64.data(), S, dkv),
                                          .v = mat<const double>(v64.data(), S, dkv), .heads = c.H, .kv_heads = c.Hkv, .head_dim = c.hd,
-                                         .offset = c.offset};
+                                         .offset = c.offset, .window = c.window};
       ops::causal_attention_forward(a, mat(y64.data(), c.Lq, dq), lse64.data());
       ops::causal_attention_backward(a, mat<const double>(y64.data(), c.Lq, dq), lse64.data(), mat<const double>(dy64.data(), c.Lq, dq),
                                      mat(gq.data(), c.Lq, dq), mat(gk.data(), S, dkv), mat(gv.data(), S, dkv));

@@ -5,6 +5,7 @@
 #include "audio/audio_dataset.h"
 #include "core/families/family.h"
 #include "core/fileio.h"
+#include "core/nn/layers.h"
 #include "core/families/hyena_config.h"
 #include "core/families/mamba_config.h"
 #include "core/ops/ops.h"
@@ -371,6 +372,33 @@ TEST(TrainModels, StripedHyena2GradientsLayoutsAndChunks) {
     EXPECT_NEAR(shared.prefix, pre, 1e-4);
     EXPECT_NEAR(shared.suffix[s], suf, 1e-4) << "suffix " << s;
   }
+}
+
+TEST(TrainModels, StripedHyena2SlidingWindowStreamsInBoundedMemory) {
+  // sliding_window (opt-in, approximate): a window past the length gives the exact model's logits
+  // bit for bit; a short one (6 keys) gives the same logits whole and streamed in chunks of 1, 5 and
+  // 13 tokens (its KV cache trimmed to the last 5 rows whenever it would pass 18), and its cache
+  // stops growing at 3 windows of rows.
+  nlohmann::json config = {{"hidden_size", 8}, {"num_layers", 2}, {"vocab_size", 16}, {"num_attention_heads", 2},
+                           {"hcl_layer_idxs", {0}}, {"attn_layer_idxs", {1}}, {"short_filter_length", 3}, {"state_size", 3},
+                           {"hcs_filter_length", 4}, {"hcs_filter_groups", 2}, {"hcm_filter_length", 6}, {"hcm_filter_groups", 4},
+                           {"inner_mlp_size", 12}, {"evo2_style_activations", true}, {"max_seqlen", 64}};
+  const Tensor ids = Tensor::from_ids(ids_of(61, 0, 16, 8));
+  const auto exact = new_model_from_json(config, 12)->forward(ids, {.chunk = 61}).logits.to_vector();
+  config["sliding_window"] = 1000;
+  EXPECT_EQ(new_model_from_json(config, 12)->forward(ids, {.chunk = 61}).logits.to_vector(), exact);
+  config["sliding_window"] = 6;
+  const auto windowed = new_model_from_json(config, 12);
+  const auto whole = windowed->forward(ids, {.chunk = 61}).logits.to_vector();
+  EXPECT_GT(compare(whole, std::vector<double>(exact.begin(), exact.end())).max_abs, 1e-3) << "the window changed nothing";
+  for (const int64_t chunk : {1, 5, 13}) {
+    const auto got = windowed->forward(ids, {.chunk = chunk}).logits.to_vector();
+    EXPECT_LE(compare(got, std::vector<double>(whole.begin(), whole.end())).max_abs, 1e-5) << "chunk " << chunk;
+  }
+  const nn::AttentionShape shape{.d = 8, .heads = 2, .kv_heads = 2, .window = 6};
+  const auto layer = nn::make_attention<float>([](const std::string&) { return int64_t(0); }, "a.", shape);
+  EXPECT_EQ(layer->state_size_at(10), layer->state_size_at(0) + 10 * 2 * 8);
+  EXPECT_EQ(layer->state_size_at(1'000'000), layer->state_size_at(18));
 }
 
 // The hybrid family: blocks from config.json alone. A config listing only Mamba blocks reads a
