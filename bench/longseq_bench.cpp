@@ -148,14 +148,17 @@ std::vector<Op> make_ops() {
     list.push_back({"linear", fmt::format("M={} K={} O={}", M, K, O), double(M * O), 0, 2.0 * M * K * O,
                    [=] { ops::linear_forward<float>(rows_of(*x), w->data<float>(), nullptr, rows_of(*y)); }});
   }
-  for (int64_t L : {int64_t(2048), int64_t(8192)}) {  // Evo 2 1b's attention: 15 heads of 128, causal
+  // Evo 2 1b's attention: 15 heads of 128, causal; at 32 k also with a sliding window of 4,096 keys.
+  for (auto [L, window] : {std::pair<int64_t, int64_t>{2048, 0}, {8192, 0}, {32768, 0}, {32768, 4096}}) {
     const int64_t H = 15, hd = 128;
     auto q = std::make_shared<Tensor>(random_tensor({L, H * hd}, 6)), k = std::make_shared<Tensor>(random_tensor({L, H * hd}, 7)),
          v = std::make_shared<Tensor>(random_tensor({L, H * hd}, 8)), y = std::make_shared<Tensor>(Tensor::empty({L, H * hd}));
-    const double pairs = double(L) * double(L + 1) / 2;  // causal query-key pairs per head
-    list.push_back({"attention.causal", fmt::format("L={} H={} hd={}", L, H, hd), double(L * H), 0, 4.0 * pairs * double(H * hd), [=] {
+    const double w = window > 0 ? double(window) : double(L);  // query-key pairs per head: rows see min(i + 1, w) keys
+    const double pairs = double(L) * double(L + 1) / 2 - (L > w ? (double(L) - w) * (double(L) - w + 1) / 2 : 0.0);
+    list.push_back({"attention.causal", fmt::format("L={} H={} hd={}{}", L, H, hd, window > 0 ? fmt::format(" window={}", window) : ""),
+                    double(L * H), 0, 4.0 * pairs * double(H * hd), [=] {
                       ops::causal_attention_forward<float>({.q = rows_of(*q), .k = rows_of(*k), .v = rows_of(*v), .heads = H, .kv_heads = H,
-                                                            .head_dim = hd},
+                                                            .head_dim = hd, .window = window},
                                                            rows_of(*y), nullptr);
                     }});
   }

@@ -1,8 +1,9 @@
 // Causal attention and rotary positions on the CPU (ops.h). A query row's keys are visited in tiles
 // of kKeyTile: the tile's scores first, then one rescale of the running output per tile rather than
 // per key (FlashAttention-2's order), so the inner loops are dot products and axpys over the head
-// width (omp simd). Work is split over (head, query block) pairs. A row at a time is the reference
-// schedule; blocking queries so a key tile is reused across rows is the next step (PERFORMANCE.md).
+// width (omp simd). Work is split over (head, query block) pairs, and within a block the key tiles
+// are the outer loop: a K/V tile comes from memory once per block of kQueryBlock rows instead of
+// once per row (the row-at-a-time schedule read 8 MB per row per head at 8 k tokens).
 #include "core/ops/ops.h"
 
 #include "core/error.h"
@@ -17,6 +18,39 @@ namespace longseq::ops {
 namespace {
 constexpr int64_t kKeyTile = 64;     // keys per online-softmax step
 constexpr int64_t kQueryBlock = 32;  // query rows per unit of work
+
+// One query row's online-softmax step over keys lo .. hi - 1 (one key tile): scores, the new
+// maximum, one rescale of the running output, then the probabilities' weighted values. Scores,
+// probabilities and the output accumulate in T (float: the official fp32 compute), the running
+// maximum m and sum l in double. Every row runs the same steps on the same tile grid whatever block
+// it is in, so results do not depend on how the rows are blocked (or chunked).
+template <class T>
+void attention_row_step(const AttentionArgs<T>& a, const T* q, int64_t kvh, int64_t lo, int64_t hi, double scale, double& m, double& l, T* o,
+                        T* score) {
+  const int64_t hd = a.head_dim, n = hi - lo;
+  double tile_max = m;
+  for (int64_t j = 0; j < n; ++j) {
+    const T* k = a.k.row(lo + j) + kvh * hd;
+    T dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t e = 0; e < hd; ++e) dot += q[e] * k[e];
+    score[j] = T(double(dot) * scale);
+    tile_max = std::max(tile_max, double(score[j]));
+  }
+  const T rescale = T(std::exp(m - tile_max));  // 0 on the first tile (m = -inf)
+  l *= double(rescale);
+#pragma omp simd
+  for (int64_t e = 0; e < hd; ++e) o[e] *= rescale;
+  for (int64_t j = 0; j < n; ++j) {
+    const T p = std::exp(score[j] - T(tile_max));
+    l += double(p);
+    const T* v = a.v.row(lo + j) + kvh * hd;
+#pragma omp simd
+    for (int64_t e = 0; e < hd; ++e) o[e] += p * v[e];
+  }
+  m = tile_max;
+}
+
 }  // namespace
 
 template <class T>
@@ -31,43 +65,24 @@ void causal_attention_forward(const AttentionArgs<T>& a, Mat<T> y, T* lse) {
   const double scale = a.scale > 0 ? a.scale : 1.0 / std::sqrt(double(hd));
   const int64_t blocks = (Lq + kQueryBlock - 1) / kQueryBlock, group = H / Hkv;
   for_blocks(H * blocks, 1, [&](int64_t unit, int64_t, int) {
-    const int64_t h = unit / blocks, i0 = (unit % blocks) * kQueryBlock, kvh = h / group;
-    // Scores, probabilities and the output row accumulate in T (float: the official fp32 compute),
-    // the running maximum and sum in double.
-    std::vector<T> acc(static_cast<size_t>(hd)), score(static_cast<size_t>(kKeyTile));
-    for (int64_t i = i0; i < std::min(Lq, i0 + kQueryBlock); ++i) {
-      const T* q = a.q.row(i) + h * hd;
-      T* o = acc.data();
-      const int64_t keys = a.offset + i + 1;
-      double m = -std::numeric_limits<double>::infinity(), l = 0;
-      std::fill(acc.begin(), acc.end(), T(0));
-      for (int64_t j0 = attention_first_key(a.offset + i, a.window); j0 < keys; j0 += kKeyTile) {
-        const int64_t n = std::min(kKeyTile, keys - j0);
-        double tile_max = m;
-        for (int64_t j = 0; j < n; ++j) {
-          const T* k = a.k.row(j0 + j) + kvh * hd;
-          T dot = 0;
-#pragma omp simd reduction(+ : dot)
-          for (int64_t e = 0; e < hd; ++e) dot += q[e] * k[e];
-          score[size_t(j)] = T(double(dot) * scale);
-          tile_max = std::max(tile_max, double(score[size_t(j)]));
-        }
-        const T rescale = T(std::exp(m - tile_max));  // 0 on the first tile (m = -inf)
-        l *= double(rescale);
-#pragma omp simd
-        for (int64_t e = 0; e < hd; ++e) o[e] *= rescale;
-        for (int64_t j = 0; j < n; ++j) {
-          const T p = std::exp(score[size_t(j)] - T(tile_max));
-          l += double(p);
-          const T* v = a.v.row(j0 + j) + kvh * hd;
-#pragma omp simd
-          for (int64_t e = 0; e < hd; ++e) o[e] += p * v[e];
-        }
-        m = tile_max;
+    const int64_t h = unit / blocks, i0 = (unit % blocks) * kQueryBlock, kvh = h / group, rows = std::min(kQueryBlock, Lq - i0);
+    std::vector<T> acc(static_cast<size_t>(rows * hd), T(0)), score(static_cast<size_t>(kKeyTile));
+    std::vector<double> m(static_cast<size_t>(rows), -std::numeric_limits<double>::infinity()), l(static_cast<size_t>(rows), 0.0);
+    // Key tiles on a grid of absolute positions (multiples of kKeyTile), outer, so each K/V tile is
+    // read from memory once per block and reused by its rows from cache; each row takes the part
+    // of the tile it sees.
+    const int64_t end = a.offset + i0 + rows;
+    for (int64_t j0 = attention_first_key(a.offset + i0, a.window) / kKeyTile * kKeyTile; j0 < end; j0 += kKeyTile)
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t pos = a.offset + i0 + r, lo = std::max(j0, attention_first_key(pos, a.window)), hi = std::min(j0 + kKeyTile, pos + 1);
+        if (lo < hi)
+          attention_row_step(a, a.q.row(i0 + r) + h * hd, kvh, lo, hi, scale, m[size_t(r)], l[size_t(r)], acc.data() + r * hd, score.data());
       }
-      T* out = y.row(i) + h * hd;
-      for (int64_t e = 0; e < hd; ++e) out[e] = T(double(o[e]) / l);
-      if (lse) lse[h * Lq + i] = T(m + std::log(l));
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* o = acc.data() + r * hd;
+      T* out = y.row(i0 + r) + h * hd;
+      for (int64_t e = 0; e < hd; ++e) out[e] = T(double(o[e]) / l[size_t(r)]);
+      if (lse) lse[h * Lq + i0 + r] = T(m[size_t(r)] + std::log(l[size_t(r)]));
     }
   });
 }
