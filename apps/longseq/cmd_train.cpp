@@ -94,10 +94,15 @@ void report(const train::TrainSummary& s, const train::GradModel<float>& m, int6
                length);
 }
 
-// A DNA language model on `task`: next base (a causal model) or masked bases (a bidirectional one,
-// which would see the answer to a next-base task); built, checked, trained and reported.
-train::TrainSummary train_dna_lm(const TrainArgs& a, const TrainTask& task, bool masked) {
-  auto model = build_model(a, {}, std::nullopt, a.length);
+// The ids `m` reads: its config's tokenizer (Evo 2's bytes, a "longseq_tokenizer" mapping, else the
+// standard ids), so training feeds it what loglik, score-variants and embed will.
+DnaTokenizer model_tokenizer(const train::GradModel<float>& m) {
+  return DnaTokenizer::from_config(Config::parse(m.config_json().dump(), "the model's config"), m.vocab_size());
+}
+
+// A DNA language model (made by build_model) on `task`: next base (a causal model) or masked bases (a
+// bidirectional one, which would see the answer to a next-base task); checked, trained and reported.
+train::TrainSummary train_dna_lm(const TrainArgs& a, std::unique_ptr<train::GradModel<float>> model, const TrainTask& task, bool masked) {
   const char* name = masked ? "mlm" : "lm";
   LS_CHECK(model->head() == train::Head::LanguageModel, "--task {} cannot train a classifier checkpoint ({})", name, a.init);
   LS_CHECK(model->causal() != masked, "--task {} trains {}, but the {} model is {}; train it with --task {}", name,
@@ -113,7 +118,8 @@ train::TrainSummary train_dna_lm(const TrainArgs& a, const TrainTask& task, bool
 
 void run_lm(TrainArgs& a) {
   LS_CHECK(!a.reference.empty(), "--task lm needs a FASTA (-r/--reference)");
-  const DnaTokenizer tokenizer = DnaTokenizer::standard();
+  auto model = build_model(a, {}, std::nullopt, a.length);
+  const DnaTokenizer tokenizer = model_tokenizer(*model);
   DnaCorpusOptions co{a.contigs, a.val_fraction, a.val_contigs};
   const DnaCorpus corpus = DnaCorpus::load(a.reference, tokenizer, co);
   const DnaLmTask task(corpus, a.length, !a.no_rc, a.val_windows);
@@ -126,7 +132,7 @@ void run_lm(TrainArgs& a) {
     for (const auto& s : scores) spdlog::info("Markov order {}: {:.4f} bits/base", s.order, s.bits_per_base);
     spdlog::info("Markov orders 0..8 fitted and scored in {:.1f} s", secs);
   }
-  train_dna_lm(a, task, false);
+  train_dna_lm(a, std::move(model), task, false);
 }
 
 // Held-out masked accuracy and bits per masked base of the trained model on the validation set.
@@ -154,7 +160,8 @@ void report_masked(const std::filesystem::path& model_dir, const std::vector<Exa
 
 void run_mlm(TrainArgs& a) {
   LS_CHECK(!a.reference.empty(), "--task mlm needs a FASTA (-r/--reference)");
-  const DnaTokenizer tokenizer = DnaTokenizer::standard();
+  auto model = build_model(a, {}, std::nullopt, a.length);
+  const DnaTokenizer tokenizer = model_tokenizer(*model);
   DnaCorpusOptions co{a.contigs, a.val_fraction, a.val_contigs};
   const DnaCorpus corpus = DnaCorpus::load(a.reference, tokenizer, co);
   const DnaMlmTask task(corpus, tokenizer, a.length, !a.no_rc, a.val_windows, DnaTokenizer::kMaskId);
@@ -165,7 +172,7 @@ void run_mlm(TrainArgs& a) {
     const auto scores = symmetric_markov_baselines(corpus, 5, task.validation());
     for (const auto& s : scores) spdlog::info("symmetric Markov, {} bases each side: {:.4f} bits per masked base", s.order, s.bits_per_base);
   }
-  const auto summary = train_dna_lm(a, task, true);
+  const auto summary = train_dna_lm(a, std::move(model), task, true);
   report_masked(summary.model_dir, task.validation());
 }
 
@@ -180,7 +187,7 @@ void run_classify(TrainArgs& a) {
   const auto labels = label_set(train_set);
   LS_CHECK(labels.size() >= 2, "{}: only one label ('{}'); a classifier needs at least two", a.data, labels.front());
   auto model = build_model(a, labels);
-  const DnaClassifyTask task(train_set, val_set, model->labels(), DnaTokenizer::standard(), a.length, !a.no_rc);
+  const DnaClassifyTask task(train_set, val_set, model->labels(), model_tokenizer(*model), a.length, !a.no_rc);
   spdlog::info("data: {} training and {} validation sequences, {} classes ({})", train_set.size(), val_set.size(), labels.size(),
                fmt::join(labels, ", "));
   spdlog::info("{} trainable parameters; {} steps of {} sequences", parameter_count(*model), a.opt.steps, a.opt.batch);

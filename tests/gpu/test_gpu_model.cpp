@@ -1,6 +1,7 @@
 // The device models on a real GPU against the CPU models: Mamba (a random model streamed in several
 // chunk sizes, the shipped chr20 model on 10,000 tokens, the shared-prefix continuation scores the
-// variant scorer uses), HyenaDNA (the shipped chr20 model on a full window), a training step of
+// variant scorer uses), HyenaDNA (the shipped chr20 model on a full window), the shipped Evo-2-shaped
+// chr20 model (streamed, token by token, one training step), a training step of
 // each family (every gradient against the CPU trainer in float64), a hybrid stripe from config.json,
 // and the shipped audio classifier; skips without a CUDA build or device. The same
 // model code runs on the emulated device in tests/unit/test_device_model.cpp.
@@ -87,6 +88,27 @@ TEST(Gpu, HyenaDeviceModelMatchesTheCpuModel) {
   const Tensor ids = ids_of(cpu->max_length(), cpu->vocab_size());
   const auto want = streamed_logits(*cpu, ids, 4096);
   for (int rep = 0; rep < 2; ++rep) expect_same_logits(streamed_logits(*gpu, ids, 4096), want, "models/chr20-hyena");
+}
+
+TEST(Gpu, StripedHyena2DeviceModelMatchesTheCpuModel) {
+  if (!cuda_compiled() || cuda_device_count() == 0) GTEST_SKIP() << cuda_device_summary();
+  // The shipped Evo-2-shaped chr20 model (attention, hcs, hcm, hcl) on 5,000 tokens streamed in
+  // chunks of 4,096, 333 and 1 (decode: the KV cache and the filter states carried on the device),
+  // and a training step's gradients against the CPU trainer in float64.
+  const std::string dir = std::string(LONGSEQ_SOURCE_DIR) + "/models/chr20-evo2";
+  const auto cpu = load_language_model(ModelDir::open(dir));
+  const auto gpu = make_device_model(load_language_model(ModelDir::open(dir)), "cuda");
+  const std::vector<int64_t> bases = {'A', 'C', 'G', 'T'};
+  std::vector<int64_t> dna(5000);
+  for (size_t i = 0; i < dna.size(); ++i) dna[i] = bases[(i * 2654435761u >> 9) % 4];
+  const Tensor ids = Tensor::from_ids(dna);
+  const auto want = streamed_logits(*cpu, ids, 4096);
+  for (int64_t chunk : {int64_t(4096), int64_t(333)}) expect_same_logits(streamed_logits(*gpu, ids, chunk), want, "models/chr20-evo2");
+  const Tensor head = Tensor::from_ids(std::vector<int64_t>(dna.begin(), dna.begin() + 300));
+  expect_same_logits(streamed_logits(*gpu, head, 1), streamed_logits(*cpu, head, 4096), "models/chr20-evo2 token by token");
+  auto m64 = train::make_grad_model<double>(*cpu);
+  auto m32 = train::make_grad_model<float>(*cpu);
+  expect_device_step_matches(*m64, *m32, Tensor::from_ids(std::vector<int64_t>(dna.begin(), dna.begin() + 1024)));
 }
 
 TEST(Gpu, MambaTrainingOnTheDeviceMatchesFloat64Gradients) {
