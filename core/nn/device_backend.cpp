@@ -103,6 +103,7 @@ class DeviceBackend final : public Backend<float> {
   // With a state (W, D), the kernel reads its last W - 1 rows and writes the last W - 1 inputs of
   // (state, x) to scratch; the state then becomes the last W rows of (state, x) in two copies.
   void conv1d(const ConvArgs<float>& a, Mat<float> out) override {
+    check_silu_width(a);
     const int64_t L = a.x.rows, D = a.x.cols, W = a.W;
     cuda::CausalConv1dParams p = conv_params(a, out.data, out.ld);
     if (a.state && W > 1) p.init = a.state + D, p.final_state = scratch(4, (W - 1) * D);
@@ -112,6 +113,7 @@ class DeviceBackend final : public Backend<float> {
     if (W > 1) o_.copy(a.state + D, p.final_state, (W - 1) * D);
   }
   void conv1d_backward(const ConvArgs<float>& a, Mat<const float> dout, Mat<float> dx, float* dw, float* db) override {
+    check_silu_width(a);
     const int64_t D = a.x.cols;
     float *pw = scratch(0, D * a.W), *pb = a.b ? scratch(1, D) : nullptr;
     o_.conv1d_backward({.fwd = conv_params(a, nullptr, 0), .dout = dout.data, .dout_b = 0, .dout_l = dout.ld, .dx = dx.data, .dx_b = 0,
@@ -208,6 +210,11 @@ class DeviceBackend final : public Backend<float> {
     if (slot >= scratch_.size()) scratch_.resize(slot + 1);
     if (scratch_[slot].size() < n) scratch_[slot] = Buf<float>(*this, n);
     return scratch_[slot].get();
+  }
+  // The kernels fuse SiLU only into the register kernels (up to kConvRegisterWidth taps).
+  void check_silu_width(const ConvArgs<float>& a) const {
+    LS_CHECK(!a.silu || a.W <= cuda::kConvRegisterWidth, "--device {}: a {}-tap conv with SiLU (the kernels fuse it up to {} taps); use --device cpu",
+             name(), a.W, cuda::kConvRegisterWidth);
   }
   static cuda::CausalConv1dParams conv_params(const ConvArgs<float>& a, float* out, int64_t out_l) {
     return {.batch = 1, .length = a.x.rows, .channels = a.x.cols, .width = a.W, .x = a.x.data, .x_b = 0, .x_l = a.x.ld, .weight = a.w,

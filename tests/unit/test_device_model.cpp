@@ -140,6 +140,8 @@ TEST(DeviceModel, RefusesWhatItCannotRun) {
   MambaConfig wide = cfg;
   wide.d_conv = cuda::kConvMaxWidth + 1;
   EXPECT_THROW(random_mamba(wide, 55)->on_device(std::make_shared<EmuOps>()), Error);  // the conv kernels' width
+  wide.d_conv = cuda::kConvRegisterWidth + 1;  // within the width, but SiLU is fused only up to 4 taps
+  EXPECT_THROW(random_mamba(wide, 56)->on_device(std::make_shared<EmuOps>())->forward(test_ids(9, cfg.vocab_size, 1), {}), Error);
 }
 
 TEST(DeviceModel, EmulatedHyenaMatchesTheFloat64Oracle) {
