@@ -2,12 +2,17 @@
 // released config, e.g. ../shared/fixtures/evo2_released_configs/evo2-1b-8k.yml, with random weights):
 // prefill seconds at given lengths (streamed in chunks, logits reduced on the fly as loglik does),
 // cached decode tokens/s, and the process peak RSS. Run one length per process to compare RSS.
+// Weights as released (bf16 linear weights, kept so in memory): --bf16 rounds the random model's;
+// or write it once with --save-bf16 DIR and time it in another process with --model DIR (loaded as
+// users load it).
 #include "bench/model_bench.h"
 #include "core/families/family.h"
 #include "core/memory.h"
 #include "core/models/layer_model.h"
 #include "core/random.h"
+#include "core/safetensors.h"
 #include "core/threads.h"
+#include "core/train/grad_model.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -18,11 +23,17 @@ using namespace longseq;
 
 int main(int argc, char** argv) {
   CLI::App app{"evo2-bench: StripedHyena 2 prefill/decode throughput and peak RSS at a released shape"};
-  std::string config = LONGSEQ_SOURCE_DIR "/../shared/fixtures/evo2_released_configs/evo2-1b-8k.yml";
+  std::string config = LONGSEQ_SOURCE_DIR "/../shared/fixtures/evo2_released_configs/evo2-1b-8k.yml", model_dir, save_bf16;
   int64_t chunk = 4096, decode = 0, variant_window = 0;
   std::vector<int64_t> lengths{2048};
   int threads = 0;
   app.add_option("--config", config, "A StripedHyena 2 config (yml or json)");
+  bool bf16 = false;
+  app.add_option("--model", model_dir, "Time this model folder instead of a random model of --config");
+  app.add_flag("--bf16", bf16, "Keep the random model's linear weights in bf16, as a released checkpoint loads");
+  app.add_option("--save-bf16", save_bf16,
+                 "Write the random model of --config to this folder with its tensors in bf16 as released (the modal "
+                 "poles and residues and rotary inv_freq in fp32), then exit");
   app.add_option("--length,-L", lengths, "Sequence lengths to prefill");
   app.add_option("--chunk", chunk);
   app.add_option("--decode", decode, "Also time this many single-token decode steps (after a 1-token prefix)");
@@ -34,12 +45,28 @@ int main(int argc, char** argv) {
   set_num_threads(threads);
 
   const auto t_init = std::chrono::steady_clock::now();
-  const auto owned = new_model_from_config(config, 1);
+  const auto owned = model_dir.empty() ? new_model_from_config(config, 1, bf16) : load_language_model(ModelDir::open(model_dir));
   const auto* model = dynamic_cast<const LayerLanguageModel*>(owned.get());
+  if (!save_bf16.empty()) {
+    save_model(*model, save_bf16);
+    const auto f32 = SafetensorsFile::open(std::filesystem::path(save_bf16) / "model.safetensors");
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (const auto& t : f32.tensors()) {
+      const bool fp32 = t.name.ends_with("log_poles") || t.name.ends_with("residues") || t.name.ends_with("inv_freq");
+      tensors.emplace_back(t.name, fp32 ? f32.view(t.name) : f32.view(t.name).to(DType::BF16));
+    }
+    write_safetensors(std::filesystem::path(save_bf16) / "model.safetensors", tensors, {{"format", "pt"}});
+    fmt::print("wrote {}\n", save_bf16);
+    return 0;
+  }
   const double init_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_init).count();
-  fmt::print("{}: {} blocks, d_model {}, {:.3f} B parameters (fp32 in memory), threads {}, chunk {}; init {:.1f} s, peak RSS {:.0f} MiB\n",
-             config, model->n_layer(), model->d_model(), double(model->layers().weights().size()) / 1e9, num_threads(), chunk, init_s,
-             double(peak_rss_bytes()) / (1 << 20));
+  const auto& layers = model->layers();
+  const int64_t kept = layers.parameter_count() - int64_t(layers.weights().size());  // the padding is < 0.01%
+  const double weight_bytes = 4.0 * double(layers.weights().size()) + 2.0 * double(std::max<int64_t>(kept, 0));
+  fmt::print("{}: {} blocks, d_model {}, {:.3f} B parameters ({:.2f} GB in memory{}), threads {}, chunk {}; {} {:.1f} s, peak RSS {:.0f} MiB\n",
+             model_dir.empty() ? config : model_dir, model->n_layer(), model->d_model(), double(layers.parameter_count()) / 1e9,
+             weight_bytes / 1e9, layers.holds_bf16() ? fmt::format(": {} linear weights bf16", layers.bf16_weights().size()) : ", fp32",
+             num_threads(), chunk, model_dir.empty() ? "init" : "load", init_s, double(peak_rss_bytes()) / (1 << 20));
   const std::vector<int64_t> alphabet = {'A', 'C', 'G', 'T'};
   for (int64_t L : lengths) bench::time_prefill(*model, L, chunk, alphabet);
   if (variant_window > 1) {
@@ -63,7 +90,7 @@ int main(int argc, char** argv) {
   }
   if (decode > 0) {
     const double s = bench::time_decode(*model, decode, alphabet);
-    fmt::print("  {:.1f} GB/s of fp32 weights read per token\n", 4.0 * double(model->layers().weights().size()) / s / 1e9);
+    fmt::print("  {:.1f} GB/s of weights read per token\n", weight_bytes / s / 1e9);
   }
   return 0;
 }

@@ -132,12 +132,17 @@ Tensor SafetensorsFile::view(const std::string& name) const {
 Tensor SafetensorsFile::load_f32(const std::string& name) const { return finite_f32(view(name), path_, name); }
 
 Tensor finite_f32(const Tensor& t, const std::filesystem::path& file, const std::string& name) {
+  return finite_weight(t, file, name, false);
+}
+
+Tensor finite_weight(const Tensor& t, const std::filesystem::path& file, const std::string& name, bool keep_bf16) {
   LS_CHECK(dtype_is_float(t.dtype()), "{}: tensor '{}' is {}, expected a floating-point tensor", file.string(), name,
            dtype_name(t.dtype()));
-  Tensor f = t.dtype() == DType::F32 ? t.contiguous() : t.to(DType::F32);
+  const bool keep = keep_bf16 && t.dtype() == DType::BF16;
+  Tensor f = t.dtype() == DType::F32 || keep ? t.contiguous() : t.to(DType::F32);
   const int64_t bad = first_non_finite(f);
   LS_CHECK(bad < 0, "{}: tensor '{}' holds a non-finite value ({} at flat index {}); the checkpoint is corrupt or came from a "
-           "diverged run: use an earlier checkpoint or retrain", file.string(), name, f.data<float>()[bad], bad);
+           "diverged run: use an earlier checkpoint or retrain", file.string(), name, f.to_vector()[size_t(bad)], bad);
   return f;
 }
 

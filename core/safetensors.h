@@ -59,6 +59,8 @@ class SafetensorsFile {
 // the index): weights are loaded through here, and a non-finite weight would turn every result into
 // NaN.
 Tensor finite_f32(const Tensor& t, const std::filesystem::path& file, const std::string& name);
+// The same, except that a BF16 tensor stays BF16 (contiguous: itself or a copy) when keep_bf16.
+Tensor finite_weight(const Tensor& t, const std::filesystem::path& file, const std::string& name, bool keep_bf16);
 
 // Writes tensors (any strides; written contiguous, in the official writer's layout order: larger
 // dtypes first, then by name) and string metadata to `path` atomically: a temp file in the same

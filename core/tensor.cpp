@@ -7,11 +7,13 @@
 
 #include <omp.h>
 
-#include <bit>
 #include <cmath>
 #include <limits>
 #include <cstring>
 #include <type_traits>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace longseq {
 
@@ -389,27 +391,41 @@ std::string Tensor::describe() const {
 }
 
 namespace {
-// Index of the first non-finite value of n contiguous floats, or -1. An exponent of all ones is NaN or
-// infinity; each block is screened without branches and only a flagged block is searched.
-int64_t first_non_finite_f32(const float* x, int64_t n) {
+// Index of the first of n contiguous values whose exponent field (the bits of `exp`) is all ones,
+// that is a NaN or an infinity, or -1. Each block is screened without branches and only a flagged
+// block is searched. bf16 is fp32's top 16 bits, so one test serves both.
+template <class Bits>
+int64_t first_non_finite_bits(const Bits* x, int64_t n, Bits exp) {
   constexpr int64_t kBlock = 1024;
-  constexpr uint32_t kExp = 0x7f800000u;
+  const auto bad = [exp](Bits v) { return (v & exp) == exp; };
   for (int64_t b = 0; b < n; b += kBlock) {
     const int64_t m = std::min(kBlock, n - b);
-    uint32_t bad = 0;
-    for (int64_t i = 0; i < m; ++i) bad |= uint32_t((std::bit_cast<uint32_t>(x[b + i]) & kExp) == kExp);
-    if (!bad) continue;
+    uint32_t any = 0;
+    for (int64_t i = 0; i < m; ++i) any |= uint32_t(bad(x[b + i]));
+    if (!any) continue;
     for (int64_t i = 0; i < m; ++i)
-      if (!std::isfinite(x[b + i])) return b + i;
+      if (bad(x[b + i])) return b + i;
   }
   return -1;
 }
 }  // namespace
 
+void release_file_pages(const Tensor& t) {
+  if (!t.defined() || t.storage()->owned() || !t.is_contiguous()) return;
+  const auto page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(t.raw()), end = begin + t.nbytes();
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);  // advice: a failure changes nothing
+}
+
 int64_t first_non_finite(const Tensor& t) {
   if (!dtype_is_float(t.dtype()) || t.numel() == 0) return -1;
+  if (t.dtype() == DType::BF16) {
+    const Tensor c = t.contiguous();
+    return first_non_finite_bits(static_cast<const uint16_t*>(c.raw()), c.numel(), uint16_t(0x7f80u));
+  }
   const Tensor f = t.dtype() == DType::F32 ? t.contiguous() : t.to(DType::F32);
-  return first_non_finite_f32(f.data<float>(), f.numel());
+  return first_non_finite_bits(static_cast<const uint32_t*>(f.raw()), f.numel(), uint32_t(0x7f800000u));
 }
 
 }  // namespace longseq

@@ -116,6 +116,11 @@ class Tensor {
 
 Shape contiguous_strides(std::span<const int64_t> shape);
 
+// For a contiguous view of borrowed memory (a mapped weights file) that was copied and is not needed
+// now: its whole pages leave the process's resident set (madvise MADV_DONTNEED; read from the file
+// again if touched), so a converted or reordered copy is not held twice. No effect on owned storage.
+void release_file_pages(const Tensor& t);
+
 // Row-major index of the first NaN or infinity in a floating-point tensor, or -1 when every value is
 // finite (integer tensors: always -1). A branch-free pass over blocks, so checking every weight of a
 // model at load costs about one read of it.

@@ -39,8 +39,13 @@ Tensor WeightFile::view(const std::string& name) const {
   return checkpoint_.at(name);
 }
 
-Tensor WeightFile::load_f32(const std::string& name) const {
-  return finite_f32(view(name), path_, name);
+Tensor WeightFile::load_f32(const std::string& name) const { return load_weight(name, false); }
+
+Tensor WeightFile::load_weight(const std::string& name, bool keep_bf16) const {
+  const Tensor stored = view(name);
+  Tensor t = finite_weight(stored, path_, name, keep_bf16);
+  if (t.storage() != stored.storage()) release_file_pages(stored);  // converted: the file's bytes are not needed now
+  return t;
 }
 
 }  // namespace longseq

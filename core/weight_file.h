@@ -38,8 +38,12 @@ class WeightFile {
   // The tensor in its stored dtype (a view where the file allows: strided for a checkpoint).
   Tensor view(const std::string& name) const;
   // The tensor as contiguous F32 (converted from F16/BF16/F64); throws for integer tensors and for
-  // any non-finite value, naming the tensor and the index.
+  // any non-finite value, naming the tensor and the index. A converted tensor's file pages are
+  // released (release_file_pages), so a model loaded in float is not also resident as stored.
   Tensor load_f32(const std::string& name) const;
+  // The same, except that a BF16 tensor stays BF16 (contiguous; a view where the file allows) when
+  // keep_bf16.
+  Tensor load_weight(const std::string& name, bool keep_bf16) const;
 
  private:
   std::filesystem::path path_;

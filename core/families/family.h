@@ -64,6 +64,10 @@ class Family {
   virtual nlohmann::json new_config(const ArchValues& values, int64_t train_length) const;
   // A new model with the family's reference initialisation, deterministic in `seed`.
   virtual std::unique_ptr<LanguageModel> random(const Config& config, uint64_t seed) const;
+  // The same with the weights a released bf16 checkpoint keeps in bf16 rounded to bf16 after the
+  // initialisation and held so (train::WeightSource::keep_bf16): a model of a released shape at the
+  // memory it loads in, for benchmarks. The default is random() (a family without bf16 weights).
+  virtual std::unique_ptr<LanguageModel> random_as_released(const Config& config, uint64_t seed) const { return random(config, seed); }
   // Writes config.json + model.safetensors (released names), each atomically; `model` is of this
   // family (LanguageModel::family() == name()).
   virtual void save(const LanguageModel& model, const std::filesystem::path& dir) const;
@@ -120,12 +124,21 @@ template <class Derived>
 class LayerFamily : public Family {
  public:
   void save(const LanguageModel& model, const std::filesystem::path& dir) const override { of(model).save(dir); }
-  std::unique_ptr<train::GradModel<float>> trainable_f32(const LanguageModel& model) const override { return of(model).layers().clone(); }
+  // A model with bf16-kept weights (WeightSource::keep_bf16) trains, and runs on a device, as a copy
+  // with every weight in float.
+  std::unique_ptr<train::GradModel<float>> trainable_f32(const LanguageModel& model) const override {
+    const auto& layers = of(model).layers();
+    if (!layers.holds_bf16()) return layers.clone();
+    return Derived::template build<float>(layers.config_json(), {.tensors = layers.named_tensors()});
+  }
   std::unique_ptr<train::GradModel<double>> trainable_f64(const LanguageModel& model) const override {
     return Derived::template build<double>(of(model).layers().config_json(), {.tensors = of(model).layers().named_tensors()});
   }
   std::unique_ptr<LanguageModel> on_device(std::shared_ptr<const LanguageModel> model, std::shared_ptr<DeviceOps> ops) const override {
-    return of(*model).on_device(std::move(ops));
+    const LayerLanguageModel& m = of(*model);
+    if (!m.layers().holds_bf16()) return m.on_device(std::move(ops));
+    return LayerLanguageModel(Derived::template build<float>(m.layers().config_json(), {.tensors = m.layers().named_tensors()}), m.max_length())
+        .on_device(std::move(ops));
   }
   std::string device_support() const override { return "inference and training"; }
 
@@ -186,7 +199,8 @@ ModelSummary summarize_model(const ModelDir& dir);
 // A new model of `family` from the architecture flags (see Family::new_config).
 std::unique_ptr<LanguageModel> new_model(const std::string& family, const ArchValues& values, int64_t train_length, uint64_t seed);
 // A new model with the architecture of a config.json of any family. Throws naming the file.
-std::unique_ptr<LanguageModel> new_model_from_config(const std::filesystem::path& config_json, uint64_t seed);
+// as_released: Family::random_as_released.
+std::unique_ptr<LanguageModel> new_model_from_config(const std::filesystem::path& config_json, uint64_t seed, bool as_released = false);
 // The same from config.json's content (tools and tests).
 std::unique_ptr<LanguageModel> new_model_from_json(const nlohmann::json& config, uint64_t seed);
 // See Family::save.

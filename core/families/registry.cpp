@@ -140,9 +140,10 @@ std::unique_ptr<LanguageModel> new_model(const std::string& family, const ArchVa
   return f.random(Config::parse(json.dump(), fmt::format("the {} architecture flags", family)), seed);
 }
 
-std::unique_ptr<LanguageModel> new_model_from_config(const std::filesystem::path& path, uint64_t seed) {
+std::unique_ptr<LanguageModel> new_model_from_config(const std::filesystem::path& path, uint64_t seed, bool as_released) {
   const Config config = Config::load(path);
-  return family_of(config).random(config, seed);
+  const Family& family = family_of(config);
+  return as_released ? family.random_as_released(config, seed) : family.random(config, seed);
 }
 
 std::unique_ptr<LanguageModel> new_model_from_json(const nlohmann::json& config_json, uint64_t seed) {

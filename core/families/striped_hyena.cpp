@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace longseq {
 
@@ -158,12 +159,16 @@ nn::AttentionShape attention_shape(const ShConfig& h) {
 
 // ---- the released file's layouts ---------------------------------------------------------------
 
-// Rows of a (R, ...) tensor reordered: row r of the result is row src(r) of t.
+// Rows of a (R, ...) tensor reordered: row r of the result is row src(r) of t. F32, or BF16 as it is
+// (a bf16-kept weight).
 Tensor reorder_rows(const Tensor& t, const std::function<int64_t(int64_t)>& src) {
-  const Tensor f = t.dtype() == DType::F32 ? t.contiguous() : t.to(DType::F32);
-  const int64_t R = f.shape().at(0), w = f.numel() / std::max<int64_t>(R, 1);
-  Tensor out = Tensor::empty(f.shape());
-  for (int64_t r = 0; r < R; ++r) std::copy_n(f.data<float>() + src(r) * w, w, out.data<float>() + r * w);
+  const Tensor f = t.dtype() == DType::F32 || t.dtype() == DType::BF16 ? t.contiguous() : t.to(DType::F32);
+  const int64_t R = f.shape().at(0);
+  const size_t row = size_t(f.numel() / std::max<int64_t>(R, 1)) * dtype_size(f.dtype());
+  Tensor out = Tensor::empty(f.shape(), f.dtype());
+  const auto* in = static_cast<const std::byte*>(f.raw());
+  auto* o = static_cast<std::byte*>(out.raw());
+  for (int64_t r = 0; r < R; ++r) std::memcpy(o + size_t(r) * row, in + size_t(src(r)) * row, row);
   return out;
 }
 
@@ -259,6 +264,14 @@ class StripedHyenaFamily final : public LayerFamily<StripedHyenaFamily> {
                                              : std::string("which grows with the length"));
     if (h.window > 0) s.hyperparameters.push_back({"attention", fmt::format("sliding window of {} keys (approximate; the released models attend to all)", h.window)});
     s.notes.push_back("Wqkv, projections and short filters are reordered at load from the released layout (and back on save)");
+    s.notes.push_back("linear weights stored bf16 stay bf16 in memory (widened per GEMM tile, the same results as fp32 copies); "
+                      "the rest is held in fp32");
+  }
+
+  // The released files keep the linear weights in bf16 (load() keeps them so).
+  static std::unique_ptr<LanguageModel> make_random(const Config& config, uint64_t seed, bool bf16) {
+    const ShConfig h = parse(config);
+    return language_model(h.json, {.declarations = declarations(h), .seed = seed, .keep_bf16 = bf16}, h.max_seqlen);
   }
 
   bool is_buffer(const std::string& tensor) const override { return tensor.ends_with("rotary_emb.inv_freq"); }
@@ -266,15 +279,18 @@ class StripedHyenaFamily final : public LayerFamily<StripedHyenaFamily> {
     const ShConfig h = parse(dir.config);
     WeightLoader w(dir.weights);
     std::vector<std::pair<std::string, Tensor>> tensors;
-    for (const nn::ParamDecl& p : declarations(h)) tensors.emplace_back(p.name, relayout(h, p.name, w.get(p.name, p.shape), false));
+    for (const nn::ParamDecl& p : declarations(h)) {
+      const Tensor stored = w.get(p.name, p.shape, p.matrix);
+      tensors.emplace_back(p.name, relayout(h, p.name, stored, false));
+      if (tensors.back().second.storage() != stored.storage()) release_file_pages(stored);  // reordered: a copy
+    }
     w.check_all_used("StripedHyena 2");
-    return language_model(h.json, {.tensors = std::move(tensors)}, h.max_seqlen);
+    // The linear weights stay bf16 as released (half the memory; the same results).
+    return language_model(h.json, {.tensors = std::move(tensors), .keep_bf16 = true}, h.max_seqlen);
   }
 
-  std::unique_ptr<LanguageModel> random(const Config& config, uint64_t seed) const override {
-    const ShConfig h = parse(config);
-    return language_model(h.json, {.declarations = declarations(h), .seed = seed}, h.max_seqlen);
-  }
+  std::unique_ptr<LanguageModel> random(const Config& config, uint64_t seed) const override { return make_random(config, seed, false); }
+  std::unique_ptr<LanguageModel> random_as_released(const Config& config, uint64_t seed) const override { return make_random(config, seed, true); }
 };
 
 }  // namespace

@@ -94,6 +94,7 @@ LayerLanguageModel::LayerLanguageModel(std::shared_ptr<const train::GradModel<fl
 LayerLanguageModel::~LayerLanguageModel() = default;
 
 std::unique_ptr<LayerLanguageModel> LayerLanguageModel::on_device(std::shared_ptr<DeviceOps> ops) const {
+  LS_CHECK(!model_->holds_bf16(), "{}: a model with bf16-kept weights moves to a device through a float copy (a caller bug)", family());
   auto out = std::make_unique<LayerLanguageModel>(model_, max_length_);
   out->backend_ = nn::device_backend(ops);
   for (const auto& s : model_->steps()) s.op->check(*out->backend_);
@@ -110,7 +111,7 @@ std::unique_ptr<LayerLanguageModel> LayerLanguageModel::on_device(std::shared_pt
 
 nn::Params<float> LayerLanguageModel::params() const {
   const float* host = model_->weights().data();
-  return {.w = device_weights_ ? device_weights_->get() : host, .g = nullptr, .host = host};
+  return {.w = device_weights_ ? device_weights_->get() : host, .g = nullptr, .host = host, .bf16 = model_->bf16_weights().data()};
 }
 
 const float* LayerLanguageModel::token_table(const nn::Params<float>& p) const {

@@ -4,7 +4,7 @@
 
 namespace longseq {
 
-Tensor WeightLoader::get(const std::string& name, const Shape& shape) {
+Tensor WeightLoader::get(const std::string& name, const Shape& shape, bool keep_bf16) {
   if (!file_.contains(name))
     fail("{}: missing tensor '{}' (the checkpoint does not match its config.json, or is not this model family)",
          file_.path().string(), name);
@@ -13,7 +13,7 @@ Tensor WeightLoader::get(const std::string& name, const Shape& shape) {
     fail("{}: tensor '{}' has shape {} but the config implies {} (config.json and weights disagree)", file_.path().string(),
          name, shape_str(info.shape), shape_str(shape));
   used_.insert(name);
-  return file_.load_f32(name);
+  return file_.load_weight(name, keep_bf16);
 }
 
 void WeightLoader::check_all_used(const std::string& family) const {

@@ -48,6 +48,21 @@ struct FftConvArgs {
   const T* spectrum = nullptr;
 };
 
+// A linear layer's (O, K) weight as the model holds it: T, or bf16 kept as the file stores it
+// (the CPU widens it per GEMM tile, core/ops/linear.cpp; a device model holds fp32). Made from a
+// plain pointer where a layer has only T weights.
+template <class T>
+struct LinearWeight {
+  const T* f = nullptr;
+  const uint16_t* bf16 = nullptr;
+  LinearWeight(const T* w) : f(w) {}  // NOLINT(google-explicit-constructor): every T weight is one
+  static LinearWeight of_bf16(const uint16_t* w) {
+    LinearWeight r(nullptr);
+    r.bf16 = w;
+    return r;
+  }
+};
+
 // GELU's two forms: the tanh approximation (HyenaDNA, the hybrid) and the exact x Phi(x) (Evo 2).
 enum class Gelu { tanh, erf };
 
@@ -83,8 +98,9 @@ class Backend : public Memory<T> {
   virtual void norm(ops::NormKind kind, double eps, Mat<const T> x, const T* w, const T* b, Mat<T> y, T* mean, T* rstd) = 0;
   virtual void norm_backward(ops::NormKind kind, double eps, Mat<const T> x, const T* w, const T* b, const T* mean, const T* rstd,
                              Mat<const T> dy, Mat<T> dx, T* dw, T* db) = 0;
-  // y (M, O) = x (M, K) w (O, K)^T + b; dx (written, or added with accumulate_dx) = dy w.
-  virtual void linear(Mat<const T> x, const T* w, const T* b, Mat<T> y) = 0;
+  // y (M, O) = x (M, K) w (O, K)^T + b; dx (written, or added with accumulate_dx) = dy w. Only the
+  // forward takes a bf16 weight: a model that trains holds T weights.
+  virtual void linear(Mat<const T> x, LinearWeight<T> w, const T* b, Mat<T> y) = 0;
   virtual void linear_backward(Mat<const T> x, const T* w, Mat<const T> dy, Mat<T>* dx, bool accumulate_dx, T* dw, T* db) = 0;
   virtual void conv1d(const ConvArgs<T>& a, Mat<T> out) = 0;
   virtual void conv1d_backward(const ConvArgs<T>& a, Mat<const T> dout, Mat<T> dx, T* dw, T* db) = 0;

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 namespace longseq::nn {
@@ -149,7 +150,11 @@ class CpuBackend final : public Backend<T> {
   void modal_filter_backward(const T* log_poles, const T* residues, int64_t N, Mat<const T> dk, T* dlog_poles, T* dresidues) override {
     ops::modal_filter_backward<T>(log_poles, residues, N, dk, dlog_poles, dresidues);
   }
-  void linear(Mat<const T> x, const T* w, const T* b, Mat<T> y) override { ops::linear_forward<T>(x, w, b, y); }
+  void linear(Mat<const T> x, LinearWeight<T> w, const T* b, Mat<T> y) override {
+    if (!w.bf16) return ops::linear_forward<T>(x, w.f, b, y);
+    if constexpr (std::is_same_v<T, float>) return ops::linear_forward_bf16(x, w.bf16, b, y);
+    LS_CHECK(false, "a bf16 weight in a float64 model (a model bug: float64 models widen every weight)");
+  }
   void linear_backward(Mat<const T> x, const T* w, Mat<const T> dy, Mat<T>* dx, bool accumulate_dx, T* dw, T* db) override {
     if (dx && !accumulate_dx) zero_mat(*dx);
     ops::linear_backward<T>(x, w, dy, dx, dw, db);

@@ -82,8 +82,9 @@ class DeviceBackend final : public Backend<float> {
     if (dw) o_.add(dw, pw, D);
     if (db && pb) o_.add(db, pb, D);
   }
-  void linear(Mat<const float> x, const float* w, const float* b, Mat<float> y) override {
-    o_.linear(x.data, x.ld, w, b, y.data, y.ld, x.rows, x.cols, y.cols);
+  void linear(Mat<const float> x, LinearWeight<float> w, const float* b, Mat<float> y) override {
+    LS_CHECK(!w.bf16, "a bf16 weight on the device (a model bug: device models hold fp32 weights)");
+    o_.linear(x.data, x.ld, w.f, b, y.data, y.ld, x.rows, x.cols, y.cols);
   }
   void linear_backward(Mat<const float> x, const float* w, Mat<const float> dy, Mat<float>* dx, bool accumulate_dx, float* dw,
                        float* db) override {

@@ -23,6 +23,11 @@ inline ParamDecl uniform(std::string name, Shape shape, double bound) {
 inline ParamDecl normal(std::string name, Shape shape, double std) {
   return drawn(std::move(name), std::move(shape), [std](Rng& r) { return std * r.normal(); });
 }
+// The same declaration marked as a linear layer's weight (ParamDecl::matrix).
+inline ParamDecl matrix(ParamDecl p) {
+  p.matrix = true;
+  return p;
+}
 inline ParamDecl constant(std::string name, Shape shape, float value, bool buffer = false) {
   const int64_t n = shape_numel(shape);
   return {std::move(name), std::move(shape), buffer, [n, value](Rng&, float* out) { std::fill(out, out + n, value); }};

@@ -21,14 +21,31 @@ namespace longseq::nn {
 
 // One pass's view of a model's flat parameter table: on the backend (w, and g for the gradients,
 // null when none are wanted) and on the host (for small tensors derived there, e.g. A = -exp(A_log)).
+// An inference model may keep linear weights in bf16 as the file stores them (ParamDecl::matrix):
+// their offsets are kBf16 + an index into `bf16`, one pointer per such tensor (host memory), read
+// only through matrix(); at() on one is a layer bug.
 template <class T>
 struct Params {
+  static constexpr int64_t kBf16 = int64_t(1) << 56;
   const T* w = nullptr;
   T* g = nullptr;
   const T* host = nullptr;
-  const T* at(int64_t offset) const { return offset < 0 ? nullptr : w + offset; }
-  T* grad(int64_t offset) const { return g && offset >= 0 ? g + offset : nullptr; }
-  const T* host_at(int64_t offset) const { return offset < 0 ? nullptr : host + offset; }
+  const uint16_t* const* bf16 = nullptr;
+  const T* at(int64_t offset) const { return offset < 0 ? nullptr : w + checked(offset); }
+  T* grad(int64_t offset) const { return g && offset >= 0 ? g + checked(offset) : nullptr; }
+  const T* host_at(int64_t offset) const { return offset < 0 ? nullptr : host + checked(offset); }
+  // A linear layer's weight, whichever table holds it.
+  LinearWeight<T> matrix(int64_t offset) const {
+    if (offset < kBf16) return at(offset);
+    LS_CHECK(bf16, "a bf16 weight without its table (a model bug)");
+    return LinearWeight<T>::of_bf16(bf16[offset - kBf16]);
+  }
+
+ private:
+  static int64_t checked(int64_t offset) {
+    LS_CHECK(offset < kBf16, "a bf16-kept weight read as a float table entry (a layer bug: use Params::matrix)");
+    return offset;
+  }
 };
 
 // Offset of a named tensor in the flat table, or -1 when the model has none of that name.
@@ -37,12 +54,15 @@ using OffsetOf = std::function<int64_t(const std::string& name)>;
 // A layer's parameter as it declares it: the full name, shape, whether it is a buffer (stored,
 // never trained) and its reference initialisation (fills shape_numel(shape) floats from `rng`). A
 // model description built from these lists has one table of names for creation, loading, saving and
-// training.
+// training. `matrix`: a linear layer's (O, K) weight that its layer reads only through
+// Params::matrix, so an inference model may keep it in bf16 as stored (half the memory, the same
+// results: the CPU widens it per GEMM tile).
 struct ParamDecl {
   std::string name;
   Shape shape;
   bool buffer = false;
   std::function<void(Rng& rng, float* out)> init;
+  bool matrix = false;
 };
 using ParamDecls = std::vector<ParamDecl>;
 

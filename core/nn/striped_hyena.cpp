@@ -37,7 +37,7 @@ class Attention final : public Layer<T> {
     const Mat<T> qkv = s.mat(0, L, width()), att = s.mat(1, L, dq_);
     project(be, p, x, qkv, 0);
     be.attention(args(qkv, qkv.cols_slice(dq_, dkv_), qkv.cols_slice(dq_ + dkv_, dkv_), 0), att, s.get(2, s_.heads * L));
-    be.linear(att, p.at(ow_), p.at(ob_), y);
+    be.linear(att, p.matrix(ow_), p.at(ob_), y);
   }
   void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dy, Mat<T> dx, Arena<T>& s, Arena<T>& w) const override {
     const int64_t L = x.rows;
@@ -91,14 +91,14 @@ class Attention final : public Layer<T> {
     for (int64_t t = 0; t < n; ++t) be.copy(rows + (held + t) * row, qkv.row(t) + dq_, row);
     const Mat<const T> k{rows, held + n, dkv_, row}, v{rows + dkv_, held + n, dkv_, row};
     be.attention(args(qkv, k, v, held), att, nullptr);
-    be.linear(att, p.at(ow_), p.at(ob_), y);
+    be.linear(att, p.matrix(ow_), p.at(ob_), y);
     head[0] = T(seen + n), head[1] = T(first);
     be.upload(state, head, 2);
   }
   int64_t width() const { return dq_ + 2 * dkv_; }
   // qkv = Wqkv x, then rotary on q and k at positions offset, offset + 1, ...
   void project(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> qkv, int64_t offset) const {
-    be.linear(x, p.at(qkv_), nullptr, qkv);
+    be.linear(x, p.matrix(qkv_), nullptr, qkv);
     be.rotary(qkv.cols_slice(0, dq_), s_.heads, hd_, p.at(inv_), offset, s_.pos_scale, false);
     be.rotary(qkv.cols_slice(dq_, dkv_), s_.kv_heads, hd_, p.at(inv_), offset, s_.pos_scale, false);
   }
@@ -154,7 +154,7 @@ class StripedHyenaOperator final : public Layer<T> {
       be.conv1d({.x = u, .w = taps, .b = nullptr, .W = s_.len, .silu = false}, conv);
       be.mul(conv, c.cols_slice(0, d), g);
     }
-    be.linear(g, p.at(ow_), p.at(ob_), y);
+    be.linear(g, p.matrix(ow_), p.at(ob_), y);
   }
 
   void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dy, Mat<T> dx, Arena<T>& s, Arena<T>& w) const override {
@@ -204,7 +204,7 @@ class StripedHyenaOperator final : public Layer<T> {
       be.conv1d({.x = u, .w = taps, .b = nullptr, .W = s_.len, .silu = false, .state = inner}, conv);
       be.mul(conv, c.cols_slice(0, d), g);
     }
-    be.linear(g, p.at(ow_), p.at(ob_), y);
+    be.linear(g, p.matrix(ow_), p.at(ob_), y);
   }
 
  private:
@@ -212,7 +212,7 @@ class StripedHyenaOperator final : public Layer<T> {
   // z = projections(x), c = the featurizer conv of z (from and into `state`'s first part when given), u = x1 v.
   void featurize(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> z, Mat<T> c, Mat<T> u, T* state) const {
     const int64_t d = s_.d;
-    be.linear(x, p.at(proj_), nullptr, z);
+    be.linear(x, p.matrix(proj_), nullptr, z);
     be.conv1d({.x = z, .w = p.at(sw_), .b = nullptr, .W = s_.short_len, .silu = false, .state = state}, c);
     be.mul(c.cols_slice(d, d), c.cols_slice(2 * d, d), u);
   }
@@ -263,15 +263,15 @@ class GatedMlp final : public Layer<T> {
   void forward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<T> y, Arena<T>& s) const override {
     const int64_t L = x.rows;
     const Mat<T> a = s.mat(0, L, inner_), b = s.mat(1, L, inner_), m = s.mat(3, L, inner_);
-    be.linear(x, p.at(l1_), nullptr, a);
-    be.linear(x, p.at(l2_), nullptr, b);
+    be.linear(x, p.matrix(l1_), nullptr, a);
+    be.linear(x, p.matrix(l2_), nullptr, b);
     Mat<T> act = a;
     if (gelu_) {
       act = s.mat(2, L, inner_);
       be.gelu(Gelu::erf, a.data, act.data, L * inner_);
     }
     be.mul(act, b, m);
-    be.linear(m, p.at(l3_), nullptr, y);
+    be.linear(m, p.matrix(l3_), nullptr, y);
   }
   void backward(Backend<T>& be, const Params<T>& p, Mat<const T> x, Mat<const T> dy, Mat<T> dx, Arena<T>& s, Arena<T>& w) const override {
     const int64_t L = x.rows;
@@ -322,16 +322,16 @@ ParamDecls attention_params(const std::string& m, const AttentionShape& s) {
   ParamDecl inv_freq{m + "rotary_emb.inv_freq", {hd / 2}, true, [hd, base = s.rotary_base](Rng&, float* out) {
                        for (int64_t i = 0; i < hd / 2; ++i) out[i] = float(1.0 / std::pow(base, double(2 * i) / double(hd)));
                      }};
-  return {normal(m + "Wqkv.weight", {width, d}, 0.02), normal(m + "out_proj.weight", {d, d}, 0.02), constant(m + "out_proj.bias", {d}, 0.0f),
+  return {matrix(normal(m + "Wqkv.weight", {width, d}, 0.02)), matrix(normal(m + "out_proj.weight", {d, d}, 0.02)), constant(m + "out_proj.bias", {d}, 0.0f),
           std::move(inv_freq)};
 }
 
 ParamDecls striped_hyena_operator_params(const std::string& m, const StripedHyenaShape& s, double resid_std) {
   using Kind = StripedHyenaShape::Kind;
   const int64_t d = s.d;
-  ParamDecls p{normal(m + "projections.weight", {3 * d, d}, 0.02),
+  ParamDecls p{matrix(normal(m + "projections.weight", {3 * d, d}, 0.02)),
                uniform(m + "filter.short_filter_weight", {3 * d, 1, s.short_len}, 1.0 / std::sqrt(double(s.short_len))),
-               normal(m + "out_filter_dense.weight", {d, d}, resid_std), constant(m + "out_filter_dense.bias", {d}, 0.0f)};
+               matrix(normal(m + "out_filter_dense.weight", {d, d}, resid_std)), constant(m + "out_filter_dense.bias", {d}, 0.0f)};
   if (s.kind == Kind::hcl) {
     const int64_t N = s.N;
     // Decaying modes with time constants from 2 to 2,000 tokens; residues scaled so each mode's
@@ -352,7 +352,7 @@ ParamDecls striped_hyena_operator_params(const std::string& m, const StripedHyen
 }
 
 ParamDecls gated_mlp_params(const std::string& m, int64_t d, int64_t inner, double resid_std) {
-  return {normal(m + "l1.weight", {inner, d}, 0.02), normal(m + "l2.weight", {inner, d}, 0.02), normal(m + "l3.weight", {d, inner}, resid_std)};
+  return {matrix(normal(m + "l1.weight", {inner, d}, 0.02)), matrix(normal(m + "l2.weight", {inner, d}, 0.02)), matrix(normal(m + "l3.weight", {d, inner}, resid_std))};
 }
 
 }  // namespace longseq::nn

@@ -26,6 +26,9 @@ namespace longseq::ops {
 // y (M, O) = x (M, K) w (O, K)^T + b (O, may be null), the nn.Linear convention.
 template <class T>
 void linear_forward(Mat<const T> x, const T* w, const T* b, Mat<T> y);
+// The same with w stored bf16 (an inference model's weights as the file keeps them): the result has
+// the bits of linear_forward on the widened weights (the same tiles; bf16 -> fp32 is exact).
+void linear_forward_bf16(Mat<const float> x, const uint16_t* w, const float* b, Mat<float> y);
 // dx += dy w; dw += dy^T x; db += column sums of dy. Any of dx, dw, db may be null.
 template <class T>
 void linear_backward(Mat<const T> x, const T* w, Mat<const T> dy, Mat<T>* dx, T* dw, T* db);

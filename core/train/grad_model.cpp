@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <utility>
 
 namespace longseq::train {
@@ -32,8 +33,12 @@ bool decays(const std::string& name, const Shape& shape) {
 
 }  // namespace
 
-int64_t ParamTable::add(const std::string& name, const Shape& shape, bool trainable) {
+int64_t ParamTable::add(const std::string& name, const Shape& shape, bool trainable, bool bf16) {
   LS_CHECK(!has(name), "parameter '{}' listed twice", name);
+  if (bf16) {
+    list_.push_back({name, shape, nn::Params<float>::kBf16 + bf16_count_++, shape_numel(shape), trainable, trainable && decays(name, shape), true});
+    return list_.back().offset;
+  }
   size_ = (size_ + kPadTo - 1) / kPadTo * kPadTo;  // each tensor on a 64-byte boundary (float) of the weights
   ParamInfo p{name, shape, size_, shape_numel(shape), trainable, trainable && decays(name, shape)};
   list_.push_back(p);
@@ -140,23 +145,35 @@ GradModel<T>::GradModel(GradModelSpec spec)
     : family_(spec.family), config_(spec.config), d_model_(spec.d_model), backend_(nn::cpu_backend<T>()) {
   const auto trained = [&](const std::string& name) { return std::find(spec.buffers.begin(), spec.buffers.end(), name) == spec.buffers.end(); };
   WeightSource& src = spec.weights;
+  const bool keep = std::is_same_v<T, float> && src.keep_bf16;
   if (src.tensors.empty()) {  // made in place, in declaration order from one generator
-    for (const nn::ParamDecl& d : src.declarations) table_.add(d.name, d.shape, trained(d.name));
+    const auto bf16 = [&](const nn::ParamDecl& d) { return keep && d.matrix; };
+    for (const nn::ParamDecl& d : src.declarations) table_.add(d.name, d.shape, trained(d.name), bf16(d));
     weights_.assign(size_t(table_.size()), T(0));
     Rng rng(src.seed);
     std::vector<float> tmp;
     for (const nn::ParamDecl& d : src.declarations) {
-      const ParamInfo& info = table_.find(d.name);
-      tmp.resize(size_t(info.numel));
+      tmp.resize(size_t(shape_numel(d.shape)));
       d.init(rng, tmp.data());
-      std::copy(tmp.begin(), tmp.end(), weights_.begin() + info.offset);
+      if (bf16(d)) {
+        Tensor t = Tensor::empty(d.shape, DType::BF16);
+        std::transform(tmp.begin(), tmp.end(), static_cast<uint16_t*>(t.raw()), f32_to_bf16);
+        hold_bf16(d.name, std::move(t));
+      } else {
+        std::copy(tmp.begin(), tmp.end(), weights_.begin() + table_.find(d.name).offset);
+      }
     }
   } else {
-    for (const auto& [name, t] : src.tensors) table_.add(name, t.shape(), trained(name));
+    const auto bf16 = [&](const Tensor& t) { return keep && t.dtype() == DType::BF16; };
+    for (const auto& [name, t] : src.tensors) table_.add(name, t.shape(), trained(name), bf16(t));
     // Appended in table order, each tensor dropped once copied: a model handed over by value is
     // held once.
     weights_.reserve(size_t(table_.size()));
     for (auto& [name, t] : src.tensors) {
+      if (bf16(t)) {
+        hold_bf16(name, std::move(t));
+        continue;
+      }
       const std::vector<float> v = t.contiguous().to_vector();
       weights_.resize(size_t(table_.find(name).offset), T(0));  // the padding before it
       weights_.insert(weights_.end(), v.begin(), v.end());
@@ -176,6 +193,30 @@ GradModel<T>::GradModel(GradModelSpec spec)
              vocab_, d_model_ / 2);
     for (int64_t c : complement_) LS_CHECK(c >= 0 && c < vocab_, "{}: complement map entry {} outside the vocabulary of {}", family_, c, vocab_);
   }
+}
+
+template <class T>
+void GradModel<T>::hold_bf16(const std::string& name, Tensor t) {
+  // A view of a mapped file is copied into owned memory and its file pages released: the page cache's
+  // 4 KB pages of a mapping made a decode step (every weight read once) 1.25x slower (AMD EPYC Zen 4).
+  if (!t.storage()->owned()) {
+    Tensor c = t.clone();
+    release_file_pages(t);
+    t = std::move(c);
+  }
+  t = t.contiguous();
+  const ParamInfo& p = table_.find(name);
+  LS_CHECK(t.dtype() == DType::BF16 && p.bf16 && p.offset == nn::Params<T>::kBf16 + int64_t(bf16_.size()), "hold_bf16: {} ({}) out of order",
+           name, t.describe());
+  bf16_ptrs_.push_back(static_cast<uint16_t*>(t.raw()));
+  bf16_.push_back(std::move(t));
+}
+
+template <class T>
+int64_t GradModel<T>::parameter_count() const {
+  int64_t n = 0;
+  for (const ParamInfo& p : table_.list()) n += p.numel;
+  return n;
 }
 
 template <class T>
@@ -240,7 +281,8 @@ std::unique_ptr<GradModel<T>> GradModel<T>::clone() const {
 
 template <class T>
 GradModel<T>::GradModel(const GradModel& o)
-    : family_(o.family_), config_(o.config_), d_model_(o.d_model_), table_(o.table_), weights_(o.weights_), head_(o.head_),
+    : family_(o.family_), config_(o.config_), d_model_(o.d_model_), table_(o.table_), weights_(o.weights_), bf16_(o.bf16_),
+      bf16_ptrs_(o.bf16_ptrs_), head_(o.head_),
       classes_(o.classes_), vocab_(o.vocab_), emb_(o.emb_), lm_head_(o.lm_head_), steps_(o.steps_), blocks_(o.blocks_),
       complement_(o.complement_), fixed_(o.fixed_), file_layout_(o.file_layout_),
       final_norm_(o.final_norm_), recompute_(o.recompute_), train_length_(o.train_length_), labels_(o.labels_), audio_(o.audio_),
@@ -258,6 +300,7 @@ void GradModel<T>::set_device(std::shared_ptr<DeviceOps> ops) {
     backend_ = nn::cpu_backend<T>();
     return;
   }
+  LS_CHECK(!holds_bf16(), "{}: a model with bf16-kept weights runs on a device through a float copy (a caller bug)", family_);
   if constexpr (!std::is_same_v<T, float>) {
     fail("device training runs in float only");
   } else {
@@ -356,7 +399,7 @@ void GradModel<T>::filterbank_backward(const T* dbands_in, int64_t rows, T* grad
 
 template <class T>
 nn::Params<T> GradModel<T>::params_for(T* device_grad, T* host_grad) {
-  if (backend_->host_memory()) return {weights_.data(), host_grad, weights_.data()};
+  if (backend_->host_memory()) return {weights_.data(), host_grad, weights_.data(), bf16_ptrs_.data()};
   return {buf_->weights.get(), device_grad, weights_.data()};
 }
 
@@ -434,6 +477,7 @@ template <class T>
 void GradModel<T>::backbone_backward(std::span<const int64_t> ids, T* grad) {
   nn::Backend<T>& be = *backend_;
   LS_CHECK(buf_ && !rows_.empty(), "{} training: backward without a forward", family_);
+  LS_CHECK(!holds_bf16(), "{}: a model with bf16-kept weights infers only; train a float copy (a caller bug)", family_);
   Buffers& b = *buf_;
   const int64_t d = d_model_, S = int64_t(steps_.size()), L0 = int64_t(ids.size());
   if (!be.host_memory()) be.zero(b.grads.get(), table_.size());
@@ -513,6 +557,7 @@ void GradModel<T>::add_classifier(std::vector<std::string> labels) {
 template <class T>
 Tensor GradModel<T>::tensor(const std::string& name) const {
   const ParamInfo& p = table_.find(name);
+  if (p.bf16) return bf16_[size_t(p.offset - nn::Params<T>::kBf16)].to(DType::F32);
   Tensor t = Tensor::empty(p.shape);
   float* d = t.data<float>();
   for (int64_t i = 0; i < p.numel; ++i) d[i] = float(weights_[size_t(p.offset + i)]);
@@ -522,7 +567,8 @@ Tensor GradModel<T>::tensor(const std::string& name) const {
 template <class T>
 std::vector<std::pair<std::string, Tensor>> GradModel<T>::named_tensors() const {
   std::vector<std::pair<std::string, Tensor>> out;
-  for (const auto& p : table_.list()) out.emplace_back(p.name, tensor(p.name));
+  for (const auto& p : table_.list())
+    out.emplace_back(p.name, p.bf16 ? bf16_[size_t(p.offset - nn::Params<T>::kBf16)] : tensor(p.name));
   return out;
 }
 

@@ -33,12 +33,15 @@ struct ParamInfo {
   int64_t offset = 0, numel = 0;
   bool trainable = true;  // false for buffers (fixed positional grids, decay rates)
   bool decay = true;      // AdamW weight decay applies (not to biases, norms, A_log, D, freq, pos_emb.z)
+  bool bf16 = false;      // kept in bf16 outside the flat table: offset is nn::Params::kBf16 + its index
 };
 
 class ParamTable {
  public:
-  // Appends a tensor; the decay group follows the originals' conventions from its name and shape.
-  int64_t add(const std::string& name, const Shape& shape, bool trainable);
+  // Appends a tensor; the decay group follows the originals' conventions from its name and shape. A
+  // bf16 one takes no room in the flat table (ParamInfo::bf16).
+  int64_t add(const std::string& name, const Shape& shape, bool trainable, bool bf16 = false);
+  int64_t bf16_count() const { return bf16_count_; }
   const std::vector<ParamInfo>& list() const { return list_; }
   int64_t size() const { return size_; }
   static constexpr int64_t kPadTo = 16;  // offsets are multiples of this (64 bytes of float)
@@ -48,7 +51,7 @@ class ParamTable {
 
  private:
   std::vector<ParamInfo> list_;
-  int64_t size_ = 0;
+  int64_t size_ = 0, bf16_count_ = 0;
 };
 
 // What the model predicts from the backbone's final normalised hidden states.
@@ -84,10 +87,18 @@ struct AudioSpec {
 // written back by save(). The residual steps, x += op(norm(x)), are added with add_step.
 // Where a model's tensors come from: loaded ones (moved in, dropped once copied), or the layers'
 // declarations made in place from `seed` (a new model), so that a model is never held twice.
+// keep_bf16 (an inference model in float): BF16 tensors are held as they are, outside the flat
+// table, and read through nn::Params::matrix; a family passes BF16 only for its ParamDecl::matrix
+// weights, and a new model rounds those to bf16 after its initialisation. Half the memory of those
+// weights (held in owned memory, the file's pages released), the same results as holding them
+// widened (core/ops/linear.cpp). Such a model infers
+// only: it trains, and runs on a device, through a copy with every weight in float (the families'
+// trainable_f32 and on_device make it).
 struct WeightSource {
   std::vector<std::pair<std::string, Tensor>> tensors;
   nn::ParamDecls declarations;  // when tensors is empty
   uint64_t seed = 0;
+  bool keep_bf16 = false;
 };
 
 struct GradModelSpec {
@@ -131,6 +142,12 @@ class GradModel {
   Tensor from_file_layout(const std::string& name, Tensor t) const { return file_layout_ ? file_layout_(name, std::move(t), false) : t; }
   AlignedVector<T>& weights() { return weights_; }
   const AlignedVector<T>& weights() const { return weights_; }
+  // The bf16-kept tensors' data (WeightSource::keep_bf16), one pointer per tensor in table order;
+  // empty for a model that holds every weight in the flat table.
+  const std::vector<const uint16_t*>& bf16_weights() const { return bf16_ptrs_; }
+  bool holds_bf16() const { return !bf16_.empty(); }
+  // Every parameter, the flat table's and the bf16-kept ones.
+  int64_t parameter_count() const;
   Head head() const { return head_; }
   int64_t classes() const { return classes_; }
 
@@ -197,6 +214,7 @@ class GradModel {
   std::vector<T> token_table() const;
   // Copy of a parameter as an F32 tensor, for tests and tools.
   Tensor tensor(const std::string& name) const;
+  // Every parameter in table order: F32 copies, and the bf16-kept tensors as they are held (BF16).
   std::vector<std::pair<std::string, Tensor>> named_tensors() const;
 
  private:
@@ -230,11 +248,16 @@ class GradModel {
   T* w(int64_t offset) { return offset < 0 ? nullptr : weights_.data() + offset; }
   int64_t off(const std::string& name) const { return table_.has(name) ? table_.find(name).offset : -1; }
 
+  // Holds the data of the table's next bf16 tensor, `name` (BF16; made contiguous).
+  void hold_bf16(const std::string& name, Tensor t);
+
   std::string family_;
   nlohmann::json config_;
   int64_t d_model_ = 0;
   ParamTable table_;
   AlignedVector<T> weights_;
+  std::vector<Tensor> bf16_;               // see WeightSource::keep_bf16 (immutable: copies share them)
+  std::vector<const uint16_t*> bf16_ptrs_;  // their data
   Head head_ = Head::LanguageModel;
   int64_t classes_ = 0;
   int64_t vocab_ = 0;     // LM head rows (padded vocabulary)

@@ -8,7 +8,11 @@
 #include "tests/parity/parity.h"
 #include "tests/testing.h"
 
+#include "core/train/grad_model.h"
+
 #include <fmt/format.h>
+
+#include <cstring>
 
 using namespace longseq;
 using namespace longseq::testing;
@@ -93,4 +97,38 @@ TEST(Evo2Parity, ChunkedPrefillEqualsTheWholeWindow) {
     std::printf("  chunk %4lld vs whole: max_abs %.3e rel_l2 %.3e\n", static_cast<long long>(chunk), e.max_abs, e.rel_l2);
     EXPECT_LE(e.max_abs, official) << "chunk " << chunk;
   }
+}
+
+TEST(Evo2Parity, Bf16KeptWeightsGiveTheBitsOfFloatOnes) {
+  // The released linear weights stay bf16 in memory (half their fp32 size) and are widened per GEMM
+  // tile: the logits are the same bits as those of the model's float copy. Saving writes them back
+  // bf16, byte for byte as released (the Wqkv and projection rows restored to the file's layout).
+  LONGSEQ_REQUIRE_FIXTURE(fixture, "evo2_tiny");
+  const auto model = load_language_model(ModelDir::open(fixture));
+  const auto& lm = dynamic_cast<const LayerLanguageModel&>(*model);
+  ASSERT_TRUE(lm.layers().holds_bf16());
+  const auto f32 = std::make_shared<LayerLanguageModel>(family_of(ModelDir::open(fixture).config).trainable_f32(*model), lm.max_length());
+  EXPECT_FALSE(f32->layers().holds_bf16());
+  EXPECT_EQ(f32->layers().parameter_count(), lm.layers().parameter_count());
+  EXPECT_LT(lm.layers().weights().size(), f32->layers().weights().size() / 2);
+  const auto io = SafetensorsFile::open(fixture / "io.safetensors");
+  const Tensor ids = io.view("input_ids").select(0, 0).to(DType::I64);
+  const auto a = model->forward(ids, {.chunk = 300}).logits.to_vector(), b = f32->forward(ids, {.chunk = 300}).logits.to_vector();
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  TempDir tmp;
+  save_model(*model, tmp.path());
+  const auto released = SafetensorsFile::open(fixture / "model.safetensors"), saved = SafetensorsFile::open(tmp.path() / "model.safetensors");
+  int64_t kept = 0;
+  for (const auto& t : released.tensors()) {
+    SCOPED_TRACE(t.name);
+    const Tensor r = released.view(t.name), s = saved.view(t.name);
+    ASSERT_EQ(s.shape(), r.shape());
+    EXPECT_EQ(s.to_vector(), r.to_vector());
+    if (s.dtype() == DType::BF16) {
+      ++kept;
+      EXPECT_EQ(std::memcmp(s.contiguous().raw(), r.contiguous().raw(), r.nbytes()), 0);
+    }
+  }
+  EXPECT_EQ(kept, int64_t(lm.layers().bf16_weights().size()));
 }

@@ -341,3 +341,37 @@ TEST(DeviceModel, EmulatedStripedHyena2MatchesTheCpu) {
   w32->set_device(std::make_shared<EmuOps>());
   expect_lm_step_matches(*w64, *w32, test_ids(21, 12, 5));
 }
+
+TEST(DeviceModel, Bf16KeptWeightsRunOnTheDeviceAndTrainThroughAFloatCopy) {
+  // A StripedHyena 2 model saved with bf16 weights loads with its linear weights kept bf16 (an
+  // inference model). Moved to the (emulated) device it runs through a float copy and gives the CPU
+  // model's logits; its trainable copy holds every weight in float, and one training step's
+  // gradients equal the float64 ones.
+  const nlohmann::json config = {{"hidden_size", 16}, {"num_layers", 2}, {"vocab_size", 12}, {"num_attention_heads", 2},
+                                 {"hcm_layer_idxs", {0}}, {"attn_layer_idxs", {1}}, {"short_filter_length", 3},
+                                 {"hcs_filter_length", 7}, {"hcs_filter_groups", 4}, {"hcm_filter_length", 12}, {"hcm_filter_groups", 8},
+                                 {"hcl_filter_groups", 16}, {"state_size", 5}, {"inner_mlp_size", 24}, {"max_seqlen", 64},
+                                 {"tie_embeddings", true}, {"column_split", true}, {"interleave", true}};
+  TempDir tmp;
+  save_model(*new_model_from_json(config, 72), tmp.path() / "f32");
+  std::filesystem::create_directories(tmp.path() / "bf16");
+  std::filesystem::copy_file(tmp.path() / "f32" / "config.json", tmp.path() / "bf16" / "config.json");
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  const auto f32 = SafetensorsFile::open(tmp.path() / "f32" / "model.safetensors");
+  for (const auto& t : f32.tensors()) tensors.emplace_back(t.name, f32.view(t.name).to(DType::BF16));
+  write_safetensors(tmp.path() / "bf16" / "model.safetensors", tensors, {});
+  const std::shared_ptr<const LanguageModel> cpu = load_language_model(ModelDir::open(tmp.path() / "bf16"));
+  const auto& layers = dynamic_cast<const LayerLanguageModel&>(*cpu).layers();
+  ASSERT_TRUE(layers.holds_bf16());
+  EXPECT_EQ(layers.bf16_weights().size(), 10u);  // Wqkv, out_proj, projections, out_filter_dense, 2 x (l1, l2, l3)
+  const auto dev = family_named("stripedhyena2").on_device(cpu, std::make_shared<EmuOps>());
+  const Tensor ids = test_ids(23, 12, 4);
+  const auto want = cpu->forward(ids, {}).logits.to_vector(), got = dev->forward(ids, {.chunk = 5}).logits.to_vector();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4) << i;
+  auto m32 = train::make_grad_model<float>(*cpu);
+  EXPECT_FALSE(m32->holds_bf16());
+  EXPECT_EQ(m32->parameter_count(), layers.parameter_count());
+  auto m64 = train::make_grad_model<double>(*cpu);
+  expect_lm_step_matches(*m64, *m32, test_ids(21, 12, 5));
+}

@@ -63,6 +63,32 @@ TEST(Gemm, SameResultForAnyThreadCount) {
   EXPECT_EQ(std::memcmp(y1.data(), y2.data(), y1.size() * 4), 0);
 }
 
+TEST(Gemm, Bf16WeightsGiveTheBitsOfTheirWidenedValues) {
+  // linear_forward_bf16 widens w per output tile (a single row: 32 of its rows at a time): the same
+  // bits as linear_forward on the widened weights, off the tile sizes (256 rows, 512 outputs), at
+  // Evo 2 1b's projection shapes, with a strided x, for 1 and 2 threads; and within float rounding
+  // of the float64 oracle on those values.
+  for (auto [M, K, O] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {1, 37, 1100}, {1, 1920, 5760}, {1, 5120, 1920}, {1, 129, 45}, {1, 5, 100}, {1, 20, 33}, {1, 24, 65}, {1, 40, 513},
+                         {2, 33, 70}, {7, 13, 5}, {300, 70, 600}, {513, 65, 1025}}) {
+    SCOPED_TRACE(::testing::Message() << M << "x" << K << "x" << O);
+    const auto xs = random_vector(size_t(M * (K + 3)), 11), wf = random_vector(size_t(O * K), 12), b = random_vector(size_t(O), 13);
+    const Mat<const float> x{xs.data() + 1, M, K, K + 3};
+    std::vector<uint16_t> w16(wf.size());
+    std::vector<float> wide(wf.size());
+    for (size_t i = 0; i < wf.size(); ++i) wide[i] = bf16_to_f32(w16[i] = f32_to_bf16(wf[i]));
+    const auto ref = linear(x, wide, b, O);
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      std::vector<float> y(size_t(M * O));
+      ops::linear_forward_bf16(x, w16.data(), b.data(), mat(y.data(), M, O));
+      EXPECT_EQ(std::memcmp(y.data(), ref.data(), y.size() * 4), 0) << threads << " threads";
+    }
+    set_num_threads(0);
+    const auto s = compare(ref, linear_oracle(x, wide, b, O));
+    EXPECT_LT(s.max_abs, 1e-5 * std::sqrt(double(K)));
+  }
+}
+
 TEST(Ops, LogSoftmaxRowsNormalise) {
   const auto v = random_vector(5 * 17, 12, -30.0f, 30.0f);
   Tensor x = Tensor::from_vector(v, {5, 17});

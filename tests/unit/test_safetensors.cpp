@@ -2,11 +2,13 @@
 // names the file, never a crash (this suite also runs under ASan/UBSan).
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "core/weight_file.h"
 #include "tests/testing.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 
 using namespace longseq;
@@ -174,4 +176,27 @@ TEST(Safetensors, NonFiniteWeightsAreRefusedNamingTheTensor) {
     EXPECT_NE(std::string(e.what()).find("'bad.weight' holds a non-finite value (nan at flat index 2)"), std::string::npos) << e.what();
   }
   EXPECT_THROW(f.load_f32("half"), Error);
+}
+
+TEST(Safetensors, Bf16WeightsKeptAsStoredAreCheckedToo) {
+  // A bf16 weight kept bf16 (an inference model's linear weights) is screened like a converted one:
+  // an infinity past the first screening block is found at its index; a finite one comes back as
+  // stored, contiguous.
+  TempDir dir;
+  std::vector<float> v(3000, 0.5f);
+  const Tensor good = Tensor::from_vector(v, {3, 1000}).to(DType::BF16);
+  v[2500] = INFINITY;
+  write_safetensors(dir / "w.safetensors", {{"good", good}, {"bad.weight", Tensor::from_vector(v, {3, 1000}).to(DType::BF16)}});
+  const auto f = WeightFile::open(dir / "w.safetensors");
+  const Tensor kept = f.load_weight("good", true);
+  EXPECT_EQ(kept.dtype(), DType::BF16);
+  EXPECT_TRUE(kept.is_contiguous());
+  EXPECT_EQ(std::memcmp(kept.raw(), good.raw(), good.nbytes()), 0);
+  EXPECT_EQ(f.load_weight("good", false).dtype(), DType::F32);
+  try {
+    f.load_weight("bad.weight", true);
+    ADD_FAILURE() << "no error for an infinite bf16 weight";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'bad.weight' holds a non-finite value (inf at flat index 2500)"), std::string::npos) << e.what();
+  }
 }
