@@ -127,24 +127,24 @@ class LayerFamily : public Family {
   // A model with bf16-kept weights (WeightSource::keep_bf16) trains, and runs on a device, as a copy
   // with every weight in float.
   std::unique_ptr<train::GradModel<float>> trainable_f32(const LanguageModel& model) const override {
-    const auto& layers = of(model).layers();
-    if (!layers.holds_bf16()) return layers.clone();
-    return Derived::template build<float>(layers.config_json(), {.tensors = layers.named_tensors()});
+    return of(model).layers().holds_bf16() ? rebuilt<float>(model) : of(model).layers().clone();
   }
-  std::unique_ptr<train::GradModel<double>> trainable_f64(const LanguageModel& model) const override {
-    return Derived::template build<double>(of(model).layers().config_json(), {.tensors = of(model).layers().named_tensors()});
-  }
+  std::unique_ptr<train::GradModel<double>> trainable_f64(const LanguageModel& model) const override { return rebuilt<double>(model); }
   std::unique_ptr<LanguageModel> on_device(std::shared_ptr<const LanguageModel> model, std::shared_ptr<DeviceOps> ops) const override {
     const LayerLanguageModel& m = of(*model);
     if (!m.layers().holds_bf16()) return m.on_device(std::move(ops));
-    return LayerLanguageModel(Derived::template build<float>(m.layers().config_json(), {.tensors = m.layers().named_tensors()}), m.max_length())
-        .on_device(std::move(ops));
+    return LayerLanguageModel(rebuilt<float>(m), m.max_length()).on_device(std::move(ops));
   }
   std::string device_support() const override { return "inference and training"; }
 
  protected:
   // Throws std::bad_cast for a model of another family (a caller bug).
   static const LayerLanguageModel& of(const LanguageModel& model) { return dynamic_cast<const LayerLanguageModel&>(model); }
+  // The model's layers built anew in T from its tensors, every weight in T.
+  template <class T>
+  static std::unique_ptr<train::GradModel<T>> rebuilt(const LanguageModel& model) {
+    return Derived::template build<T>(of(model).layers().config_json(), {.tensors = of(model).layers().named_tensors()});
+  }
   // The stack of `frame` over `weights` for build(): `block(g, offsets, i)` adds block i's steps, the
   // frame's final norm closes it; the table's buffers are not trained; the LM head is the embedding
   // when tied, else lm_head.weight.
