@@ -162,6 +162,17 @@ std::vector<Op> make_ops() {
                                                            rows_of(*y), nullptr);
                     }});
   }
+  {  // One decode step of that attention against a cache of 8,192 keys (the row-at-a-time schedule).
+    const int64_t L = 8192, H = 15, hd = 128;
+    auto q = std::make_shared<Tensor>(random_tensor({1, H * hd}, 6)), k = std::make_shared<Tensor>(random_tensor({L, H * hd}, 7)),
+         v = std::make_shared<Tensor>(random_tensor({L, H * hd}, 8)), y = std::make_shared<Tensor>(Tensor::empty({1, H * hd}));
+    list.push_back({"attention.decode", fmt::format("S={} H={} hd={}", L, H, hd), double(H), 2.0 * double(L * H * hd) * 4, 4.0 * double(L * H * hd),
+                    [=] {
+                      ops::causal_attention_forward<float>({.q = rows_of(*q), .k = rows_of(*k), .v = rows_of(*v), .heads = H, .kv_heads = H,
+                                                            .head_dim = hd, .offset = L - 1},
+                                                           rows_of(*y), nullptr);
+                    }});
+  }
   add_scan_ops(list);
   add_conv_ops(list);
   add_fft_ops(list);

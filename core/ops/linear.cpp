@@ -1,10 +1,15 @@
-// linear's forward and backward through Eigen: all of the project's Eigen products live in this
-// file, which is built without AVX-512 (faster on the target CPU; see cmake/LongseqFlags.cmake).
-// Every product is cut into output tiles whose sizes depend only on the shapes, each one
-// single-threaded Eigen product with the whole reduction inside it: Eigen's own threading picks
-// its K-blocking from the thread count, which would change the summation order, so this keeps
-// results bit-identical for any --threads while still using every core.
+// linear's forward and backward. float products of two or more rows run on the packed GEMM
+// (gemm.h: 2.2x Eigen's speed here, and a row's bits independent of the rows beside it); float64
+// (the tests' oracle and finite differences) and a float single row (a decode step: a matrix-vector
+// product, bound by reading the weights) run on Eigen. All of the project's Eigen products live in
+// this file, which is built without AVX-512 (faster on the target CPU; see
+// cmake/LongseqFlags.cmake). Every Eigen product is cut into output tiles whose sizes depend only on
+// the shapes, each one single-threaded Eigen product with the whole reduction inside it: Eigen's own
+// threading picks its K-blocking from the thread count, which would change the summation order, so
+// this keeps results bit-identical for any --threads while still using every core.
 #include "core/ops/ops.h"
+
+#include "core/ops/gemm.h"
 
 #include "kernels/half.h"
 
@@ -70,6 +75,8 @@ void widen_bf16(const uint16_t* src, int64_t n, float* out) {
 template <class T>
 void linear_forward(Mat<const T> x, const T* w, const T* b, Mat<T> y) {
   const int64_t O = y.cols, K = x.cols;
+  if constexpr (std::is_same_v<T, float>)
+    if (x.rows > 1) return gemm({x.data, x.ld, 1}, GemmOperand<float>{w, 1, K}, K, y, false, b);
   const Map<const T> X = map(x), Wm = map(mat(w, O, K));
   Map<T> Y = map(y);
   for_each_tile(x.rows, O, K, kForwardTile, [&](int64_t m0, int64_t mn, int64_t o0, int64_t on) {
@@ -79,15 +86,14 @@ void linear_forward(Mat<const T> x, const T* w, const T* b, Mat<T> y) {
   });
 }
 
-// Tiles in the order output tile, then row tile, so that a thread's consecutive tiles mostly share
-// their rows of w: each widens them into its buffer only when they change (once per output tile and
-// thread for a long x). The products are linear_forward's, tile for tile. A single row (a decode
-// step) is Eigen's matrix-vector product, whose rows come in independent blocks of 8: there the
-// tile's rows are widened and multiplied kDecodeRows at a time, so the widened rows stay in cache
-// (a 512-row tile of a 5,120-wide weight is 10 MB) with each row's sum unchanged.
+// Several rows: the packed GEMM, which widens w while packing it. A single row (a decode step) is
+// linear_forward's Eigen matrix-vector product tile for tile, whose rows come in independent blocks
+// of 8: the tile's rows are widened and multiplied kDecodeRows at a time, so the widened rows stay in
+// cache (a 512-row tile of a 5,120-wide weight is 10 MB) with each row's sum unchanged.
 void linear_forward_bf16(Mat<const float> x, const uint16_t* w, const float* b, Mat<float> y) {
   constexpr int64_t kDecodeRows = 32;  // a multiple of Eigen's 8-row blocks
   const int64_t M = x.rows, O = y.cols, K = x.cols;
+  if (M > 1) return gemm({x.data, x.ld, 1}, GemmOperand<uint16_t>{w, 1, K}, K, y, false, b);
   const Map<const float> X = map(x);
   Map<float> Y = map(y);
   const Tile tile = kForwardTile;
@@ -127,8 +133,14 @@ void linear_forward_bf16(Mat<const float> x, const uint16_t* w, const float* b, 
 template <class T>
 void linear_backward(Mat<const T> x, const T* w, Mat<const T> dy, Mat<T>* dx, T* dw, T* db) {
   const int64_t M = x.rows, K = x.cols, O = dy.cols;
+  if constexpr (std::is_same_v<T, float>) {
+    // dx (M, K) += dy (M, O) w (O, K); dw (O, K) += dy^T (O, M) x (M, K): transposes are views.
+    if (dx) gemm({dy.data, dy.ld, 1}, GemmOperand<float>{w, K, 1}, O, *dx, true, nullptr);
+    if (dw) gemm({dy.data, 1, dy.ld}, GemmOperand<float>{x.data, x.ld, 1}, M, mat(dw, O, K), true, nullptr);
+    dx = nullptr, dw = nullptr;  // what is left is db
+  }
   const Map<const T> X = map(x), G = map(dy), Wm = map(mat(w, O, K));
-  if (dx) {
+  if (dx) {  // float64 from here
     Map<T> DX = map(*dx);
     for_each_tile(M, K, O, kBackwardTile, [&](int64_t m0, int64_t mn, int64_t k0, int64_t kn) {
       DX.block(m0, k0, mn, kn).noalias() += G.middleRows(m0, mn) * Wm.middleCols(k0, kn);

@@ -22,7 +22,7 @@
 
 namespace longseq::ops {
 
-// ---- linear (linear.cpp: tiled Eigen GEMMs) ----------------------------------------------------
+// ---- linear (linear.cpp: the packed GEMM of gemm.h; Eigen for float64 and single rows) ---------
 // y (M, O) = x (M, K) w (O, K)^T + b (O, may be null), the nn.Linear convention.
 template <class T>
 void linear_forward(Mat<const T> x, const T* w, const T* b, Mat<T> y);

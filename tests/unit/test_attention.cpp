@@ -1,12 +1,14 @@
 // Causal attention and rotary positions (core/ops/attention.cpp) against a deliberately naive float64
 // oracle (the whole score matrix, a two-pass softmax): odd lengths, L = 1, lengths off the key tile
-// (64) and query block (32), grouped-query heads, queries at an offset into a KV cache (decode and
+// (64) and query block (48), grouped-query heads, queries at an offset into a KV cache (decode and
 // chunked prefill equal the whole pass, bit for bit), thread counts; rotary against its formula,
 // its inverse, interpolated positions, and the relative-position property.
 #include "core/ops/ops.h"
 #include "core/threads.h"
 #include "tests/oracles.h"
 #include "tests/testing.h"
+
+#include <cstring>
 
 #include <cmath>
 
@@ -44,30 +46,40 @@ TEST(Attention, MatchesTheFloat64Oracle) {
 }
 
 TEST(Attention, CachedQueriesEqualTheWholePassAndThreadsDoNotMatter) {
-  const int64_t L = 150, H = 4, Hkv = 2, hd = 16;
-  const auto q = random_vector(size_t(L * H * hd), 4, -2, 2), k = random_vector(size_t(L * Hkv * hd), 5, -2, 2),
-             v = random_vector(size_t(L * Hkv * hd), 6);
-  const auto run = [&](int64_t i0, int64_t n) {  // queries [i0, i0 + n) against keys [0, i0 + n)
-    std::vector<float> y(size_t(n * H * hd));
-    ops::causal_attention_forward<float>({.q = mat(q.data() + i0 * H * hd, n, H * hd), .k = mat(k.data(), i0 + n, Hkv * hd),
-                                          .v = mat(v.data(), i0 + n, Hkv * hd), .heads = H, .kv_heads = Hkv, .head_dim = hd, .offset = i0},
-                                         mat(y.data(), n, H * hd), nullptr);
-    return y;
-  };
-  const auto whole = run(0, L);
-  std::vector<float> pieces;
-  for (int64_t i0 = 0, n = 37; i0 < L; i0 += n, n = n == 37 ? 64 : 1) {  // chunked prefill, then single decode steps
-    n = std::min(n, L - i0);
-    const auto part = run(i0, n);
-    pieces.insert(pieces.end(), part.begin(), part.end());
-  }
-  EXPECT_EQ(pieces, whole);
-  const int before = num_threads();
-  set_num_threads(1);
-  EXPECT_EQ(run(0, L), whole);
-  set_num_threads(before);
-  std::vector<float> y(10);
-  EXPECT_THROW(ops::causal_attention_forward<float>({.q = mat(q.data(), 10, H * hd), .k = mat(k.data(), 5, Hkv * hd), .v = mat(v.data(), 5, Hkv * hd),
+  // Pieces of 37 and 64 queries run the packed (GEMM microkernel) schedule and single decode steps
+  // the row-at-a-time one: both must give the whole pass's bits, at head widths on and off the
+  // kernel's slivers, with and without a sliding window.
+  const int64_t L = 150, H = 4, Hkv = 2;
+  for (const int64_t hd : {16, 20, 128})
+    for (const int64_t window : {0, 45}) {
+      SCOPED_TRACE(::testing::Message() << "hd " << hd << " window " << window);
+      const auto q = random_vector(size_t(L * H * hd), 4, -2, 2), k = random_vector(size_t(L * Hkv * hd), 5, -2, 2),
+                 v = random_vector(size_t(L * Hkv * hd), 6);
+      const auto run = [&](int64_t i0, int64_t n) {  // queries [i0, i0 + n) against keys [0, i0 + n)
+        std::vector<float> y(size_t(n * H * hd));
+        ops::causal_attention_forward<float>({.q = mat(q.data() + i0 * H * hd, n, H * hd), .k = mat(k.data(), i0 + n, Hkv * hd),
+                                              .v = mat(v.data(), i0 + n, Hkv * hd), .heads = H, .kv_heads = Hkv, .head_dim = hd,
+                                              .offset = i0, .window = window},
+                                             mat(y.data(), n, H * hd), nullptr);
+        return y;
+      };
+      const auto whole = run(0, L);
+      std::vector<float> pieces;
+      for (int64_t i0 = 0, n = 37; i0 < L; i0 += n, n = n == 37 ? 64 : 1) {  // chunked prefill, then single decode steps
+        n = std::min(n, L - i0);
+        const auto part = run(i0, n);
+        pieces.insert(pieces.end(), part.begin(), part.end());
+      }
+      EXPECT_EQ(std::memcmp(pieces.data(), whole.data(), whole.size() * 4), 0);
+      const int before = num_threads();
+      set_num_threads(1);
+      EXPECT_EQ(run(0, L), whole);
+      set_num_threads(before);
+    }
+  const int64_t hd = 16;
+  const auto q = random_vector(size_t(10 * H * hd), 4), k = random_vector(size_t(5 * Hkv * hd), 5);
+  std::vector<float> y(size_t(10 * H * hd));
+  EXPECT_THROW(ops::causal_attention_forward<float>({.q = mat(q.data(), 10, H * hd), .k = mat(k.data(), 5, Hkv * hd), .v = mat(k.data(), 5, Hkv * hd),
                                                      .heads = H, .kv_heads = Hkv, .head_dim = hd},
                                                     mat(y.data(), 10, H * hd), nullptr),
                Error);

@@ -1,10 +1,13 @@
 // linear (core/ops/ops.h) in float against a float64 triple loop, on odd shapes and strided row
-// views; bit-identical results for 1 and 2 threads; log_softmax_rows.
+// views; bit-identical results for 1 and 2 threads; the packed GEMM (core/ops/gemm.h) against a
+// scalar loop that sums in the order gemm.h defines, bit for bit; log_softmax_rows.
+#include "core/ops/gemm.h"
 #include "core/ops/ops.h"
 #include "core/ops/softmax.h"
 #include "core/threads.h"
 #include "tests/testing.h"
 
+#include <cmath>
 #include <cstring>
 
 using namespace longseq;
@@ -86,6 +89,100 @@ TEST(Gemm, Bf16WeightsGiveTheBitsOfTheirWidenedValues) {
     set_num_threads(0);
     const auto s = compare(ref, linear_oracle(x, wide, b, O));
     EXPECT_LT(s.max_abs, 1e-5 * std::sqrt(double(K)));
+  }
+}
+
+namespace {
+// gemm.h's definition, one element at a time: an fma chain over each block of kGemmKc k's, the
+// blocks' sums added to C in order, then the bias.
+template <class TB>
+std::vector<float> gemm_definition(ops::GemmOperand<float> a, ops::GemmOperand<TB> b, int64_t M, int64_t N, int64_t K,
+                                   const std::vector<float>& c0, bool accumulate, const float* bias) {
+  const auto widen = [](TB v) {
+    if constexpr (std::is_same_v<TB, uint16_t>) return bf16_to_f32(v);
+    else return v;
+  };
+  std::vector<float> c(size_t(M * N));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      float sum = accumulate ? c0[size_t(i * N + j)] : 0.0f;
+      for (int64_t k0 = 0; k0 < K; k0 += ops::kGemmKc) {
+        float chain = 0.0f;
+        for (int64_t k = k0; k < std::min(K, k0 + ops::kGemmKc); ++k)
+          chain = std::fma(a.data[i * a.row_stride + k * a.col_stride], widen(b.data[k * b.row_stride + j * b.col_stride]), chain);
+        sum = (k0 == 0 && !accumulate) ? chain : sum + chain;
+      }
+      c[size_t(i * N + j)] = bias ? sum + bias[j] : sum;
+    }
+  return c;
+}
+}  // namespace
+
+TEST(Gemm, PackedGemmSumsInItsDefinedOrder) {
+  // Shapes off the microkernel (12 x 32 or 6 x 16), the tiles (192 x 512) and the k blocks (256);
+  // A and B row-major or transposed views, B float or bf16, assigned or accumulated, with and
+  // without a bias; 1 and 2 threads. Any change to the order of a sum changes bits here.
+  struct Shape {
+    int64_t M, N, K;
+  };
+  for (const Shape sh : {Shape{1, 1, 1}, {2, 33, 7}, {13, 65, 255}, {37, 31, 257}, {193, 70, 600}, {385, 513, 300}, {5, 1030, 2}, {4, 9, 0}}) {
+    for (const bool a_t : {false, true})
+      for (const bool b_t : {false, true})
+        for (const bool accumulate : {false, true}) {
+          SCOPED_TRACE(::testing::Message() << sh.M << "x" << sh.N << "x" << sh.K << " a_t " << a_t << " b_t " << b_t << " acc " << accumulate);
+          const auto av = random_vector(size_t(sh.M * sh.K), 21), bv = random_vector(size_t(sh.K * sh.N), 22);
+          const auto bias = random_vector(size_t(sh.N), 23), c0 = random_vector(size_t(sh.M * sh.N), 24);
+          std::vector<uint16_t> b16(bv.size());
+          for (size_t i = 0; i < bv.size(); ++i) b16[i] = f32_to_bf16(bv[i]);
+          const ops::GemmOperand<float> a = a_t ? ops::GemmOperand<float>{av.data(), 1, sh.M} : ops::GemmOperand<float>{av.data(), sh.K, 1};
+          const int64_t brs = b_t ? 1 : sh.N, bcs = b_t ? sh.K : 1;
+          const float* bp = accumulate ? nullptr : bias.data();
+          const auto want = gemm_definition(a, ops::GemmOperand<float>{bv.data(), brs, bcs}, sh.M, sh.N, sh.K, c0, accumulate, bp);
+          const auto want16 = gemm_definition(a, ops::GemmOperand<uint16_t>{b16.data(), brs, bcs}, sh.M, sh.N, sh.K, c0, accumulate, bp);
+          for (int threads : {1, 2}) {
+            set_num_threads(threads);
+            auto c = c0, c16 = c0;
+            ops::gemm(a, ops::GemmOperand<float>{bv.data(), brs, bcs}, sh.K, mat(c.data(), sh.M, sh.N), accumulate, bp);
+            ops::gemm(a, ops::GemmOperand<uint16_t>{b16.data(), brs, bcs}, sh.K, mat(c16.data(), sh.M, sh.N), accumulate, bp);
+            EXPECT_EQ(std::memcmp(c.data(), want.data(), c.size() * 4), 0) << threads << " threads";
+            EXPECT_EQ(std::memcmp(c16.data(), want16.data(), c16.size() * 4), 0) << threads << " threads, bf16";
+          }
+          set_num_threads(0);
+        }
+  }
+}
+
+TEST(Gemm, ARowsResultDoesNotDependOnTheRowsBesideIt) {
+  // What a streamed prefill relies on: the rows of a chunk multiplied alone are the bits of those
+  // rows inside the whole window's product.
+  const int64_t M = 500, K = 1920, O = 700;
+  const auto x = random_vector(size_t(M * K), 31), w = random_vector(size_t(O * K), 32), b = random_vector(size_t(O), 33);
+  const auto whole = linear(mat(x.data(), M, K), w, b, O);
+  for (auto [r0, n] : {std::pair<int64_t, int64_t>{0, 2}, {37, 50}, {191, 13}, {300, 200}}) {
+    const auto part = linear(Mat<const float>{x.data() + r0 * K, n, K, K}, w, b, O);
+    EXPECT_EQ(std::memcmp(part.data(), whole.data() + r0 * O, part.size() * 4), 0) << r0 << "+" << n;
+  }
+}
+
+TEST(Gemm, FloatLinearBackwardMatchesFloat64) {
+  // dx and dw through the packed GEMM (transposed views of dy and w), against the float64 op on the
+  // same values, accumulating into non-zero gradients.
+  for (auto [M, K, O] : {std::tuple<int64_t, int64_t, int64_t>{1, 5, 3}, {17, 300, 45}, {300, 70, 600}}) {
+    SCOPED_TRACE(::testing::Message() << M << "x" << K << "x" << O);
+    const auto x = random_vector(size_t(M * K), 41), w = random_vector(size_t(O * K), 42), dy = random_vector(size_t(M * O), 43);
+    const auto dx0 = random_vector(size_t(M * K), 44), dw0 = random_vector(size_t(O * K), 45);
+    auto dx = dx0, dw = dw0;
+    std::vector<float> db(size_t(O), 0.0f);
+    auto dxm = mat(dx.data(), M, K);
+    ops::linear_backward<float>(mat(x.data(), M, K), w.data(), mat(dy.data(), M, O), &dxm, dw.data(), db.data());
+    const auto d = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+    auto xd = d(x), wd = d(w), dyd = d(dy), dxd = d(dx0), dwd = d(dw0);
+    std::vector<double> dbd(size_t(O), 0.0);
+    auto dxdm = mat(dxd.data(), M, K);
+    ops::linear_backward<double>(mat<const double>(xd.data(), M, K), wd.data(), mat<const double>(dyd.data(), M, O), &dxdm, dwd.data(), dbd.data());
+    EXPECT_LT(compare(dx, dxd).max_abs, 1e-5 * std::sqrt(double(O)));
+    EXPECT_LT(compare(dw, dwd).max_abs, 1e-5 * std::sqrt(double(M)));
+    EXPECT_LT(compare(db, dbd).max_abs, 1e-5 * std::sqrt(double(M)));
   }
 }
 
