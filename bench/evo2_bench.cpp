@@ -11,6 +11,7 @@
 #include "core/models/layer_model.h"
 #include "core/random.h"
 #include "core/safetensors.h"
+#include "core/ops/ops.h"
 #include "core/threads.h"
 #include "core/train/grad_model.h"
 
@@ -36,6 +37,8 @@ int main(int argc, char** argv) {
                  "poles and residues and rotary inv_freq in fp32), then exit");
   app.add_option("--length,-L", lengths, "Sequence lengths to prefill");
   app.add_option("--chunk", chunk);
+  std::string matmul = "fp32";
+  app.add_option("--matmul", matmul, "fp32, or bf16 products summed in fp32 (as `longseq --matmul bf16`)")->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_option("--decode", decode, "Also time this many single-token decode steps (after a 1-token prefix)");
   app.add_option("--variant-window", variant_window,
                  "Also time scoring one SNV at the centre of a window of this many tokens: the prefix shared "
@@ -43,6 +46,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   CLI11_PARSE(app, argc, argv);
   set_num_threads(threads);
+  ops::set_matmul(matmul == "bf16" ? ops::Matmul::bf16 : ops::Matmul::fp32);
 
   const auto t_init = std::chrono::steady_clock::now();
   const auto owned = model_dir.empty() ? new_model_from_config(config, 1, bf16) : load_language_model(ModelDir::open(model_dir));

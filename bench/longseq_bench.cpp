@@ -3,6 +3,7 @@
 // tests: nothing here asserts a time. Figures go to docs/PERFORMANCE.md with the command line.
 #include "bench/ceilings.h"
 #include "core/memory.h"
+#include "core/ops/gemm.h"
 #include "core/ops/ops.h"
 #include "core/ops/simd.h"
 #include "core/tensor.h"
@@ -147,6 +148,11 @@ std::vector<Op> make_ops() {
     auto y = std::make_shared<Tensor>(Tensor::empty({M, O}));
     list.push_back({"linear", fmt::format("M={} K={} O={}", M, K, O), double(M * O), 0, 2.0 * M * K * O,
                    [=] { ops::linear_forward<float>(rows_of(*x), w->data<float>(), nullptr, rows_of(*y)); }});
+    if (ops::gemm_bf16_products_supported())  // --matmul bf16: the same product with bf16 pair products
+      list.push_back({"linear.bf16_products", fmt::format("M={} K={} O={}", M, K, O), double(M * O), 0, 2.0 * M * K * O, [=] {
+                        ops::gemm_bf16_products({x->data<float>(), K, 1}, ops::GemmOperand<float>{w->data<float>(), 1, K}, K, rows_of(*y),
+                                                false, nullptr);
+                      }});
   }
   // Evo 2 1b's attention: 15 heads of 128, causal; at 32 k also with a sliding window of 4,096 keys.
   for (auto [L, window] : {std::pair<int64_t, int64_t>{2048, 0}, {8192, 0}, {32768, 0}, {32768, 4096}}) {

@@ -33,6 +33,15 @@ struct GemmOperand {
 void gemm(GemmOperand<float> a, GemmOperand<float> b, int64_t K, Mat<float> c, bool accumulate, const float* bias);
 void gemm(GemmOperand<float> a, GemmOperand<uint16_t> b, int64_t K, Mat<float> c, bool accumulate, const float* bias);
 
+// The same products with both operands rounded to bf16 (nearest even) and the products summed in
+// fp32 (AVX512_BF16's vdpbf16ps, two k's per step): twice the fp32 rate, at bf16's 8-bit
+// significand for every activation, as a bf16 GPU matmul does. An explicit, approximate option
+// (`--matmul bf16`); its sums also depend on neither threads nor row blocking. Throws
+// longseq::Error where the build or CPU lacks AVX512_BF16 (see gemm_bf16_products_supported).
+bool gemm_bf16_products_supported();
+void gemm_bf16_products(GemmOperand<float> a, GemmOperand<float> b, int64_t K, Mat<float> c, bool accumulate, const float* bias);
+void gemm_bf16_products(GemmOperand<float> a, GemmOperand<uint16_t> b, int64_t K, Mat<float> c, bool accumulate, const float* bias);
+
 // ---- Packed operands, for an op that reuses one across many small products (attention: a head's
 // keys and values for every query block). The same kernel and sums as gemm; one thread.
 // Floats a packed operand of n rows of A (a_side) or n columns of B, over K <= kGemmKc, needs.

@@ -9,6 +9,7 @@
 // this keeps results bit-identical for any --threads while still using every core.
 #include "core/ops/ops.h"
 
+#include "core/error.h"
 #include "core/ops/gemm.h"
 
 #include "kernels/half.h"
@@ -16,6 +17,7 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 #include <vector>
 
@@ -70,13 +72,31 @@ void widen_bf16(const uint16_t* src, int64_t n, float* out) {
   for (; i < n; ++i) out[i] = bf16_to_f32(src[i]);
 }
 
+std::atomic<Matmul> g_matmul{Matmul::fp32};
+
+// y = x w^T + b for two or more float rows, w stored as W (float or bf16).
+template <class W>
+void forward_rows(Mat<const float> x, const W* w, const float* b, Mat<float> y) {
+  const GemmOperand<float> xs{x.data, x.ld, 1};
+  const GemmOperand<W> wt{w, 1, x.cols};
+  if (g_matmul.load(std::memory_order_relaxed) == Matmul::bf16) return gemm_bf16_products(xs, wt, x.cols, y, false, b);
+  gemm(xs, wt, x.cols, y, false, b);
+}
+
 }  // namespace
+
+void set_matmul(Matmul m) {
+  LS_CHECK(m == Matmul::fp32 || gemm_bf16_products_supported(),
+           "--matmul bf16 needs a CPU with AVX512_BF16 and a build for it (scripts/build on such a CPU); use --matmul fp32");
+  g_matmul = m;
+}
+Matmul matmul() { return g_matmul; }
 
 template <class T>
 void linear_forward(Mat<const T> x, const T* w, const T* b, Mat<T> y) {
   const int64_t O = y.cols, K = x.cols;
   if constexpr (std::is_same_v<T, float>)
-    if (x.rows > 1) return gemm({x.data, x.ld, 1}, GemmOperand<float>{w, 1, K}, K, y, false, b);
+    if (x.rows > 1) return forward_rows(x, w, b, y);
   const Map<const T> X = map(x), Wm = map(mat(w, O, K));
   Map<T> Y = map(y);
   for_each_tile(x.rows, O, K, kForwardTile, [&](int64_t m0, int64_t mn, int64_t o0, int64_t on) {
@@ -93,7 +113,7 @@ void linear_forward(Mat<const T> x, const T* w, const T* b, Mat<T> y) {
 void linear_forward_bf16(Mat<const float> x, const uint16_t* w, const float* b, Mat<float> y) {
   constexpr int64_t kDecodeRows = 32;  // a multiple of Eigen's 8-row blocks
   const int64_t M = x.rows, O = y.cols, K = x.cols;
-  if (M > 1) return gemm({x.data, x.ld, 1}, GemmOperand<uint16_t>{w, 1, K}, K, y, false, b);
+  if (M > 1) return forward_rows(x, w, b, y);
   const Map<const float> X = map(x);
   Map<float> Y = map(y);
   const Tile tile = kForwardTile;

@@ -29,6 +29,14 @@ void linear_forward(Mat<const T> x, const T* w, const T* b, Mat<T> y);
 // The same with w stored bf16 (an inference model's weights as the file keeps them): the result has
 // the bits of linear_forward on the widened weights (the same tiles; bf16 -> fp32 is exact).
 void linear_forward_bf16(Mat<const float> x, const uint16_t* w, const float* b, Mat<float> y);
+// How the float forward multiplies two or more rows: fp32 products (the default, gemm.h's
+// definition) or bf16 products summed in fp32 (gemm_bf16_products: activations and weights rounded
+// to bf16, about twice as fast where the CPU has AVX512_BF16; approximate, opted into with
+// `--matmul bf16`). Process-wide: set once before work starts. Backward products stay fp32.
+enum class Matmul { fp32, bf16 };
+// Throws longseq::Error, with what to do, for bf16 where this build or CPU cannot run it.
+void set_matmul(Matmul m);
+Matmul matmul();
 // dx += dy w; dw += dy^T x; db += column sums of dy. Any of dx, dw, db may be null.
 template <class T>
 void linear_backward(Mat<const T> x, const T* w, Mat<const T> dy, Mat<T>* dx, T* dw, T* db);

@@ -1,6 +1,7 @@
 // `longseq init`, `forward` and `loglik` end to end: outputs match the in-process model and the
 // reference fixtures, streaming chunk sizes do not change results, bad input fails cleanly.
 #include "core/families/mamba_config.h"
+#include "core/ops/gemm.h"
 #include "core/safetensors.h"
 #include "core/backend.h"
 #include "genomics/tokenizer.h"
@@ -83,6 +84,32 @@ TEST(ModelCli, InitThenLoglikTextIsChunkInvariant) {
     const double lp = logits.item({int64_t(t), ids.data<int64_t>()[t + 1]}) - mx - std::log(z);
     EXPECT_NEAR(ra[t].lp, lp, 2e-6) << t;
   }
+}
+
+TEST(ModelCli, MatmulBf16IsAnApproximateOptIn) {
+  // --matmul bf16 changes the numbers a little (bf16 products) where the CPU can run it, and says
+  // what to do where it cannot; anything but fp32/bf16 is refused in one line.
+  TempDir dir;
+  const std::string m = (dir / "m").string();
+  ASSERT_EQ(run_cli("init -o " + m + " --d-model 64 --n-layer 2 --seed 3").exit_code, 0);
+  const std::string seq = "ACGTTGCAACGGGTTTAAACCCGTGTGTACACGTAGCTAGCTAGGATCCGATACGTACGTTTGACCA";
+  const auto a = run_cli("loglik -m " + m + " --text " + seq);
+  const auto b = run_cli("--matmul bf16 loglik -m " + m + " --text " + seq);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  if (!ops::gemm_bf16_products_supported()) {
+    EXPECT_NE(b.exit_code, 0);
+    EXPECT_NE(b.err.find("use --matmul fp32"), std::string::npos) << b.err;
+  } else {
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    std::map<std::string, double> sa, sb;
+    parse_loglik(a.out, &sa), parse_loglik(b.out, &sb);
+    EXPECT_NE(sa["sum"], sb["sum"]);
+    EXPECT_NEAR(sa["mean"], sb["mean"], 0.02 * std::abs(sa["mean"]));
+  }
+  const auto bad = run_cli("--matmul fp16 loglik -m " + m + " --text " + seq);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--matmul"), std::string::npos) << bad.err;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
 }
 
 TEST(ModelCli, HyenaLoglikAndLengthLimit) {

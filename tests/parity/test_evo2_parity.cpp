@@ -8,6 +8,8 @@
 #include "tests/parity/parity.h"
 #include "tests/testing.h"
 
+#include "core/ops/gemm.h"
+#include "core/ops/ops.h"
 #include "core/train/grad_model.h"
 
 #include <fmt/format.h>
@@ -131,4 +133,25 @@ TEST(Evo2Parity, Bf16KeptWeightsGiveTheBitsOfFloatOnes) {
     }
   }
   EXPECT_EQ(kept, int64_t(lm.layers().bf16_weights().size()));
+}
+
+TEST(Evo2Parity, MatmulBf16StaysNearTheOfficialLogits) {
+  // `--matmul bf16` (activations and weights rounded to bf16 in the CPU's matrix products, sums in
+  // fp32) is approximate by design: it is not held to the fp32 parity bound but to the official
+  // code's own bf16 mode, which the fixture README measures 3.3 off these logits (VORTEX_PREC=native);
+  // switching back restores fp32 parity.
+  if (!ops::gemm_bf16_products_supported()) GTEST_SKIP() << "no AVX512_BF16 in this build/CPU";
+  LONGSEQ_REQUIRE_FIXTURE(fixture, "evo2_tiny");
+  const auto model = load_language_model(ModelDir::open(fixture));
+  const auto io = SafetensorsFile::open(fixture / "io.safetensors");
+  const Tensor ids = io.view("input_ids").select(0, 0).to(DType::I64);
+  ops::set_matmul(ops::Matmul::bf16);
+  const auto got = model->forward(ids, {}).logits.contiguous().to_vector();
+  ops::set_matmul(ops::Matmul::fp32);
+  const auto ref = io.load_f32("logits").to_vector(), official = io.load_f32("logits_f32").to_vector();
+  const ErrorStats e = compare(got, ref), o = compare(official, ref);
+  std::printf("  logits, --matmul bf16  max_abs %.3e (official f32 %.3e)  rel_l2 %.3e\n", e.max_abs, o.max_abs, e.rel_l2);
+  EXPECT_GT(e.max_abs, 2 * o.max_abs);  // the bf16 rounding shows: this is not the fp32 path
+  EXPECT_LT(e.max_abs, 3.3);
+  expect_parity(model->forward(ids, {}).logits.unsqueeze(0), io, "logits");
 }

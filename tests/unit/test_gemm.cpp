@@ -186,6 +186,76 @@ TEST(Gemm, FloatLinearBackwardMatchesFloat64) {
   }
 }
 
+TEST(Gemm, Bf16ProductsMatchTheirRoundedOperandsInFloat64) {
+  // --matmul bf16: both operands rounded to bf16 (nearest even), products summed in fp32. Against
+  // a float64 product of the rounded values (so only the fp32 summation differs), off every block
+  // size, an odd K (the last pair padded), bf16-stored B, transposed views, accumulation; the bits
+  // do not depend on the thread count or on the rows beside a row.
+  if (!ops::gemm_bf16_products_supported()) GTEST_SKIP() << "no AVX512_BF16 in this build/CPU";
+  const auto round = [](float v) { return bf16_to_f32(f32_to_bf16(v)); };
+  struct Shape {
+    int64_t M, N, K;
+  };
+  for (const Shape sh : {Shape{2, 1, 1}, {13, 65, 255}, {37, 31, 257}, {193, 70, 601}, {385, 513, 300}}) {
+    for (const bool b_t : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << sh.M << "x" << sh.N << "x" << sh.K << " b_t " << b_t);
+      const auto av = random_vector(size_t(sh.M * sh.K), 51), bv = random_vector(size_t(sh.K * sh.N), 52);
+      const auto c0 = random_vector(size_t(sh.M * sh.N), 53), bias = random_vector(size_t(sh.N), 54);
+      std::vector<uint16_t> b16(bv.size());
+      for (size_t i = 0; i < bv.size(); ++i) b16[i] = f32_to_bf16(bv[i]);
+      const int64_t brs = b_t ? 1 : sh.N, bcs = b_t ? sh.K : 1;
+      const ops::GemmOperand<float> a{av.data(), sh.K, 1}, b{bv.data(), brs, bcs};
+      const ops::GemmOperand<uint16_t> b16op{b16.data(), brs, bcs};
+      for (const bool accumulate : {false, true}) {
+        std::vector<float> c = c0, c16 = c0;
+        ops::gemm_bf16_products(a, b, sh.K, mat(c.data(), sh.M, sh.N), accumulate, accumulate ? nullptr : bias.data());
+        ops::gemm_bf16_products(a, b16op, sh.K, mat(c16.data(), sh.M, sh.N), accumulate, accumulate ? nullptr : bias.data());
+        EXPECT_EQ(std::memcmp(c.data(), c16.data(), c.size() * 4), 0);  // stored bf16 = rounded on the fly
+        std::vector<double> want(c.size());
+        for (int64_t i = 0; i < sh.M; ++i)
+          for (int64_t j = 0; j < sh.N; ++j) {
+            double sum = accumulate ? c0[size_t(i * sh.N + j)] : double(bias[size_t(j)]);
+            for (int64_t k = 0; k < sh.K; ++k) sum += double(round(av[size_t(i * sh.K + k)])) * double(round(bv[size_t(k * brs + j * bcs)]));
+            want[size_t(i * sh.N + j)] = sum;
+          }
+        const auto e = compare(c, want);
+        EXPECT_LT(e.max_abs, 2e-6 * std::sqrt(double(sh.K)) + 1e-6) << "acc " << accumulate;
+      }
+      std::vector<float> one(size_t(sh.M * sh.N)), two(one.size());
+      set_num_threads(1);
+      ops::gemm_bf16_products(a, b, sh.K, mat(one.data(), sh.M, sh.N), false, nullptr);
+      set_num_threads(2);
+      ops::gemm_bf16_products(a, b, sh.K, mat(two.data(), sh.M, sh.N), false, nullptr);
+      set_num_threads(0);
+      EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * 4), 0);
+      const int64_t r0 = sh.M / 3, n = sh.M - r0;
+      std::vector<float> part(size_t(n * sh.N));
+      ops::gemm_bf16_products({av.data() + r0 * sh.K, sh.K, 1}, b, sh.K, mat(part.data(), n, sh.N), false, nullptr);
+      EXPECT_EQ(std::memcmp(part.data(), one.data() + r0 * sh.N, part.size() * 4), 0);
+    }
+  }
+}
+
+TEST(Gemm, MatmulBf16IsAnOptInForTheForward) {
+  // linear_forward follows --matmul for two or more rows (a single row stays fp32), and goes back.
+  if (!ops::gemm_bf16_products_supported()) {
+    EXPECT_THROW(ops::set_matmul(ops::Matmul::bf16), Error);
+    return;
+  }
+  const int64_t M = 40, K = 300, O = 70;
+  const auto x = random_vector(size_t(M * K), 61), w = random_vector(size_t(O * K), 62);
+  const auto fp32 = linear(mat(x.data(), M, K), w, {}, O), row32 = linear(mat(x.data(), 1, K), w, {}, O);
+  ops::set_matmul(ops::Matmul::bf16);
+  const auto bf16 = linear(mat(x.data(), M, K), w, {}, O);
+  const auto row = linear(mat(x.data(), 1, K), w, {}, O);
+  ops::set_matmul(ops::Matmul::fp32);
+  EXPECT_EQ(linear(mat(x.data(), M, K), w, {}, O), fp32);
+  const auto e = compare(bf16, std::vector<double>(fp32.begin(), fp32.end()));
+  EXPECT_GT(e.max_abs, 1e-4);  // bf16 rounding shows
+  EXPECT_LT(e.rel_l2, 1e-2);
+  EXPECT_EQ(row, row32);
+}
+
 TEST(Ops, LogSoftmaxRowsNormalise) {
   const auto v = random_vector(5 * 17, 12, -30.0f, 30.0f);
   Tensor x = Tensor::from_vector(v, {5, 17});
