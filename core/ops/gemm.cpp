@@ -86,17 +86,16 @@ void pack(const T* data, int64_t along_rows, int64_t along_k, int64_t r0, int64_
   }
 }
 
+#if defined(__AVX512BF16__)
 uint32_t to_bf16(float v) { return f32_to_bf16(v); }
 uint32_t to_bf16(uint16_t v) { return v; }
 
-#if defined(__AVX512BF16__)
 // 16 pairs of a row contiguous along k: 32 values as 16 words of two bf16 (k even low).
 void pair_words(const float* src, uint32_t* out) {
   const __m512bh w = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16), _mm512_loadu_ps(src));  // rounds to nearest even
   _mm512_storeu_si512(out, (__m512i)w);
 }
 void pair_words(const uint16_t* src, uint32_t* out) { std::memcpy(out, src, 64); }
-#endif
 
 // The same slivers with k's in pairs of bf16 (rounded to nearest even), [k / 2][S] 32-bit words,
 // an odd last k paired with 0. A row contiguous along k (x, or w's rows) converts 16 pairs at a
@@ -108,7 +107,6 @@ void pack_pairs(const T* data, int64_t along_rows, int64_t along_k, int64_t r0, 
     const int64_t n = std::min<int64_t>(S, rows - s0);
     const T* src = data + (r0 + s0) * along_rows + k0 * along_k;
     int64_t p0 = 0;
-#if defined(__AVX512BF16__)
     if (along_k == 1 && n == S) {
       alignas(64) uint32_t words[16];
       for (; 2 * p0 + 32 <= kc; p0 += 16)
@@ -117,7 +115,6 @@ void pack_pairs(const T* data, int64_t along_rows, int64_t along_k, int64_t r0, 
           for (int64_t q = 0; q < 16; ++q) dst[(p0 + q) * S + i] = words[q];
         }
     }
-#endif
     for (int64_t p = p0; p < kp; ++p)
       for (int64_t i = 0; i < S; ++i) {
         const T* at = src + i * along_rows + 2 * p * along_k;
@@ -126,6 +123,7 @@ void pack_pairs(const T* data, int64_t along_rows, int64_t along_k, int64_t r0, 
       }
   }
 }
+#endif
 
 // The two arithmetics a tile can run: fp32 products (the definition in gemm.h) and, where the CPU
 // has AVX512_BF16, bf16 products summed in fp32 (gemm_bf16_products).
