@@ -28,6 +28,7 @@ longseq_pkgconfig(SNDFILE sndfile libsndfile1-dev)
 longseq_pkgconfig(SOXR soxr libsoxr-dev)
 longseq_pkgconfig(MINIZIP minizip libminizip-dev)  # the zip container of PyTorch checkpoints
 longseq_pkgconfig(YAML yaml-0.1 libyaml-dev)         # released configs in YAML (Evo 2's)
+longseq_pkgconfig(CAIRO cairo libcairo2-dev)   # pictures: ROC curves, histograms, ISM heatmaps (PNG, SVG, PDF)
 longseq_pkgconfig(FFTW3F fftw3f libfftw3-dev)
 longseq_pkgconfig(FFTW3 fftw3 libfftw3-dev)  # double precision: training ops in the float64 checks
 longseq_find_config(Eigen3 libeigen3-dev 3.4 NO_MODULE)

@@ -1,6 +1,8 @@
 #include "genomics/markov.h"
 
 #include "core/error.h"
+#include "genomics/fasta.h"
+#include "genomics/variant_scorer.h"  // reverse_complement
 
 #include <algorithm>
 #include <cmath>
@@ -97,6 +99,86 @@ std::vector<MarkovScore> symmetric_markov_baselines(const DnaCorpus& corpus, int
     out.push_back({k, n ? bits / double(n) : 0.0, n});
   }
   return out;
+}
+
+std::unique_ptr<MarkovLm> MarkovLm::fit(const std::filesystem::path& fasta, int order) {
+  LS_CHECK(order >= 0 && order <= 12, "Markov order must be in 0..12, got {}", order);
+  auto m = std::unique_ptr<MarkovLm>(new MarkovLm());
+  m->order_ = order;
+  m->counts_.resize(size_t(order + 1));
+  for (int k = 0; k <= order; ++k) m->counts_[size_t(k)].assign(size_t(4) << (2 * k), 0);
+  const DnaTokenizer tok = DnaTokenizer::standard();
+  m->base_of_id_.fill(-1);
+  for (int b = 0; b < 4; ++b) m->base_of_id_[size_t(tok.id("ACGT"[b]))] = b;
+  const FastaReader reader = FastaReader::open(fasta);
+  for (const std::string& contig : reader.contigs()) {
+    std::string seq = reader.fetch(contig, 0, reader.length(contig));
+    for (char& c : seq) c = char(std::toupper(static_cast<unsigned char>(c)));
+    m->count(seq);
+    m->count(reverse_complement(seq));
+  }
+  return m;
+}
+
+void MarkovLm::count(const std::string& seq) {
+  uint64_t ctx = 0;
+  int have = 0;
+  for (char c : seq) {
+    const int b = c == 'A' ? 0 : c == 'C' ? 1 : c == 'G' ? 2 : c == 'T' ? 3 : -1;
+    if (b < 0) {
+      have = 0;
+      ctx = 0;
+      continue;
+    }
+    for (int k = 0; k <= have; ++k) ++counts_[size_t(k)][((ctx & ((uint64_t(1) << (2 * k)) - 1)) << 2) | uint64_t(b)];
+    ctx = (ctx << 2) | uint64_t(b);
+    have = std::min(have + 1, order_);
+    ++trained_;
+  }
+}
+
+void MarkovLm::logits_rows(const int64_t* ids, int64_t n, Context& ctx, float* out) const {
+  const DnaTokenizer tok = DnaTokenizer::standard();
+  const float other = std::log(1e-9f);
+  for (int64_t t = 0; t < n; ++t) {
+    const int b = ids[t] >= 0 && ids[t] < 256 ? base_of_id_[size_t(ids[t])] : -1;
+    if (b < 0) {
+      ctx = {};
+    } else {
+      ctx.bases = (ctx.bases << 2) | uint64_t(b);
+      ctx.have = std::min(ctx.have + 1, order_);
+    }
+    float* row = out + t * vocab_size();
+    std::fill(row, row + vocab_size(), other);
+    const uint64_t c = (ctx.bases & ((uint64_t(1) << (2 * ctx.have)) - 1)) << 2;
+    const auto& cnt = counts_[size_t(ctx.have)];
+    const double tot = double(cnt[c] + cnt[c + 1] + cnt[c + 2] + cnt[c + 3]);
+    for (int nb = 0; nb < 4; ++nb) row[tok.id("ACGT"[nb])] = float(std::log((double(cnt[c + uint64_t(nb)]) + 0.5) / (tot + 2.0)));
+  }
+}
+
+ForwardOutputs MarkovLm::forward(const Tensor& ids, const ForwardOptions& options) const {
+  LS_CHECK(!options.hidden, "a Markov chain has no hidden states (use --method dll)");
+  LS_CHECK(ids.dim() == 1, "forward takes one sequence of token ids");
+  const Tensor ids64 = ids.to(DType::I64);
+  ForwardOutputs out;
+  out.logits = Tensor::empty({ids.size(0), vocab_size()});
+  Context ctx;
+  logits_rows(ids64.data<int64_t>(), ids.size(0), ctx, out.logits.data<float>());
+  return out;
+}
+
+void MarkovLm::stream_logits(int64_t length, const IdSource& ids, int64_t chunk, const LogitsSink& sink) const {
+  LS_CHECK(chunk >= 1, "chunk must be >= 1");
+  Context ctx;
+  for (int64_t start = 0; start < length; start += chunk) {
+    const int64_t n = std::min(chunk, length - start);
+    Tensor part = Tensor::empty({n}, DType::I64);
+    ids(start, part);
+    Tensor logits = Tensor::empty({n, vocab_size()});
+    logits_rows(part.data<int64_t>(), n, ctx, logits.data<float>());
+    sink(start, logits);
+  }
 }
 
 }  // namespace longseq

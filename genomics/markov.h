@@ -29,3 +29,48 @@ std::vector<MarkovScore> markov_baselines(const DnaCorpus& corpus, int max_order
 std::vector<MarkovScore> symmetric_markov_baselines(const DnaCorpus& corpus, int max_order, const std::vector<Example>& examples);
 
 }  // namespace longseq
+
+#include "core/models/lm.h"
+
+#include <filesystem>
+
+namespace longseq {
+
+// An order-k Markov chain as a causal language model, so every scorer that takes a model (the
+// variant scorer's dll, `bench-vep`'s baseline) runs it unchanged. Fitted on both strands of every
+// contig of a FASTA (counts of every (k-base context, next base); an N, or any non-ACGT letter,
+// breaks the context), Krichevsky-Trofimov smoothed. Ids are DnaTokenizer::standard()'s; a position
+// with fewer than k bases of context since the sequence start or the last non-ACGT base uses the
+// chain of that shorter order. The logits are log-probabilities: A/C/G/T get the chain's, every other
+// id log(1e-9), so a non-ACGT next token costs the same in every window.
+class MarkovLm final : public LanguageModel {
+ public:
+  // Throws naming the file when it cannot be read; order in 0..12.
+  static std::unique_ptr<MarkovLm> fit(const std::filesystem::path& fasta, int order);
+  int order() const { return order_; }
+  // Bases counted (both strands).
+  int64_t trained_bases() const { return trained_; }
+
+  std::string family() const override { return "markov"; }
+  int64_t vocab_size() const override { return 16; }
+  int64_t n_layer() const override { return 0; }
+  int64_t d_model() const override { return 0; }
+  int64_t max_length() const override { return 0; }
+  // Logits only: asking for hidden states throws (a chain has none).
+  ForwardOutputs forward(const Tensor& ids, const ForwardOptions& options) const override;
+  void stream_logits(int64_t length, const IdSource& ids, int64_t chunk, const LogitsSink& sink) const override;
+
+ private:
+  struct Context {  // the last `have` (<= order) bases, most recent lowest
+    uint64_t bases = 0;
+    int have = 0;
+  };
+  void count(const std::string& seq);
+  void logits_rows(const int64_t* ids, int64_t n, Context& ctx, float* out) const;
+  int order_ = 0;
+  int64_t trained_ = 0;
+  std::vector<std::vector<uint32_t>> counts_;  // [k][ctx * 4 + base]
+  std::array<int, 256> base_of_id_{};
+};
+
+}  // namespace longseq

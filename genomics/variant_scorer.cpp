@@ -66,6 +66,14 @@ std::vector<std::string> method_features(Method m) {
   return {m == Method::kInner ? "inner" : method_name(m)};
 }
 
+int64_t default_variant_window(const Config& config, const LanguageModel& model) {
+  const int64_t trained = config.get_int("longseq_train_length", 0);
+  const int64_t natural = trained > 0 ? trained : model.max_length();
+  return natural > 0 ? std::min(natural, kDefaultVariantWindowCap) : kDefaultVariantWindowCap;
+}
+
+double damage_sign(const std::string& feature) { return feature == "l2" || feature == "cosine" ? 1.0 : -1.0; }
+
 bool is_plain_allele(const std::string& allele) {
   if (allele.empty()) return false;
   return std::all_of(allele.begin(), allele.end(), [](char c) { return is_acgt(c) || c == 'N' || c == 'n'; });
@@ -193,7 +201,10 @@ VariantScorer::Prepared VariantScorer::prepare(const Site& site) const {
 }
 
 VariantScorer::Values VariantScorer::dll_values(const std::vector<int64_t>& prefix, const std::vector<std::vector<int64_t>>& suffixes) const {
-  const ContinuationScores c = model_.score_continuations(prefix, suffixes);
+  // Without sharing, every window runs whole (the base class's definition): the naive baseline the
+  // ISM throughput is measured against. Both give the same sums up to float rounding.
+  const ContinuationScores c =
+      opt_.share_prefix ? model_.score_continuations(prefix, suffixes) : model_.LanguageModel::score_continuations(prefix, suffixes);
   const double P = double(prefix.size());
   const auto mean_ll = [&](size_t k) {  // mean log-probability over the window's scored positions
     return (c.prefix + c.suffix[k]) / std::max(P + double(suffixes[k].size()) - 1, 1.0);

@@ -54,6 +54,9 @@ Method parse_method(const std::string& name);
 const char* method_name(Method m);
 // The values a method writes per allele, by name: dll -> {"dll"}, embed-dist -> {"l2", "cosine"}.
 std::vector<std::string> method_features(Method m);
+// Which way a feature points: +1 when a larger value means a more damaging variant (the distances l2
+// and cosine), -1 when a smaller one does (dll, llr, inner).
+double damage_sign(const std::string& feature);
 
 struct ScoreOptions {
   int64_t window = 0;              // W, bases (>= 2)
@@ -63,6 +66,9 @@ struct ScoreOptions {
   std::vector<Method> methods = {Method::kDll};
   int64_t layer = -1;              // embedding methods: the residual stream after block `layer`; -1: the final normed states
   int64_t mask_id = DnaTokenizer::kMaskId;  // llr: the mask token
+  // dll: run the shared prefix once and continue each allele from its state (families that carry
+  // state); false runs every window whole, the naive cost (for measuring what sharing saves).
+  bool share_prefix = true;
 };
 
 // One VCF record as the scorer sees it: reference contig name (already mapped), 0-based position.
@@ -85,6 +91,12 @@ struct StrandWindows {
   std::string prefix;
   std::vector<std::string> suffixes;  // [0] = ref
 };
+
+// The window a model scores variants on unless told otherwise: the length it was trained on
+// (config.json's longseq_train_length, written by `longseq train`), else its maximum input, capped
+// at kDefaultVariantWindowCap bases (recurrent models have no maximum).
+constexpr int64_t kDefaultVariantWindowCap = 32768;
+int64_t default_variant_window(const Config& config, const LanguageModel& model);
 
 // Upper-cases and checks an allele: true when made only of A, C, G, T, N.
 bool is_plain_allele(const std::string& allele);

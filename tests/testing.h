@@ -22,6 +22,8 @@
 #include <cstdlib>
 #include <sys/wait.h>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <optional>
 #include <random>
 #include <string>
@@ -85,6 +87,43 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// Random A/C/G/T of length n, deterministic in seed.
+inline std::string random_dna(int64_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::string s(size_t(n), 'A');
+  for (auto& c : s) c = "ACGT"[rng.below(4)];
+  return s;
+}
+
+// A FASTA of (name, sequence) contigs, 60 bases per line.
+inline void write_fasta(const std::filesystem::path& path, const std::vector<std::pair<std::string, std::string>>& contigs) {
+  std::ofstream f(path);
+  for (const auto& [name, seq] : contigs) {
+    f << '>' << name << '\n';
+    for (size_t i = 0; i < seq.size(); i += 60) f << seq.substr(i, 60) << '\n';
+  }
+}
+
+// stdout of a shell command (stderr dropped); the test fails when it exits non-zero.
+inline std::string sh(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
+  if (!p) return out;
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  EXPECT_EQ(status, 0) << cmd;
+  return out;
+}
+
+inline std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> v;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) v.push_back(l);
+  return v;
+}
 
 struct CliResult {
   int exit_code = -1;

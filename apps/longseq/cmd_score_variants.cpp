@@ -6,6 +6,7 @@
 #include "apps/longseq/commands.h"
 #include "apps/longseq/options.h"
 #include "apps/longseq/model_args.h"
+#include "apps/longseq/variant_report.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/memory.h"
@@ -41,11 +42,9 @@ namespace longseq::cli {
 
 namespace {
 
-constexpr int64_t kDefaultWindowCap = 32768;
-
 struct ScoreArgs {
   std::string reference, model, input = "-", output = "-", out_type, reduce = "sum", strand = "both";
-  std::string regions, regions_file, tag, device = "cpu";
+  std::string regions, regions_file, tag, device = "cpu", report;
   std::vector<std::string> methods;
   int64_t window = 0, batch = 64, layer = -1;
   double max_n = 0.1;
@@ -163,6 +162,7 @@ class ScoreVariants {
     check_window(o.window);
     scorer_.emplace(*model_, tok_, fasta_, o);
     for (const std::string& f : scorer_->features()) tags_.push_back(tag_of(f));
+    if (!a.report.empty()) report_.emplace(scorer_->features());
     type_ = output_type(a);
     std::string methods;
     for (Method m : o.methods) methods += std::string(methods.empty() ? "" : ", ") + method_name(m);
@@ -181,6 +181,7 @@ class ScoreVariants {
     } else {
       run_vcf(has_first ? std::move(first) : nullptr);
     }
+    if (report_) write_report();
   }
 
  private:
@@ -205,13 +206,8 @@ class ScoreVariants {
              "--write-index needs a bgzipped VCF or BCF output file (-O z or -O b with -o FILE)");
   }
 
-  // The length the model was trained on (config.json's longseq_train_length, written by `longseq
-  // train`), else its maximum input, capped at kDefaultWindowCap.
   int64_t trained_length() const { return dir_.config.get_int("longseq_train_length", 0); }
-  int64_t default_window() const {
-    const int64_t natural = trained_length() > 0 ? trained_length() : model_->max_length();
-    return natural > 0 ? std::min(natural, kDefaultWindowCap) : kDefaultWindowCap;
-  }
+  int64_t default_window() const { return default_variant_window(dir_.config, *model_); }
 
   // A window past what the model was trained on is allowed (recurrent models run any length) but
   // said once; one whose working memory cannot fit on this machine is refused before any work.
@@ -404,9 +400,14 @@ class ScoreVariants {
     }
     for_blocks(int64_t(batch.size()), 1, [&](int64_t i, int64_t, int) { scorer_->run(batch[size_t(i)].prepared); });
     for (const Item& item : batch)  // counted after the run: a non-finite result is a skip reason too
-      for (const AlleleScore& s : item.prepared.scores) {
+      for (size_t i = 0; i < item.prepared.scores.size(); ++i) {
+        const AlleleScore& s = item.prepared.scores[i];
         ++summary_.alleles;
         summary_.count(s.reason);
+        if (report_) {
+          const bcf1_t* rec = item.rec.get();
+          report_->add(bcf_seqname_safe(hdr_.get(), rec), rec->pos + 1, rec->d.allele[0], rec->d.allele[i + 1], s);
+        }
       }
     progress_->add(int64_t(batch.size()));
     return !batch.empty();
@@ -514,6 +515,24 @@ class ScoreVariants {
   const Summary& summary() const { return summary_; }
 
  private:
+  void write_report() const {
+    const auto& o = scorer_->options();
+    std::string methods;
+    for (Method m : o.methods) methods += std::string(methods.empty() ? "" : ", ") + method_name(m);
+    report_->write(a_.report, "longseq score-variants report",
+                   {{"input", a_.input},
+                    {"output", a_.output},
+                    {"reference", a_.reference},
+                    {"model", fmt::format("{} ({})", a_.model, model_->family())},
+                    {"method", methods},
+                    {"window", fmt::format("{} bases, strand {}, reduce {}", o.window, a_.strand, a_.reduce)},
+                    {"records", fmt::format("{} read, {} in the regions, {} ALT alleles", summary_.records, summary_.kept, summary_.alleles)},
+                    {"longseq", LONGSEQ_VERSION},
+                    {"command", command_line()}});
+    spdlog::info("score-variants: report in {}", a_.report);
+  }
+
+ private:
   const ScoreArgs& a_;
   ModelDir dir_;
   std::unique_ptr<LanguageModel> model_;
@@ -527,17 +546,19 @@ class ScoreVariants {
   std::unique_ptr<bcf_hdr_t, HdrDeleter> hdr_;
   int header_contigs_ = 0;
   Summary summary_;
+  std::optional<VariantReport> report_;
   std::optional<Progress> progress_;
   std::set<std::string> warned_contigs_;
 };
 
 // Before the model is loaded: the output must not be an input, a folder, or in a missing folder.
 void check_paths(const ScoreArgs& a) {
-  if (a.output == "-") return;
   std::vector<std::filesystem::path> inputs = ModelDir::files(a.model);
   for (const auto& p : with_suffixes(a.reference, {".fai", ".gzi"})) inputs.push_back(p);
   for (const auto& p : with_suffixes(a.input == "-" ? "/dev/stdin" : a.input, {".tbi", ".csi"})) inputs.push_back(p);
   if (!a.regions_file.empty()) inputs.push_back(a.regions_file);
+  if (!a.report.empty()) check_output_file(a.report, inputs, "--report");
+  if (a.output == "-") return;
   check_output_file(a.output, inputs);
   if (a.write_index) check_output_file(a.output + (output_type(a) == 'z' ? ".tbi" : ".csi"), inputs, "--write-index");
 }
@@ -571,6 +592,8 @@ void add_score_variants(CLI::App& app) {
   cmd->add_option("-o,--output", a->output, "Output file ('-' = stdout)");
   cmd->add_option("-O,--output-type", a->out_type, "v VCF, z bgzipped VCF, b BCF, u uncompressed BCF, t TSV (default: from -o's name)")
       ->check(CLI::IsMember({"v", "z", "b", "u", "t"}));
+  cmd->add_option("--report", a->report,
+                  "Also write an HTML summary (counts by skip reason, score distributions, top hits) that opens offline in a browser");
   cmd->add_flag("--write-index", a->write_index, "Index the output (.tbi for -O z, .csi for -O b)");
   cmd->add_option("--window", a->window, "Window length W in bases (default: the length the model was trained on, else its maximum, capped at 32768)")
       ->transform(count_range(2, int64_t(1) << 40));

@@ -15,6 +15,8 @@ void add_convert(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_init(CLI::App& app);
 void add_score_variants(CLI::App& app);
+void add_bench_vep(CLI::App& app);
+void add_ism(CLI::App& app);
 void add_train(CLI::App& app);
 void add_classify(CLI::App& app);
 void add_classify_audio(CLI::App& app);

@@ -67,6 +67,8 @@ int main(int argc, char** argv) {
   longseq::cli::add_generate(app);
   longseq::cli::add_init(app);
   longseq::cli::add_score_variants(app);
+  longseq::cli::add_bench_vep(app);
+  longseq::cli::add_ism(app);
   longseq::cli::add_train(app);
   longseq::cli::add_classify(app);
   longseq::cli::add_classify_audio(app);

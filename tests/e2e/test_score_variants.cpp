@@ -21,26 +21,6 @@ const std::filesystem::path kPysam = "/usr/share/doc/python-pysam/tests/tabix_da
 const std::filesystem::path kVtNormalize = "/usr/share/doc/vt/examples/normalize/01_IN.vcf.gz";
 const std::filesystem::path kHtslibTest = "/usr/share/htslib-test/test";
 
-// stdout of a shell command; fails the test when it exits non-zero.
-std::string sh(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
-  if (!p) return out;
-  char buf[65536];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  EXPECT_EQ(status, 0) << cmd;
-  return out;
-}
-
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> v;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) v.push_back(l);
-  return v;
-}
-
 // The reference copied once into a temp folder (its index is built there, never in /usr/share), and
 // one tiny model per family.
 class ScoreVariantsTest : public ::testing::Test {

@@ -18,21 +18,6 @@ using namespace longseq::testing;
 
 namespace {
 
-std::string random_dna(int64_t n, uint64_t seed) {
-  Rng rng(seed);
-  std::string s(size_t(n), 'A');
-  for (auto& c : s) c = "ACGT"[rng.below(4)];
-  return s;
-}
-
-void write_fasta(const std::filesystem::path& path, const std::vector<std::pair<std::string, std::string>>& contigs) {
-  std::ofstream f(path);
-  for (const auto& [name, seq] : contigs) {
-    f << '>' << name << '\n';
-    for (size_t i = 0; i < seq.size(); i += 60) f << seq.substr(i, 60) << '\n';
-  }
-}
-
 std::unique_ptr<LanguageModel> tiny_model(const std::string& family) {
   if (family == "mamba") {
     MambaConfig c;
@@ -296,4 +281,20 @@ TEST(VariantScorer, MaskedAndEmbeddingMethodsEqualADirectComputation) {
   EXPECT_THROW(VariantScorer(*model, tok, fasta, o), Error);
   o.methods = {Method::kLlr};
   EXPECT_THROW(VariantScorer(*tiny_model("mamba"), tok, fasta, o), Error);
+}
+
+TEST(VariantScorer, WithoutPrefixSharingGivesTheSameScores) {
+  TempDir dir;
+  const std::string contig = random_dna(400, 41);
+  write_fasta(dir / "ref.fa", {{"c", contig}});
+  const FastaReader fasta = FastaReader::open(dir / "ref.fa");
+  const DnaTokenizer tok = DnaTokenizer::standard();
+  const auto model = tiny_model("mamba");
+  const VariantScorer shared(*model, tok, fasta, {.window = 99});
+  const VariantScorer whole(*model, tok, fasta, {.window = 99, .share_prefix = false});
+  for (int64_t pos : {0, 1, 150, 397, 399}) {
+    const Site s{"c", pos, std::string(1, contig[size_t(pos)]), {"A", "C", "G", "T"}};
+    const auto a = shared.score(s), b = whole.score(s);
+    for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(a[i].score[0], b[i].score[0], 2e-4) << pos << " " << i;
+  }
 }
