@@ -401,6 +401,20 @@ class BenchVep {
   std::vector<Column> columns_;
 };
 
+// Before any work: no output may be an input (a reference, GFF, training FASTA or model file).
+void check_paths(const BenchArgs& a) {
+  fs::create_directories(a.out_dir);  // the folder is created when missing (--out-dir)
+  std::vector<fs::path> inputs = {a.gff};
+  for (const auto& p : with_suffixes(a.reference, {".fai", ".gzi"})) inputs.push_back(p);
+  if (!a.markov_train.empty())
+    for (const auto& p : with_suffixes(a.markov_train, {".fai", ".gzi"})) inputs.push_back(p);
+  for (const std::string& m : a.models)
+    for (const auto& p : ModelDir::files(model_label(m).second)) inputs.push_back(p);
+  for (const std::string& name : std::vector<std::string>{"variants.vcf.gz", "variants.vcf.gz.tbi", "scores.tsv", "auroc.tsv", "roc." + a.plot_format,
+                                 "hist." + a.plot_format})
+    check_output_file(fs::path(a.out_dir) / name, inputs);
+}
+
 }  // namespace
 
 void add_bench_vep(CLI::App& app) {
@@ -439,6 +453,7 @@ void add_bench_vep(CLI::App& app) {
   add_device_option(cmd, a->device);
   cmd->callback([a] {
     const auto t0 = std::chrono::steady_clock::now();
+    check_paths(*a);
     BenchVep(*a).run();
     spdlog::info("bench-vep: done in {:.1f} s; results in {}", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                  a->out_dir);

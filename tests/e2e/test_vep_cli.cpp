@@ -195,6 +195,14 @@ TEST_F(VepCliTest, BenchVepRejectsBadInputInOneLine) {
   EXPECT_NE(r.err.find("nothing to score with"), std::string::npos) << r.err;
   r = bench((t / "y").string(), "--per-class 0");
   EXPECT_NE(r.exit_code, 0);
+  // An output that is an input is refused before any work; the input is untouched.
+  std::filesystem::create_directories(t / "z");
+  std::filesystem::copy_file(path("genome.fa"), t / "z/scores.tsv");
+  r = run_cli("bench-vep -r " + (t / "z/scores.tsv").string() + " --gff " + path("genes.gff") + " --markov-train " + path("train.fa") +
+              " -o " + (t / "z").string());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("same file as the input"), std::string::npos) << r.err;
+  EXPECT_EQ(read_all(t / "z/scores.tsv"), read_all(path("genome.fa")));
 }
 
 TEST_F(VepCliTest, IsmEqualsScoreVariantsAndDoesNotDependOnBatchOrThreads) {
